@@ -1,0 +1,39 @@
+# The two quick-start commands are `make serve` and `make test`; each installs what it needs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: install serve test proto proto-check model evaluate bench clean
+
+$(STAMP): pyproject.toml clients/python/pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first and pinned, so no dependency can pull a CUDA build onto a CPU machine.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ./clients/python -e ".[dev,tune]"
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the service, the client and the dev tools
+
+serve: $(STAMP) ## run the service on the bundled model (CPU, localhost:50051)
+	$(BIN)/emotion serve $(ARGS)
+
+test: $(STAMP) ## run the test suite
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+proto: $(STAMP) ## regenerate the client stubs from protos/
+	$(BIN)/python clients/python/generate.py
+
+proto-check: $(STAMP) ## fail when the committed stubs are stale
+	$(BIN)/python clients/python/generate.py --check
+
+model: $(STAMP) ## retrain the bundled model from ../shared/data/ravdess (actors 01-18)
+	$(BIN)/python -m tuning.bundled
+
+bench: $(STAMP) ## print serving throughput figures
+	$(BIN)/python bench/serve_throughput.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build dist *.egg-info

@@ -1,0 +1,226 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class PcmEncoding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PCM_ENCODING_UNSPECIFIED: _ClassVar[PcmEncoding]
+    PCM_ENCODING_S16LE: _ClassVar[PcmEncoding]
+    PCM_ENCODING_F32LE: _ClassVar[PcmEncoding]
+PCM_ENCODING_UNSPECIFIED: PcmEncoding
+PCM_ENCODING_S16LE: PcmEncoding
+PCM_ENCODING_F32LE: PcmEncoding
+
+class PcmFormat(_message.Message):
+    __slots__ = ("encoding", "sample_rate", "channels")
+    ENCODING_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    encoding: PcmEncoding
+    sample_rate: int
+    channels: int
+    def __init__(self, encoding: _Optional[_Union[PcmEncoding, str]] = ..., sample_rate: _Optional[int] = ..., channels: _Optional[int] = ...) -> None: ...
+
+class RawAudio(_message.Message):
+    __slots__ = ("data", "format")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    format: PcmFormat
+    def __init__(self, data: _Optional[bytes] = ..., format: _Optional[_Union[PcmFormat, _Mapping]] = ...) -> None: ...
+
+class Audio(_message.Message):
+    __slots__ = ("content", "raw")
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    RAW_FIELD_NUMBER: _ClassVar[int]
+    content: bytes
+    raw: RawAudio
+    def __init__(self, content: _Optional[bytes] = ..., raw: _Optional[_Union[RawAudio, _Mapping]] = ...) -> None: ...
+
+class ClassifyRequest(_message.Message):
+    __slots__ = ("audio", "request_id", "metadata")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    AUDIO_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    audio: Audio
+    request_id: str
+    metadata: _containers.ScalarMap[str, str]
+    def __init__(self, audio: _Optional[_Union[Audio, _Mapping]] = ..., request_id: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class LabelScore(_message.Message):
+    __slots__ = ("label", "score")
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    label: str
+    score: float
+    def __init__(self, label: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
+
+class ClassifyResponse(_message.Message):
+    __slots__ = ("label", "scores", "duration_s", "model_name", "model_version", "request_id", "alerts")
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    SCORES_FIELD_NUMBER: _ClassVar[int]
+    DURATION_S_FIELD_NUMBER: _ClassVar[int]
+    MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ALERTS_FIELD_NUMBER: _ClassVar[int]
+    label: str
+    scores: _containers.RepeatedCompositeFieldContainer[LabelScore]
+    duration_s: float
+    model_name: str
+    model_version: str
+    request_id: str
+    alerts: _containers.RepeatedCompositeFieldContainer[Alert]
+    def __init__(self, label: _Optional[str] = ..., scores: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ..., duration_s: _Optional[float] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., request_id: _Optional[str] = ..., alerts: _Optional[_Iterable[_Union[Alert, _Mapping]]] = ...) -> None: ...
+
+class StreamConfig(_message.Message):
+    __slots__ = ("format", "window_s", "hop_s", "session_id", "metadata")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_S_FIELD_NUMBER: _ClassVar[int]
+    HOP_S_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    format: PcmFormat
+    window_s: float
+    hop_s: float
+    session_id: str
+    metadata: _containers.ScalarMap[str, str]
+    def __init__(self, format: _Optional[_Union[PcmFormat, _Mapping]] = ..., window_s: _Optional[float] = ..., hop_s: _Optional[float] = ..., session_id: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class StreamClassifyRequest(_message.Message):
+    __slots__ = ("config", "audio_content")
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_CONTENT_FIELD_NUMBER: _ClassVar[int]
+    config: StreamConfig
+    audio_content: bytes
+    def __init__(self, config: _Optional[_Union[StreamConfig, _Mapping]] = ..., audio_content: _Optional[bytes] = ...) -> None: ...
+
+class WindowResult(_message.Message):
+    __slots__ = ("index", "start_s", "end_s", "label", "scores")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    START_S_FIELD_NUMBER: _ClassVar[int]
+    END_S_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    SCORES_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    start_s: float
+    end_s: float
+    label: str
+    scores: _containers.RepeatedCompositeFieldContainer[LabelScore]
+    def __init__(self, index: _Optional[int] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., label: _Optional[str] = ..., scores: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ...) -> None: ...
+
+class Alert(_message.Message):
+    __slots__ = ("kind", "label", "severity", "message", "value", "time_s", "source", "details")
+    class DetailsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    SEVERITY_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    TIME_S_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    label: str
+    severity: str
+    message: str
+    value: float
+    time_s: float
+    source: str
+    details: _containers.ScalarMap[str, str]
+    def __init__(self, kind: _Optional[str] = ..., label: _Optional[str] = ..., severity: _Optional[str] = ..., message: _Optional[str] = ..., value: _Optional[float] = ..., time_s: _Optional[float] = ..., source: _Optional[str] = ..., details: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class StreamSummary(_message.Message):
+    __slots__ = ("window_count", "duration_s", "dominant_label", "shares", "mean_scores", "alert_count")
+    WINDOW_COUNT_FIELD_NUMBER: _ClassVar[int]
+    DURATION_S_FIELD_NUMBER: _ClassVar[int]
+    DOMINANT_LABEL_FIELD_NUMBER: _ClassVar[int]
+    SHARES_FIELD_NUMBER: _ClassVar[int]
+    MEAN_SCORES_FIELD_NUMBER: _ClassVar[int]
+    ALERT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    window_count: int
+    duration_s: float
+    dominant_label: str
+    shares: _containers.RepeatedCompositeFieldContainer[LabelScore]
+    mean_scores: _containers.RepeatedCompositeFieldContainer[LabelScore]
+    alert_count: int
+    def __init__(self, window_count: _Optional[int] = ..., duration_s: _Optional[float] = ..., dominant_label: _Optional[str] = ..., shares: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ..., mean_scores: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ..., alert_count: _Optional[int] = ...) -> None: ...
+
+class StreamClassifyResponse(_message.Message):
+    __slots__ = ("session_id", "window", "alert", "summary")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    ALERT_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    window: WindowResult
+    alert: Alert
+    summary: StreamSummary
+    def __init__(self, session_id: _Optional[str] = ..., window: _Optional[_Union[WindowResult, _Mapping]] = ..., alert: _Optional[_Union[Alert, _Mapping]] = ..., summary: _Optional[_Union[StreamSummary, _Mapping]] = ...) -> None: ...
+
+class GetModelInfoRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class BatchingInfo(_message.Message):
+    __slots__ = ("max_batch_size", "max_queue_delay_ms", "max_queue_size", "pads_mixed_lengths")
+    MAX_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MAX_QUEUE_DELAY_MS_FIELD_NUMBER: _ClassVar[int]
+    MAX_QUEUE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PADS_MIXED_LENGTHS_FIELD_NUMBER: _ClassVar[int]
+    max_batch_size: int
+    max_queue_delay_ms: float
+    max_queue_size: int
+    pads_mixed_lengths: bool
+    def __init__(self, max_batch_size: _Optional[int] = ..., max_queue_delay_ms: _Optional[float] = ..., max_queue_size: _Optional[int] = ..., pads_mixed_lengths: _Optional[bool] = ...) -> None: ...
+
+class ModelInfo(_message.Message):
+    __slots__ = ("name", "version", "labels", "sample_rate", "device", "dtype", "architecture", "batching", "max_audio_s", "default_window_s", "default_hop_s")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    ARCHITECTURE_FIELD_NUMBER: _ClassVar[int]
+    BATCHING_FIELD_NUMBER: _ClassVar[int]
+    MAX_AUDIO_S_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_WINDOW_S_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_HOP_S_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: str
+    labels: _containers.RepeatedScalarFieldContainer[str]
+    sample_rate: int
+    device: str
+    dtype: str
+    architecture: str
+    batching: BatchingInfo
+    max_audio_s: float
+    default_window_s: float
+    default_hop_s: float
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., sample_rate: _Optional[int] = ..., device: _Optional[str] = ..., dtype: _Optional[str] = ..., architecture: _Optional[str] = ..., batching: _Optional[_Union[BatchingInfo, _Mapping]] = ..., max_audio_s: _Optional[float] = ..., default_window_s: _Optional[float] = ..., default_hop_s: _Optional[float] = ...) -> None: ...

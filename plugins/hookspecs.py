@@ -1,0 +1,118 @@
+"""Hook specifications of the ``emotion`` plugin system.
+
+Every feature that is not the core request path is a plugin implementing these
+hooks, the built-in ones included. A plugin is a module or object with
+functions marked ``@hookimpl`` whose names match the specs below; arguments
+may be omitted from an implementation's signature (pluggy passes only those it
+asks for).
+
+Ordering follows pluggy: implementations run last-registered first, and
+``@hookimpl(tryfirst=True)`` / ``(trylast=True)`` move one to the front or the
+back. The built-in plugins are registered before third-party ones, so a
+third-party ``preprocess`` sees audio the built-ins have already seen only if
+it asks for ``trylast=True``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pluggy
+
+from plugins.types import Alert, Result, SessionSummary
+
+hookspec = pluggy.HookspecMarker("emotion")
+hookimpl = pluggy.HookimplMarker("emotion")
+
+
+@hookspec
+def preprocess(waveform: np.ndarray, sample_rate: int, context: dict[str, Any]) -> np.ndarray | None:
+    """Transform audio before the model sees it, at serve time and at train time.
+
+    Chained: each implementation receives the previous one's output, in hook
+    order. Returning ``None`` passes the audio on unchanged.
+
+    :param waveform: mono float32 samples at ``sample_rate``.
+    :param sample_rate: the model's sample rate (samples per second).
+    :param context: ``{"stage": "serve" | "train", "request_id": ..., "session_id": ...}``;
+        read-only by convention.
+    :return: the new waveform (mono float32, same rate), or ``None``.
+
+    A raising implementation fails the request with INTERNAL, naming the plugin.
+
+    Example::
+
+        @hookimpl
+        def preprocess(waveform):
+            return waveform * 0.5
+    """
+
+
+@hookspec
+def augment(waveform: np.ndarray, sample_rate: int, rng: np.random.Generator) -> np.ndarray | None:
+    """Perturb a training clip (never called at serve time).
+
+    Chained like :func:`preprocess`.
+
+    :param waveform: mono float32 samples at ``sample_rate``.
+    :param sample_rate: samples per second.
+    :param rng: the only source of randomness to use, seeded per epoch and clip so
+        that runs are reproducible.
+    :return: the augmented waveform, or ``None`` to leave it unchanged.
+
+    Example::
+
+        @hookimpl
+        def augment(waveform, rng):
+            return waveform * rng.uniform(0.5, 1.5)
+    """
+
+
+@hookspec
+def on_result(result: Result) -> list[Alert] | None:
+    """See each ``Classify`` answer and each stream window as it is produced.
+
+    Every implementation is called; the alerts they return are concatenated,
+    sent back to the caller (in the stream, or in ``ClassifyResponse.alerts``)
+    and passed to :func:`on_alert`.
+
+    :param result: the label, all scores, the time span and the session's metadata.
+    :return: alerts to raise, or ``None``.
+
+    A raising implementation is logged with its name and skipped: the answer
+    is still delivered.
+
+    Example::
+
+        @hookimpl
+        def on_result(result):
+            if result.scores.get("ANG", 0) > 0.9:
+                return [Alert(kind="threshold", label="ANG", message="very angry", value=result.scores["ANG"])]
+    """
+
+
+@hookspec
+def on_alert(alert: Alert, session_id: str) -> None:
+    """Deliver an alert somewhere (a log, a webhook, a pager).
+
+    Every implementation is called; return values are ignored. A raising
+    implementation is logged with its name and skipped.
+
+    :param alert: the alert raised by an :func:`on_result` implementation.
+    :param session_id: the stream's session id, or the Classify request id.
+    """
+
+
+@hookspec
+def on_session_end(summary: SessionSummary) -> list[str] | None:
+    """Called once when a stream ends normally.
+
+    Every implementation is called; the returned strings (e.g. paths or URLs
+    of written reports) are logged.
+
+    :param summary: the session's windows, alerts, shares and metadata.
+    :return: locations of anything written, or ``None``.
+
+    A raising implementation is logged with its name and skipped.
+    """

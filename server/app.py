@@ -1,0 +1,108 @@
+"""Builds, starts and stops the gRPC server (health, reflection, the servicer)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import grpc
+import structlog
+from emotion_client import SERVICE_NAME
+from emotion_client.v1 import emotion_pb2, emotion_pb2_grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from plugins.manager import PluginHost, load_plugins
+from server.batcher import DynamicBatcher
+from server.config import Settings
+from server.model import ModelBackend
+from server.service import EmotionServicer, ModelState
+
+log = structlog.get_logger(__name__)
+
+# Headroom over the audio limit for the rest of the message (metadata, ids).
+MESSAGE_OVERHEAD_BYTES = 64 * 1024
+
+
+class EmotionServer:
+    """A running server. ``port`` is known after :meth:`start`; ``ready`` after the model loaded."""
+
+    def __init__(self, settings: Settings, plugins: PluginHost | None = None) -> None:
+        self.settings = settings
+        self.servicer = EmotionServicer(settings, plugins or load_plugins())
+        self.health = health.aio.HealthServicer()
+        limit = settings.max_audio_bytes + MESSAGE_OVERHEAD_BYTES
+        self.grpc = grpc.aio.server(
+            options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)]
+        )
+        emotion_pb2_grpc.add_EmotionServiceServicer_to_server(self.servicer, self.grpc)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
+        reflection.enable_server_reflection(
+            (emotion_pb2.DESCRIPTOR.services_by_name["EmotionService"].full_name, health.SERVICE_NAME, reflection.SERVICE_NAME),
+            self.grpc,
+        )
+        self.port = 0
+        self.ready = asyncio.Event()
+
+    async def start(self) -> None:
+        """Listens (health NOT_SERVING) before the model loads, so probes see progress."""
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        address = f"{self.settings.host}:{self.settings.port}"
+        self.port = self.grpc.add_insecure_port(address)
+        await self.grpc.start()
+        log.info("listening", address=f"{self.settings.host}:{self.port}")
+
+    async def load_model(self, backend: ModelBackend | None = None) -> None:
+        """Loads and warms the model off the event loop, then turns health SERVING."""
+        s = self.settings
+        if backend is None:
+            backend = await asyncio.to_thread(ModelBackend.load, s.model, s.device, s.dtype, s.torch_threads)
+        await asyncio.to_thread(backend.warm_up)
+        batcher = DynamicBatcher(
+            backend.predict,
+            max_batch_size=s.max_batch_size,
+            max_queue_delay_ms=s.max_queue_delay_ms,
+            max_queue_size=s.max_queue_size,
+            pad_mixed_lengths=backend.pads_mixed_lengths,
+        )
+        batcher.start()
+        self.servicer.state = ModelState(backend, batcher)
+        await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        self.ready.set()
+        log.info("ready", model=backend.info.name, device=backend.info.device)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Drains: health NOT_SERVING, new calls refused, in-flight calls finish within ``grace``."""
+        grace = self.settings.grace_period_s if grace is None else grace
+        log.info("draining", grace_s=grace)
+        self.servicer.draining = True
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.grpc.stop(grace)
+        if self.servicer.state is not None:
+            await self.servicer.state.batcher.close()
+        if self.servicer.background:
+            await asyncio.wait(self.servicer.background, timeout=grace or None)
+        log.info("stopped")
+
+    async def _set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
+        for service in ("", SERVICE_NAME):
+            await self.health.set(service, status)
+
+
+async def serve(settings: Settings) -> None:
+    """Runs until SIGTERM or SIGINT, then drains and returns."""
+    server = EmotionServer(settings)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loading = asyncio.create_task(server.load_model())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({loading, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if loading.done() and loading.exception() is not None:
+        await server.stop(grace=0)
+        raise loading.exception()  # type: ignore[misc]
+    await stopping
+    loading.cancel()
+    await server.stop()

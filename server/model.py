@@ -1,0 +1,150 @@
+"""The model backend: any audio-classification checkpoint behind one ``predict``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import structlog
+import torch
+from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification
+
+log = structlog.get_logger(__name__)
+
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+# Two clips of different lengths, scored alone and together, must agree this closely
+# for the batcher to pad mixed lengths into one batch.
+BATCH_INVARIANCE_TOLERANCE = 1e-4
+
+
+class ModelNotFoundError(RuntimeError):
+    """The model is neither a folder nor obtainable from the hub; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the service reports about its model."""
+
+    name: str
+    version: str
+    labels: tuple[str, ...]
+    sample_rate: int
+    device: str
+    dtype: str
+    architecture: str
+
+
+class ModelBackend:
+    """Scores batches of mono waveforms with a Hugging Face audio classifier.
+
+    Not thread-safe: the batcher calls :meth:`predict` from one worker thread.
+    """
+
+    def __init__(self, model: torch.nn.Module, feature_extractor: Any, info: ModelInfo) -> None:
+        self.model = model
+        self.feature_extractor = feature_extractor
+        self.info = info
+        self.pads_mixed_lengths = False
+        self._device = torch.device(info.device)
+        self._dtype = _DTYPES[info.dtype]
+
+    @classmethod
+    def load(
+        cls, name_or_path: str, device: str = "auto", dtype: str = "auto", torch_threads: int = 0
+    ) -> "ModelBackend":
+        """Loads a folder or hub id with ``from_pretrained``; raises :class:`ModelNotFoundError`."""
+        if torch_threads > 0:
+            torch.set_num_threads(torch_threads)
+        resolved_device = _resolve_device(device)
+        resolved_dtype = ("float16" if resolved_device.type == "cuda" else "float32") if dtype == "auto" else dtype
+        _check_exists(name_or_path)
+        try:
+            config = AutoConfig.from_pretrained(name_or_path)
+            feature_extractor = AutoFeatureExtractor.from_pretrained(name_or_path)
+            model = AutoModelForAudioClassification.from_pretrained(name_or_path, dtype=_DTYPES[resolved_dtype])
+        except OSError as exc:
+            raise ModelNotFoundError(_not_found(name_or_path, str(exc).splitlines()[0])) from None
+        model.to(resolved_device).eval()
+        labels = tuple(config.id2label[i] for i in range(config.num_labels))
+        info = ModelInfo(
+            name=Path(name_or_path).name if Path(name_or_path).is_dir() else name_or_path,
+            version=_version(name_or_path, config),
+            labels=labels,
+            sample_rate=int(feature_extractor.sampling_rate),
+            device=str(resolved_device),
+            dtype=resolved_dtype,
+            architecture=type(model).__name__,
+        )
+        log.info("model_loaded", model=name_or_path, **{k: v for k, v in info.__dict__.items() if k != "labels"})
+        return cls(model, feature_extractor, info)
+
+    @torch.inference_mode()
+    def predict(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
+        """Returns a (batch, labels) float32 array of probabilities."""
+        inputs = self.feature_extractor(
+            list(waveforms),
+            sampling_rate=self.info.sample_rate,
+            padding=True,
+            return_tensors="pt",
+            return_attention_mask=True,
+        )
+        tensors = {
+            key: value.to(self._device, self._dtype if value.is_floating_point() else None)
+            for key, value in inputs.items()
+        }
+        logits = self.model(**tensors).logits
+        return logits.float().softmax(dim=-1).cpu().numpy()
+
+    def warm_up(self) -> None:
+        """Runs the first forward passes and decides whether mixed lengths may share a batch.
+
+        Checkpoints without an attention mask (hubert-base, wav2vec2-base) normalise over
+        the padded input, so zero padding changes their answers: for them the batcher only
+        groups clips of equal length.
+        """
+        rng = np.random.default_rng(0)
+        short = (rng.standard_normal(self.info.sample_rate) * 0.1).astype(np.float32)
+        long = (rng.standard_normal(int(self.info.sample_rate * 1.7)) * 0.1).astype(np.float32)
+        alone = np.stack([self.predict([short])[0], self.predict([long])[0]])
+        together = self.predict([short, long])
+        gap = float(np.abs(alone - together).max())
+        self.pads_mixed_lengths = gap < BATCH_INVARIANCE_TOLERANCE
+        log.info("model_warmed_up", pads_mixed_lengths=self.pads_mixed_lengths, padding_gap=gap)
+
+
+def _resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelNotFoundError(f"device {device!r} asked for, but torch sees no CUDA GPU: use --device cpu or auto")
+    return torch.device(device)
+
+
+def _check_exists(name_or_path: str) -> None:
+    path = Path(name_or_path).expanduser()
+    looks_local = name_or_path.startswith((".", "/", "~")) or path.exists() or name_or_path.count("/") > 1
+    if looks_local and not (path / "config.json").is_file():
+        problem = "folder does not exist" if not path.exists() else "folder has no config.json"
+        raise ModelNotFoundError(_not_found(name_or_path, problem))
+
+
+def _not_found(name_or_path: str, problem: str) -> str:
+    return (
+        f"model {name_or_path!r} not found ({problem}). Fix: pass --model (or EMOTION_MODEL) a model folder "
+        "saved with save_pretrained, a hub id reachable from this machine, or run `make model` "
+        "to rebuild the bundled models/emotion-hubert-small"
+    )
+
+
+def _version(name_or_path: str, config: Any) -> str:
+    """A short hash of the config and the weight files' sizes: changes when the model does."""
+    digest = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True, default=str).encode())
+    path = Path(name_or_path)
+    if path.is_dir():
+        for weights in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
+            digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
+    return digest.hexdigest()[:12]

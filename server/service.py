@@ -1,0 +1,380 @@
+"""The ``emotion.v1.EmotionService`` servicer: unary and streaming calls on one batcher."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any, NoReturn
+
+import grpc
+import numpy as np
+import structlog
+from emotion_client.v1 import emotion_pb2 as pb
+from emotion_client.v1 import emotion_pb2_grpc
+
+from plugins.manager import PluginError, PluginHost
+from plugins.types import Alert, Result, SessionSummary
+from server import audio
+from server.batcher import DeadlineExpiredError, DynamicBatcher, QueueFullError, ShuttingDownError
+from server.config import Settings
+from server.model import ModelBackend
+from server.windows import Window, Windower
+
+log = structlog.get_logger(__name__)
+
+_ENCODINGS = {pb.PCM_ENCODING_S16LE: "s16le", pb.PCM_ENCODING_F32LE: "f32le"}
+
+
+class ModelState:
+    """The model and its batcher, once loaded; the servicer answers UNAVAILABLE before."""
+
+    def __init__(self, backend: ModelBackend, batcher: DynamicBatcher) -> None:
+        self.backend = backend
+        self.batcher = batcher
+
+
+class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
+    """Decodes, preprocesses, batches, scores and runs the result plugins."""
+
+    def __init__(self, settings: Settings, plugins: PluginHost) -> None:
+        self.settings = settings
+        self.plugins = plugins
+        self.state: ModelState | None = None
+        self.draining = False
+        self.background: set[asyncio.Task[Any]] = set()
+        self.limits = audio.AudioLimits(
+            max_bytes=settings.max_audio_bytes,
+            max_seconds=settings.max_audio_seconds,
+            min_seconds=settings.min_audio_seconds,
+        )
+
+    async def Classify(self, request: pb.ClassifyRequest, context: grpc.aio.ServicerContext) -> pb.ClassifyResponse:
+        state = await self._ready(context)
+        request_id = request.request_id or uuid.uuid4().hex
+        structlog.contextvars.bind_contextvars(request_id=request_id, method="Classify")
+        started = time.perf_counter()
+        rate = state.backend.info.sample_rate
+        try:
+            decoded = await asyncio.to_thread(self._decode, request.audio, rate)
+        except audio.AudioError as exc:
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        waveform = await self._preprocess(context, decoded.waveform, rate, {"request_id": request_id})
+        scores = await self._score(context, state, waveform)
+        labels = state.backend.info.labels
+        result = Result(
+            session_id=request_id,
+            request_id=request_id,
+            kind="classify",
+            label=labels[int(np.argmax(scores))],
+            scores=dict(zip(labels, map(float, scores))),
+            start_s=0.0,
+            end_s=decoded.duration_s,
+            model_name=state.backend.info.name,
+            metadata=dict(request.metadata),
+        )
+        alerts = await self._on_result(result, request_id)
+        log.info(
+            "classified",
+            label=result.label,
+            duration_s=round(decoded.duration_s, 3),
+            latency_ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+        return pb.ClassifyResponse(
+            label=result.label,
+            scores=_label_scores(result.scores),
+            duration_s=decoded.duration_s,
+            model_name=state.backend.info.name,
+            model_version=state.backend.info.version,
+            request_id=request_id,
+            alerts=[_alert_pb(a) for a in alerts],
+        )
+
+    async def StreamClassify(
+        self, request_iterator: AsyncIterator[pb.StreamClassifyRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.StreamClassifyResponse]:
+        state = await self._ready(context)
+        first = await anext(request_iterator, None)
+        if first is None or first.WhichOneof("payload") != "config":
+            got = "nothing" if first is None else "audio_content"
+            await _abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"the first StreamClassifyRequest must carry config (format, window, session id); got {got}",
+            )
+        config = first.config
+        session_id = config.session_id or uuid.uuid4().hex
+        structlog.contextvars.bind_contextvars(session_id=session_id, method="StreamClassify")
+        rate = state.backend.info.sample_rate
+        try:
+            decoder, windower, window_s, hop_s = self._open_stream(config, rate)
+        except audio.AudioError as exc:
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"invalid stream config: {exc}")
+        log.info("stream_opened", window_s=window_s, hop_s=hop_s, sample_rate=config.format.sample_rate)
+        metadata = dict(config.metadata)
+        # The reader feeds windows to the batcher as audio arrives; this generator
+        # answers them in order. Items: a (window, future) pair, an error, or None at the end.
+        outbox: asyncio.Queue[tuple[Window, asyncio.Future[np.ndarray]] | grpc.StatusCode | None] = asyncio.Queue()
+        errors: list[str] = []
+        reader = asyncio.create_task(
+            self._read_stream(request_iterator, context, state, decoder, windower, session_id, outbox, errors)
+        )
+        results: list[Result] = []
+        alerts: list[Alert] = []
+        labels = state.backend.info.labels
+        try:
+            while (item := await outbox.get()) is not None:
+                if isinstance(item, grpc.StatusCode):
+                    await _abort(context, item, errors[0])
+                window, future = item
+                scores = await self._await_scores(context, future)
+                result = Result(
+                    session_id=session_id,
+                    request_id=session_id,
+                    kind="window",
+                    label=labels[int(np.argmax(scores))],
+                    scores=dict(zip(labels, map(float, scores))),
+                    start_s=window.start / rate,
+                    end_s=window.end / rate,
+                    index=window.index,
+                    model_name=state.backend.info.name,
+                    metadata=metadata,
+                )
+                results.append(result)
+                yield pb.StreamClassifyResponse(
+                    session_id=session_id,
+                    window=pb.WindowResult(
+                        index=result.index,
+                        start_s=result.start_s,
+                        end_s=result.end_s,
+                        label=result.label,
+                        scores=_label_scores(result.scores),
+                    ),
+                )
+                for alert in await self._on_result(result, session_id):
+                    alerts.append(alert)
+                    yield pb.StreamClassifyResponse(session_id=session_id, alert=_alert_pb(alert))
+        finally:
+            reader.cancel()
+        summary = summarise(session_id, decoder.seconds_in, labels, results, alerts, metadata)
+        log.info("stream_closed", windows=summary.window_count, dominant=summary.dominant_label)
+        self._in_background(self.plugins.on_session_end, summary)
+        yield pb.StreamClassifyResponse(
+            session_id=session_id,
+            summary=pb.StreamSummary(
+                window_count=summary.window_count,
+                duration_s=summary.duration_s,
+                dominant_label=summary.dominant_label,
+                shares=_label_scores(summary.shares, by_score=False),
+                mean_scores=_label_scores(summary.mean_scores, by_score=False),
+                alert_count=len(alerts),
+            ),
+        )
+
+    async def GetModelInfo(self, request: pb.GetModelInfoRequest, context: grpc.aio.ServicerContext) -> pb.ModelInfo:
+        state = await self._ready(context)
+        info = state.backend.info
+        return pb.ModelInfo(
+            name=info.name,
+            version=info.version,
+            labels=list(info.labels),
+            sample_rate=info.sample_rate,
+            device=info.device,
+            dtype=info.dtype,
+            architecture=info.architecture,
+            batching=pb.BatchingInfo(
+                max_batch_size=state.batcher.max_batch_size,
+                max_queue_delay_ms=state.batcher.max_queue_delay * 1000,
+                max_queue_size=state.batcher.max_queue_size,
+                pads_mixed_lengths=state.batcher.pad_mixed_lengths,
+            ),
+            max_audio_s=self.settings.max_audio_seconds,
+            default_window_s=self.settings.window_s,
+            default_hop_s=self.settings.hop_s,
+        )
+
+    async def _ready(self, context: grpc.aio.ServicerContext) -> ModelState:
+        structlog.contextvars.clear_contextvars()
+        if self.draining:
+            await _abort(context, grpc.StatusCode.UNAVAILABLE, "server is shutting down: retry on another replica")
+        if self.state is None:
+            await _abort(context, grpc.StatusCode.UNAVAILABLE, "model is still loading: retry once health is SERVING")
+        return self.state
+
+    def _decode(self, message: pb.Audio, rate: int) -> audio.Decoded:
+        source = message.WhichOneof("source")
+        if source == "content":
+            return audio.decode_content(message.content, rate, self.limits)
+        if source == "raw":
+            fmt = message.raw.format
+            return audio.decode_raw(
+                message.raw.data, _encoding(fmt), fmt.sample_rate, fmt.channels or 1, rate, self.limits
+            )
+        raise audio.AudioError("request has no audio: set audio.content (an encoded file) or audio.raw (PCM)")
+
+    def _open_stream(
+        self, config: pb.StreamConfig, rate: int
+    ) -> tuple[audio.PcmStreamDecoder, Windower, float, float]:
+        if not config.HasField("format"):
+            raise audio.AudioError("format is missing: set encoding, sample_rate and channels of the PCM chunks")
+        window_s = config.window_s or self.settings.window_s
+        hop_s = config.hop_s or min(self.settings.hop_s, window_s)
+        if not self.settings.min_audio_seconds <= window_s <= self.settings.max_audio_seconds:
+            raise audio.AudioError(
+                f"window_s={window_s:g} must lie in [{self.settings.min_audio_seconds:g}, "
+                f"{self.settings.max_audio_seconds:g}] seconds"
+            )
+        if not 0 < hop_s <= window_s:
+            raise audio.AudioError(f"hop_s={hop_s:g} must be positive and at most window_s={window_s:g}")
+        fmt = config.format
+        decoder = audio.PcmStreamDecoder(_encoding(fmt), fmt.sample_rate, fmt.channels or 1, rate)
+        windower = Windower(round(window_s * rate), round(hop_s * rate), round(self.settings.min_audio_seconds * rate))
+        return decoder, windower, window_s, hop_s
+
+    async def _read_stream(
+        self,
+        request_iterator: AsyncIterator[pb.StreamClassifyRequest],
+        context: grpc.aio.ServicerContext,
+        state: ModelState,
+        decoder: audio.PcmStreamDecoder,
+        windower: Windower,
+        session_id: str,
+        outbox: asyncio.Queue[Any],
+        errors: list[str],
+    ) -> None:
+        def fail(code: grpc.StatusCode, message: str) -> None:
+            errors.append(message)
+            outbox.put_nowait(code)
+
+        try:
+            async for message in request_iterator:
+                if message.WhichOneof("payload") != "audio_content":
+                    fail(grpc.StatusCode.INVALID_ARGUMENT, "config was sent twice: only the first message carries it")
+                    return
+                windows = windower.push(decoder.feed(message.audio_content))
+                if not self._submit_windows(context, state, windows, session_id, outbox, fail):
+                    return
+            windower.push(decoder.finish())
+            if self._submit_windows(context, state, windower.flush(), session_id, outbox, fail):
+                outbox.put_nowait(None)
+        except audio.AudioError as exc:
+            fail(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+
+    def _submit_windows(self, context, state, windows, session_id, outbox, fail) -> bool:  # type: ignore[no-untyped-def]
+        rate = state.backend.info.sample_rate
+        for window in windows:
+            try:
+                waveform = self.plugins.preprocess(window.waveform, rate, {"session_id": session_id, "stage": "serve"})
+                future = state.batcher.submit(waveform, _deadline(context))
+            except PluginError as exc:
+                fail(grpc.StatusCode.INTERNAL, str(exc))
+                return False
+            except QueueFullError as exc:
+                fail(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+                return False
+            except ShuttingDownError as exc:
+                fail(grpc.StatusCode.UNAVAILABLE, str(exc))
+                return False
+            outbox.put_nowait((window, future))
+        return True
+
+    async def _preprocess(
+        self, context: grpc.aio.ServicerContext, waveform: np.ndarray, rate: int, ids: dict[str, str]
+    ) -> np.ndarray:
+        try:
+            return await asyncio.to_thread(self.plugins.preprocess, waveform, rate, {**ids, "stage": "serve"})
+        except PluginError as exc:
+            await _abort(context, grpc.StatusCode.INTERNAL, str(exc))
+
+    async def _score(self, context: grpc.aio.ServicerContext, state: ModelState, waveform: np.ndarray) -> np.ndarray:
+        try:
+            future = state.batcher.submit(waveform, _deadline(context))
+        except QueueFullError as exc:
+            await _abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+        except ShuttingDownError as exc:
+            await _abort(context, grpc.StatusCode.UNAVAILABLE, str(exc))
+        return await self._await_scores(context, future)
+
+    async def _await_scores(self, context: grpc.aio.ServicerContext, future: asyncio.Future[np.ndarray]) -> np.ndarray:
+        try:
+            return await future
+        except DeadlineExpiredError as exc:
+            await _abort(context, grpc.StatusCode.DEADLINE_EXCEEDED, str(exc))
+        except Exception as exc:
+            await _abort(context, grpc.StatusCode.INTERNAL, f"inference failed: {type(exc).__name__}: {exc}")
+
+    async def _on_result(self, result: Result, session_id: str) -> list[Alert]:
+        alerts = await asyncio.to_thread(self.plugins.on_result, result)
+        for alert in alerts:
+            log.info("alert", kind=alert.kind, label=alert.label, source=alert.source)
+            self._in_background(self.plugins.on_alert, alert, session_id)
+        return alerts
+
+    def _in_background(self, fn: Any, *args: Any) -> None:
+        """Runs slow sinks (webhooks, reports) off the request path; shutdown waits for them."""
+        task = asyncio.create_task(asyncio.to_thread(fn, *args))
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+
+def summarise(
+    session_id: str,
+    duration_s: float,
+    labels: tuple[str, ...],
+    results: list[Result],
+    alerts: list[Alert],
+    metadata: dict[str, str],
+) -> SessionSummary:
+    """Per-label shares of winning windows, mean scores, and the dominant label."""
+    count = len(results)
+    wins = {label: sum(r.label == label for r in results) for label in labels}
+    means = {label: (sum(r.scores[label] for r in results) / count if count else 0.0) for label in labels}
+    dominant = max(labels, key=lambda label: (wins[label], means[label])) if count else ""
+    return SessionSummary(
+        session_id=session_id,
+        window_count=count,
+        duration_s=duration_s,
+        dominant_label=dominant,
+        shares={label: (wins[label] / count if count else 0.0) for label in labels},
+        mean_scores=means,
+        results=tuple(results),
+        alerts=tuple(alerts),
+        metadata=metadata,
+        model_name=results[0].model_name if results else "",
+    )
+
+
+def _encoding(fmt: pb.PcmFormat) -> str:
+    if fmt.encoding not in _ENCODINGS:
+        raise audio.AudioError("PCM encoding is unspecified: set format.encoding to PCM_ENCODING_S16LE or _F32LE")
+    return _ENCODINGS[fmt.encoding]
+
+
+def _deadline(context: grpc.aio.ServicerContext) -> float | None:
+    remaining = context.time_remaining()
+    return None if remaining is None else time.monotonic() + remaining
+
+
+def _label_scores(scores: dict[str, float], by_score: bool = True) -> list[pb.LabelScore]:
+    items = sorted(scores.items(), key=lambda kv: -kv[1]) if by_score else scores.items()
+    return [pb.LabelScore(label=label, score=score) for label, score in items]
+
+
+def _alert_pb(alert: Alert) -> pb.Alert:
+    return pb.Alert(
+        kind=alert.kind,
+        label=alert.label,
+        severity=alert.severity,
+        message=alert.message,
+        value=alert.value,
+        time_s=alert.time_s,
+        source=alert.source,
+        details=alert.details,
+    )
+
+
+async def _abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
+    log.info("request_rejected", code=code.name, reason=message)
+    await context.abort(code, message)
+    raise AssertionError("unreachable: context.abort raises")

@@ -1,0 +1,110 @@
+"""Shared fixtures: tiny real checkpoints, a real gRPC server on loopback, real recordings."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from emotion_client.v1 import emotion_pb2_grpc
+from transformers import HubertConfig, HubertForSequenceClassification, Wav2Vec2FeatureExtractor
+
+from server.app import EmotionServer
+from server.config import Settings
+
+os.environ.setdefault("EMOTION_PLUGINS", "none")
+torch.set_num_threads(1)
+
+DATA = Path(__file__).parent / "data"
+LABELS = ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")
+
+
+def recordings() -> list[Path]:
+    """The RAVDESS clips copied into tests/data."""
+    return sorted(DATA.glob("*.flac"))
+
+
+def save_tiny_hubert(folder: Path, feat_extract_norm: str = "layer", seed: int = 0) -> Path:
+    """A real HuBERT classifier, small enough for CPU tests, saved with save_pretrained."""
+    torch.manual_seed(seed)
+    config = HubertConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        conv_dim=(16, 16, 16),
+        conv_kernel=(10, 4, 4),
+        conv_stride=(5, 4, 4),
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=4,
+        feat_extract_norm=feat_extract_norm,
+        num_labels=len(LABELS),
+        id2label=dict(enumerate(LABELS)),
+        label2id={label: i for i, label in enumerate(LABELS)},
+        classifier_proj_size=16,
+    )
+    HubertForSequenceClassification(config).save_pretrained(folder)
+    Wav2Vec2FeatureExtractor(
+        feature_size=1,
+        sampling_rate=16000,
+        padding_value=0.0,
+        do_normalize=True,
+        return_attention_mask=feat_extract_norm == "layer",
+    ).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_hubert(tmp_path_factory.mktemp("tiny-hubert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_groupnorm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Like hubert-base: group norm and no attention mask, so padding changes answers."""
+    return save_tiny_hubert(tmp_path_factory.mktemp("tiny-hubert-gn"), feat_extract_norm="group")
+
+
+def test_settings(model: Path, **overrides: object) -> Settings:
+    """Settings for a server on a free loopback port."""
+    values = dict(host="127.0.0.1", port=0, model=str(model), torch_threads=1, max_queue_delay_ms=20.0)
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+async def start_server(settings: Settings) -> EmotionServer:
+    """A real grpc.aio server with its model loaded."""
+    server = EmotionServer(settings)
+    await server.start()
+    await server.load_model()
+    return server
+
+
+@pytest.fixture(scope="session")
+async def server(tiny_model: Path) -> AsyncIterator[EmotionServer]:
+    srv = await start_server(test_settings(tiny_model))
+    yield srv
+    await srv.stop(grace=1)
+
+
+@pytest.fixture(scope="session")
+async def channel(server: EmotionServer) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as ch:
+        yield ch
+
+
+@pytest.fixture(scope="session")
+def stub(channel: grpc.aio.Channel) -> emotion_pb2_grpc.EmotionServiceStub:
+    return emotion_pb2_grpc.EmotionServiceStub(channel)
+
+
+@pytest.fixture(scope="session")
+def speech() -> tuple[np.ndarray, int]:
+    """One real 16 kHz recording as float32."""
+    wave, rate = sf.read(recordings()[0], dtype="float32")
+    return wave, rate

@@ -1,0 +1,1 @@
+"""Training, evaluation and data loading for the speech emotion model."""
