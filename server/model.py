@@ -17,7 +17,7 @@ log = structlog.get_logger(__name__)
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 # Two clips of different lengths, scored alone and together, must agree this closely
-# for the batcher to pad mixed lengths into one batch.
+# (relative to the logits' scale) for the batcher to pad mixed lengths into one batch.
 BATCH_INVARIANCE_TOLERANCE = 1e-4
 
 
@@ -82,9 +82,14 @@ class ModelBackend:
         log.info("model_loaded", model=name_or_path, **{k: v for k, v in info.__dict__.items() if k != "labels"})
         return cls(model, feature_extractor, info)
 
-    @torch.inference_mode()
     def predict(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
         """Returns a (batch, labels) float32 array of probabilities."""
+        logits = self._logits(waveforms)
+        shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        return shifted / shifted.sum(axis=-1, keepdims=True)
+
+    @torch.inference_mode()
+    def _logits(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
         inputs = self.feature_extractor(
             list(waveforms),
             sampling_rate=self.info.sample_rate,
@@ -96,8 +101,7 @@ class ModelBackend:
             key: value.to(self._device, self._dtype if value.is_floating_point() else None)
             for key, value in inputs.items()
         }
-        logits = self.model(**tensors).logits
-        return logits.float().softmax(dim=-1).cpu().numpy()
+        return self.model(**tensors).logits.float().cpu().numpy()
 
     def warm_up(self) -> None:
         """Runs the first forward passes and decides whether mixed lengths may share a batch.
@@ -109,9 +113,10 @@ class ModelBackend:
         rng = np.random.default_rng(0)
         short = (rng.standard_normal(self.info.sample_rate) * 0.1).astype(np.float32)
         long = (rng.standard_normal(int(self.info.sample_rate * 1.7)) * 0.1).astype(np.float32)
-        alone = np.stack([self.predict([short])[0], self.predict([long])[0]])
-        together = self.predict([short, long])
-        gap = float(np.abs(alone - together).max())
+        # Logits, not probabilities: an untrained model's near-uniform softmax hides the gap.
+        alone = np.stack([self._logits([short])[0], self._logits([long])[0]])
+        together = self._logits([short, long])
+        gap = float(np.abs(alone - together).max() / (1.0 + np.abs(alone).max()))
         self.pads_mixed_lengths = gap < BATCH_INVARIANCE_TOLERANCE
         log.info("model_warmed_up", pads_mixed_lengths=self.pads_mixed_lengths, padding_gap=gap)
 

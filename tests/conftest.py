@@ -70,7 +70,7 @@ def tiny_model_groupnorm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_hubert(tmp_path_factory.mktemp("tiny-hubert-gn"), feat_extract_norm="group")
 
 
-def test_settings(model: Path, **overrides: object) -> Settings:
+def make_settings(model: Path, **overrides: object) -> Settings:
     """Settings for a server on a free loopback port."""
     values = dict(host="127.0.0.1", port=0, model=str(model), torch_threads=1, max_queue_delay_ms=20.0)
     values.update(overrides)
@@ -87,7 +87,7 @@ async def start_server(settings: Settings) -> EmotionServer:
 
 @pytest.fixture(scope="session")
 async def server(tiny_model: Path) -> AsyncIterator[EmotionServer]:
-    srv = await start_server(test_settings(tiny_model))
+    srv = await start_server(make_settings(tiny_model))
     yield srv
     await srv.stop(grace=1)
 
@@ -108,3 +108,9 @@ def speech() -> tuple[np.ndarray, int]:
     """One real 16 kHz recording as float32."""
     wave, rate = sf.read(recordings()[0], dtype="float32")
     return wave, rate
+
+
+def load_mono(path: Path) -> np.ndarray:
+    """A recording as mono float32 (one corpus clip is stereo)."""
+    wave, _ = sf.read(path, dtype="float32", always_2d=True)
+    return wave.mean(axis=1)
