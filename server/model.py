@@ -12,6 +12,7 @@ import numpy as np
 import structlog
 import torch
 from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification
+from transformers.utils import logging as hf_logging
 
 log = structlog.get_logger(__name__)
 
@@ -62,6 +63,7 @@ class ModelBackend:
         resolved_device = _resolve_device(device)
         resolved_dtype = ("float16" if resolved_device.type == "cuda" else "float32") if dtype == "auto" else dtype
         _check_exists(name_or_path)
+        hf_logging.disable_progress_bar()  # keep the server's stderr to JSON log lines
         try:
             config = AutoConfig.from_pretrained(name_or_path)
             feature_extractor = AutoFeatureExtractor.from_pretrained(name_or_path)
