@@ -14,6 +14,7 @@ from grpc_reflection.v1alpha import reflection
 
 from plugins.manager import PluginHost, load_plugins
 from server.batcher import DynamicBatcher
+from server import metrics
 from server.config import Settings
 from server.model import ModelBackend
 from server.service import EmotionServicer, ModelState
@@ -33,6 +34,7 @@ class EmotionServer:
         self.health = health.aio.HealthServicer()
         limit = settings.max_audio_bytes + MESSAGE_OVERHEAD_BYTES
         self.grpc = grpc.aio.server(
+            interceptors=[metrics.MetricsInterceptor(SERVICE_NAME)],
             options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)]
         )
         emotion_pb2_grpc.add_EmotionServiceServicer_to_server(self.servicer, self.grpc)
@@ -51,6 +53,9 @@ class EmotionServer:
         self.port = self.grpc.add_insecure_port(address)
         await self.grpc.start()
         log.info("listening", address=f"{self.settings.host}:{self.port}")
+        if self.settings.metrics_port:
+            metrics.start_metrics_server(self.settings.metrics_port, self.settings.host)
+            log.info("metrics_listening", address=f"{self.settings.host}:{self.settings.metrics_port}")
 
     async def load_model(self, backend: ModelBackend | None = None) -> None:
         """Loads and warms the model off the event loop, then turns health SERVING."""
@@ -67,6 +72,7 @@ class EmotionServer:
         )
         batcher.start()
         self.servicer.state = ModelState(backend, batcher)
+        metrics.MODEL.info({k: str(v) for k, v in vars(backend.info).items()})
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         self.ready.set()
         log.info("ready", model=backend.info.name, device=backend.info.device)

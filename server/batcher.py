@@ -18,6 +18,8 @@ from typing import Callable, Sequence
 import numpy as np
 import structlog
 
+from server import metrics
+
 log = structlog.get_logger(__name__)
 
 # Clips merged into one batch differ in length by at most this factor.
@@ -103,6 +105,7 @@ class DynamicBatcher:
             )
         future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
         self._pending.append(_Request(waveform, future, deadline, time.monotonic()))
+        metrics.QUEUE_DEPTH.set(len(self._pending))
         self._arrived.set()
         return future
 
@@ -167,11 +170,15 @@ class DynamicBatcher:
         batch = [anchor, *others[: self.max_batch_size - 1]]
         chosen = {id(r) for r in batch}
         self._pending = [r for r in live if id(r) not in chosen]
+        metrics.QUEUE_DEPTH.set(len(self._pending))
+        for request in batch:
+            metrics.QUEUE_WAIT.observe(now - request.enqueued)
         return batch
 
     async def _run(self, batch: list[_Request]) -> None:
         loop = asyncio.get_running_loop()
         waveforms = [r.waveform for r in batch]
+        started = time.perf_counter()
         try:
             scores = await loop.run_in_executor(self._executor, self.run_batch, waveforms)
         except Exception as exc:  # the model failed: every caller in the batch hears about it
@@ -180,6 +187,8 @@ class DynamicBatcher:
                 if not request.future.done():
                     request.future.set_exception(exc)
             return
+        metrics.INFERENCE.observe(time.perf_counter() - started)
+        metrics.BATCH_SIZE.observe(len(batch))
         self.stats.batches += 1
         self.stats.items += len(batch)
         self.stats.batch_sizes[len(batch)] = self.stats.batch_sizes.get(len(batch), 0) + 1
