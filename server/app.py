@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from pathlib import Path
 
 import grpc
 import structlog
@@ -15,7 +16,8 @@ from grpc_reflection.v1alpha import reflection
 from plugins.manager import PluginHost, load_plugins
 from server.batcher import DynamicBatcher
 from server import metrics
-from server.config import Settings
+from server.auth import AuthInterceptor, load_keys
+from server.config import ConfigError, Settings
 from server.model import ModelBackend
 from server.service import EmotionServicer, ModelState
 
@@ -33,8 +35,12 @@ class EmotionServer:
         self.servicer = EmotionServicer(settings, plugins or load_plugins())
         self.health = health.aio.HealthServicer()
         limit = settings.max_audio_bytes + MESSAGE_OVERHEAD_BYTES
+        # Metrics outermost, so refused calls are counted too.
+        interceptors: list[grpc.aio.ServerInterceptor] = [metrics.MetricsInterceptor(SERVICE_NAME)]
+        if settings.auth_tokens_file:
+            interceptors.append(AuthInterceptor(load_keys(Path(settings.auth_tokens_file))))
         self.grpc = grpc.aio.server(
-            interceptors=[metrics.MetricsInterceptor(SERVICE_NAME)],
+            interceptors=interceptors,
             options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)]
         )
         emotion_pb2_grpc.add_EmotionServiceServicer_to_server(self.servicer, self.grpc)
@@ -50,9 +56,18 @@ class EmotionServer:
         """Listens (health NOT_SERVING) before the model loads, so probes see progress."""
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         address = f"{self.settings.host}:{self.settings.port}"
-        self.port = self.grpc.add_insecure_port(address)
+        if self.settings.tls:
+            self.port = self.grpc.add_secure_port(address, _server_credentials(self.settings))
+        else:
+            self.port = self.grpc.add_insecure_port(address)
         await self.grpc.start()
-        log.info("listening", address=f"{self.settings.host}:{self.port}")
+        log.info(
+            "listening",
+            address=f"{self.settings.host}:{self.port}",
+            tls=self.settings.tls,
+            mtls=bool(self.settings.tls_client_ca_file),
+            auth=bool(self.settings.auth_tokens_file),
+        )
         if self.settings.metrics_port:
             metrics.start_metrics_server(self.settings.metrics_port, self.settings.host)
             log.info("metrics_listening", address=f"{self.settings.host}:{self.settings.metrics_port}")
@@ -93,6 +108,22 @@ class EmotionServer:
     async def _set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
         for service in ("", SERVICE_NAME):
             await self.health.set(service, status)
+
+
+def _server_credentials(settings: Settings) -> grpc.ServerCredentials:
+    def read(name: str) -> bytes:
+        path = Path(getattr(settings, name))
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{name}: cannot read {path}: {exc.strerror}") from None
+
+    client_ca = read("tls_client_ca_file") if settings.tls_client_ca_file else None
+    return grpc.ssl_server_credentials(
+        [(read("tls_key_file"), read("tls_cert_file"))],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )
 
 
 async def serve(settings: Settings) -> None:

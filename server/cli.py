@@ -22,9 +22,28 @@ def _serve(args: argparse.Namespace) -> int:
     except ModelNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except ConfigError as exc:  # found while starting, e.g. an unreadable certificate
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:  # e.g. the port is taken
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    from server.auth import SCOPES, hash_token, new_token
+
+    if args.token_command == "hash":
+        print(hash_token(args.token))
+        return 0
+    unknown = sorted(set(args.scopes) - set(SCOPES))
+    if unknown:
+        print(f"error: --scopes: unknown scope(s) {', '.join(unknown)}; known: {', '.join(SCOPES)}", file=sys.stderr)
+        return 2
+    token = new_token()
+    print(f"# token for {args.name} (give it to the client; it is not stored anywhere):\n# {token}")
+    print(f'[[keys]]\nname = "{args.name}"\nsha256 = "{hash_token(token)}"\nscopes = {list(args.scopes)!r}'.replace("'", '"'))
     return 0
 
 
@@ -43,7 +62,19 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpars
         ),
     )
     add_arguments(serve)
-    return parser, {"serve": _serve}
+
+    token = commands.add_parser(
+        "token",
+        help="make API keys for token auth",
+        description="Make API keys for --auth-tokens-file. Only the SHA-256 of a token goes into the file.",
+    )
+    token_commands = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    new = token_commands.add_parser("new", help="print a new random token and its [[keys]] entry")
+    new.add_argument("--name", required=True, help="client name, shown in logs (never the token)")
+    new.add_argument("--scopes", nargs="+", default=["classify"], help="classify and/or admin (default: classify)")
+    hashed = token_commands.add_parser("hash", help="print the SHA-256 of an existing token")
+    hashed.add_argument("token", help="the token to hash")
+    return parser, {"serve": _serve, "token": _token}
 
 
 def main(argv: list[str] | None = None) -> int:

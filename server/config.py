@@ -19,6 +19,7 @@ from typing import Any, Mapping
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_MODEL = REPO_ROOT / "models" / "emotion-hubert-small"
 ENV_PREFIX = "EMOTION_"
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
 class ConfigError(ValueError):
@@ -51,6 +52,15 @@ class Settings:
     window_s: float = _help("Default stream window length in seconds.", default=3.0)
     hop_s: float = _help("Default step between stream windows in seconds.", default=1.5)
     grace_period_s: float = _help("On SIGTERM, how long in-flight calls may take to finish.", default=10.0)
+    default_deadline_s: float = _help("Deadline for calls that set none; queued work past it is dropped.", default=30.0)
+    max_streams: int = _help("Most concurrent StreamClassify calls; beyond it RESOURCE_EXHAUSTED.", default=64)
+    max_stream_seconds: float = _help("Most audio one stream may carry, in seconds.", default=4 * 3600.0)
+    stream_idle_timeout_s: float = _help("A stream sending nothing for this long is closed (DEADLINE_EXCEEDED).", default=60.0)
+    tls_cert_file: str = _help("PEM server certificate (chain); with --tls-key-file turns TLS on.", default="")
+    tls_key_file: str = _help("PEM private key of --tls-cert-file.", default="")
+    tls_client_ca_file: str = _help("PEM CA bundle; when set, clients must present a certificate it signed (mTLS).", default="")
+    insecure: bool = _help("Allow plaintext on a non-loopback host (e.g. behind a TLS-terminating proxy).", default=False)
+    auth_tokens_file: str = _help("TOML file of hashed API keys and their scopes; empty turns token auth off.", default="")
     metrics_port: int = _help("Port of the Prometheus metrics endpoint; 0 turns it off.", default=0)
     log_level: str = _help("debug, info, warning or error.", default="info")
     log_format: str = _help("'json' (one object a line) or 'console' (for people).", default="json")
@@ -73,10 +83,26 @@ class Settings:
             "log_format": self.log_format in ("json", "console"),
             "dtype": self.dtype in ("auto", "float32", "float16", "bfloat16"),
             "device": self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
+            "default_deadline_s": self.default_deadline_s > 0,
+            "max_streams": self.max_streams >= 1,
+            "max_stream_seconds": self.max_stream_seconds > 0,
+            "stream_idle_timeout_s": self.stream_idle_timeout_s > 0,
+            "tls_key_file": bool(self.tls_cert_file) == bool(self.tls_key_file),
+            "tls_client_ca_file": not self.tls_client_ca_file or bool(self.tls_cert_file),
         }
         for name, ok in checks.items():
             if not ok:
                 raise ConfigError(f"invalid {name}={getattr(self, name)!r}: {_FIELD_HELP[name]}")
+        if not (self.tls or self.insecure or self.host in LOOPBACK_HOSTS):
+            raise ConfigError(
+                f"refusing plaintext on non-loopback host {self.host!r}: set tls_cert_file and tls_key_file, "
+                "or insecure=true when a proxy terminates TLS"
+            )
+
+    @property
+    def tls(self) -> bool:
+        """Whether the server listens with TLS."""
+        return bool(self.tls_cert_file)
 
     @classmethod
     def load(
@@ -125,15 +151,26 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    # Accept both a flat file and one with a [server] table.
-    table = data.get("server", data)
+    # Accept both a flat file and one with a [server] table; [plugins.*] tables
+    # belong to the plugins (plugins/config.py).
+    table = {k: v for k, v in data.get("server", data).items() if k != "plugins"}
     unknown = sorted(set(table) - set(_FIELDS))
     if unknown:
         raise ConfigError(f"config file {path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(_FIELDS)}")
     return {name: _coerce(name, value, f"config file {path}") for name, value in table.items()}
 
 
-_METAVARS = {"host": "HOST", "port": "PORT", "model": "PATH_OR_ID", "metrics_port": "PORT", "device": "DEVICE"}
+_METAVARS = {
+    "host": "HOST",
+    "port": "PORT",
+    "model": "PATH_OR_ID",
+    "metrics_port": "PORT",
+    "device": "DEVICE",
+    "tls_cert_file": "PEM",
+    "tls_key_file": "PEM",
+    "tls_client_ca_file": "PEM",
+    "auth_tokens_file": "TOML",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -141,13 +178,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=None, help="TOML file of settings (also $EMOTION_CONFIG).")
     for name, f in _FIELDS.items():
         kind = _FIELD_TYPES[name]
+        help_text = f"{f.metadata['help']} [env {ENV_PREFIX}{name.upper()}; default: {f.default}]"
+        if kind is bool:
+            parser.add_argument(
+                "--" + name.replace("_", "-"), dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text
+            )
+            continue
         parser.add_argument(
             "--" + name.replace("_", "-"),
             dest=name,
             type=kind,
             default=None,
             metavar=_METAVARS.get(name, {int: "N", float: "NUM", str: "TEXT"}[kind]),
-            help=f"{f.metadata['help']} [env {ENV_PREFIX}{name.upper()}; default: {f.default}]",
+            help=help_text,
         )
 
 

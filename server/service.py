@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any, NoReturn
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import grpc
 import numpy as np
@@ -20,6 +20,8 @@ from server import audio
 from server.batcher import DeadlineExpiredError, DynamicBatcher, QueueFullError, ShuttingDownError
 from server.config import Settings
 from server.model import ModelBackend
+from server.rpc import abort as _abort
+from server.rpc import abort_stream
 from server.windows import Window, Windower
 
 log = structlog.get_logger(__name__)
@@ -43,6 +45,7 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
         self.plugins = plugins
         self.state: ModelState | None = None
         self.draining = False
+        self.open_streams = 0
         self.background: set[asyncio.Task[Any]] = set()
         self.limits = audio.AudioLimits(
             max_bytes=settings.max_audio_bytes,
@@ -94,12 +97,36 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
     async def StreamClassify(
         self, request_iterator: AsyncIterator[pb.StreamClassifyRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.StreamClassifyResponse]:
-        state = await self._ready(context)
-        first = await anext(request_iterator, None)
+        state = await self._ready(context, request_iterator)
+        if self.open_streams >= self.settings.max_streams:
+            await abort_stream(
+                context,
+                request_iterator,
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"too many concurrent streams (max_streams={self.settings.max_streams}); retry with backoff",
+            )
+        self.open_streams += 1
+        try:
+            async for response in self._stream(state, request_iterator, context):
+                yield response
+        finally:
+            self.open_streams -= 1
+
+    async def _stream(
+        self,
+        state: ModelState,
+        request_iterator: AsyncIterator[pb.StreamClassifyRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[pb.StreamClassifyResponse]:
+        try:
+            first = await self._next_message(request_iterator)
+        except TimeoutError:
+            await _abort(context, grpc.StatusCode.DEADLINE_EXCEEDED, "no config within stream_idle_timeout_s")
         if first is None or first.WhichOneof("payload") != "config":
             got = "nothing" if first is None else "audio_content"
-            await _abort(
+            await abort_stream(
                 context,
+                request_iterator,
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"the first StreamClassifyRequest must carry config (format, window, session id); got {got}",
             )
@@ -110,7 +137,7 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
         try:
             decoder, windower, window_s, hop_s = self._open_stream(config, rate)
         except audio.AudioError as exc:
-            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"invalid stream config: {exc}")
+            await abort_stream(context, request_iterator, grpc.StatusCode.INVALID_ARGUMENT, f"invalid stream config: {exc}")
         log.info("stream_opened", window_s=window_s, hop_s=hop_s, sample_rate=config.format.sample_rate)
         metadata = dict(config.metadata)
         # The reader feeds windows to the batcher as audio arrives; this generator
@@ -126,7 +153,7 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
         try:
             while (item := await outbox.get()) is not None:
                 if isinstance(item, grpc.StatusCode):
-                    await _abort(context, item, errors[0])
+                    await abort_stream(context, request_iterator, item, errors[0])
                 window, future = item
                 scores = await self._await_scores(context, future)
                 result = Result(
@@ -194,12 +221,19 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
             default_hop_s=self.settings.hop_s,
         )
 
-    async def _ready(self, context: grpc.aio.ServicerContext) -> ModelState:
-        structlog.contextvars.clear_contextvars()
+    async def _ready(
+        self, context: grpc.aio.ServicerContext, requests: AsyncIterator[Any] | None = None
+    ) -> ModelState:
+        problem = None
         if self.draining:
-            await _abort(context, grpc.StatusCode.UNAVAILABLE, "server is shutting down: retry on another replica")
-        if self.state is None:
-            await _abort(context, grpc.StatusCode.UNAVAILABLE, "model is still loading: retry once health is SERVING")
+            problem = "server is shutting down: retry on another replica"
+        elif self.state is None:
+            problem = "model is still loading: retry once health is SERVING"
+        if problem is not None:
+            if requests is not None:
+                await abort_stream(context, requests, grpc.StatusCode.UNAVAILABLE, problem)
+            await _abort(context, grpc.StatusCode.UNAVAILABLE, problem)
+        assert self.state is not None
         return self.state
 
     def _decode(self, message: pb.Audio, rate: int) -> audio.Decoded:
@@ -247,12 +281,19 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
             errors.append(message)
             outbox.put_nowait(code)
 
+        limit = self.settings.max_stream_seconds
         try:
-            async for message in request_iterator:
+            while (message := await self._next_message(request_iterator)) is not None:
                 if message.WhichOneof("payload") != "audio_content":
                     fail(grpc.StatusCode.INVALID_ARGUMENT, "config was sent twice: only the first message carries it")
                     return
                 windows = windower.push(decoder.feed(message.audio_content))
+                if decoder.seconds_in > limit:
+                    fail(
+                        grpc.StatusCode.RESOURCE_EXHAUSTED,
+                        f"stream exceeded {limit:g} s of audio (max_stream_seconds): start a new stream",
+                    )
+                    return
                 if not self._submit_windows(context, state, windows, session_id, outbox, fail):
                     return
             windower.push(decoder.finish())
@@ -260,13 +301,34 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
                 outbox.put_nowait(None)
         except audio.AudioError as exc:
             fail(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except TimeoutError:
+            fail(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"stream idle for {self.settings.stream_idle_timeout_s:g} s (stream_idle_timeout_s): "
+                "send audio or close the stream",
+            )
 
-    def _submit_windows(self, context, state, windows, session_id, outbox, fail) -> bool:  # type: ignore[no-untyped-def]
+    async def _next_message(
+        self, request_iterator: AsyncIterator[pb.StreamClassifyRequest]
+    ) -> pb.StreamClassifyRequest | None:
+        """The next request, None at the end; TimeoutError when the client goes quiet."""
+        return await asyncio.wait_for(anext(request_iterator, None), self.settings.stream_idle_timeout_s)
+
+    def _submit_windows(
+        self,
+        context: grpc.aio.ServicerContext,
+        state: ModelState,
+        windows: list[Window],
+        session_id: str,
+        outbox: asyncio.Queue[Any],
+        fail: Callable[[grpc.StatusCode, str], None],
+    ) -> bool:
+        """Preprocesses and queues windows; False (after ``fail``) when the stream must end."""
         rate = state.backend.info.sample_rate
         for window in windows:
             try:
                 waveform = self.plugins.preprocess(window.waveform, rate, {"session_id": session_id, "stage": "serve"})
-                future = state.batcher.submit(waveform, _deadline(context))
+                future = state.batcher.submit(waveform, self._deadline(context))
             except PluginError as exc:
                 fail(grpc.StatusCode.INTERNAL, str(exc))
                 return False
@@ -289,7 +351,7 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
 
     async def _score(self, context: grpc.aio.ServicerContext, state: ModelState, waveform: np.ndarray) -> np.ndarray:
         try:
-            future = state.batcher.submit(waveform, _deadline(context))
+            future = state.batcher.submit(waveform, self._deadline(context))
         except QueueFullError as exc:
             await _abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
         except ShuttingDownError as exc:
@@ -310,6 +372,11 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
             log.info("alert", kind=alert.kind, label=alert.label, source=alert.source)
             self._in_background(self.plugins.on_alert, alert, session_id)
         return alerts
+
+    def _deadline(self, context: grpc.aio.ServicerContext) -> float:
+        """When queued work for this call stops being worth running."""
+        remaining = context.time_remaining()
+        return time.monotonic() + (self.settings.default_deadline_s if remaining is None else remaining)
 
     def _in_background(self, fn: Any, *args: Any) -> None:
         """Runs slow sinks (webhooks, reports) off the request path; shutdown waits for them."""
@@ -351,10 +418,6 @@ def _encoding(fmt: pb.PcmFormat) -> str:
     return _ENCODINGS[fmt.encoding]
 
 
-def _deadline(context: grpc.aio.ServicerContext) -> float | None:
-    remaining = context.time_remaining()
-    return None if remaining is None else time.monotonic() + remaining
-
 
 def _label_scores(scores: dict[str, float], by_score: bool = True) -> list[pb.LabelScore]:
     items = sorted(scores.items(), key=lambda kv: -kv[1]) if by_score else scores.items()
@@ -372,9 +435,3 @@ def _alert_pb(alert: Alert) -> pb.Alert:
         source=alert.source,
         details=alert.details,
     )
-
-
-async def _abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
-    log.info("request_rejected", code=code.name, reason=message)
-    await context.abort(code, message)
-    raise AssertionError("unreachable: context.abort raises")

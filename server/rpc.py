@@ -1,0 +1,42 @@
+"""Small helpers for ending RPCs with a status a person can act on."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any, NoReturn
+
+import grpc
+import structlog
+
+log = structlog.get_logger(__name__)
+
+# How long a refused stream's pending requests are read before the status is sent.
+DRAIN_SECONDS = 1.0
+
+
+async def abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
+    """Logs and ends the call with ``code``; never returns."""
+    log.info("request_rejected", code=code.name, reason=message)
+    await context.abort(code, message)
+    raise AssertionError("unreachable: context.abort raises")
+
+
+async def abort_stream(
+    context: grpc.aio.ServicerContext, requests: AsyncIterator[Any], code: grpc.StatusCode, message: str
+) -> NoReturn:
+    """Ends a client-streaming call after reading what the client already sent (for at most a second).
+
+    A grpc.aio client still writing when the server's status arrives reports
+    INTERNAL "Internal error from Core" instead of that status (grpc/grpc#36066);
+    letting it finish its writes first delivers the real code and message.
+    """
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(_consume(requests), DRAIN_SECONDS)
+    await abort(context, code, message)
+
+
+async def _consume(requests: AsyncIterator[Any]) -> None:
+    async for _ in requests:
+        pass
