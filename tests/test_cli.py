@@ -3,35 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import grpc
 from emotion_client.v1 import emotion_pb2 as pb
 from emotion_client.v1 import emotion_pb2_grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from server.config import _FIELDS
 from tests.conftest import LABELS, recordings
-
-EMOTION = [sys.executable, "-m", "server.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def run_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EMOTION_")}
-    return {**env, "EMOTION_PLUGINS": "none", "EMOTION_TORCH_THREADS": "1", **extra}
-
+from tests.server_process import EMOTION, run_env, serving
 
 def test_help_explains_every_flag() -> None:
     out = subprocess.run([*EMOTION, "serve", "--help"], capture_output=True, text=True, check=True).stdout
@@ -60,33 +42,12 @@ def test_bad_flag_value_fails_early_naming_it() -> None:
 
 
 def test_serve_answers_another_process_and_drains_on_sigterm(tiny_model: Path) -> None:
-    port = free_port()
-    proc = subprocess.Popen(
-        [*EMOTION, "serve", "--port", str(port), "--model", str(tiny_model)],
-        stderr=subprocess.PIPE,
-        text=True,
-        env=run_env(),
-    )
-    try:
+    with serving(tiny_model) as (port, proc):
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            health = health_pb2_grpc.HealthStub(channel)
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    status = health.Check(health_pb2.HealthCheckRequest(), timeout=1).status
-                    if status == health_pb2.HealthCheckResponse.SERVING:
-                        break
-                except grpc.RpcError:
-                    pass
-                assert time.monotonic() < deadline and proc.poll() is None, "server did not become ready"
-                time.sleep(0.2)
             stub = emotion_pb2_grpc.EmotionServiceStub(channel)
             reply = stub.Classify(pb.ClassifyRequest(audio=pb.Audio(content=recordings()[3].read_bytes())), timeout=30)
             assert reply.label in LABELS
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    events = [json.loads(line)["event"] for line in proc.stderr.read().splitlines() if line.startswith("{")]
+        events = [json.loads(line)["event"] for line in proc.stderr.read().splitlines() if line.startswith("{")]
     assert {"listening", "ready", "classified", "draining", "stopped"} <= set(events)

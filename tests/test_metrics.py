@@ -11,7 +11,7 @@ from emotion_client.v1 import emotion_pb2 as pb
 from emotion_client.v1 import emotion_pb2_grpc
 
 from tests.conftest import make_settings, recordings, start_server
-from tests.test_cli import free_port
+from tests.server_process import free_port
 
 
 async def test_metrics_are_scraped(tiny_model: Path) -> None:

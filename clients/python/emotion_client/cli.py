@@ -1,0 +1,351 @@
+"""The ``emotion-client`` command: classify, stream, info, health and interview from a shell.
+
+Connection options may come before or after the command, and from the
+environment: ``EMOTION_TARGET``, ``EMOTION_TLS``, ``EMOTION_CA_CERT``,
+``EMOTION_CLIENT_CERT``, ``EMOTION_CLIENT_KEY``, ``EMOTION_TOKEN``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from emotion_client import API_VERSION, __version__
+from emotion_client.client import EmotionClient
+from emotion_client.connection import DEFAULT_TARGET, RetryPolicy
+from emotion_client.errors import EmotionError
+from emotion_client.interview import (
+    InterviewReport,
+    PauseSettings,
+    SegmentError,
+    assess_interview,
+    load_segments,
+    render_html,
+)
+from emotion_client.results import Alert, StreamSummary, WindowResult
+
+EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _add_connection_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    """Adds the connection flags; on sub-commands their defaults are suppressed so that
+    flags given before the command are not reset."""
+
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if suppress else value
+
+    group = parser.add_argument_group("connection")
+    env = os.environ.get
+    group.add_argument(
+        "--target",
+        default=default(env("EMOTION_TARGET", DEFAULT_TARGET)),
+        help=f"HOST:PORT of the service [env EMOTION_TARGET; default {DEFAULT_TARGET}]",
+    )
+    group.add_argument(
+        "--tls",
+        action="store_true",
+        default=default(_env_flag("EMOTION_TLS")),
+        help="use TLS with the system's root certificates [env EMOTION_TLS=1]",
+    )
+    group.add_argument(
+        "--ca-cert",
+        metavar="PEM",
+        default=default(env("EMOTION_CA_CERT")),
+        help="CA certificate to verify the server with (implies --tls) [env EMOTION_CA_CERT]",
+    )
+    group.add_argument(
+        "--client-cert",
+        metavar="PEM",
+        default=default(env("EMOTION_CLIENT_CERT")),
+        help="client certificate for mutual TLS, with --client-key [env EMOTION_CLIENT_CERT]",
+    )
+    group.add_argument(
+        "--client-key",
+        metavar="PEM",
+        default=default(env("EMOTION_CLIENT_KEY")),
+        help="private key of --client-cert [env EMOTION_CLIENT_KEY]",
+    )
+    group.add_argument(
+        "--server-name",
+        metavar="NAME",
+        default=default(None),
+        help="name to check the server's certificate against, when it differs from the target host",
+    )
+    group.add_argument(
+        "--token",
+        default=default(env("EMOTION_TOKEN")),
+        help="bearer token sent as 'authorization: Bearer TOKEN' [env EMOTION_TOKEN]",
+    )
+    group.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        default=default(30.0),
+        help="deadline of each unary call, retries included (default 30)",
+    )
+    group.add_argument(
+        "--retries",
+        type=int,
+        metavar="N",
+        default=default(4),
+        help="retries of a call failing with UNAVAILABLE, with exponential backoff (default 4; 0: none)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``emotion-client``."""
+    parser = argparse.ArgumentParser(
+        prog="emotion-client",
+        description=f"Client of the speech emotion service (API {API_VERSION}).",
+        epilog="Run 'emotion-client COMMAND --help' for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__} (API {API_VERSION})")
+    _add_connection_options(parser, suppress=False)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        _add_connection_options(sub, suppress=True)
+        return sub
+
+    classify = command("classify", "Classify whole recordings (WAV, FLAC, OGG, MP3), one row per file.")
+    classify.add_argument("files", nargs="+", metavar="FILE", type=Path)
+    classify.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+
+    stream = command("stream", "Stream a recording and print windows and alerts as they come, then the summary.")
+    stream.add_argument("file", metavar="FILE", type=Path)
+    _add_window_options(stream)
+    stream.add_argument("--session-id", default="", help="id of the stream in the server's logs and reports")
+    stream.add_argument("--json", action="store_true", help="print one JSON object per event (JSON lines)")
+
+    info = command("info", "Describe the served model, its labels and the batching settings.")
+    info.add_argument("--json", action="store_true", help="print JSON")
+
+    health = command("health", "Print the gRPC health status; exit 0 when SERVING, 1 otherwise.")
+    health.add_argument("--service", default="", help="service to ask about (default: the whole server)")
+    health.add_argument("--json", action="store_true", help="print JSON")
+
+    interview = command("interview", "Report emotions per question of an interview recording (JSON and HTML).")
+    interview.add_argument("recording", metavar="RECORDING", type=Path)
+    interview.add_argument(
+        "--questions",
+        type=Path,
+        metavar="FILE",
+        help="JSON or CSV of question id,start,end[,text]; without it questions are found from pauses",
+    )
+    interview.add_argument(
+        "--json",
+        dest="json_out",
+        metavar="OUT",
+        help="write the report as JSON to OUT ('-': standard output, no table)",
+    )
+    interview.add_argument("--html", dest="html_out", type=Path, metavar="OUT", help="write the report as an HTML page")
+    _add_window_options(interview)
+    interview.add_argument(
+        "--min-pause-s",
+        type=float,
+        default=PauseSettings.min_pause_s,
+        help=f"without --questions: shortest pause between questions (default {PauseSettings.min_pause_s})",
+    )
+    interview.add_argument("--session-id", default="", help="id of the stream in the server's logs and reports")
+    return parser
+
+
+def _add_window_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--window-s", type=float, default=0.0, help="window length in seconds (default: the server's)")
+    parser.add_argument(
+        "--hop-s", type=float, default=0.0, help="step between windows in seconds (default: the server's)"
+    )
+    parser.add_argument("--realtime", action="store_true", help="send the audio no faster than it plays")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command line; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        client = EmotionClient(
+            args.target,
+            tls=args.tls,
+            ca_cert=args.ca_cert,
+            client_cert=args.client_cert,
+            client_key=args.client_key,
+            server_name=args.server_name,
+            token=args.token,
+            timeout=args.timeout,
+            retry=RetryPolicy(max_attempts=1 + max(0, args.retries)),
+        )
+        with client:
+            return _COMMANDS[args.command](client, args)
+    except (EmotionError, SegmentError, ValueError, OSError) as exc:
+        print(f"emotion-client: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def _classify(client: EmotionClient, args: argparse.Namespace) -> int:
+    rows: list[dict[str, Any]] = []
+    for path in args.files:
+        try:
+            rows.append({"file": str(path), **client.classify(path).to_dict()})
+        except EmotionError as exc:
+            rows.append({"file": str(path), "error": {"code": exc.code.name, "message": exc.message}})
+    if args.json:
+        _print_json(rows)
+    else:
+        _print_table(
+            ["FILE", "LABEL", "CONFIDENCE", "DURATION", "SCORES"],
+            [_classify_row(row) for row in rows],
+        )
+    return EXIT_FAILED if any("error" in row for row in rows) else EXIT_OK
+
+
+def _classify_row(row: Mapping[str, Any]) -> list[str]:
+    if "error" in row:
+        return [row["file"], "-", "-", "-", f"error {row['error']['code']}: {row['error']['message']}"]
+    scores = row["scores"]
+    return [
+        row["file"],
+        row["label"],
+        f"{scores.get(row['label'], 0.0):.1%}",
+        f"{row['duration_s']:.2f} s",
+        "  ".join(f"{label} {score:.2f}" for label, score in list(scores.items())[:3]),
+    ]
+
+
+def _stream(client: EmotionClient, args: argparse.Namespace) -> int:
+    events = client.stream(
+        args.file, window_s=args.window_s, hop_s=args.hop_s, realtime=args.realtime, session_id=args.session_id
+    )
+    for event in events:
+        if args.json:
+            kind = {WindowResult: "window", Alert: "alert", StreamSummary: "summary"}[type(event)]
+            print(json.dumps({"type": kind, **event.to_dict()}), flush=True)
+        else:
+            print(_describe(event), flush=True)
+    return EXIT_OK
+
+
+def _describe(event: WindowResult | Alert | StreamSummary) -> str:
+    if isinstance(event, WindowResult):
+        runners = ", ".join(f"{label} {score:.0%}" for label, score in list(event.scores.items())[1:3])
+        span = f"[{event.start_s:7.2f}s - {event.end_s:7.2f}s]"
+        return f"{span} #{event.index:<4} {event.label} {event.confidence:.0%}  ({runners})"
+    if isinstance(event, Alert):
+        label = f" {event.label}" if event.label else ""
+        return f"! {event.time_s:7.2f}s {event.severity} {event.kind}{label}: {event.message}"
+    shares = ", ".join(f"{label} {share:.0%}" for label, share in _by_value(event.shares) if share > 0)
+    return (
+        f"summary: {event.window_count} windows over {event.duration_s:.2f} s, dominant {event.dominant_label or '-'}"
+        f" ({shares}); {event.alert_count} alerts; session {event.session_id}"
+    )
+
+
+def _info(client: EmotionClient, args: argparse.Namespace) -> int:
+    info = client.model_info()
+    if args.json:
+        _print_json(info.to_dict())
+        return EXIT_OK
+    b = info.batching
+    _print_table(
+        ["FIELD", "VALUE"],
+        [
+            ["model", f"{info.name} {info.version}"],
+            ["architecture", info.architecture],
+            ["labels", ", ".join(info.labels)],
+            ["sample rate", f"{info.sample_rate} Hz"],
+            ["device", f"{info.device} ({info.dtype})"],
+            [
+                "batching",
+                f"up to {b.max_batch_size} per pass, wait {b.max_queue_delay_ms:g} ms, queue {b.max_queue_size}",
+            ],
+            ["max audio", f"{info.max_audio_s:g} s per Classify"],
+            ["stream windows", f"{info.default_window_s:g} s every {info.default_hop_s:g} s"],
+            ["api", API_VERSION],
+        ],
+        header=False,
+    )
+    return EXIT_OK
+
+
+def _health(client: EmotionClient, args: argparse.Namespace) -> int:
+    status = client.health(args.service)
+    if args.json:
+        _print_json({"target": args.target, "service": args.service, "status": status.name})
+    else:
+        print(status.name)
+    return EXIT_OK if status.serving else EXIT_FAILED
+
+
+def _interview(client: EmotionClient, args: argparse.Namespace) -> int:
+    segments = load_segments(args.questions) if args.questions else None
+    report = assess_interview(
+        client,
+        args.recording,
+        segments,
+        window_s=args.window_s,
+        hop_s=args.hop_s,
+        realtime=args.realtime,
+        pauses=PauseSettings(min_pause_s=args.min_pause_s),
+        session_id=args.session_id,
+    )
+    if args.json_out == "-":
+        print(report.to_json())
+    else:
+        _print_interview(report)
+        if args.json_out:
+            Path(args.json_out).write_text(report.to_json() + "\n", encoding="utf-8")
+    if args.html_out:
+        args.html_out.write_text(render_html(report), encoding="utf-8")
+    return EXIT_OK
+
+
+def _print_interview(report: InterviewReport) -> None:
+    o = report.overall
+    print(
+        f"{report.recording}: {len(report.questions)} questions ({report.segmentation}), {report.duration_s:.1f} s, "
+        f"{o.window_count} windows; dominant {o.dominant_label or '-'} ({o.confidence:.0%}), "
+        f"{len(report.alerts)} alerts"
+    )
+    rows = []
+    for q in report.questions:
+        shares = ", ".join(f"{label} {share:.0%}" for label, share in _by_value(q.stats.shares)[:3] if share > 0)
+        rows.append(
+            [
+                q.id,
+                f"{q.start_s:.1f}-{q.end_s:.1f} s",
+                str(q.stats.window_count),
+                q.stats.dominant_label or "-",
+                f"{q.stats.confidence:.0%}",
+                shares,
+                str(len(q.alerts)),
+            ]
+        )
+    _print_table(["QUESTION", "SPAN", "WINDOWS", "DOMINANT", "CONFIDENCE", "SHARES", "ALERTS"], rows)
+
+
+def _by_value(scores: Mapping[str, float]) -> list[tuple[str, float]]:
+    return sorted(scores.items(), key=lambda kv: -kv[1])
+
+
+def _print_table(headers: list[str], rows: list[list[str]], header: bool = True) -> None:
+    table = ([headers] if header else []) + rows
+    widths = [max(len(row[i]) for row in table) for i in range(len(headers))]
+    for row in table:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+_COMMANDS = {"classify": _classify, "stream": _stream, "info": _info, "health": _health, "interview": _interview}

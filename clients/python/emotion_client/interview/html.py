@@ -1,0 +1,167 @@
+"""The interview report as one self-contained HTML page (inline CSS and SVG, no scripts, no links)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from html import escape
+
+from emotion_client.interview.report import SCHEMA_VERSION, EmotionStats, InterviewReport
+from emotion_client.results import Alert
+
+_COLOURS = {"ANG": "#d62728", "DIS": "#8c8c00", "FEA": "#9467bd", "HAP": "#ff9f1c", "NEU": "#8c8c8c", "SAD": "#1f77b4"}
+_SPARE = ("#17becf", "#e377c2", "#2ca02c", "#bcbd22", "#7f7f7f", "#8c564b")
+_CSS = """
+body{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222;padding:0 1rem}
+h1{font-size:1.6rem;margin-bottom:.2rem}
+h2{font-size:1.2rem;margin-top:2rem}
+.meta{color:#666;font-size:.9rem}
+.chip{display:inline-block;padding:0 .45em;border-radius:.3em;color:#fff;font-weight:600}
+.bar{display:flex;height:14px;width:220px;border-radius:3px;overflow:hidden;background:#eee}
+.legend span{margin-right:1em;font-size:.85rem}
+.sw{display:inline-block;width:.8em;height:.8em;margin-right:.3em;border-radius:2px}
+table{border-collapse:collapse;width:100%}
+th,td{text-align:left;padding:.4rem .5rem;border-bottom:1px solid #e4e4e4;vertical-align:top}
+th{font-size:.85rem;color:#555}
+.alert{font-size:.85rem}.critical{color:#b00020}.warning{color:#a15c00}.info{color:#555}
+.cards{display:flex;gap:2rem;flex-wrap:wrap}
+.card b{display:block;font-size:1.3rem}
+footer{margin-top:2rem;color:#888;font-size:.8rem}
+.nowrap{white-space:nowrap}
+"""
+
+
+def label_colours(labels: Sequence[str]) -> dict[str, str]:
+    """A colour per label: fixed ones for the usual six, spares for the rest."""
+    spare = iter(_SPARE * (len(labels) // len(_SPARE) + 1))
+    return {label: _COLOURS.get(label) or next(spare) for label in labels}
+
+
+def render_html(report: InterviewReport) -> str:
+    """The report page: summary, timeline, one row per question, alerts."""
+    colours = label_colours(report.labels)
+    o = report.overall
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>Interview emotion report: {escape(report.recording)}</title><style>{_CSS}</style></head><body>",
+        "<h1>Interview emotion report</h1>",
+        f'<p class="meta">{escape(report.recording)} · session {escape(report.session_id)} · '
+        f"model {escape(report.model.name)} {escape(report.model.version)} · {escape(report.created_at)}</p>",
+        '<div class="cards">',
+        _card("Dominant emotion", _chip(o.dominant_label, colours)),
+        _card("Confidence", f"{o.confidence:.0%}"),
+        _card("Duration", _clock(report.duration_s)),
+        _card("Questions", str(len(report.questions))),
+        _card("Windows", str(o.window_count)),
+        _card("Alerts", str(len(report.alerts))),
+        "</div>",
+        f"<h2>Emotion shares</h2>{_bar(o, colours, width=600)}{_legend(colours)}",
+        "<h2>Timeline</h2>",
+        _timeline(report, colours),
+        "<h2>Questions</h2>",
+        _questions(report, colours),
+    ]
+    if report.alerts:
+        parts += ["<h2>Alerts</h2><ul>", *(f"<li>{_alert(a)}</li>" for a in report.alerts), "</ul>"]
+    parts.append(
+        f"<footer>Windows of {report.window_s:g} s every {report.hop_s:g} s; questions {escape(report.segmentation)}; "
+        f"report schema {SCHEMA_VERSION}.</footer></body></html>"
+    )
+    return "\n".join(parts)
+
+
+def _card(title: str, value_html: str) -> str:
+    return f'<div class="card">{escape(title)}<b>{value_html}</b></div>'
+
+
+def _chip(label: str, colours: Mapping[str, str]) -> str:
+    if not label:
+        return "–"
+    return f'<span class="chip" style="background:{colours.get(label, "#444")}">{escape(label)}</span>'
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(seconds, 60)
+    return f"{int(minutes)}:{secs:04.1f}"
+
+
+def _bar(stats: EmotionStats, colours: Mapping[str, str], width: int = 220) -> str:
+    segments = "".join(
+        f'<span title="{escape(label)} {share:.0%}" '
+        f'style="width:{share * 100:.2f}%;background:{colours[label]}"></span>'
+        for label, share in stats.shares.items()
+        if share > 0
+    )
+    return f'<div class="bar" style="width:{width}px">{segments}</div>'
+
+
+def _legend(colours: Mapping[str, str]) -> str:
+    items = "".join(
+        f'<span><i class="sw" style="background:{c}"></i>{escape(label)}</span>' for label, c in colours.items()
+    )
+    return f'<p class="legend">{items}</p>'
+
+
+def _timeline(report: InterviewReport, colours: Mapping[str, str]) -> str:
+    width, total = 1000.0, max(report.duration_s, 1e-6)
+
+    def x(t: float) -> float:
+        return max(0.0, min(width, t / total * width))
+
+    shapes = []
+    for q in report.questions:
+        shapes.append(
+            f'<rect x="{x(q.start_s):.1f}" y="0" width="{x(q.end_s) - x(q.start_s):.1f}" height="70" fill="#f0f0f0">'
+            f"<title>{escape(q.id)}: {_clock(q.start_s)}–{_clock(q.end_s)}</title></rect>"
+            f'<text x="{x(q.start_s) + 3:.1f}" y="14" font-size="12">{escape(q.id)}</text>'
+        )
+    half = report.hop_s / 2
+    for w in report.windows:
+        lo, hi = x(max(w.start_s, w.mid_s - half)), x(min(w.end_s, w.mid_s + half))
+        fill = colours.get(w.label, "#444")
+        shapes.append(
+            f'<rect x="{lo:.1f}" y="24" width="{max(hi - lo, 1):.1f}" height="36" fill="{fill}">'
+            f"<title>window {w.index} {_clock(w.start_s)}–{_clock(w.end_s)}: "
+            f"{escape(w.label)} {w.confidence:.0%}</title></rect>"
+        )
+    for a in report.alerts:
+        shapes.append(
+            f'<circle cx="{x(a.time_s):.1f}" cy="66" r="4" fill="#b00020"><title>{escape(a.message)}</title></circle>'
+        )
+    for i in range(5):
+        t = total * i / 4
+        anchor = ("start", "middle", "middle", "middle", "end")[i]
+        shapes.append(
+            f'<text x="{x(t):.1f}" y="86" font-size="11" fill="#777" text-anchor="{anchor}">{_clock(t)}</text>'
+        )
+    return (
+        f'<svg viewBox="0 0 {width:.0f} 90" width="100%" role="img" aria-label="emotion per window over time">'
+        + "".join(shapes)
+        + "</svg>"
+    )
+
+
+def _questions(report: InterviewReport, colours: Mapping[str, str]) -> str:
+    rows = [
+        "<table><tr><th>Question</th><th>Span</th><th>Windows</th><th>Dominant</th>"
+        "<th>Confidence</th><th>Shares</th><th>Alerts</th></tr>"
+    ]
+    for q in report.questions:
+        name = escape(q.id) + (f"<br><small>{escape(q.text)}</small>" if q.text else "")
+        alerts = "<br>".join(_alert(a) for a in q.alerts) or "–"
+        rows.append(
+            f'<tr><td>{name}</td><td class="nowrap">{_clock(q.start_s)}–{_clock(q.end_s)}</td>'
+            f"<td>{q.stats.window_count}</td>"
+            f"<td>{_chip(q.stats.dominant_label, colours)}</td><td>{q.stats.confidence:.0%}</td>"
+            f"<td>{_bar(q.stats, colours)}</td><td>{alerts}</td></tr>"
+        )
+    rows.append("</table>")
+    return "\n".join(rows)
+
+
+def _alert(alert: Alert) -> str:
+    severity = alert.severity if alert.severity in ("info", "warning", "critical") else "info"
+    return (
+        f'<span class="alert {severity}">{_clock(alert.time_s)} {escape(alert.severity)} {escape(alert.kind)}'
+        f"{' ' + escape(alert.label) if alert.label else ''}: {escape(alert.message)}</span>"
+    )

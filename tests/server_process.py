@@ -1,0 +1,79 @@
+"""`emotion serve` in a child process, as users run it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+EMOTION = [sys.executable, "-m", "server.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_env(**extra: str) -> dict[str, str]:
+    """The environment without the caller's EMOTION_* settings, plugins off, one torch thread."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EMOTION_")}
+    return {**env, "EMOTION_PLUGINS": "none", "EMOTION_TORCH_THREADS": "1", **extra}
+
+
+def wait_serving(port: int, proc: subprocess.Popen[str], timeout: float = 60) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if health.Check(health_pb2.HealthCheckRequest(), timeout=1).status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"server did not become ready (exit code {proc.poll()})")
+            time.sleep(0.2)
+
+
+@contextmanager
+def serving(model: Path, *flags: str) -> Iterator[tuple[int, subprocess.Popen[str]]]:
+    """Starts `emotion serve` on a free port, waits for SERVING, kills it on exit if still running."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [*EMOTION, "serve", "--port", str(port), "--model", str(model), *flags],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=run_env(),
+    )
+    try:
+        wait_serving(port, proc)
+        yield port, proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process in MiB (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident memory of a process in MiB (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM")

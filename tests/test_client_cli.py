@@ -1,0 +1,127 @@
+"""The emotion-client command, run in-process through main(argv) against the real server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import structlog
+from emotion_client.cli import main
+
+from server.app import EmotionServer
+from tests.client_support import Interview, free_port, make_interview
+from tests.conftest import LABELS, recordings
+
+
+@pytest.fixture(scope="module")
+def target(server: EmotionServer) -> str:
+    return f"127.0.0.1:{server.port}"
+
+
+@pytest.fixture(autouse=True)
+def quiet_server_logs() -> Iterator[None]:
+    """The in-process server logs to stdout; silence it so that stdout is the CLI's alone."""
+    saved = structlog.get_config()
+    structlog.configure(logger_factory=structlog.ReturnLoggerFactory())
+    yield
+    structlog.configure(**saved)
+
+
+async def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """Runs the CLI in a worker thread (the server needs the event loop); returns (code, stdout, stderr)."""
+    capsys.readouterr()
+    code = await asyncio.to_thread(main, list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+async def test_classify_json_and_table(target: str, capsys: pytest.CaptureFixture[str]) -> None:
+    files = [str(p) for p in recordings()[:2]]
+    code, out, _ = await run(capsys, "classify", *files, "--target", target, "--json")
+    assert code == 0
+    rows = json.loads(out)
+    assert [r["file"] for r in rows] == files
+    for row in rows:
+        assert row["label"] in LABELS and set(row["scores"]) == set(LABELS) and row["duration_s"] > 3
+    code, out, _ = await run(capsys, "--target", target, "classify", *files)  # options before the command too
+    lines = out.splitlines()
+    assert code == 0 and lines[0].split() == ["FILE", "LABEL", "CONFIDENCE", "DURATION", "SCORES"]
+    assert [line.split()[:2] for line in lines[1:]] == [[r["file"], r["label"]] for r in rows]
+
+
+async def test_classify_reports_a_bad_file_and_fails(
+    target: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not audio")
+    code, out, _ = await run(capsys, "classify", str(recordings()[0]), str(bad), "--target", target, "--json")
+    rows = json.loads(out)
+    assert code == 1 and "label" in rows[0] and rows[1]["error"]["code"] == "INVALID_ARGUMENT"
+
+
+async def test_stream_json_lines(target: str, capsys: pytest.CaptureFixture[str]) -> None:
+    recording = str(recordings()[0])
+    code, out, _ = await run(
+        capsys, "stream", recording, "--target", target, "--window-s", "1", "--hop-s", "0.5", "--json"
+    )
+    events = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and events[-1]["type"] == "summary"
+    windows = [e for e in events if e["type"] == "window"]
+    assert [w["index"] for w in windows] == list(range(len(windows))) == list(range(events[-1]["window_count"]))
+    code, out, _ = await run(capsys, "stream", recording, "--target", target, "--window-s", "1", "--hop-s", "0.5")
+    assert code == 0 and out.count("\n") == len(windows) + 1 and out.splitlines()[-1].startswith("summary:")
+
+
+async def test_info_and_health(
+    target: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EMOTION_TARGET", target)  # no --target: the environment's
+    code, out, _ = await run(capsys, "info", "--json")
+    assert code == 0 and json.loads(out)["labels"] == list(LABELS)
+    code, out, _ = await run(capsys, "info")
+    assert code == 0 and "HubertForSequenceClassification" in out
+    code, out, _ = await run(capsys, "health", "--json")
+    assert code == 0 and json.loads(out) == {"target": target, "service": "", "status": "SERVING"}
+    code, out, _ = await run(capsys, "health", "--service", "no.such.Service")
+    assert code == 1 and out.strip() == "SERVICE_UNKNOWN"
+
+
+async def test_unreachable_target_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = await run(capsys, "health", "--target", f"127.0.0.1:{free_port()}", "--retries", "0")
+    assert code == 1 and out == "" and err.startswith("emotion-client: error: UNAVAILABLE:")
+
+
+async def test_interview_writes_json_and_html(target: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    interview: Interview = make_interview(tmp_path, ["HAP", "SAD", "ANG"])
+    questions = tmp_path / "questions.csv"
+    questions.write_text("id,start,end\n" + "".join(f"{q},{a},{b}\n" for q, a, b, _ in interview.questions))
+    out_json, out_html = tmp_path / "report.json", tmp_path / "report.html"
+    code, out, _ = await run(
+        capsys,
+        "interview",
+        str(interview.path),
+        "--questions",
+        str(questions),
+        "--target",
+        target,
+        "--window-s",
+        "1",
+        "--hop-s",
+        "0.5",
+        "--json",
+        str(out_json),
+        "--html",
+        str(out_html),
+    )
+    assert code == 0 and out.splitlines()[1].split()[:2] == ["QUESTION", "SPAN"]
+    report = json.loads(out_json.read_text())
+    assert [(q["id"], q["start_s"], q["end_s"]) for q in report["questions"]] == [q[:3] for q in interview.questions]
+    assert all(q["dominant_label"] in LABELS and q["window_count"] > 0 for q in report["questions"])
+    assert "<svg" in out_html.read_text()
+    code, out, _ = await run(
+        capsys, "interview", str(interview.path), "--target", target, "--json", "-", "--min-pause-s", "1"
+    )
+    assert code == 0 and json.loads(out)["segmentation"] == "pauses"
