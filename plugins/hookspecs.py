@@ -6,11 +6,28 @@ functions marked ``@hookimpl`` whose names match the specs below; arguments
 may be omitted from an implementation's signature (pluggy passes only those it
 asks for).
 
-Ordering follows pluggy: implementations run last-registered first, and
-``@hookimpl(tryfirst=True)`` / ``(trylast=True)`` move one to the front or the
-back. The built-in plugins are registered before third-party ones, so a
-third-party ``preprocess`` sees audio the built-ins have already seen only if
-it asks for ``trylast=True``.
+Ordering: :func:`plugins.manager.load_plugins` registers the built-in plugins
+first (by name), then third-party ones (by distribution, then name). pluggy
+calls the last registered first, so a third-party implementation runs before
+the built-ins; ``@hookimpl(tryfirst=True)`` / ``(trylast=True)`` move one to the
+front or the back. The built-in ``audio_cleanup`` is ``tryfirst``, so every
+other ``preprocess`` sees trimmed, normalised audio. ``emotion plugins`` prints
+the resulting order.
+
+No hook is ``firstresult``: every implementation runs. Chaining and failures, per hook:
+
+==================  =================================  ============================================
+hook                results                            an implementation that raises
+==================  =================================  ============================================
+``preprocess``      chained (output feeds the next)    fails the request with INTERNAL naming it
+``augment``         chained                            fails the training step, naming it
+``on_result``       alerts of all concatenated         is logged (``plugin_failed``) and skipped
+``on_alert``        ignored                            is logged and skipped
+``on_session_end``  written locations concatenated     is logged and skipped
+==================  =================================  ============================================
+
+Hooks are called from worker threads, several at once for concurrent
+requests: a plugin that keeps state guards it. Hook wrappers are not supported.
 """
 
 from __future__ import annotations
@@ -35,8 +52,8 @@ def preprocess(waveform: np.ndarray, sample_rate: int, context: dict[str, Any]) 
 
     :param waveform: mono float32 samples at ``sample_rate``.
     :param sample_rate: the model's sample rate (samples per second).
-    :param context: ``{"stage": "serve" | "train", "request_id": ..., "session_id": ...}``;
-        read-only by convention.
+    :param context: ``{"stage": "serve" | "train", ...}`` plus ``"request_id"`` (a Classify call)
+        or ``"session_id"`` (a stream window); read-only by convention.
     :return: the new waveform (mono float32, same rate), or ``None``.
 
     A raising implementation fails the request with INTERNAL, naming the plugin.

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
-from importlib.metadata import entry_points
-from typing import Any, Callable
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 import pluggy
@@ -12,12 +15,15 @@ import structlog
 
 from plugins import hookspecs
 from plugins.types import Alert, Result, SessionSummary
+from server.config import ConfigError
 
 log = structlog.get_logger(__name__)
 
 PROJECT = "emotion"
 ENTRY_POINT_GROUP = "emotion.plugins"
 PLUGINS_ENV = "EMOTION_PLUGINS"
+BUILTIN_DISTRIBUTION = "emotion-service"
+HOOKS = ("preprocess", "augment", "on_result", "on_alert", "on_session_end")
 
 
 class PluginError(RuntimeError):
@@ -29,15 +35,47 @@ class PluginError(RuntimeError):
         self.hook = hook
 
 
-class PluginHost:
-    """The plugin manager plus the calling conventions documented in :mod:`plugins.hookspecs`."""
+class PluginLoadError(ConfigError):
+    """A plugin could not be found, imported, built or validated; the message names it."""
 
-    def __init__(self, pm: pluggy.PluginManager) -> None:
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """What ``emotion plugins`` shows about one loaded plugin."""
+
+    name: str
+    hooks: tuple[str, ...]
+    source: str
+    distribution: str
+
+
+class PluginHost:
+    """The plugin manager plus the calling conventions documented in :mod:`plugins.hookspecs`.
+
+    Hooks may be called from several threads at once (one per request);
+    plugins keep their own state thread-safe.
+    """
+
+    def __init__(self, pm: pluggy.PluginManager, sources: Mapping[str, tuple[str, str]] | None = None) -> None:
         self.pm = pm
+        self._sources = dict(sources or {})
 
     def names(self) -> list[str]:
         """Registered plugin names, in registration order."""
         return [name for name, _ in self.pm.list_name_plugin()]
+
+    def call_order(self, hook: str) -> list[str]:
+        """Names of the plugins implementing ``hook``, in the order they are called."""
+        return [impl.plugin_name for impl in self._impls(hook)]
+
+    def describe(self) -> list[PluginInfo]:
+        """Each plugin with its hooks and where it comes from, in registration order."""
+        infos = []
+        for name, plugin in self.pm.list_name_plugin():
+            hooks = tuple(hook for hook in HOOKS if name in self.call_order(hook))
+            source, distribution = self._sources.get(name, (_qualified_name(plugin), ""))
+            infos.append(PluginInfo(name, hooks, source, distribution))
+        return infos
 
     def preprocess(self, waveform: np.ndarray, sample_rate: int, context: dict[str, Any]) -> np.ndarray:
         """Runs the ``preprocess`` chain; raises :class:`PluginError`."""
@@ -59,10 +97,12 @@ class PluginHost:
         self._each("on_alert", alert=alert, session_id=session_id)
 
     def on_session_end(self, summary: SessionSummary) -> list[str]:
-        """Calls every ``on_session_end``; returns what they wrote."""
+        """Calls every ``on_session_end``; returns (and logs) what they wrote."""
         written: list[str] = []
         for returned in self._each("on_session_end", summary=summary):
             written.extend(returned or [])
+        if written:
+            log.info("session_reports_written", session_id=summary.session_id, written=written)
         return written
 
     def _impls(self, hook: str) -> list[pluggy.HookImpl]:
@@ -84,9 +124,8 @@ class PluginHost:
     def _each(self, hook: str, **kwargs: Any) -> list[Any]:
         results = []
         for impl in self._impls(hook):
-            call: Callable[..., Any] = impl.function
             try:
-                results.append(call(**{name: kwargs[name] for name in impl.argnames}))
+                results.append(impl.function(**{name: kwargs[name] for name in impl.argnames}))
             except Exception:
                 log.exception("plugin_failed", plugin=impl.plugin_name, hook=hook)
         return results
@@ -97,14 +136,97 @@ def load_plugins(selection: str | None = None) -> PluginHost:
 
     ``selection`` (default ``$EMOTION_PLUGINS``): empty or ``all`` loads every
     installed plugin, ``none`` loads none, otherwise a comma-separated list of
-    entry-point names to load.
+    entry-point names to load. An entry point names a module (its functions are
+    the hook implementations) or a class (built once per call, with no
+    arguments, so each host gets its own state).
+
+    Built-ins (the ``emotion-service`` distribution) are registered first, by
+    name, then third-party plugins by distribution and name; pluggy calls the
+    last registered first, so third-party implementations run before the
+    built-ins unless ``tryfirst``/``trylast`` say otherwise.
+
+    Raises :class:`PluginLoadError` naming the plugin when one is unknown,
+    fails to import or build, or implements a hook that does not exist.
     """
     selection = (os.environ.get(PLUGINS_ENV, "all") if selection is None else selection).strip()
-    wanted = None if selection in ("", "all") else {n.strip() for n in selection.split(",") if n.strip()}
+    available = _entry_points()
+    if selection in ("", "all"):
+        wanted = list(available)
+    elif selection == "none":
+        wanted = []
+    else:
+        names = {n.strip() for n in selection.split(",") if n.strip()}
+        unknown = sorted(names - set(available))
+        if unknown:
+            raise PluginLoadError(
+                f"{PLUGINS_ENV} names unknown plugin(s) {', '.join(unknown)}; installed: {', '.join(available) or 'none'} "
+                "(or 'all' / 'none')"
+            )
+        wanted = [name for name in available if name in names]
+    plugins: dict[str, object] = {}
+    sources: dict[str, tuple[str, str]] = {}
+    for name in wanted:
+        entry = available[name]
+        plugins[name] = _build(entry)
+        sources[name] = (entry.value, _distribution(entry))
+    host = build_host(plugins, sources)
+    log.info("plugins_loaded", plugins=host.names())
+    return host
+
+
+def build_host(plugins: Mapping[str, object], sources: Mapping[str, tuple[str, str]] | None = None) -> PluginHost:
+    """A host of already-built plugins, registered in the mapping's order (tests, embedding)."""
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(hookspecs)
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
-        if wanted is None or entry.name in wanted:
-            pm.register(entry.load(), name=entry.name)
-    log.debug("plugins_loaded", plugins=[name for name, _ in pm.list_name_plugin()])
-    return PluginHost(pm)
+    for name, plugin in plugins.items():
+        try:
+            pm.register(plugin, name=name)
+        except pluggy.PluginValidationError as exc:
+            raise PluginLoadError(f"plugin {name!r} is invalid: {exc}") from exc
+        for impl in (i for hook in HOOKS for i in getattr(pm.hook, hook).get_hookimpls() if i.plugin_name == name):
+            if impl.hookwrapper or impl.wrapper:
+                raise PluginLoadError(f"plugin {name!r}: hook wrappers are not supported ({impl.function.__name__})")
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginLoadError(f"plugin {pm.get_name(exc.plugin)!r} implements a hook that does not exist: {exc}") from exc
+    return PluginHost(pm, sources)
+
+
+def _entry_points() -> dict[str, EntryPoint]:
+    """Installed plugins by name: built-ins first (by name), then the others by distribution and name."""
+    found = entry_points(group=ENTRY_POINT_GROUP)
+    ordered = sorted(found, key=lambda e: (_distribution_name(e) != BUILTIN_DISTRIBUTION, _distribution_name(e), e.name))
+    by_name: dict[str, EntryPoint] = {}
+    for entry in ordered:
+        if entry.name in by_name and by_name[entry.name].value != entry.value:
+            raise PluginLoadError(
+                f"two plugins are named {entry.name!r}: {by_name[entry.name].value} and {entry.value}; uninstall one"
+            )
+        by_name[entry.name] = entry
+    return by_name
+
+
+def _build(entry: EntryPoint) -> object:
+    try:
+        loaded = entry.load()
+        return loaded() if isinstance(loaded, type) else loaded
+    except ConfigError as exc:
+        raise PluginLoadError(f"plugin {entry.name!r} is misconfigured: {exc}") from exc
+    except Exception as exc:
+        raise PluginLoadError(f"plugin {entry.name!r} ({entry.value}) failed to load: {type(exc).__name__}: {exc}") from exc
+
+
+def _distribution_name(entry: EntryPoint) -> str:
+    return entry.dist.metadata["Name"] if entry.dist is not None else ""
+
+
+def _distribution(entry: EntryPoint) -> str:
+    return f"{entry.dist.metadata['Name']} {entry.dist.version}" if entry.dist is not None else ""
+
+
+def _qualified_name(plugin: object) -> str:
+    if isinstance(plugin, ModuleType):
+        return plugin.__name__
+    kind = type(plugin)
+    return f"{kind.__module__}:{kind.__qualname__}"

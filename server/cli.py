@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Callable
 
 from server.config import ConfigError, add_arguments, from_arguments
@@ -17,6 +20,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = from_arguments(args)
     configure_logging(settings.log_level, settings.log_format)
+    _use_config_file(args)
     try:
         asyncio.run(serve(settings))
     except ModelNotFoundError as exc:
@@ -47,6 +51,90 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _use_config_file(args: argparse.Namespace) -> None:
+    """Plugins read their [plugins.*] tables from $EMOTION_CONFIG: point it at --config."""
+    if args.config is not None:
+        os.environ["EMOTION_CONFIG"] = str(args.config)
+
+
+def _plugins(args: argparse.Namespace) -> int:
+    import json
+    from dataclasses import asdict
+
+    from plugins.manager import HOOKS, load_plugins
+    from server.logging import configure_logging
+
+    configure_logging("warning", "console")
+    _use_config_file(args)
+    host = load_plugins(args.select)
+    infos = host.describe()
+    if args.json:
+        print(json.dumps([asdict(info) for info in infos], indent=2))
+        return 0
+    if not infos:
+        print("no plugins loaded (see EMOTION_PLUGINS / --select)")
+        return 0
+    width = max(len(info.name) for info in infos) + 2
+    for info in infos:
+        print(f"{info.name:<{width}}{', '.join(info.hooks) or '-'}")
+        print(f"{'':<{width}}{info.source}" + (f"  ({info.distribution})" if info.distribution else ""))
+    print("\ncall order:")
+    for hook in HOOKS:
+        print(f"  {hook}: {' -> '.join(host.call_order(hook)) or '-'}")
+    return 0
+
+
+def _moment(text: str) -> datetime:
+    """An ISO date or time (UTC unless it names a zone), or an age such as 30m, 12h, 7d, 2w."""
+    ages = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+    if text[:-1].isdigit() and text[-1:] in ages:
+        return datetime.now(timezone.utc) - timedelta(**{ages[text[-1]]: int(text[:-1])})
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither an ISO date/time (2026-11-01, 2026-11-01T08:00) nor an age (7d)"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from plugins.builtin.reports import NAME as REPORTS
+    from plugins.builtin.reports import ReportsConfig
+    from plugins.builtin.store import NAME as STORE
+    from plugins.builtin.store import StoreConfig
+    from plugins.config import load_plugin_config
+    from plugins.reports import write_period_report, write_session_report
+    from plugins.store import ResultStore, StoreError
+    from server.logging import configure_logging
+
+    configure_logging("warning", "console")
+    _use_config_file(args)
+    url = args.database_url or load_plugin_config(STORE, StoreConfig).database_url
+    reports = load_plugin_config(REPORTS, ReportsConfig)
+    output = args.output or Path(reports.output_dir)
+    try:
+        store = ResultStore(url, must_exist=True)
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if args.session is not None:
+            record = store.session(args.session)
+            if record is None:
+                print(f"error: no session {args.session!r} in {store.url}", file=sys.stderr)
+                return 1
+            paths = write_session_report(record, output, reports.html)
+        else:
+            until = args.until or datetime.now(timezone.utc)
+            paths = write_period_report(store.sessions_since(args.since, until), args.since, until, output, reports.html)
+    finally:
+        store.close()
+    for path in paths:
+        print(path)
+    return 0
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], int]]]:
     parser = argparse.ArgumentParser(
         prog="emotion",
@@ -74,7 +162,43 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpars
     new.add_argument("--scopes", nargs="+", default=["classify"], help="classify and/or admin (default: classify)")
     hashed = token_commands.add_parser("hash", help="print the SHA-256 of an existing token")
     hashed.add_argument("token", help="the token to hash")
-    return parser, {"serve": _serve, "token": _token}
+
+    plugins = commands.add_parser(
+        "plugins",
+        help="list the loaded plugins and their hooks",
+        description="List the plugins EMOTION_PLUGINS selects (entry-point group emotion.plugins), "
+        "their hooks and the order each hook calls them in.",
+    )
+    plugins.add_argument(
+        "--select", metavar="NAMES", help="all, none or a comma-separated list [default: $EMOTION_PLUGINS or all]"
+    )
+    plugins.add_argument("--config", type=Path, default=None, help="TOML file with [plugins.NAME] tables (also $EMOTION_CONFIG).")
+    plugins.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    report = commands.add_parser(
+        "report",
+        help="write a JSON + HTML report of a session, or of every session in a period",
+        description=(
+            "Read the results store (the store plugin's database) and write JSON and a self-contained HTML page: "
+            "for one session its timeline, distribution and alerts; for a period the trends across sessions."
+        ),
+    )
+    chosen = report.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("--session", metavar="ID", help="the session (stream session id, or Classify request id)")
+    chosen.add_argument(
+        "--since", metavar="DATE", type=_moment, help="sessions started since DATE: ISO date/time (UTC) or an age like 7d, 12h"
+    )
+    report.add_argument("--until", metavar="DATE", type=_moment, help="with --since: sessions started before DATE [default: now]")
+    report.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="SQLAlchemy URL of the results store [env EMOTION_DATABASE_URL; default: sqlite:///emotion-results.db]",
+    )
+    report.add_argument(
+        "--output", type=Path, metavar="DIR", help="folder to write to [env EMOTION_REPORTS_OUTPUT_DIR; default: emotion-reports]"
+    )
+    report.add_argument("--config", type=Path, default=None, help="TOML file with [plugins.NAME] tables (also $EMOTION_CONFIG).")
+    return parser, {"serve": _serve, "token": _token, "plugins": _plugins, "report": _report}
 
 
 def main(argv: list[str] | None = None) -> int:

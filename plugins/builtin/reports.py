@@ -1,0 +1,42 @@
+"""Built-in plugin ``reports``: a JSON and HTML report of every stream when it ends.
+
+Writes ``session-<id>.json`` and ``session-<id>.html`` under ``output_dir``:
+the emotion timeline with alerts marked, the distribution of emotions, the
+alerts and every window. The same pages, and period summaries with trends
+across sessions, come on demand from ``emotion report`` (which reads the
+``store`` plugin's database).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from plugins.config import load_plugin_config, setting
+from plugins.hookspecs import hookimpl
+from plugins.records import SessionRecord
+from plugins.reports import write_session_report
+from plugins.types import SessionSummary
+
+NAME = "reports"
+
+
+@dataclass(frozen=True)
+class ReportsConfig:
+    """Settings of ``[plugins.reports]`` / ``EMOTION_REPORTS_*``."""
+
+    output_dir: str = setting("emotion-reports", "Folder the reports are written to (created when missing).")
+    html: bool = setting(True, "Write the HTML page next to the JSON document.")
+
+
+class Reports:
+    """The ``reports`` plugin (``on_session_end``)."""
+
+    def __init__(self, config: ReportsConfig | None = None) -> None:
+        self.config = config or load_plugin_config(NAME, ReportsConfig)
+
+    @hookimpl
+    def on_session_end(self, summary: SessionSummary) -> list[str]:
+        """Writes the session's report; returns the paths written."""
+        paths = write_session_report(SessionRecord.from_summary(summary), Path(self.config.output_dir), self.config.html)
+        return [str(path) for path in paths]

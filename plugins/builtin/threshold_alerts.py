@@ -1,0 +1,102 @@
+"""Built-in plugin ``threshold_alerts``: an alert when an emotion's smoothed score crosses its threshold.
+
+Per session and per emotion, the score is averaged over the last
+``smoothing_windows`` windows (fewer at the start of a stream). When that
+average reaches the emotion's threshold an alert fires once; the emotion
+re-arms only after the average falls below ``threshold - hysteresis``, so a
+score hovering around the threshold does not raise a flurry of alerts. A
+Classify call is judged on its own (one result, no smoothing, no state kept).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from plugins.config import check, load_plugin_config, setting
+from plugins.hookspecs import hookimpl
+from plugins.session_state import SessionStates
+from plugins.types import Alert, Result, SessionSummary
+
+NAME = "threshold_alerts"
+
+
+@dataclass(frozen=True)
+class ThresholdAlertsConfig:
+    """Settings of ``[plugins.threshold_alerts]`` / ``EMOTION_THRESHOLD_ALERTS_*``."""
+
+    thresholds: dict[str, float] = setting(
+        {"ANG": 0.6, "FEA": 0.6, "SAD": 0.6},
+        "Emotion label -> smoothed score at which an alert fires (labels the model lacks are ignored).",
+    )
+    hysteresis: float = setting(0.15, "An emotion re-arms once its smoothed score falls below threshold - hysteresis.")
+    smoothing_windows: int = setting(3, "Windows averaged into the smoothed score.")
+    severity: str = setting("warning", "Severity of the alerts: info, warning or critical.")
+    max_sessions: int = setting(10_000, "Most concurrent sessions whose state is kept (least recently used dropped).")
+
+    def __post_init__(self) -> None:
+        check(
+            NAME,
+            {
+                "thresholds": (all(0 < t <= 1 for t in self.thresholds.values()), "each threshold must lie in (0, 1]"),
+                "hysteresis": (
+                    all(0 <= self.hysteresis < t for t in self.thresholds.values()),
+                    "must be at least 0 and below every threshold (an emotion re-arms below threshold - hysteresis)",
+                ),
+                "smoothing_windows": (self.smoothing_windows >= 1, "must be at least 1"),
+                "severity": (self.severity in ("info", "warning", "critical"), "must be info, warning or critical"),
+                "max_sessions": (self.max_sessions >= 1, "must be at least 1"),
+            },
+        )
+
+
+@dataclass
+class _SessionState:
+    recent: deque[dict[str, float]]
+    disarmed: set[str] = field(default_factory=set)
+
+
+class ThresholdAlerts:
+    """The ``threshold_alerts`` plugin (``on_result``, ``on_session_end``)."""
+
+    def __init__(self, config: ThresholdAlertsConfig | None = None) -> None:
+        self.config = config or load_plugin_config(NAME, ThresholdAlertsConfig)
+        self._sessions: SessionStates[_SessionState] = SessionStates(self._new_state, self.config.max_sessions)
+
+    @hookimpl
+    def on_result(self, result: Result) -> list[Alert]:
+        """Updates the session's smoothed scores; returns the alerts that fire now."""
+        state = self._new_state() if result.kind == "classify" else self._sessions.get(result.session_id)
+        state.recent.append(result.scores)
+        alerts = []
+        for label, threshold in self.config.thresholds.items():
+            if label not in result.scores:
+                continue
+            smoothed = sum(scores.get(label, 0.0) for scores in state.recent) / len(state.recent)
+            if label not in state.disarmed and smoothed >= threshold:
+                state.disarmed.add(label)
+                alerts.append(self._alert(result, label, smoothed, threshold, len(state.recent)))
+            elif label in state.disarmed and smoothed < threshold - self.config.hysteresis:
+                state.disarmed.discard(label)
+        return alerts
+
+    @hookimpl
+    def on_session_end(self, summary: SessionSummary) -> None:
+        """Forgets the finished session."""
+        self._sessions.drop(summary.session_id)
+
+    def _new_state(self) -> _SessionState:
+        return _SessionState(recent=deque(maxlen=self.config.smoothing_windows))
+
+    def _alert(self, result: Result, label: str, smoothed: float, threshold: float, windows: int) -> Alert:
+        rearm = threshold - self.config.hysteresis
+        return Alert(
+            kind="threshold",
+            label=label,
+            severity=self.config.severity,  # type: ignore[arg-type]
+            message=f"{label} score {smoothed:.2f} reached its threshold {threshold:.2f} (mean of {windows} window(s))",
+            value=smoothed,
+            time_s=result.end_s,
+            source=NAME,
+            details={"threshold": f"{threshold:g}", "rearm_below": f"{rearm:g}", "windows": str(windows)},
+        )

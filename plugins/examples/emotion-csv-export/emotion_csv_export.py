@@ -1,0 +1,39 @@
+"""Example third-party plugin: writes each finished stream's windows to ``<dir>/<session>.csv``.
+
+A plugin is any importable module (or class) with functions marked by the
+``emotion`` hook marker; this package registers itself under the entry-point
+group ``emotion.plugins`` in its ``pyproject.toml``, and the service finds it
+once it is installed. ``EMOTION_CSV_EXPORT_DIR`` names the folder (default
+``emotion-csv``).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from plugins.types import SessionSummary
+
+# The same marker as ``from plugins import hookimpl``, without depending on the service.
+hookimpl = pluggy.HookimplMarker("emotion")
+
+
+@hookimpl
+def on_session_end(summary: SessionSummary) -> list[str]:
+    """Writes one row per window: index, start, end, label, then each emotion's score."""
+    folder = Path(os.environ.get("EMOTION_CSV_EXPORT_DIR") or "emotion-csv")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / (re.sub(r"[^A-Za-z0-9._-]", "_", summary.session_id) + ".csv")
+    labels = sorted(summary.mean_scores)
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["index", "start_s", "end_s", "label", *labels])
+        for r in summary.results:
+            writer.writerow([r.index, f"{r.start_s:.3f}", f"{r.end_s:.3f}", r.label, *(f"{r.scores[k]:.4f}" for k in labels)])
+    return [str(path)]

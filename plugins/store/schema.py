@@ -1,0 +1,93 @@
+"""Tables of the results store (SQLAlchemy 2 declarative). Raw audio has no column anywhere."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, TypeDecorator
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes, stored naive (SQLite keeps no zone) and read back as UTC."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: pass a timezone-aware one")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+class Base(DeclarativeBase):
+    """Metadata of the store's tables."""
+
+    type_annotation_map: dict[Any, Any] = {datetime: UtcDateTime, dict[str, Any]: JSON}
+
+
+class SessionRow(Base):
+    """A stream, or a single Classify call (its request id is the session id)."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    model_name: Mapped[str] = mapped_column(String)
+    started_at: Mapped[datetime] = mapped_column(index=True)
+    ended_at: Mapped[datetime | None]
+    duration_s: Mapped[float | None] = mapped_column(Float)
+
+
+class MetadataRow(Base):
+    """One key of a session's request metadata (e.g. a candidate or interview id)."""
+
+    __tablename__ = "session_metadata"
+
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String, primary_key=True)
+    value: Mapped[str] = mapped_column(String)
+
+
+class ResultRow(Base):
+    """One stream window or Classify answer: its span, label and every score."""
+
+    __tablename__ = "results"
+    __table_args__ = (Index("ix_results_session_position", "session_id", "position"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
+    request_id: Mapped[str] = mapped_column(String)
+    kind: Mapped[str] = mapped_column(String(16))
+    position: Mapped[int] = mapped_column(Integer)
+    start_s: Mapped[float] = mapped_column(Float)
+    end_s: Mapped[float] = mapped_column(Float)
+    label: Mapped[str] = mapped_column(String)
+    scores: Mapped[dict[str, Any]]
+    model_name: Mapped[str] = mapped_column(String)
+    created_at: Mapped[datetime]
+
+
+class AlertRow(Base):
+    """One alert raised in a session."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String)
+    label: Mapped[str] = mapped_column(String)
+    severity: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(String)
+    value: Mapped[float] = mapped_column(Float)
+    time_s: Mapped[float] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String)
+    details: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]

@@ -1,0 +1,176 @@
+"""Threshold alerts (smoothing, hysteresis), anomaly detection and the alert sinks (log, webhook)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+import structlog
+
+from plugins import Alert, Result
+from plugins.builtin.alert_log import AlertLog
+from plugins.builtin.anomaly import AnomalyConfig, AnomalyDetector
+from plugins.builtin.threshold_alerts import ThresholdAlerts, ThresholdAlertsConfig
+from plugins.builtin.webhook import Webhook, WebhookConfig, WebhookError
+from plugins.manager import build_host
+from plugins.types import SessionSummary
+
+LABELS = ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")
+
+
+def window(session: str, index: int, scores: dict[str, float], kind: str = "window") -> Result:
+    label = max(scores, key=scores.__getitem__)
+    return Result(session, session, kind, label, scores, index * 1.5, index * 1.5 + 3.0, index=index)  # type: ignore[arg-type]
+
+
+def with_anger(anger: float) -> dict[str, float]:
+    rest = (1.0 - anger) / (len(LABELS) - 1)
+    return {label: anger if label == "ANG" else rest for label in LABELS}
+
+
+def end_of(session: str) -> SessionSummary:
+    return SessionSummary(session, 0, 0.0, "", {}, {}, (), ())
+
+
+def test_threshold_fires_once_and_rearms_below_the_lower_level() -> None:
+    plugin = ThresholdAlerts(ThresholdAlertsConfig(thresholds={"ANG": 0.6}, hysteresis=0.15, smoothing_windows=2))
+    anger = [0.2, 0.5, 0.7, 0.8, 0.9, 0.6, 0.5, 0.42, 0.3, 0.7, 0.8]
+    # smoothed: .2 .35 [.6 fires] .75 .85 .75 .55 .46 [.36 re-arms] .5 [.75 fires]
+    fired = {i: plugin.on_result(window("s", i, with_anger(a))) for i, a in enumerate(anger)}
+    assert [i for i, alerts in fired.items() if alerts] == [2, 10]
+    alert = fired[2][0]
+    assert (alert.kind, alert.label, alert.source) == ("threshold", "ANG", "threshold_alerts")
+    assert alert.value == pytest.approx(0.6) and alert.time_s == pytest.approx(6.0)
+    assert alert.details["rearm_below"] == "0.45"
+
+
+def test_threshold_state_is_per_session_and_classify_stands_alone() -> None:
+    plugin = ThresholdAlerts(ThresholdAlertsConfig(thresholds={"ANG": 0.6, "SAD": 0.9}, smoothing_windows=3))
+    assert plugin.on_result(window("a", 0, with_anger(0.9)))  # a fires
+    assert plugin.on_result(window("b", 0, with_anger(0.9)))  # b has its own state
+    assert not plugin.on_result(window("a", 1, with_anger(0.9)))  # a stays disarmed
+    for _ in range(2):  # each Classify answer is judged alone, every time
+        assert [a.label for a in plugin.on_result(window("c", 0, with_anger(0.95), kind="classify"))] == ["ANG"]
+    plugin.on_session_end(end_of("a"))
+    assert plugin.on_result(window("a", 0, with_anger(0.9)))  # a new session with that id starts armed
+
+
+def scores_around(centre: dict[str, float], rng: np.random.Generator, noise: float = 0.03) -> dict[str, float]:
+    values = np.clip(np.array([centre[label] for label in LABELS]) + rng.normal(0, noise, len(LABELS)), 0.001, None)
+    return dict(zip(LABELS, (values / values.sum()).tolist(), strict=True))
+
+
+def feed(plugin: AnomalyDetector, session: str, sequence: Sequence[dict[str, float]]) -> list[tuple[int, Alert]]:
+    return [(i, alert) for i, scores in enumerate(sequence) for alert in plugin.on_result(window(session, i, scores))]
+
+
+NEUTRAL = {"ANG": 0.08, "DIS": 0.08, "FEA": 0.08, "HAP": 0.08, "NEU": 0.6, "SAD": 0.08}
+ANGRY = {"ANG": 0.7, "DIS": 0.06, "FEA": 0.06, "HAP": 0.06, "NEU": 0.06, "SAD": 0.06}
+
+
+def test_anomaly_stays_quiet_on_a_steady_session() -> None:
+    rng = np.random.default_rng(7)
+    assert feed(AnomalyDetector(AnomalyConfig()), "steady", [scores_around(NEUTRAL, rng) for _ in range(60)]) == []
+
+
+def test_anomaly_fires_once_per_test_on_a_sudden_shift() -> None:
+    rng = np.random.default_rng(7)
+    sequence = [scores_around(NEUTRAL, rng) for _ in range(15)] + [scores_around(ANGRY, rng) for _ in range(12)]
+    fired = feed(AnomalyDetector(AnomalyConfig()), "shifting", sequence)
+    by_test = {alert.details["test"]: (i, alert) for i, alert in fired}
+    assert len(fired) == 2 and set(by_test) == {"baseline", "shift"}
+    for i, alert in by_test.values():
+        assert 15 <= i <= 17, "fires within the first windows after the shift"
+        assert (alert.kind, alert.label, alert.source) == ("anomaly", "ANG", "anomaly")
+    assert by_test["baseline"][1].value >= 4.0 and by_test["shift"][1].value >= 0.35
+
+
+def test_anomaly_ignores_classify_answers_and_forgets_ended_sessions() -> None:
+    plugin = AnomalyDetector(AnomalyConfig())
+    assert plugin.on_result(window("c", 0, ANGRY, kind="classify")) == []
+    feed(plugin, "s", [NEUTRAL] * 3)
+    plugin.on_session_end(end_of("s"))
+    assert len(plugin._sessions) == 0
+
+
+def test_alert_log_writes_one_structured_event() -> None:
+    alert = Alert(kind="threshold", label="ANG", message="angry", value=0.7, time_s=3.0, source="threshold_alerts")
+    with structlog.testing.capture_logs() as logs:
+        build_host({"alert_log": AlertLog()}).on_alert(alert, "session-1")
+    (event,) = [e for e in logs if e["event"] == "alert_raised"]
+    assert event["log_level"] == "warning"
+    assert (event["session_id"], event["alert_kind"], event["label"], event["value"]) == ("session-1", "threshold", "ANG", 0.7)
+
+
+class Receiver:
+    """A local HTTP endpoint answering the given statuses in turn (then 200), recording requests."""
+
+    def __init__(self, statuses: Sequence[int]) -> None:
+        self.statuses = list(statuses)
+        self.requests: list[tuple[dict[str, str], dict[str, object]]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                receiver.requests.append((dict(self.headers), body))
+                self.send_response(receiver.statuses.pop(0) if receiver.statuses else 200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/alerts"
+
+
+@pytest.fixture
+def receiver_factory() -> Iterator[type[Receiver]]:
+    started: list[Receiver] = []
+
+    class Started(Receiver):
+        def __init__(self, statuses: Sequence[int]) -> None:
+            super().__init__(statuses)
+            threading.Thread(target=self.server.serve_forever, daemon=True).start()
+            started.append(self)
+
+    yield Started
+    for receiver in started:
+        receiver.server.shutdown()
+        receiver.server.server_close()
+
+
+def test_webhook_retries_transient_failures_then_delivers(receiver_factory: type[Receiver]) -> None:
+    receiver = receiver_factory([503, 429])
+    plugin = Webhook(WebhookConfig(url=receiver.url, token="s3cret", retries=3, backoff_s=0.01))
+    plugin.on_alert(Alert(kind="anomaly", label="SAD", message="unusual", details={"test": "shift"}), "session-9")
+    assert len(receiver.requests) == 3
+    headers, body = receiver.requests[-1]
+    assert headers["Authorization"] == "Bearer s3cret"
+    assert body["session_id"] == "session-9"
+    assert body["alert"] == {
+        "kind": "anomaly", "message": "unusual", "label": "SAD", "severity": "warning",
+        "value": 0.0, "time_s": 0.0, "source": "", "details": {"test": "shift"},
+    }  # fmt: skip
+
+
+def test_webhook_gives_up_and_the_host_names_it(receiver_factory: type[Receiver]) -> None:
+    receiver = receiver_factory([500, 500, 500])
+    plugin = Webhook(WebhookConfig(url=receiver.url, retries=1, backoff_s=0.01))
+    with pytest.raises(WebhookError, match="after 2 attempt"):
+        plugin.on_alert(Alert(kind="threshold", message="m"), "s")
+    rejecting = receiver_factory([400])
+    with structlog.testing.capture_logs() as logs:
+        build_host({"webhook": Webhook(WebhookConfig(url=rejecting.url, retries=3, backoff_s=0.01))}).on_alert(
+            Alert(kind="threshold", message="m"), "s"
+        )
+    assert len(rejecting.requests) == 1, "a 4xx answer is not retried"
+    assert any(e["event"] == "plugin_failed" and e["plugin"] == "webhook" for e in logs)
+
+
+def test_webhook_without_url_does_nothing() -> None:
+    Webhook(WebhookConfig()).on_alert(Alert(kind="threshold", message="m"), "s")

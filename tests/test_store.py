@@ -1,0 +1,125 @@
+"""The results store on SQLite and on a real PostgreSQL server, alone and behind a running server."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import LargeBinary, select
+
+from plugins import Alert, Result
+from plugins.manager import load_plugins
+from plugins.store import ResultStore, StoreError
+from plugins.store.schema import Base, MetadataRow, SessionRow
+from plugins.types import SessionSummary
+from tests.plugin_helpers import fresh_postgres_database, ravdess_interview, run_stream, serving, settle, stream_requests
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'results.db'}"
+    else:
+        with fresh_postgres_database() as url:
+            yield url
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[ResultStore]:
+    opened = ResultStore(database_url)
+    yield opened
+    opened.close()
+
+
+def window(session: str, index: int, label: str = "ANG", metadata: dict[str, str] | None = None) -> Result:
+    scores = {"ANG": 0.1, "NEU": 0.1, "SAD": 0.1} | {label: 0.8}
+    return Result(session, session, "window", label, scores, index * 1.5, index * 1.5 + 3.0, index, "tiny", metadata or {})
+
+
+def test_a_stream_round_trips(store: ResultStore) -> None:
+    meta = {"candidate": "c-17", "interview": "i-3"}
+    for i, label in enumerate(["NEU", "ANG", "ANG"]):
+        store.add_result(window("s1", i, label, meta))
+    store.add_alert("s1", Alert(kind="threshold", label="ANG", message="angry", value=0.8, time_s=6.0, details={"k": "v"}))
+    store.end_session(SessionSummary("s1", 3, 6.5, "ANG", {}, {}, (), (), meta, "tiny"))
+    record = store.session("s1")
+    assert record is not None and record.kind == "stream"
+    s = record.summary
+    assert [r.label for r in s.results] == ["NEU", "ANG", "ANG"] and [r.index for r in s.results] == [0, 1, 2]
+    assert s.results[1].scores == {"ANG": 0.8, "NEU": 0.1, "SAD": 0.1}
+    assert s.metadata == meta and s.model_name == "tiny" and s.duration_s == 6.5
+    assert s.dominant_label == "ANG" and s.shares["ANG"] == pytest.approx(2 / 3)
+    assert [(a.kind, a.label, a.details) for a in s.alerts] == [("threshold", "ANG", {"k": "v"})]
+    assert record.started_at.tzinfo is not None and abs(datetime.now(timezone.utc) - record.started_at) < timedelta(minutes=5)
+    assert store.session("missing") is None
+
+
+def test_classify_answers_are_one_result_sessions(store: ResultStore) -> None:
+    store.add_result(Result("req-1", "req-1", "classify", "SAD", {"SAD": 0.9, "ANG": 0.1}, 0.0, 2.5))
+    record = store.session("req-1")
+    assert record is not None and record.kind == "classify" and record.summary.window_count == 1
+
+
+def test_sessions_since_selects_by_start_time(store: ResultStore) -> None:
+    before = datetime.now(timezone.utc) - timedelta(seconds=1)
+    store.add_result(window("early", 0))
+    middle = datetime.now(timezone.utc)
+    store.add_result(window("late", 0))
+    after = datetime.now(timezone.utc) + timedelta(seconds=1)
+    assert [r.summary.session_id for r in store.sessions_since(before)] == ["early", "late"]
+    assert [r.summary.session_id for r in store.sessions_since(before, until=middle)] == ["early"]
+    assert store.sessions_since(after) == []
+
+
+def test_concurrent_writers_of_one_new_session(store: ResultStore) -> None:
+    meta = {"k": "v"}
+    threads = [threading.Thread(target=store.add_result, args=(window("busy", i, metadata=meta),)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with store.engine.connect() as conn:
+        assert conn.execute(select(SessionRow.id).where(SessionRow.id == "busy")).all() == [("busy",)]
+        assert conn.execute(select(MetadataRow.key).where(MetadataRow.session_id == "busy")).all() == [("k",)]
+    record = store.session("busy")
+    assert record is not None and sorted(r.index for r in record.summary.results) == list(range(8))
+
+
+def test_no_table_can_hold_audio() -> None:
+    columns = [column for table in Base.metadata.tables.values() for column in table.columns]
+    assert not [c for c in columns if isinstance(c.type, LargeBinary)]
+    assert not [c for c in columns if any(word in c.name for word in ("audio", "wave", "pcm", "sample"))]
+
+
+def test_unusable_urls_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no results database at"):
+        ResultStore(f"sqlite:///{tmp_path / 'absent.db'}", must_exist=True)
+    with pytest.raises(StoreError, match="unsupported database 'mysql'"):
+        ResultStore("mysql://u:secret@host/db")
+    with pytest.raises(StoreError, match=r"cannot open the results database postgresql\+psycopg://u:\*\*\*@127\.0\.0\.1:9/db"):
+        ResultStore("postgresql://u:secret@127.0.0.1:9/db")
+
+
+async def test_a_served_stream_lands_in_the_store(tiny_model: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EMOTION_DATABASE_URL", database_url)
+    monkeypatch.setenv("EMOTION_THRESHOLD_ALERTS_THRESHOLDS", "FEA=0.1,ANG=0.1")
+    monkeypatch.setenv("EMOTION_THRESHOLD_ALERTS_HYSTERESIS", "0.05")
+    requests = stream_requests(ravdess_interview()[: 16000 * 8], "served-1", {"candidate": "c-42"})
+    plugins = load_plugins("threshold_alerts,store")
+    async with serving(tiny_model, plugins) as (server, stub):
+        responses = await run_stream(stub, requests)
+        await settle(server)
+    plugins.pm.get_plugin("store").store.close()
+    windows = [r.window for r in responses if r.HasField("window")]
+    alerts = [r.alert for r in responses if r.HasField("alert")]
+    assert len(windows) >= 4 and {a.label for a in alerts} == {"FEA", "ANG"}
+    store = ResultStore(database_url, must_exist=True)
+    record = store.session("served-1")
+    store.close()
+    assert record is not None and record.summary.metadata == {"candidate": "c-42"}
+    assert [(r.index, r.label) for r in record.summary.results] == [(w.index, w.label) for w in windows]
+    assert sorted(a.label for a in record.summary.alerts) == ["ANG", "FEA"]
+    assert record.summary.duration_s == pytest.approx(8.0)
