@@ -15,7 +15,8 @@ from emotion_client.v1 import emotion_pb2 as pb
 from emotion_client.v1 import emotion_pb2_grpc
 
 from plugins.manager import PluginError, PluginHost
-from plugins.types import Alert, Result, SessionSummary
+from plugins.records import summarise
+from plugins.types import Alert, Result
 from server import audio
 from server.batcher import DeadlineExpiredError, DynamicBatcher, QueueFullError, ShuttingDownError
 from server.config import Settings
@@ -184,7 +185,7 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
                     yield pb.StreamClassifyResponse(session_id=session_id, alert=_alert_pb(alert))
         finally:
             reader.cancel()
-        summary = summarise(session_id, decoder.seconds_in, labels, results, alerts, metadata)
+        summary = summarise(session_id, results, alerts, metadata, duration_s=decoder.seconds_in)
         log.info("stream_closed", windows=summary.window_count, dominant=summary.dominant_label)
         self._in_background(self.plugins.on_session_end, summary)
         yield pb.StreamClassifyResponse(
@@ -383,33 +384,6 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
         task = asyncio.create_task(asyncio.to_thread(fn, *args))
         self.background.add(task)
         task.add_done_callback(self.background.discard)
-
-
-def summarise(
-    session_id: str,
-    duration_s: float,
-    labels: tuple[str, ...],
-    results: list[Result],
-    alerts: list[Alert],
-    metadata: dict[str, str],
-) -> SessionSummary:
-    """Per-label shares of winning windows, mean scores, and the dominant label."""
-    count = len(results)
-    wins = {label: sum(r.label == label for r in results) for label in labels}
-    means = {label: (sum(r.scores[label] for r in results) / count if count else 0.0) for label in labels}
-    dominant = max(labels, key=lambda label: (wins[label], means[label])) if count else ""
-    return SessionSummary(
-        session_id=session_id,
-        window_count=count,
-        duration_s=duration_s,
-        dominant_label=dominant,
-        shares={label: (wins[label] / count if count else 0.0) for label in labels},
-        mean_scores=means,
-        results=tuple(results),
-        alerts=tuple(alerts),
-        metadata=metadata,
-        model_name=results[0].model_name if results else "",
-    )
 
 
 def _encoding(fmt: pb.PcmFormat) -> str:
