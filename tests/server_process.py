@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,22 +46,29 @@ def wait_serving(port: int, proc: subprocess.Popen[str], timeout: float = 60) ->
 
 
 @contextmanager
-def serving(model: Path, *flags: str) -> Iterator[tuple[int, subprocess.Popen[str]]]:
-    """Starts `emotion serve` on a free port, waits for SERVING, kills it on exit if still running."""
+def serving(model: Path, *flags: str) -> Iterator[tuple[int, subprocess.Popen[str], Path]]:
+    """Starts `emotion serve` on a free port, waits for SERVING, kills it on exit if still running.
+
+    Yields the port, the process and the file its log lines go to (a file, not a
+    pipe: an undrained pipe fills up and blocks the server's logging).
+    """
     port = free_port()
-    proc = subprocess.Popen(
-        [*EMOTION, "serve", "--port", str(port), "--model", str(model), *flags],
-        stderr=subprocess.PIPE,
-        text=True,
-        env=run_env(),
-    )
-    try:
-        wait_serving(port, proc)
-        yield port, proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "server.log"
+        with log.open("w") as sink:
+            proc = subprocess.Popen(
+                [*EMOTION, "serve", "--port", str(port), "--model", str(model), *flags],
+                stderr=sink,
+                text=True,
+                env=run_env(),
+            )
+        try:
+            wait_serving(port, proc)
+            yield port, proc, log
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 def rss_mb(pid: int) -> float:

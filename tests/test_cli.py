@@ -42,12 +42,12 @@ def test_bad_flag_value_fails_early_naming_it() -> None:
 
 
 def test_serve_answers_another_process_and_drains_on_sigterm(tiny_model: Path) -> None:
-    with serving(tiny_model) as (port, proc):
+    with serving(tiny_model) as (port, proc, log):
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = emotion_pb2_grpc.EmotionServiceStub(channel)
             reply = stub.Classify(pb.ClassifyRequest(audio=pb.Audio(content=recordings()[3].read_bytes())), timeout=30)
             assert reply.label in LABELS
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
-        events = [json.loads(line)["event"] for line in proc.stderr.read().splitlines() if line.startswith("{")]
+        events = [json.loads(line)["event"] for line in log.read_text().splitlines() if line.startswith("{")]
     assert {"listening", "ready", "classified", "draining", "stopped"} <= set(events)

@@ -104,7 +104,7 @@ def _decodes(payload: bytes | tuple[bytes, str, int, int]) -> bool:
 def test_fuzz_decoder_and_live_server(tiny_model: Path) -> None:
     """10 000 hostile payloads: the decoder raises only AudioError; the server answers OK or INVALID_ARGUMENT."""
     codes: Counter[str] = Counter()
-    with serving(tiny_model) as (port, proc), grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+    with serving(tiny_model) as (port, proc, _), grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = emotion_pb2_grpc.EmotionServiceStub(channel)
         stub.Classify(_fuzz_request(SEEDS[0]), timeout=30)
         baseline = rss_mb(proc.pid)
@@ -215,7 +215,7 @@ def test_sigterm_under_load_loses_no_accepted_request(tiny_model: Path) -> None:
     results: Counter[str] = Counter()
     lock = threading.Lock()
     clip = raw_request(load_mono(recordings()[0]), 16000)
-    with serving(tiny_model, "--grace-period-s", "20") as (port, proc):
+    with serving(tiny_model, "--grace-period-s", "20") as (port, proc, _):
         stop = threading.Event()
 
         def unary_worker() -> None:
