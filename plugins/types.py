@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class Alert:
@@ -25,7 +27,13 @@ class Alert:
 
 @dataclass(frozen=True)
 class Result:
-    """One classified unit: a whole ``Classify`` recording or one stream window."""
+    """One classified unit: a whole ``Classify`` recording or one stream window.
+
+    ``audio`` is the audio the model scored (mono float32 at ``sample_rate``,
+    after the ``preprocess`` hooks), or None (e.g. results read back from the
+    store). Plugins must not persist it unless the operator asked: the ``store``
+    plugin keeps it only with ``retain_audio`` on, and then encrypted.
+    """
 
     session_id: str
     request_id: str
@@ -37,6 +45,8 @@ class Result:
     index: int = 0
     model_name: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
+    audio: np.ndarray | None = field(default=None, repr=False, compare=False)
+    sample_rate: int = field(default=0, repr=False, compare=False)
 
 
 @dataclass(frozen=True)

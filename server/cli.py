@@ -1,4 +1,4 @@
-"""The ``emotion`` command: serve, and the training/report commands as they land."""
+"""The ``emotion`` command: serve, tokens, plugins, reports, training, evaluation and sweeps."""
 
 from __future__ import annotations
 
@@ -135,6 +135,66 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from server.logging import configure_logging
+    from tuning.finetune import command_line, parse_args, run_training
+
+    configure_logging("info", "console")
+    arguments = parse_args(args.train_args)  # exits naming any unknown flag
+    try:
+        run_training(arguments, command_line(args.train_args))
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from server.logging import configure_logging
+    from server.model import ModelNotFoundError
+    from tuning.datasets import LABELS6, load_dataset, map_labels, parse_speakers, split_by_speaker
+    from tuning.evaluate import evaluate
+
+    configure_logging("warning", "console")
+    try:
+        examples, skipped = map_labels(load_dataset(args.dataset, args.data), LABELS6)
+        if args.speakers:
+            examples, _ = split_by_speaker(examples, parse_speakers(args.speakers))
+        metrics = evaluate(args.model, examples, args.output, device=args.device)
+    except (ValueError, OSError, ModelNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    summary = {key: metrics[key] for key in ("n", "accuracy", "uar", "macro_f1")}
+    print(json.dumps({**summary, "skipped": skipped, "roc_auc_macro": metrics["roc_auc"]["macro"], "output": str(args.output)}))
+    return 0
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from server.logging import configure_logging
+    from tuning.sweep import default_address, load_sweep_file, run_sweep
+
+    configure_logging("info", "console")
+    try:
+        sweep = load_sweep_file(args.search_space)
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    flags = {
+        "num_samples": args.num_samples,
+        "gpus_per_trial": args.gpus_per_trial,
+        "cpus_per_trial": args.cpus_per_trial,
+        "output_dir": args.output_dir,
+    }
+    sweep.settings = replace(sweep.settings, **{k: v for k, v in flags.items() if v is not None})
+    best = run_sweep(sweep, default_address(args.address), args.num_cpus, "emotion tune " + " ".join(sys.argv[2:]))
+    print(f"best model: {best}")
+    return 0
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], int]]]:
     parser = argparse.ArgumentParser(
         prog="emotion",
@@ -198,12 +258,58 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpars
         "--output", type=Path, metavar="DIR", help="folder to write to [env EMOTION_REPORTS_OUTPUT_DIR; default: emotion-reports]"
     )
     report.add_argument("--config", type=Path, default=None, help="TOML file with [plugins.NAME] tables (also $EMOTION_CONFIG).")
-    return parser, {"serve": _serve, "token": _token, "plugins": _plugins, "report": _report}
+
+    commands.add_parser(
+        "train",
+        add_help=False,  # `emotion train --help` is answered by its own HfArgumentParser
+        help="fine-tune a model with the Hugging Face Trainer and export a servable folder (see emotion train --help)",
+    )
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="score a model on a labelled corpus: metrics.json, confusion.png, roc.png",
+        description="Score MODEL on the 6-class clips of DATA exactly as the server does (ModelBackend, preprocess "
+        "plugins) and write accuracy, UAR, macro-F1, per-class precision/recall/F1, the confusion matrix and "
+        "one-vs-rest ROC/AUC.",
+    )
+    evaluate.add_argument("model", help="model folder or hub id")
+    evaluate.add_argument("data", type=Path, help="corpus folder (or CSV manifest with --dataset csv)")
+    evaluate.add_argument("--dataset", choices=("ravdess", "emodb", "cremad", "csv"), default="ravdess", help="corpus loader [default: ravdess]")
+    evaluate.add_argument("--speakers", help="only these speakers, e.g. 19-24 (the RAVDESS test actors) [default: all]")
+    evaluate.add_argument("--output", type=Path, default=Path("evaluation"), help="folder for the results [default: evaluation]")
+    evaluate.add_argument("--device", default="auto", help="auto, cpu or cuda:N [default: auto]")
+
+    tune = commands.add_parser(
+        "tune",
+        help="sweep hyper-parameters with Ray Tune (ASHA) and export the best trial as a model folder",
+        description="Run a Ray Tune sweep of `emotion train` described by a TOML search-space file (see "
+        "tuning/search_spaces/small.toml): on a local Ray by default, on a cluster with --address or $RAY_ADDRESS.",
+    )
+    tune.add_argument("--search-space", "--config", dest="search_space", type=Path, required=True, metavar="FILE", help="search-space TOML file")
+    tune.add_argument("--address", help="Ray cluster: auto or ray://HOST:10001 [default: $RAY_ADDRESS, else a local Ray]")
+    tune.add_argument("--num-samples", type=int, help="trials to run [default: the file's [tune] num_samples]")
+    tune.add_argument("--gpus-per-trial", type=float, help="GPUs each trial reserves [default: the file's, else 0]")
+    tune.add_argument("--cpus-per-trial", type=float, help="CPUs each trial reserves [default: the file's, else 1]")
+    tune.add_argument("--num-cpus", type=int, help="CPUs of the local Ray [default: all]")
+    tune.add_argument("--output-dir", help="folder for trials and best-model/ [default: the file's]")
+    return parser, {
+        "serve": _serve,
+        "token": _token,
+        "plugins": _plugins,
+        "report": _report,
+        "train": _train,
+        "evaluate": _evaluate,
+        "tune": _tune,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser, handlers = build_parser()
-    args = parser.parse_args(argv)
+    # `emotion train` hands its flags to its own HfArgumentParser; every other command parses strictly.
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "train":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.train_args = extra
     try:
         return handlers[args.command](args)
     except ConfigError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -77,6 +78,8 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
             end_s=decoded.duration_s,
             model_name=state.backend.info.name,
             metadata=dict(request.metadata),
+            audio=waveform,
+            sample_rate=rate,
         )
         alerts = await self._on_result(result, request_id)
         log.info(
@@ -168,8 +171,11 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
                     index=window.index,
                     model_name=state.backend.info.name,
                     metadata=metadata,
+                    audio=window.waveform,
+                    sample_rate=rate,
                 )
-                results.append(result)
+                # The summary needs scores, not audio: keep a long stream's memory flat.
+                results.append(dataclasses.replace(result, audio=None))
                 yield pb.StreamClassifyResponse(
                     session_id=session_id,
                     window=pb.WindowResult(

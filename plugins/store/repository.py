@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import structlog
-from sqlalchemy import ColumnElement, Connection, Engine, create_engine, event, select, update
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from sqlalchemy import ColumnElement, Connection, Engine, create_engine, event, inspect, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session
 
 from plugins.records import SessionRecord, summarise
-from plugins.store.schema import AlertRow, Base, MetadataRow, ResultRow, SessionRow
+from plugins.store.schema import AlertRow, AudioBase, AudioClipRow, Base, MetadataRow, ResultRow, SessionRow
 from plugins.types import Alert, Result, SessionSummary
 
 log = structlog.get_logger(__name__)
@@ -27,6 +29,49 @@ _INSERTS: dict[str, Callable[..., Any]] = {"sqlite": sqlite.insert, "postgresql"
 
 class StoreError(RuntimeError):
     """The results database cannot be used; the message says which and why."""
+
+
+KEY_HELP = 'make one with: python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
+
+
+def audio_cipher(keys: str | bytes) -> MultiFernet:
+    """The cipher of retained audio from one Fernet key, or several separated by commas.
+
+    The first key encrypts; every key decrypts (list the new key first to rotate).
+    Raises :class:`ValueError` (never quoting the key) when a key is missing or malformed.
+    """
+    text = keys.decode() if isinstance(keys, bytes) else keys
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts:
+        raise ValueError("is empty")
+    ciphers = []
+    for number, part in enumerate(parts, 1):
+        try:
+            ciphers.append(Fernet(part))
+        except (ValueError, TypeError):
+            which = "it" if len(parts) == 1 else f"key {number} of {len(parts)}"
+            raise ValueError(f"is not a Fernet key ({which} must be 32 url-safe base64-encoded bytes)") from None
+    return MultiFernet(ciphers)
+
+
+@dataclass(frozen=True)
+class AudioClip:
+    """Retained audio of one result, decrypted: mono float32 in [-1, 1] at ``sample_rate``."""
+
+    session_id: str
+    index: int
+    sample_rate: int
+    waveform: np.ndarray
+
+    @property
+    def pcm(self) -> bytes:
+        """The clip as stored (before encryption): 16-bit little-endian PCM."""
+        return pcm16(self.waveform)
+
+
+def pcm16(waveform: np.ndarray) -> bytes:
+    """Mono float audio as 16-bit little-endian PCM."""
+    return (np.clip(np.asarray(waveform, dtype=np.float32), -1.0, 1.0) * 32767).astype("<i2").tobytes()
 
 
 def _normalise_url(url: str) -> str:
@@ -50,9 +95,18 @@ class ResultStore:
 
     ``must_exist`` refuses a SQLite file that is not there yet (reports read an
     existing store; they should not create an empty one by a typo).
+
+    ``audio_key`` (a Fernet key, or several separated by commas: see
+    :func:`audio_cipher`) turns audio retention on: the ``audio_clips`` table is
+    created and the audio of each result that carries some is stored there as
+    encrypted 16-bit PCM. Without it, no audio is written and that table is not created.
     """
 
-    def __init__(self, url: str, must_exist: bool = False) -> None:
+    def __init__(self, url: str, must_exist: bool = False, audio_key: str | bytes | None = None) -> None:
+        try:
+            self._cipher = None if audio_key is None else audio_cipher(audio_key)
+        except ValueError as exc:
+            raise StoreError(f"audio encryption key {exc}; {KEY_HELP}") from None
         url = _normalise_url(url)
         try:
             parsed = make_url(url)
@@ -76,6 +130,8 @@ class ResultStore:
         self._insert = _INSERTS[backend]
         try:
             Base.metadata.create_all(self.engine)
+            if self._cipher is not None:
+                AudioBase.metadata.create_all(self.engine)
         except Exception as exc:
             raise StoreError(f"cannot open the results database {self.url}: {type(exc).__name__}: {exc}") from exc
 
@@ -83,12 +139,28 @@ class ResultStore:
         """Closes pooled connections."""
         self.engine.dispose()
 
+    @property
+    def retains_audio(self) -> bool:
+        """Whether :meth:`add_result` stores (encrypted) audio."""
+        return self._cipher is not None
+
     def add_result(self, result: Result) -> None:
-        """Stores one window or Classify answer (and its session and metadata when new)."""
+        """Stores one window or Classify answer (and its session and metadata when new).
+
+        Its audio is stored, encrypted, only when this store retains audio.
+        """
         kind = "stream" if result.kind == "window" else "classify"
+        clip = None
+        if self._cipher is not None and result.audio is not None and result.sample_rate > 0:
+            pcm = pcm16(result.audio)
+            clip = {
+                "sample_rate": result.sample_rate,
+                "sample_count": len(pcm) // 2,
+                "ciphertext": self._cipher.encrypt(pcm),
+            }
         with self.engine.begin() as conn:
             self._ensure_session(conn, result.session_id, kind, result.model_name, result.metadata)
-            conn.execute(
+            written = conn.execute(
                 self._insert(ResultRow).values(
                     session_id=result.session_id,
                     request_id=result.request_id,
@@ -102,6 +174,55 @@ class ResultStore:
                     created_at=_now(),
                 )
             )
+            if clip is not None:
+                conn.execute(
+                    self._insert(AudioClipRow).values(
+                        result_id=written.inserted_primary_key[0],
+                        session_id=result.session_id,
+                        position=result.index,
+                        created_at=_now(),
+                        **clip,
+                    )
+                )
+
+    def audio_clip(self, session_id: str, index: int = 0, key: str | bytes | None = None) -> AudioClip | None:
+        """The retained audio of one result (a stream window's index; 0 for ``Classify``), decrypted.
+
+        ``key`` defaults to this store's ``audio_key``. None when no audio was kept
+        for it (retention off, or no ``audio_clips`` table at all). Raises
+        :class:`StoreError` without a key, or when the key does not decrypt the clip.
+        """
+        if key is not None:
+            try:
+                cipher = audio_cipher(key)
+            except ValueError as exc:
+                raise StoreError(f"audio encryption key {exc}; {KEY_HELP}") from None
+        elif self._cipher is not None:
+            cipher = self._cipher
+        else:
+            raise StoreError("reading retained audio needs its encryption key (audio_key=... or key=...)")
+        if not inspect(self.engine).has_table(AudioClipRow.__tablename__):
+            return None
+        query = (
+            select(AudioClipRow)
+            .where(AudioClipRow.session_id == session_id, AudioClipRow.position == index)
+            .order_by(AudioClipRow.result_id.desc())
+            .limit(1)
+        )
+        with Session(self.engine) as db:
+            row = db.scalars(query).first()
+            if row is None:
+                return None
+            try:
+                pcm = cipher.decrypt(row.ciphertext)
+            except InvalidToken:
+                raise StoreError(
+                    f"cannot decrypt the audio of session {session_id!r} window {index}: wrong audio encryption key "
+                    "(or the clip was altered)"
+                ) from None
+            rate = row.sample_rate
+        waveform = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32767
+        return AudioClip(session_id=session_id, index=index, sample_rate=rate, waveform=waveform)
 
     def add_alert(self, session_id: str, alert: Alert) -> None:
         """Stores one alert of a session."""

@@ -1,11 +1,17 @@
-"""Tables of the results store (SQLAlchemy 2 declarative). Raw audio has no column anywhere."""
+"""Tables of the results store (SQLAlchemy 2 declarative).
+
+The results tables (:class:`Base`) have no column for raw audio. The one table
+that can hold audio, ``audio_clips`` (:class:`AudioBase`), has its own metadata:
+it is created only when an operator turns audio retention on, and holds only
+ciphertext (Fernet tokens of 16-bit PCM), never plaintext audio.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, TypeDecorator
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -90,4 +96,31 @@ class AlertRow(Base):
     time_s: Mapped[float] = mapped_column(Float)
     source: Mapped[str] = mapped_column(String)
     details: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+
+
+class AudioBase(DeclarativeBase):
+    """Metadata of the opt-in audio table, apart from :class:`Base` so that a default store never creates it."""
+
+    type_annotation_map: dict[Any, Any] = {datetime: UtcDateTime}
+
+
+class AudioClipRow(AudioBase):
+    """The audio one result was computed from, encrypted: written only with ``retain_audio`` on.
+
+    ``ciphertext`` is a Fernet token of the clip as mono 16-bit little-endian PCM
+    at ``sample_rate``; deleting the result (or its session) deletes the clip.
+    """
+
+    __tablename__ = "audio_clips"
+    __table_args__ = (Index("ix_audio_clips_session_position", "session_id", "position"),)
+
+    result_id: Mapped[int] = mapped_column(
+        ForeignKey(ResultRow.__table__.c.id, ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    session_id: Mapped[str] = mapped_column(String)
+    position: Mapped[int] = mapped_column(Integer)
+    sample_rate: Mapped[int] = mapped_column(Integer)
+    sample_count: Mapped[int] = mapped_column(Integer)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime]
