@@ -22,7 +22,7 @@ def dbfs(wave: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def cleanup() -> AudioCleanup:
-    return AudioCleanup(AudioCleanupConfig())
+    return AudioCleanup(AudioCleanupConfig(trim=True))
 
 
 def test_cleanup_trims_silence_and_normalises_loudness(cleanup: AudioCleanup) -> None:
