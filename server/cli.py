@@ -152,17 +152,27 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     import json
 
+    from transformers import AutoConfig
+
     from server.logging import configure_logging
     from server.model import ModelNotFoundError
-    from tuning.datasets import LABELS6, load_dataset, map_labels, parse_speakers, split_by_speaker
+    from tuning.datasets import (
+        load_dataset,
+        map_labels,
+        parse_label_map,
+        parse_speakers,
+        split_by_speaker,
+    )
     from tuning.evaluate import evaluate
 
     configure_logging("warning", "console")
     try:
-        examples, skipped = map_labels(load_dataset(args.dataset, args.data), LABELS6)
+        config = AutoConfig.from_pretrained(args.model)
+        labels = [config.id2label[i] for i in range(config.num_labels)]
+        examples, skipped = map_labels(load_dataset(args.dataset, args.data), labels, parse_label_map(args.label_map))
         if args.speakers:
             examples, _ = split_by_speaker(examples, parse_speakers(args.speakers))
-        metrics = evaluate(args.model, examples, args.output, device=args.device)
+        metrics = evaluate(args.model, examples, args.output, device=args.device, torch_threads=args.torch_threads)
     except (ValueError, OSError, ModelNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -268,16 +278,22 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpars
     evaluate = commands.add_parser(
         "evaluate",
         help="score a model on a labelled corpus: metrics.json, confusion.png, roc.png",
-        description="Score MODEL on the 6-class clips of DATA exactly as the server does (ModelBackend, preprocess "
-        "plugins) and write accuracy, UAR, macro-F1, per-class precision/recall/F1, the confusion matrix and "
-        "one-vs-rest ROC/AUC.",
+        description="Score MODEL on the clips of DATA whose labels are the model's (others are skipped and counted), "
+        "exactly as the server does (ModelBackend, preprocess plugins), and write accuracy, UAR, macro-F1, "
+        "per-class precision/recall/F1, the confusion matrix and one-vs-rest ROC/AUC.",
     )
     evaluate.add_argument("model", help="model folder or hub id")
     evaluate.add_argument("data", type=Path, help="corpus folder (or CSV manifest with --dataset csv)")
-    evaluate.add_argument("--dataset", choices=("ravdess", "emodb", "cremad", "csv"), default="ravdess", help="corpus loader [default: ravdess]")
+    evaluate.add_argument(
+        "--dataset", choices=("ravdess", "emodb", "cremad", "csv"), default="ravdess", help="corpus loader [default: ravdess]"
+    )
+    evaluate.add_argument("--label-map", help="corpus-to-model labels, e.g. 'angry=ANG,sad=SAD' (others outside are skipped)")
     evaluate.add_argument("--speakers", help="only these speakers, e.g. 19-24 (the RAVDESS test actors) [default: all]")
     evaluate.add_argument("--output", type=Path, default=Path("evaluation"), help="folder for the results [default: evaluation]")
     evaluate.add_argument("--device", default="auto", help="auto, cpu or cuda:N [default: auto]")
+    evaluate.add_argument(
+        "--torch-threads", type=int, default=0, help="CPU threads for inference; 0: torch's default [default: 0]"
+    )
 
     tune = commands.add_parser(
         "tune",
@@ -285,7 +301,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpars
         description="Run a Ray Tune sweep of `emotion train` described by a TOML search-space file (see "
         "tuning/search_spaces/small.toml): on a local Ray by default, on a cluster with --address or $RAY_ADDRESS.",
     )
-    tune.add_argument("--search-space", "--config", dest="search_space", type=Path, required=True, metavar="FILE", help="search-space TOML file")
+    tune.add_argument(
+        "--search-space", "--config", dest="search_space", type=Path, required=True, metavar="FILE", help="search-space TOML file"
+    )
     tune.add_argument("--address", help="Ray cluster: auto or ray://HOST:10001 [default: $RAY_ADDRESS, else a local Ray]")
     tune.add_argument("--num-samples", type=int, help="trials to run [default: the file's [tune] num_samples]")
     tune.add_argument("--gpus-per-trial", type=float, help="GPUs each trial reserves [default: the file's, else 0]")

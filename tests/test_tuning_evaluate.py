@@ -1,0 +1,73 @@
+"""`emotion evaluate`: metrics JSON and plots for a served model, scored as the server scores."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from server.model import ModelBackend
+from tests.conftest import LABELS
+from tests.plugin_helpers import emotion
+from tests.tuning_helpers import write_manifest
+from tuning.datasets import load_audio, load_manifest_csv
+from tuning.evaluate import roc_one_vs_rest, score_examples
+
+
+def test_evaluate_writes_metrics_and_plots(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "eval"
+    assert (
+        emotion("evaluate", str(tiny_model), str(write_manifest(tmp_path)), "--dataset", "csv", "--output", str(output))
+        == 0
+    )
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["n"] == 12 and set(metrics["per_class"]) == set(LABELS)
+    assert {"accuracy", "uar", "macro_f1", "confusion_matrix"} <= set(metrics)
+    assert set(metrics["roc_auc"]["per_class"]) == set(LABELS) and 0 <= metrics["roc_auc"]["macro"] <= 1
+    for plot in ("confusion.png", "roc.png"):
+        assert (output / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads(capsys.readouterr().out)["n"] == 12
+
+
+def test_speaker_filter_and_empty_selection(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = str(write_manifest(tmp_path))
+    assert (
+        emotion(
+            *[
+                "evaluate",
+                str(tiny_model),
+                manifest,
+                "--dataset",
+                "csv",
+                "--speakers",
+                "s1",
+                "--output",
+                str(tmp_path / "e"),
+            ]
+        )
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out)["n"] == 3
+    assert emotion("evaluate", str(tiny_model), manifest, "--dataset", "csv", "--speakers", "nobody") == 2
+    assert "no examples" in capsys.readouterr().err
+
+
+def test_scores_match_the_server_backend(tiny_model: Path, tmp_path: Path) -> None:
+    examples = load_manifest_csv(write_manifest(tmp_path))[:2]
+    labels, probabilities = score_examples(str(tiny_model), examples, device="cpu")
+    backend = ModelBackend.load(str(tiny_model), device="cpu")
+    assert tuple(labels) == LABELS
+    np.testing.assert_allclose(probabilities[1], backend.predict([load_audio(examples[1].path)])[0], rtol=1e-5)
+
+
+def test_roc_skips_a_class_without_positives() -> None:
+    probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    curves = roc_one_vs_rest(["A", "B", "A"], probabilities, ["A", "B"])
+    assert curves["A"]["auc"] == 1.0
+    assert roc_one_vs_rest(["A", "A"], probabilities[:2], ["A", "B"]) == {"A": None, "B": None}

@@ -1,0 +1,143 @@
+"""`emotion train`: argument parsing, freezing by name, augmentation seeding, and a real 1-epoch run that serves."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+
+from server.model import ModelBackend
+from tests.conftest import LABELS, recordings
+from tests.plugin_helpers import emotion
+from tests.tuning_helpers import TINY_CONFIG, write_manifest
+from tuning.datasets import load_audio
+from tuning.finetune import (
+    ClipDataset,
+    ModelArguments,
+    apply_freezing,
+    build_model,
+    parse_args,
+)
+
+
+def test_unknown_flag_fails_at_once_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--data", "x", "--learning-rat", "1e-4"])
+    assert exit_info.value.code == 2 and "--learning-rat" in capsys.readouterr().err
+
+
+def test_flags_fill_the_dataclasses() -> None:
+    model, data, training = parse_args(
+        ["--data", "d", "--freeze", "top-n", "--trainable_layers", "1", "--learning_rate", "3e-4"]
+    )
+    assert (model.freeze, model.trainable_layers, data.data, training.learning_rate) == ("top-n", 1, "d", 3e-4)
+    assert training.eval_strategy == "epoch" and training.metric_for_best_model == "uar"
+
+
+def _trainable(policy: str, layers: int = 1) -> set[str]:
+    model, _ = build_model(ModelArguments(from_scratch=True, config_overrides=TINY_CONFIG), LABELS)
+    apply_freezing(model, policy, layers)
+    return {name for name, p in model.named_parameters() if p.requires_grad}
+
+
+def test_freezing_policies_select_parameters_by_name() -> None:
+    everything = _trainable("none")
+    no_front_end = _trainable("feature-encoder")
+    top = _trainable("top-n", 1)
+    assert any(n.startswith("hubert.feature_extractor.") for n in everything)
+    assert not any(n.startswith("hubert.feature_extractor.") for n in no_front_end)
+    assert any(n.startswith("hubert.encoder.layers.1.") for n in top)
+    assert not any(n.startswith(("hubert.encoder.layers.0.", "hubert.encoder.pos_conv")) for n in top)
+    assert {"classifier.weight", "projector.weight"} <= top
+
+
+def test_training_clips_augment_reproducibly_per_epoch() -> None:
+    calls = []
+
+    def augment(wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        calls.append(1)
+        return wave + rng.normal(size=len(wave)).astype(np.float32)
+
+    dataset = ClipDataset([np.zeros(16000, np.float32)], [0], augment, augment_probability=1.0, max_samples=8000)
+    first = dataset[0]["input_values"]
+    assert len(first) == 8000 and np.array_equal(first, dataset[0]["input_values"])
+    dataset.epoch = 1
+    assert not np.array_equal(first, dataset[0]["input_values"])
+    assert len(calls) == 3
+    assert ClipDataset([np.ones(3, np.float32)], [2])[0]["labels"] == 2  # validation: no augment, no crop
+
+
+def test_train_one_epoch_exports_a_folder_the_server_loads(tmp_path) -> None:
+    output = tmp_path / "model"
+    argv = [
+        "train", "--data", str(write_manifest(tmp_path)), "--dataset", "csv", "--from_scratch",
+        "--config_overrides", TINY_CONFIG, "--output_dir", str(output), "--num_train_epochs", "1",
+        "--per_device_train_batch_size", "4", "--max_seconds", "2", "--val_fraction", "0.25", "--disable_tqdm", "true",
+    ]  # fmt: skip
+    assert emotion(*argv) == 0
+    card = (output / "README.md").read_text()
+    assert "| uar |" in card and "--from_scratch" in card
+    assert list((output / "runs").rglob("events.out.tfevents.*")), "no TensorBoard log"
+    assert list(output.glob("checkpoint-*"))
+    backend = ModelBackend.load(str(output), device="cpu")
+    assert backend.info.labels == LABELS
+    probabilities = backend.predict([load_audio(recordings()[0])])
+    assert probabilities.shape == (1, 6) and np.isclose(probabilities.sum(), 1.0, atol=1e-5)
+    # Resume continues from the checkpoint: a second epoch on top of the first.
+    assert (
+        emotion(
+            *[*argv[:-6], "--num_train_epochs", "2", "--max_seconds", "2", "--resume", "true", "--disable_tqdm", "true"]
+        )
+        == 0
+    )
+    assert (output / "checkpoint-6").is_dir()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("wandb") is not None, reason="wandb is installed here")
+def test_wandb_asked_but_missing_fails_before_reading_data(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert emotion("train", "--data", str(tmp_path / "missing"), "--report-to", "wandb") == 2
+    assert "pip install wandb" in capsys.readouterr().err
+
+
+def test_fine_tune_a_pretrained_folder_onto_a_new_label_set(
+    tiny_model, tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "four"
+    argv = [
+        "train", "--model", str(tiny_model), "--labels", "ANG,HAP,NEU,SAD", "--freeze", "top-n", "--trainable_layers", "1",
+        "--data", str(write_manifest(tmp_path)), "--dataset", "csv", "--output_dir", str(output),
+        "--num_train_epochs", "1", "--val_fraction", "0.25", "--report_to", "none", "--disable_tqdm", "true",
+    ]  # fmt: skip
+    assert emotion(*argv) == 0
+    assert "skipped" in (output / "README.md").read_text()
+    assert ModelBackend.load(str(output), device="cpu").info.labels == ("ANG", "HAP", "NEU", "SAD")
+    # Evaluation follows the model's label set: the DIS and FEA clips are skipped and counted.
+    capsys.readouterr()
+    assert (
+        emotion(
+            *[
+                "evaluate",
+                str(output),
+                str(tmp_path / "manifest.csv"),
+                "--dataset",
+                "csv",
+                "--output",
+                str(tmp_path / "e"),
+            ]
+        )
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out)["skipped"] == 4
+
+
+def test_the_augmentation_plugin_runs_through_the_hook_reproducibly() -> None:
+    from plugins.builtin.augmentation import Augmentation, AugmentationConfig
+    from plugins.manager import build_host
+
+    host = build_host({"augmentation": Augmentation(AugmentationConfig(noise_p=1.0, pitch_p=0.0, stretch_p=0.0))})
+    wave = load_audio(recordings()[0])[:16000]
+    dataset = ClipDataset([wave], [0], lambda w, rng: host.augment(w, 16000, rng), augment_probability=1.0)
+    first = dataset[0]["input_values"]
+    assert not np.array_equal(first, wave) and np.array_equal(first, dataset[0]["input_values"])
