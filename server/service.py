@@ -72,8 +72,7 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
             session_id=request_id,
             request_id=request_id,
             kind="classify",
-            label=labels[int(np.argmax(scores))],
-            scores=dict(zip(labels, map(float, scores))),
+            **_labelled(labels, scores),
             start_s=0.0,
             end_s=decoded.duration_s,
             model_name=state.backend.info.name,
@@ -164,8 +163,7 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
                     session_id=session_id,
                     request_id=session_id,
                     kind="window",
-                    label=labels[int(np.argmax(scores))],
-                    scores=dict(zip(labels, map(float, scores))),
+                    **_labelled(labels, scores),
                     start_s=window.start / rate,
                     end_s=window.end / rate,
                     index=window.index,
@@ -397,6 +395,11 @@ def _encoding(fmt: pb.PcmFormat) -> str:
         raise audio.AudioError("PCM encoding is unspecified: set format.encoding to PCM_ENCODING_S16LE or _F32LE")
     return _ENCODINGS[fmt.encoding]
 
+
+
+def _labelled(labels: tuple[str, ...], scores: np.ndarray) -> dict[str, Any]:
+    """The winning label and the score of every label, from one row of model output."""
+    return {"label": labels[int(np.argmax(scores))], "scores": dict(zip(labels, map(float, scores)))}
 
 
 def _label_scores(scores: dict[str, float], by_score: bool = True) -> list[pb.LabelScore]:
