@@ -11,7 +11,7 @@ import pytest
 from server.model import ModelBackend
 from tests.conftest import LABELS, recordings
 from tests.plugin_helpers import emotion
-from tests.tuning_helpers import TINY_CONFIG, write_manifest
+from tests.tuning_helpers import TINY_CONFORMER, TINY_HUBERT, write_manifest
 from tuning.datasets import load_audio
 from tuning.finetune import (
     ClipDataset,
@@ -36,8 +36,9 @@ def test_flags_fill_the_dataclasses() -> None:
     assert training.eval_strategy == "epoch" and training.metric_for_best_model == "uar"
 
 
-def _trainable(policy: str, layers: int = 1) -> set[str]:
-    model, _ = build_model(ModelArguments(from_scratch=True, config_overrides=TINY_CONFIG), LABELS)
+def _trainable(policy: str, layers: int = 1, architecture: str = "hubert-small") -> set[str]:
+    tiny = TINY_HUBERT if architecture == "hubert-small" else TINY_CONFORMER
+    model, _ = build_model(ModelArguments(from_scratch=True, architecture=architecture, config_overrides=tiny), LABELS)
     apply_freezing(model, policy, layers)
     return {name for name, p in model.named_parameters() if p.requires_grad}
 
@@ -51,6 +52,18 @@ def test_freezing_policies_select_parameters_by_name() -> None:
     assert any(n.startswith("hubert.encoder.layers.1.") for n in top)
     assert not any(n.startswith(("hubert.encoder.layers.0.", "hubert.encoder.pos_conv")) for n in top)
     assert {"classifier.weight", "projector.weight"} <= top
+    # Pretrained weights (not from scratch): auto keeps the conv front end frozen.
+    assert _trainable("auto") == no_front_end
+
+
+def test_freezing_a_model_without_a_conv_front_end() -> None:
+    everything = _trainable("none", architecture="conformer-small")
+    assert _trainable("auto", architecture="conformer-small") == everything
+    top = _trainable("top-n", 1, architecture="conformer-small")
+    assert any(n.startswith("wav2vec2_bert.encoder.layers.1.") for n in top)
+    assert not any(n.startswith(("wav2vec2_bert.encoder.layers.0.", "wav2vec2_bert.feature_projection")) for n in top)
+    with pytest.raises(ValueError, match="--freeze feature-encoder"):
+        _trainable("feature-encoder", architecture="conformer-small")
 
 
 def test_training_clips_augment_reproducibly_per_epoch() -> None:
@@ -73,7 +86,7 @@ def test_train_one_epoch_exports_a_folder_the_server_loads(tmp_path) -> None:
     output = tmp_path / "model"
     argv = [
         "train", "--data", str(write_manifest(tmp_path)), "--dataset", "csv", "--from_scratch",
-        "--config_overrides", TINY_CONFIG, "--output_dir", str(output), "--num_train_epochs", "1",
+        "--config_overrides", TINY_CONFORMER, "--output_dir", str(output), "--num_train_epochs", "1",
         "--per_device_train_batch_size", "4", "--max_seconds", "2", "--val_fraction", "0.25", "--disable_tqdm", "true",
     ]  # fmt: skip
     assert emotion(*argv) == 0
@@ -82,9 +95,13 @@ def test_train_one_epoch_exports_a_folder_the_server_loads(tmp_path) -> None:
     assert list((output / "runs").rglob("events.out.tfevents.*")), "no TensorBoard log"
     assert list(output.glob("checkpoint-*"))
     backend = ModelBackend.load(str(output), device="cpu")
-    assert backend.info.labels == LABELS
-    probabilities = backend.predict([load_audio(recordings()[0])])
+    assert backend.info.labels == LABELS and backend.info.architecture == "Wav2Vec2BertForSequenceClassification"
+    first, second = (load_audio(clip)[:24000] for clip in recordings()[:2])
+    probabilities = backend.predict([first])
     assert probabilities.shape == (1, 6) and np.isclose(probabilities.sum(), 1.0, atol=1e-5)
+    # Equal lengths, as the batcher groups them for this architecture: a batch changes no answer.
+    together = backend.predict([first, second])
+    assert np.allclose(together, np.concatenate([probabilities, backend.predict([second])]), atol=1e-5)
     # Resume continues from the checkpoint: a second epoch on top of the first.
     assert (
         emotion(

@@ -10,8 +10,8 @@ from tests.conftest import recordings
 
 RAVDESS_CODES = {"01": "NEU", "03": "HAP", "04": "SAD", "05": "ANG", "06": "FEA", "07": "DIS"}
 
-# The size of conftest's save_tiny_hubert: trains an epoch on a dozen clips in about a second.
-TINY_CONFIG = json.dumps(
+# The size of conftest's save_tiny_hubert (`--architecture hubert-small`): an epoch on a dozen clips takes a second.
+TINY_HUBERT = json.dumps(
     {
         "hidden_size": 32,
         "num_hidden_layers": 2,
@@ -22,6 +22,18 @@ TINY_CONFIG = json.dumps(
         "conv_stride": [5, 4, 4],
         "num_conv_pos_embeddings": 16,
         "num_conv_pos_embedding_groups": 4,
+        "classifier_proj_size": 16,
+    }
+)
+
+# The bundled model's architecture (the default `--architecture conformer-small`), shrunk alike.
+TINY_CONFORMER = json.dumps(
+    {
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "conv_depthwise_kernel_size": 5,
         "classifier_proj_size": 16,
     }
 )

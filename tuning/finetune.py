@@ -43,7 +43,7 @@ from tuning.datasets import (
     train_val_split,
 )
 from tuning.metrics import compute_metrics
-from tuning.modeling import build_small_hubert
+from tuning.modeling import SCRATCH_ARCHITECTURES, build_from_scratch
 
 log = structlog.get_logger(__name__)
 
@@ -60,19 +60,26 @@ class ModelArguments:
     )
     from_scratch: bool = field(
         default=False,
+        metadata={"help": "Random initialisation: the --model's config if given, else the built-in --architecture."},
+    )
+    architecture: str = field(
+        default="conformer-small",
         metadata={
-            "help": "Random initialisation: the --model's config if given, else the small bundled HuBERT config."
+            "choices": list(SCRATCH_ARCHITECTURES),
+            "help": "With --from_scratch and no --model: conformer-small (log-mel conformer, the bundled model's) "
+            "or hubert-small (HuBERT on the raw waveform)."
         },
     )
     config_overrides: str | None = field(
         default=None, metadata={"help": "JSON object of config fields to change, e.g. '{\"hidden_size\": 64}'."}
     )
     labels: str = field(default=",".join(LABELS6), metadata={"help": "Comma-separated label set of the model."})
-    freeze: Literal["feature-encoder", "top-n", "none"] = field(
-        default="feature-encoder",
+    freeze: Literal["auto", "feature-encoder", "top-n", "none"] = field(
+        default="auto",
         metadata={
             "help": "feature-encoder: freeze the conv front end; top-n: also freeze all transformer "
-            "layers but the top --trainable_layers; none: train everything."
+            "layers but the top --trainable_layers; none: train everything; auto: none from scratch, "
+            "else feature-encoder where the model has one."
         },
     )
     trainable_layers: int = field(
@@ -246,7 +253,9 @@ class WeightedTrainer(Trainer):
         outputs = model(**{key: value for key, value in inputs.items() if key != "labels"})
         logits = outputs.logits
         weight = None if self.class_weights is None else self.class_weights.to(logits.device, logits.dtype)
-        loss = torch.nn.functional.cross_entropy(logits, inputs["labels"], weight=weight)
+        loss = torch.nn.functional.cross_entropy(
+            logits, inputs["labels"], weight=weight, label_smoothing=self.args.label_smoothing_factor
+        )
         return (loss, outputs) if return_outputs else loss
 
 
@@ -259,7 +268,7 @@ def build_model(args: ModelArguments, labels: Sequence[str]) -> tuple[PreTrained
         "label2id": {label: i for i, label in enumerate(labels)},
     }
     if args.from_scratch and not args.model:
-        return build_small_hubert(labels, **overrides)
+        return build_from_scratch(args.architecture, labels, **overrides)
     if not args.model:
         raise ValueError("give --model (hub id or folder) or --from_scratch")
     feature_extractor = AutoFeatureExtractor.from_pretrained(args.model)
@@ -273,9 +282,17 @@ def build_model(args: ModelArguments, labels: Sequence[str]) -> tuple[PreTrained
     return model, feature_extractor
 
 
-def apply_freezing(model: PreTrainedModel, policy: str, trainable_layers: int) -> int:
+def apply_freezing(model: PreTrainedModel, policy: str, trainable_layers: int, from_scratch: bool = False) -> int:
     """Freezes parameters by name according to `policy`; returns how many parameters still train."""
-    if policy in ("feature-encoder", "top-n"):
+    has_feature_encoder = hasattr(model, "freeze_feature_encoder")
+    if policy == "auto":
+        # A random front end must learn; a pretrained one is kept as it is (the usual fine-tuning recipe).
+        policy = "feature-encoder" if has_feature_encoder and not from_scratch else "none"
+    if policy == "feature-encoder" and not has_feature_encoder:
+        raise ValueError(
+            f"--freeze feature-encoder: {type(model).__name__} has no conv feature encoder; use none or top-n"
+        )
+    if policy in ("feature-encoder", "top-n") and has_feature_encoder:
         model.freeze_feature_encoder()
     if policy == "top-n":
         prefix = model.base_model_prefix
@@ -331,7 +348,7 @@ def run_training(arguments: Arguments, command: str, callbacks: Sequence[Trainer
     labels = [label.strip() for label in model_args.labels.split(",") if label.strip()]
     corpus = prepare_corpus(data_args, labels, training_args.seed)
     model, feature_extractor = build_model(model_args, labels)
-    apply_freezing(model, model_args.freeze, model_args.trainable_layers)
+    apply_freezing(model, model_args.freeze, model_args.trainable_layers, model_args.from_scratch)
 
     plugins = load_plugins()
     rate = int(feature_extractor.sampling_rate)
@@ -390,7 +407,7 @@ def write_model_card(
 ) -> Path:
     """README.md beside the weights: what the model is, how it scored on validation, the exact command."""
     model_args, data_args, _ = arguments
-    start = model_args.model or "the small HuBERT config"
+    start = model_args.model or f"the built-in {model_args.architecture} config"
     origin = f"trained from scratch ({start})" if model_args.from_scratch else f"fine-tuned from `{start}`"
     rows = "\n".join(
         f"| {name} | {metrics[f'eval_{name}']:.4f} |"
