@@ -29,7 +29,7 @@ proto: $(STAMP) ## regenerate the client stubs from protos/
 proto-check: $(STAMP) ## fail when the committed stubs are stale
 	$(BIN)/python clients/python/generate.py --check
 
-model: $(STAMP) ## retrain the bundled model from ../shared/data/ravdess (actors 01-18)
+model: $(STAMP) ## retrain the bundled model with emotion train + emotion evaluate (../shared/data/ravdess, actors 01-18)
 	$(BIN)/python -m tuning.bundled
 
 bench: $(STAMP) ## print serving throughput figures

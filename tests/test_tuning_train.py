@@ -158,3 +158,13 @@ def test_the_augmentation_plugin_runs_through_the_hook_reproducibly() -> None:
     dataset = ClipDataset([wave], [0], lambda w, rng: host.augment(w, 16000, rng), augment_probability=1.0)
     first = dataset[0]["input_values"]
     assert not np.array_equal(first, wave) and np.array_equal(first, dataset[0]["input_values"])
+
+
+def test_the_bundled_model_recipe_is_valid_emotion_train_flags(tmp_path) -> None:
+    from tuning.bundled import TEST_SPEAKERS, train_flags
+
+    model, data, training = parse_args(train_flags(tmp_path / "ravdess", tmp_path / "out", epochs=40, seed=0))
+    assert (model.from_scratch, model.architecture, data.dataset) == (True, "conformer-small", "ravdess")
+    # The RAVDESS test actors are never trained on or used to pick the epoch.
+    assert data.exclude_speakers == TEST_SPEAKERS == "19-24" and not data.random_split
+    assert training.num_train_epochs == 40 and training.metric_for_best_model == "uar"

@@ -46,13 +46,18 @@ def train_flags(data: Path, output: Path, epochs: int, seed: int) -> list[str]:
     ]  # fmt: skip
 
 
+def _relative(path: Path) -> Path:
+    """`path` relative to the working directory, so the recorded commands read as typed from the repo root."""
+    return Path(os.path.relpath(path))
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tuning.bundled", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
+    parser.add_argument("--data", type=Path, default=_relative(DEFAULT_DATA),
                         help="RAVDESS folder with manifest.csv [default: ../shared/data/ravdess beside the repo]")
-    parser.add_argument("--emodb", type=Path, default=DEFAULT_EMODB,
+    parser.add_argument("--emodb", type=Path, default=_relative(DEFAULT_EMODB),
                         help="EmoDB folder, for cross-corpus evaluation only; skipped when missing")
-    parser.add_argument("--output", type=Path, default=BUNDLED_MODEL, help="model folder to write")
+    parser.add_argument("--output", type=Path, default=_relative(BUNDLED_MODEL), help="model folder to write")
     parser.add_argument("--epochs", type=int, default=40, help="training epochs [default: 40]")
     parser.add_argument("--seed", type=int, default=0, help="seed of initialisation, order and augmentation")
     return parser.parse_args(argv)  # fmt: skip

@@ -416,8 +416,9 @@ def write_model_card(
     )
     split = "random (speakers leak)" if data_args.random_split else "by speaker"
     licence = "\nTrained on RAVDESS: CC BY-NC-SA 4.0 applies to this model.\n" if data_args.dataset == "ravdess" else ""
+    licence_tag = "license: cc-by-nc-sa-4.0\n" if data_args.dataset == "ravdess" else ""
     text = f"""---
-library_name: transformers
+{licence_tag}library_name: transformers
 pipeline_tag: audio-classification
 tags: [speech-emotion-recognition]
 ---
