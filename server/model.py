@@ -14,6 +14,8 @@ import torch
 from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification
 from transformers.utils import logging as hf_logging
 
+from server.architectures import register as register_architectures
+
 log = structlog.get_logger(__name__)
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -63,6 +65,7 @@ class ModelBackend:
         resolved_device = _resolve_device(device)
         resolved_dtype = ("float16" if resolved_device.type == "cuda" else "float32") if dtype == "auto" else dtype
         _check_exists(name_or_path)
+        register_architectures()
         hf_logging.disable_progress_bar()  # keep the server's stderr to JSON log lines
         try:
             config = AutoConfig.from_pretrained(name_or_path)

@@ -11,7 +11,7 @@ import pytest
 from server.model import ModelBackend
 from tests.conftest import LABELS, recordings
 from tests.plugin_helpers import emotion
-from tests.tuning_helpers import TINY_CONFORMER, TINY_HUBERT, write_manifest
+from tests.tuning_helpers import TINY_CNN, TINY_CONFORMER, TINY_HUBERT, write_manifest
 from tuning.datasets import load_audio
 from tuning.finetune import (
     ClipDataset,
@@ -36,8 +36,11 @@ def test_flags_fill_the_dataclasses() -> None:
     assert training.eval_strategy == "epoch" and training.metric_for_best_model == "uar"
 
 
+TINY = {"hubert-small": TINY_HUBERT, "conformer-small": TINY_CONFORMER, "logmel-cnn": TINY_CNN}
+
+
 def _trainable(policy: str, layers: int = 1, architecture: str = "hubert-small") -> set[str]:
-    tiny = TINY_HUBERT if architecture == "hubert-small" else TINY_CONFORMER
+    tiny = TINY[architecture]
     model, _ = build_model(ModelArguments(from_scratch=True, architecture=architecture, config_overrides=tiny), LABELS)
     apply_freezing(model, policy, layers)
     return {name for name, p in model.named_parameters() if p.requires_grad}
@@ -64,6 +67,13 @@ def test_freezing_a_model_without_a_conv_front_end() -> None:
     assert not any(n.startswith(("wav2vec2_bert.encoder.layers.0.", "wav2vec2_bert.feature_projection")) for n in top)
     with pytest.raises(ValueError, match="--freeze feature-encoder"):
         _trainable("feature-encoder", architecture="conformer-small")
+
+
+def test_freezing_the_top_blocks_of_the_log_mel_cnn() -> None:
+    assert _trainable("auto", architecture="logmel-cnn") == _trainable("none", architecture="logmel-cnn")
+    top = _trainable("top-n", 1, architecture="logmel-cnn")
+    assert any(n.startswith("cnn.encoder.layers.1.") for n in top) and "classifier.weight" in top
+    assert not any(n.startswith(("cnn.encoder.layers.0.", "cnn.input_norm.")) for n in top)
 
 
 def test_training_clips_augment_reproducibly_per_epoch() -> None:
@@ -168,3 +178,32 @@ def test_the_bundled_model_recipe_is_valid_emotion_train_flags(tmp_path) -> None
     # The RAVDESS test actors are never trained on or used to pick the epoch.
     assert data.exclude_speakers == TEST_SPEAKERS == "19-24" and not data.random_split
     assert training.num_train_epochs == 40 and training.metric_for_best_model == "uar"
+
+
+def test_the_log_mel_cnn_serves_mixed_lengths_in_one_batch(tmp_path) -> None:
+    import torch
+
+    model, feature_extractor = build_model(
+        ModelArguments(from_scratch=True, architecture="logmel-cnn", config_overrides=TINY_CNN), LABELS
+    )
+    model.save_pretrained(tmp_path)
+    feature_extractor.save_pretrained(tmp_path)
+    # Loaded through the Auto classes like any checkpoint: the server does not know the architecture.
+    backend = ModelBackend.load(str(tmp_path), device="cpu")
+    backend.warm_up()
+    assert backend.info.architecture == "LogMelCNNForAudioClassification" and backend.pads_mixed_lengths
+    assert type(backend.feature_extractor).__name__ == "LogMelFeatureExtractor"
+    long, short = load_audio(recordings()[0])[:40000], load_audio(recordings()[1])[:9000]
+    alone = np.concatenate([backend.predict([long]), backend.predict([short])])
+    assert np.allclose(backend.predict([long, short]), alone, atol=1e-5)
+    assert backend.predict([short[:1600]]).shape == (1, 6)  # 0.1 s (the server's minimum): under the stack's stride
+    # SpecAugment masks apply in training only, and gradients reach the first block.
+    inputs = feature_extractor([long], sampling_rate=16000, return_tensors="pt", return_attention_mask=True)
+    model.train()
+    torch.manual_seed(0)
+    output = model(**inputs, labels=torch.tensor([0]))
+    output.loss.backward()
+    assert model.cnn.encoder.layers[0].conv.weight.grad.abs().sum() > 0
+    model.eval()
+    with torch.no_grad():
+        assert not torch.allclose(model(**inputs).logits, output.logits.detach())

@@ -38,6 +38,9 @@ TINY_CONFORMER = json.dumps(
     }
 )
 
+# `--architecture logmel-cnn` with two narrow blocks.
+TINY_CNN = json.dumps({"channels": [8, 16]})
+
 
 def write_manifest(folder: Path) -> Path:
     """manifest.csv of the RAVDESS test clips, labelled from their names, spread over 4 pseudo-speakers."""

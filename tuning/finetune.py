@@ -31,6 +31,7 @@ from transformers import (
     TrainingArguments,
 )
 
+from server.architectures import register as register_architectures
 from tuning.datasets import (
     LABELS6,
     Example,
@@ -66,8 +67,8 @@ class ModelArguments:
         default="conformer-small",
         metadata={
             "choices": list(SCRATCH_ARCHITECTURES),
-            "help": "With --from_scratch and no --model: conformer-small (log-mel conformer, the bundled model's) "
-            "or hubert-small (HuBERT on the raw waveform)."
+            "help": "With --from_scratch and no --model: conformer-small (log-mel conformer, the bundled model's), "
+            "logmel-cnn (four conv blocks over log-mel filterbanks) or hubert-small (HuBERT on the raw waveform)."
         },
     )
     config_overrides: str | None = field(
@@ -271,6 +272,7 @@ def build_model(args: ModelArguments, labels: Sequence[str]) -> tuple[PreTrained
         return build_from_scratch(args.architecture, labels, **overrides)
     if not args.model:
         raise ValueError("give --model (hub id or folder) or --from_scratch")
+    register_architectures()  # a folder may hold one of the project's own architectures
     feature_extractor = AutoFeatureExtractor.from_pretrained(args.model)
     if args.from_scratch:
         config = AutoConfig.from_pretrained(args.model, **head, **overrides)

@@ -1,7 +1,8 @@
 """Built-in configurations for training an audio classifier from scratch.
 
-Each is a stock ``transformers`` architecture that ``AutoModelForAudioClassification`` loads
-from its folder, so the server serves it as it serves any fine-tuned checkpoint.
+Each is an architecture ``AutoModelForAudioClassification`` loads from its folder (stock
+``transformers`` ones, and :mod:`server.architectures`' log-mel CNN, which the server registers
+with the Auto classes), so the server serves it as it serves any fine-tuned checkpoint.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from transformers import (
     Wav2Vec2BertForSequenceClassification,
     Wav2Vec2FeatureExtractor,
 )
+
+from server.architectures import LogMelCNNConfig, LogMelCNNForAudioClassification, LogMelFeatureExtractor
 
 SAMPLE_RATE = 16000
 
@@ -94,6 +97,20 @@ def build_conformer_small(
     return Wav2Vec2BertForSequenceClassification(config), feature_extractor
 
 
+def build_logmel_cnn(
+    labels: Sequence[str], **overrides: Any
+) -> tuple[LogMelCNNForAudioClassification, LogMelFeatureExtractor]:
+    """A randomly initialised four-block log-mel CNN classifier over `labels`, and its feature extractor.
+
+    The feature extractor computes 80 Kaldi-style log-mel filterbanks per 10 ms, leaves them
+    unnormalised (the model's input batch norm normalises over the training set) and stacks two
+    frames per vector, which the model unstacks.
+    """
+    config = LogMelCNNConfig(num_mel_bins=80, frame_stack=2, **_label_fields(labels), **overrides)
+    feature_extractor = LogMelFeatureExtractor(feature_size=80, num_mel_bins=80, sampling_rate=SAMPLE_RATE, stride=2)
+    return LogMelCNNForAudioClassification(config), feature_extractor
+
+
 def build_hubert_small(
     labels: Sequence[str], **overrides: Any
 ) -> tuple[HubertForSequenceClassification, Wav2Vec2FeatureExtractor]:
@@ -110,6 +127,7 @@ def build_hubert_small(
 
 
 SCRATCH_ARCHITECTURES: dict[str, Callable[..., tuple[PreTrainedModel, Any]]] = {
+    "logmel-cnn": build_logmel_cnn,
     "conformer-small": build_conformer_small,
     "hubert-small": build_hubert_small,
 }
