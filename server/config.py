@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-BUNDLED_MODEL = REPO_ROOT / "models" / "emotion-conformer-small"
+BUNDLED_MODEL = REPO_ROOT / "models" / "emotion-logmel-cnn"
 ENV_PREFIX = "EMOTION_"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 

@@ -8,7 +8,7 @@ import pytest
 
 from server.model import ModelBackend
 from tests.conftest import LABELS, recordings
-from tests.tuning_helpers import TINY_CONFORMER, write_manifest
+from tests.tuning_helpers import TINY_CNN, write_manifest
 from tuning.datasets import load_audio
 from tuning.sweep import load_sweep_file, run_sweep, tune_space
 
@@ -49,7 +49,7 @@ def test_local_sweep_exports_a_servable_best_model(tmp_path: Path, capsys: pytes
 dataset = "csv"
 data = "{write_manifest(tmp_path)}"
 from_scratch = true
-config_overrides = '{TINY_CONFORMER}'
+config_overrides = '{TINY_CNN}'
 num_train_epochs = 2
 max_seconds = 2.0
 val_fraction = 0.25

@@ -26,7 +26,7 @@ TINY_HUBERT = json.dumps(
     }
 )
 
-# The bundled model's architecture (the default `--architecture conformer-small`), shrunk alike.
+# `--architecture conformer-small`, shrunk alike.
 TINY_CONFORMER = json.dumps(
     {
         "hidden_size": 32,
@@ -38,7 +38,7 @@ TINY_CONFORMER = json.dumps(
     }
 )
 
-# `--architecture logmel-cnn` with two narrow blocks.
+# The bundled model's architecture (the default `--architecture logmel-cnn`) with two narrow blocks.
 TINY_CNN = json.dumps({"channels": [8, 16]})
 
 

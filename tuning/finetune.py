@@ -64,11 +64,11 @@ class ModelArguments:
         metadata={"help": "Random initialisation: the --model's config if given, else the built-in --architecture."},
     )
     architecture: str = field(
-        default="conformer-small",
+        default="logmel-cnn",
         metadata={
             "choices": list(SCRATCH_ARCHITECTURES),
-            "help": "With --from_scratch and no --model: conformer-small (log-mel conformer, the bundled model's), "
-            "logmel-cnn (four conv blocks over log-mel filterbanks) or hubert-small (HuBERT on the raw waveform)."
+            "help": "With --from_scratch and no --model: logmel-cnn (four conv blocks over log-mel filterbanks, "
+            "the bundled model's), conformer-small (log-mel conformer) or hubert-small (HuBERT on the raw waveform)."
         },
     )
     config_overrides: str | None = field(
