@@ -65,7 +65,7 @@ class LogMelCNNConfig(PretrainedConfig):
         self,
         num_mel_bins: int = 80,
         frame_stack: int = 2,
-        channels: tuple[int, ...] | list[int] = (16, 32, 64, 128),
+        channels: tuple[int, ...] | list[int] = (24, 48, 96, 192),
         dropout: float = 0.3,
         freq_mask_param: int = 12,
         time_mask_param: int = 30,

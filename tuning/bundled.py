@@ -43,7 +43,7 @@ def train_flags(data: Path, output: Path, epochs: int, seed: int) -> list[str]:
         "--max_seconds", "3.0",
         "--save_total_limit", "1", "--disable_tqdm", "true",
         # No waveform augmentation: SpecAugment masks in the model do better on this data.
-        "--augment_probability", "0", "--config_overrides", '{"channels": [16, 32, 64, 128]}',
+        "--augment_probability", "0", "--config_overrides", '{"channels": [24, 48, 96, 192]}',
         "--output_dir", str(output),
     ]  # fmt: skip
 
