@@ -2,7 +2,7 @@
 
 Registering them makes ``AutoModelForAudioClassification.from_pretrained(FOLDER)`` load their
 folders exactly as it loads a stock checkpoint, so the backend never branches on the model type.
-:meth:`server.model.ModelBackend.load` registers them before it loads anything.
+Importing this module registers them; :mod:`server.model` imports it, so every loader does.
 
 ``logmel-cnn``: four conv blocks over log-mel filterbanks, the small-data workhorse of speech
 emotion recognition. On a few hundred clips from a dozen speakers, 2-D convolutions (local in time
@@ -215,8 +215,6 @@ def _frame_mask(frames: torch.Tensor, length: int) -> torch.Tensor:
     return torch.arange(length, device=frames.device)[None, :] < frames[:, None]
 
 
-def register() -> None:
-    """Adds the architectures above to the Auto classes (idempotent)."""
-    AutoConfig.register(LogMelCNNConfig.model_type, LogMelCNNConfig, exist_ok=True)
-    AutoModelForAudioClassification.register(LogMelCNNConfig, LogMelCNNForAudioClassification, exist_ok=True)
-    AutoFeatureExtractor.register(LogMelCNNConfig, LogMelFeatureExtractor, exist_ok=True)
+AutoConfig.register(LogMelCNNConfig.model_type, LogMelCNNConfig)
+AutoModelForAudioClassification.register(LogMelCNNConfig, LogMelCNNForAudioClassification)
+AutoFeatureExtractor.register(LogMelCNNConfig, LogMelFeatureExtractor)

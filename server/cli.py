@@ -154,7 +154,6 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     from transformers import AutoConfig
 
-    from server.architectures import register as register_architectures
     from server.logging import configure_logging
     from server.model import ModelNotFoundError
     from tuning.datasets import (
@@ -167,7 +166,6 @@ def _evaluate(args: argparse.Namespace) -> int:
     from tuning.evaluate import evaluate
 
     configure_logging("warning", "console")
-    register_architectures()
     try:
         config = AutoConfig.from_pretrained(args.model)
         labels = [config.id2label[i] for i in range(config.num_labels)]

@@ -14,7 +14,7 @@ import torch
 from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification
 from transformers.utils import logging as hf_logging
 
-from server.architectures import register as register_architectures
+import server.architectures  # noqa: F401  (registers the project's architectures with the Auto classes)
 
 log = structlog.get_logger(__name__)
 
@@ -65,7 +65,6 @@ class ModelBackend:
         resolved_device = _resolve_device(device)
         resolved_dtype = ("float16" if resolved_device.type == "cuda" else "float32") if dtype == "auto" else dtype
         _check_exists(name_or_path)
-        register_architectures()
         hf_logging.disable_progress_bar()  # keep the server's stderr to JSON log lines
         try:
             config = AutoConfig.from_pretrained(name_or_path)

@@ -31,7 +31,7 @@ from transformers import (
     TrainingArguments,
 )
 
-from server.architectures import register as register_architectures
+import server.architectures  # noqa: F401  (a --model folder may hold one of the project's architectures)
 from tuning.datasets import (
     LABELS6,
     Example,
@@ -44,7 +44,7 @@ from tuning.datasets import (
     train_val_split,
 )
 from tuning.metrics import compute_metrics
-from tuning.modeling import SCRATCH_ARCHITECTURES, build_from_scratch
+from tuning.modeling import SCRATCH_ARCHITECTURES, build_from_scratch, label_fields
 
 log = structlog.get_logger(__name__)
 
@@ -263,16 +263,11 @@ class WeightedTrainer(Trainer):
 def build_model(args: ModelArguments, labels: Sequence[str]) -> tuple[PreTrainedModel, Any]:
     """The classifier over `labels` and its feature extractor, pretrained or from scratch."""
     overrides = json.loads(args.config_overrides) if args.config_overrides else {}
-    head = {
-        "num_labels": len(labels),
-        "id2label": dict(enumerate(labels)),
-        "label2id": {label: i for i, label in enumerate(labels)},
-    }
+    head = label_fields(labels)
     if args.from_scratch and not args.model:
         return build_from_scratch(args.architecture, labels, **overrides)
     if not args.model:
         raise ValueError("give --model (hub id or folder) or --from_scratch")
-    register_architectures()  # a folder may hold one of the project's own architectures
     feature_extractor = AutoFeatureExtractor.from_pretrained(args.model)
     if args.from_scratch:
         config = AutoConfig.from_pretrained(args.model, **head, **overrides)

@@ -75,8 +75,13 @@ HUBERT_SMALL: dict[str, Any] = {
 }
 
 
-def _label_fields(labels: Sequence[str]) -> dict[str, Any]:
-    return {"id2label": dict(enumerate(labels)), "label2id": {label: i for i, label in enumerate(labels)}}
+def label_fields(labels: Sequence[str]) -> dict[str, Any]:
+    """The config fields that give a classifier its labels: ``num_labels``, ``id2label``, ``label2id``."""
+    return {
+        "num_labels": len(labels),
+        "id2label": dict(enumerate(labels)),
+        "label2id": {label: i for i, label in enumerate(labels)},
+    }
 
 
 def build_conformer_small(
@@ -89,7 +94,7 @@ def build_conformer_small(
     """
     settings = {**CONFORMER_SMALL, **overrides}
     config = Wav2Vec2BertConfig(
-        feature_projection_input_dim=80 * CONFORMER_FRAME_STACK, **_label_fields(labels), **settings
+        feature_projection_input_dim=80 * CONFORMER_FRAME_STACK, **label_fields(labels), **settings
     )
     feature_extractor = SeamlessM4TFeatureExtractor(
         feature_size=80, num_mel_bins=80, sampling_rate=SAMPLE_RATE, stride=CONFORMER_FRAME_STACK
@@ -106,8 +111,13 @@ def build_logmel_cnn(
     unnormalised (the model's input batch norm normalises over the training set) and stacks two
     frames per vector, which the model unstacks.
     """
-    config = LogMelCNNConfig(num_mel_bins=80, frame_stack=2, **_label_fields(labels), **overrides)
-    feature_extractor = LogMelFeatureExtractor(feature_size=80, num_mel_bins=80, sampling_rate=SAMPLE_RATE, stride=2)
+    config = LogMelCNNConfig(**label_fields(labels), **overrides)
+    feature_extractor = LogMelFeatureExtractor(
+        feature_size=config.num_mel_bins,
+        num_mel_bins=config.num_mel_bins,
+        sampling_rate=SAMPLE_RATE,
+        stride=config.frame_stack,
+    )
     return LogMelCNNForAudioClassification(config), feature_extractor
 
 
@@ -119,7 +129,7 @@ def build_hubert_small(
     The feature extractor normalises each clip to zero mean and unit variance and pads batches
     with zeros plus an attention mask.
     """
-    config = HubertConfig(**_label_fields(labels), **{**HUBERT_SMALL, **overrides})
+    config = HubertConfig(**label_fields(labels), **{**HUBERT_SMALL, **overrides})
     feature_extractor = Wav2Vec2FeatureExtractor(
         feature_size=1, sampling_rate=SAMPLE_RATE, padding_value=0.0, do_normalize=True, return_attention_mask=True
     )
