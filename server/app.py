@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from pathlib import Path
 
 import grpc
@@ -25,6 +26,11 @@ log = structlog.get_logger(__name__)
 
 # Headroom over the audio limit for the rest of the message (metadata, ids).
 MESSAGE_OVERHEAD_BYTES = 64 * 1024
+# A drain ends once no call is running and none has arrived for this long. gRPC core answers
+# calls that reach a stopping server before a handler takes them with CANCELLED
+# (grpc/grpc#41785), so the server keeps its port open until callers have had their
+# UNAVAILABLE ("shutting down: retry on another replica") and gone quiet.
+DRAIN_QUIET_S = 0.25
 
 
 class EmotionServer:
@@ -95,15 +101,31 @@ class EmotionServer:
     async def stop(self, grace: float | None = None) -> None:
         """Drains: health NOT_SERVING, new calls refused, in-flight calls finish within ``grace``."""
         grace = self.settings.grace_period_s if grace is None else grace
+        deadline = time.monotonic() + grace
         log.info("draining", grace_s=grace)
         self.servicer.draining = True
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
-        await self.grpc.stop(grace)
+        await self._quiesce(deadline)
+        await self.grpc.stop(max(0.0, deadline - time.monotonic()))
         if self.servicer.state is not None:
             await self.servicer.state.batcher.close()
         if self.servicer.background:
             await asyncio.wait(self.servicer.background, timeout=grace or None)
         log.info("stopped")
+
+    async def _quiesce(self, deadline: float) -> None:
+        """Refuses new calls with UNAVAILABLE until the running ones are done and callers are quiet."""
+        servicer = self.servicer
+        while True:
+            now = time.monotonic()
+            quiet_s = now - servicer.last_arrival
+            if servicer.in_flight == 0 and quiet_s >= DRAIN_QUIET_S:
+                return
+            if now >= deadline:
+                if servicer.in_flight:
+                    log.warning("drain_timed_out", in_flight=servicer.in_flight)
+                return
+            await asyncio.sleep(min(0.05, deadline - now))
 
     async def _set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
         for service in ("", SERVICE_NAME):

@@ -48,6 +48,9 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
         self.state: ModelState | None = None
         self.draining = False
         self.open_streams = 0
+        # Calls inside a handler now, and when the last one arrived: the drain waits on both.
+        self.in_flight = 0
+        self.last_arrival = 0.0
         self.background: set[asyncio.Task[Any]] = set()
         self.limits = audio.AudioLimits(
             max_bytes=settings.max_audio_bytes,
@@ -56,6 +59,13 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
         )
 
     async def Classify(self, request: pb.ClassifyRequest, context: grpc.aio.ServicerContext) -> pb.ClassifyResponse:
+        self.in_flight += 1
+        try:
+            return await self._classify(request, context)
+        finally:
+            self.in_flight -= 1
+
+    async def _classify(self, request: pb.ClassifyRequest, context: grpc.aio.ServicerContext) -> pb.ClassifyResponse:
         state = await self._ready(context)
         request_id = request.request_id or uuid.uuid4().hex
         structlog.contextvars.bind_contextvars(request_id=request_id, method="Classify")
@@ -100,20 +110,24 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
     async def StreamClassify(
         self, request_iterator: AsyncIterator[pb.StreamClassifyRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.StreamClassifyResponse]:
-        state = await self._ready(context, request_iterator)
-        if self.open_streams >= self.settings.max_streams:
-            await abort_stream(
-                context,
-                request_iterator,
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"too many concurrent streams (max_streams={self.settings.max_streams}); retry with backoff",
-            )
-        self.open_streams += 1
+        self.in_flight += 1
         try:
-            async for response in self._stream(state, request_iterator, context):
-                yield response
+            state = await self._ready(context, request_iterator)
+            if self.open_streams >= self.settings.max_streams:
+                await abort_stream(
+                    context,
+                    request_iterator,
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"too many concurrent streams (max_streams={self.settings.max_streams}); retry with backoff",
+                )
+            self.open_streams += 1
+            try:
+                async for response in self._stream(state, request_iterator, context):
+                    yield response
+            finally:
+                self.open_streams -= 1
         finally:
-            self.open_streams -= 1
+            self.in_flight -= 1
 
     async def _stream(
         self,
@@ -229,6 +243,7 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
     async def _ready(
         self, context: grpc.aio.ServicerContext, requests: AsyncIterator[Any] | None = None
     ) -> ModelState:
+        self.last_arrival = time.monotonic()
         problem = None
         if self.draining:
             problem = "server is shutting down: retry on another replica"

@@ -221,6 +221,39 @@ async def test_client_cancelling_mid_stream_leaves_the_server_healthy(server: Em
     assert (await stub.Classify(raw_request(np.zeros(16000, np.float32), 16000))).label
 
 
+async def test_draining_server_refuses_new_calls_and_finishes_open_streams(tiny_model: Path) -> None:
+    """While a stream is open, a stop refuses new calls with UNAVAILABLE and lets the stream end."""
+    srv = await start_server(make_settings(tiny_model))
+    stopping = None
+    requests = stream_requests(load_mono(recordings()[1]), 16000, chunk=3200, window_s=1.0, hop_s=0.5)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{srv.port}") as channel:
+            stub = emotion_pb2_grpc.EmotionServiceStub(channel)
+
+            async def paced():
+                for r in requests:
+                    yield r
+                    await asyncio.sleep(0.05)
+
+            call = stub.StreamClassify(paced())
+            responses = [await call.read()]
+            stopping = asyncio.create_task(srv.stop(grace=30))
+            await asyncio.sleep(0.1)
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stub.Classify(raw_request(np.zeros(16000, np.float32), 16000))
+            assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert "shutting down" in refused.value.details()
+            assert not stopping.done()
+            while (response := await call.read()) is not grpc.aio.EOF:
+                responses.append(response)
+            assert await call.code() == grpc.StatusCode.OK
+            assert responses[0].WhichOneof("event") == "window"
+            assert responses[-1].WhichOneof("event") == "summary"
+            await asyncio.wait_for(stopping, timeout=10)
+    finally:
+        await (stopping or srv.stop(grace=0))
+
+
 def test_sigterm_under_load_loses_no_accepted_request(tiny_model: Path) -> None:
     """Calls in flight when SIGTERM lands finish; later ones are refused with UNAVAILABLE; exit 0."""
     results: Counter[str] = Counter()
