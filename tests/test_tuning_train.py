@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from safetensors.numpy import load_file
 
 from server.model import ModelBackend
 from tests.conftest import LABELS, recordings
@@ -90,6 +91,26 @@ def test_training_clips_augment_reproducibly_per_epoch() -> None:
     assert not np.array_equal(first, dataset[0]["input_values"])
     assert len(calls) == 3
     assert ClipDataset([np.ones(3, np.float32)], [2])[0]["labels"] == 2  # validation: no augment, no crop
+
+
+def test_the_same_seed_trains_the_same_model(tmp_path) -> None:
+    manifest = write_manifest(tmp_path)
+
+    def train(name: str, seed: int) -> dict[str, np.ndarray]:
+        argv = [
+            "train", "--data", str(manifest), "--dataset", "csv", "--from_scratch", "--config_overrides", TINY_CNN,
+            "--output_dir", str(tmp_path / name), "--num_train_epochs", "1", "--per_device_train_batch_size", "4",
+            "--max_seconds", "2", "--val_fraction", "0.25", "--seed", str(seed), "--augment_probability", "1",
+            "--report_to", "none", "--disable_tqdm", "true",
+        ]  # fmt: skip
+        assert emotion(*argv) == 0
+        return load_file(tmp_path / name / "model.safetensors")
+
+    first, again, other = train("a", 0), train("b", 0), train("c", 1)
+    assert first.keys() == again.keys() == other.keys()
+    # Initialisation, clip order, crops, augmentation and SpecAugment masks all follow --seed.
+    assert all(np.array_equal(first[key], again[key]) for key in first)
+    assert not all(np.array_equal(first[key], other[key]) for key in first)
 
 
 def test_train_one_epoch_exports_a_folder_the_server_loads(tmp_path) -> None:

@@ -29,6 +29,7 @@ from transformers import (
     Trainer,
     TrainerCallback,
     TrainingArguments,
+    set_seed,
 )
 
 import server.architectures  # noqa: F401  (a --model folder may hold one of the project's architectures)
@@ -344,6 +345,9 @@ def run_training(arguments: Arguments, command: str, callbacks: Sequence[Trainer
     check_loggers(training_args.report_to)
     labels = [label.strip() for label in model_args.labels.split(",") if label.strip()]
     corpus = prepare_corpus(data_args, labels, training_args.seed)
+    # The Trainer seeds only once it is built, after the model: without this a new head (or a model
+    # from scratch) starts from different weights every run and --seed reproduces nothing.
+    set_seed(training_args.seed)
     model, feature_extractor = build_model(model_args, labels)
     apply_freezing(model, model_args.freeze, model_args.trainable_layers, model_args.from_scratch)
 
