@@ -47,6 +47,7 @@ from kubernetes_validate.utils import latest_version
 
 from server.config import BUNDLED_MODEL, REPO_ROOT, Settings
 from tests.certs import make_certs
+from tuning.sweep import load_sweep_file
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -467,7 +468,7 @@ def test_example_secrets_are_placeholders_of_the_right_shape(tmp_path: Path) -> 
 # ------------------------------------------------------------------ KubeRay
 
 
-def test_rayjob_runs_emotion_tune_on_gpu_workers() -> None:
+def test_rayjob_runs_emotion_tune_on_gpu_workers(tmp_path: Path) -> None:
     job = one(RAYJOB, "RayJob")
     assert job["apiVersion"] == "ray.io/v1"
     spec = job["spec"]
@@ -499,7 +500,9 @@ def test_rayjob_runs_emotion_tune_on_gpu_workers() -> None:
     head_volumes = {v["name"]: v for v in head["template"]["spec"]["volumes"]}
     mount = next(m for m in head_container["volumeMounts"] if under(config_path, m["mountPath"]))
     configmap = one(RAYJOB, "ConfigMap", head_volumes[mount["name"]]["configMap"]["name"])
-    tomllib.loads(configmap["data"][Path(config_path).name])
+    # The same checks `emotion tune` runs before starting Ray: tables, [tune] keys, `emotion train` flags.
+    (tmp_path / "search-space.toml").write_text(configmap["data"][Path(config_path).name])
+    load_sweep_file(tmp_path / "search-space.toml")
     claims = {v["persistentVolumeClaim"]["claimName"] for v in head_volumes.values() if "persistentVolumeClaim" in v}
     assert "ReadWriteMany" in one(RAYJOB, "PersistentVolumeClaim")["spec"]["accessModes"]
     assert one(RAYJOB, "PersistentVolumeClaim")["metadata"]["name"] in claims

@@ -139,6 +139,11 @@ class EmotionTrainingArguments(TrainingArguments):
         metadata={"help": "Loggers: tensorboard, wandb (when installed) or none."},
     )
     remove_unused_columns: bool = field(default=False, metadata={"help": "Keep every column of the clip dataset."})
+    # Pinning only speeds copies to a GPU; on a CPU-only machine torch warns about it every epoch.
+    dataloader_pin_memory: bool = field(
+        default=torch.cuda.is_available(),
+        metadata={"help": "Pin batches in host memory for faster GPU copies [default: on when CUDA is available]."},
+    )
     augment_probability: float = field(
         default=0.5, metadata={"help": "Share of training clips passed through the plugins' augment hooks."}
     )
