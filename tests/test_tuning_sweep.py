@@ -27,6 +27,7 @@ def test_example_search_space_parses() -> None:
         ("[search_space]\nlearning_rat = { uniform = [0.1, 0.2] }\n", "learning_rat"),
         ("[tune]\nnum_sample = 2\n[search_space]\nlearning_rate = 1e-4\n", "num_sample"),
         ("[search_spaces]\nlearning_rate = 1e-4\n", "search_spaces"),
+        ("[train]\nval_fraction = 0\n[search_space]\nlearning_rate = 1e-4\n", "val_fraction"),
     ],
 )
 def test_search_space_mistakes_are_named(tmp_path: Path, text: str, problem: str) -> None:

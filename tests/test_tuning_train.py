@@ -113,6 +113,23 @@ def test_the_same_seed_trains_the_same_model(tmp_path) -> None:
     assert not all(np.array_equal(first[key], other[key]) for key in first)
 
 
+def test_val_fraction_zero_trains_every_speaker_and_exports_the_last_epoch(tmp_path) -> None:
+    output = tmp_path / "all"
+    argv = [
+        "train", "--data", str(write_manifest(tmp_path)), "--dataset", "csv", "--from_scratch",
+        "--config_overrides", TINY_CNN, "--output_dir", str(output), "--num_train_epochs", "2",
+        "--per_device_train_batch_size", "4", "--max_seconds", "2", "--val_fraction", "0",
+        "--report_to", "none", "--disable_tqdm", "true",
+    ]  # fmt: skip
+    assert emotion(*argv) == 0
+    card = (output / "README.md").read_text()
+    assert f"{len(recordings())} training and 0 validation clips" in card
+    assert "exported the last epoch" in card and "| uar |" not in card
+    last = load_file(sorted(output.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))[-1] / "model.safetensors")
+    exported = load_file(output / "model.safetensors")
+    assert all(np.array_equal(exported[key], last[key]) for key in exported)
+
+
 def test_train_one_epoch_exports_a_folder_the_server_loads(tmp_path) -> None:
     output = tmp_path / "model"
     argv = [
@@ -198,7 +215,8 @@ def test_the_bundled_model_recipe_is_valid_emotion_train_flags(tmp_path) -> None
     assert (model.from_scratch, model.architecture, data.dataset) == (True, "logmel-cnn", "ravdess")
     # The RAVDESS test actors are never trained on or used to pick the epoch.
     assert data.exclude_speakers == TEST_SPEAKERS == "19-24" and not data.random_split
-    assert training.num_train_epochs == 40 and training.metric_for_best_model == "uar"
+    # Every other actor trains (the recipe was chosen on a speaker split); the last epoch is exported.
+    assert data.val_fraction == 0 and training.num_train_epochs == 40
 
 
 def test_the_log_mel_cnn_serves_mixed_lengths_in_one_batch(tmp_path) -> None:

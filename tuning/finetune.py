@@ -11,7 +11,7 @@ import importlib.util
 import json
 import shlex
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -107,7 +107,13 @@ class DataArguments:
         default=None,
         metadata={"help": "Speakers never trained or validated on, e.g. 19-24 (RAVDESS test actors) or 1001,1002."},
     )
-    val_fraction: float = field(default=0.2, metadata={"help": "Share of speakers held out for validation."})
+    val_fraction: float = field(
+        default=0.2,
+        metadata={
+            "help": "Share of speakers held out for validation; 0: train on every speaker, validate nothing "
+            "and export the last epoch (the final fit once a recipe is chosen)."
+        },
+    )
     random_split: bool = field(
         default=False, metadata={"help": "Split clips at random instead of by speaker (speakers leak; not comparable)."}
     )
@@ -326,7 +332,10 @@ def prepare_corpus(data: DataArguments, labels: Sequence[str], seed: int) -> Cor
     excluded: list[Example] = []
     if data.exclude_speakers:
         excluded, examples = split_by_speaker(examples, parse_speakers(data.exclude_speakers))
-    train, val = train_val_split(examples, data.val_fraction, seed=seed, by_speaker=not data.random_split)
+    if data.val_fraction == 0:
+        train, val = list(examples), []
+    else:
+        train, val = train_val_split(examples, data.val_fraction, seed=seed, by_speaker=not data.random_split)
     log.info("corpus", train=len(train), val=len(val), skipped=skipped, excluded=len(excluded))
     return Corpus(train, val, skipped, len(excluded))
 
@@ -350,6 +359,9 @@ def run_training(arguments: Arguments, command: str, callbacks: Sequence[Trainer
     check_loggers(training_args.report_to)
     labels = [label.strip() for label in model_args.labels.split(",") if label.strip()]
     corpus = prepare_corpus(data_args, labels, training_args.seed)
+    if not corpus.val:
+        # Nothing to pick an epoch on: checkpoints stay (for --resume), the last epoch is exported.
+        training_args = replace(training_args, eval_strategy="no", load_best_model_at_end=False)
     # The Trainer seeds only once it is built, after the model: without this a new head (or a model
     # from scratch) starts from different weights every run and --seed reproduces nothing.
     set_seed(training_args.seed)
@@ -372,7 +384,7 @@ def run_training(arguments: Arguments, command: str, callbacks: Sequence[Trainer
         max_samples=int(training_args.max_seconds * rate),
         seed=training_args.seed,
     )
-    val_set = ClipDataset(decode(corpus.val), [ids[e.label] for e in corpus.val])
+    val_set = ClipDataset(decode(corpus.val), [ids[e.label] for e in corpus.val]) if corpus.val else None
     trainer = WeightedTrainer(
         model=model,
         args=training_args,
@@ -385,7 +397,7 @@ def run_training(arguments: Arguments, command: str, callbacks: Sequence[Trainer
         class_weights=_class_weights(train_ids, len(labels)) if training_args.class_weights == "balanced" else None,
     )
     trainer.train(resume_from_checkpoint=True if training_args.resume else training_args.resume_from_checkpoint)
-    metrics = trainer.evaluate()
+    metrics = trainer.evaluate() if val_set is not None else {}
     output = Path(training_args.output_dir)
     trainer.save_model(str(output))  # weights, config and the feature extractor (processing_class)
     write_model_card(output, metrics, command, arguments, corpus)
@@ -421,6 +433,13 @@ def write_model_card(
         if f"eval_{name}" in metrics
     )
     split = "random (speakers leak)" if data_args.random_split else "by speaker"
+    if not corpus.val:
+        split = "none (every speaker trained)"
+    validation = (
+        f"| metric | value |\n| --- | --- |\n{rows}"
+        if rows
+        else "None: `--val_fraction 0` trained on every speaker and exported the last epoch."
+    )
     licence = "\nTrained on RAVDESS: CC BY-NC-SA 4.0 applies to this model.\n" if data_args.dataset == "ravdess" else ""
     licence_tag = "license: cc-by-nc-sa-4.0\n" if data_args.dataset == "ravdess" else ""
     text = f"""---
@@ -438,9 +457,7 @@ split {split}; {corpus.skipped} clips skipped (labels outside the set), {corpus.
 {licence}
 ## Validation metrics (best epoch)
 
-| metric | value |
-| --- | --- |
-{rows}
+{validation}
 
 Test figures come from `emotion evaluate` on held-out speakers, not from this table.
 

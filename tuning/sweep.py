@@ -81,6 +81,8 @@ def load_sweep_file(path: Path) -> SweepFile:
             raise ValueError(
                 f"{path}: [{table}] key(s) {', '.join(sorted(unknown_keys))} are not `emotion train` arguments"
             )
+    if 0 in (sweep.train.get("val_fraction"), sweep.search_space.get("val_fraction")):
+        raise ValueError(f"{path}: val_fraction = 0 leaves trials nothing to be compared on; keep a validation share")
     return sweep
 
 
