@@ -432,9 +432,12 @@ def write_model_card(
         for name in ("accuracy", "uar", "macro_f1")
         if f"eval_{name}" in metrics
     )
-    split = "random (speakers leak)" if data_args.random_split else "by speaker"
     if not corpus.val:
         split = "none (every speaker trained)"
+    elif data_args.random_split:
+        split = "random (speakers leak)"
+    else:
+        split = "by speaker"
     validation = (
         f"| metric | value |\n| --- | --- |\n{rows}"
         if rows
