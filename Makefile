@@ -30,7 +30,7 @@ proto-check: $(STAMP) ## fail when the committed stubs are stale
 	$(BIN)/python clients/python/generate.py --check
 
 model: $(STAMP) ## retrain the bundled model with emotion train + emotion evaluate (../shared/data/ravdess, actors 01-18)
-	$(BIN)/python -m tuning.bundled
+	$(BIN)/python -m emotion_service.tuning.bundled
 
 bench: $(STAMP) ## print serving throughput figures
 	$(BIN)/python bench/serve_throughput.py

@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import os
 import platform
-import statistics
 import tempfile
 import time
 from dataclasses import dataclass
@@ -24,15 +23,15 @@ from pathlib import Path
 import grpc
 import numpy as np
 import torch
-from emotion_client.v1 import emotion_pb2 as pb
-from emotion_client.v1 import emotion_pb2_grpc
 from transformers import HubertConfig, HubertForSequenceClassification, Wav2Vec2FeatureExtractor
 
-from plugins.manager import load_plugins
-from server.app import EmotionServer
-from server.config import Settings
-from server.logging import configure_logging
-from server.model import ModelBackend
+from emotion_client.v1 import emotion_pb2 as pb
+from emotion_client.v1 import emotion_pb2_grpc
+from emotion_service.logging import configure_logging
+from emotion_service.plugins.manager import load_plugins
+from emotion_service.server.app import EmotionServer
+from emotion_service.server.config import Settings
+from emotion_service.server.model import ModelBackend
 
 LABELS = ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")
 SIZES = {

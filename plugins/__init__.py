@@ -2,10 +2,10 @@
 
 A plugin imports what it needs from here::
 
-    from plugins import Alert, hookimpl
+    from emotion_service.plugins import Alert, hookimpl
 """
 
-from plugins.hookspecs import hookimpl
-from plugins.types import Alert, Result, SessionSummary
+from emotion_service.plugins.hookspecs import hookimpl
+from emotion_service.plugins.types import Alert, Result, SessionSummary
 
 __all__ = ["Alert", "Result", "SessionSummary", "hookimpl"]

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import pluggy
 
-from plugins.types import Alert, Result, SessionSummary
+from emotion_service.plugins.types import Alert, Result, SessionSummary
 
 hookspec = pluggy.HookspecMarker("emotion")
 hookimpl = pluggy.HookimplMarker("emotion")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
@@ -13,15 +14,16 @@ import numpy as np
 import pluggy
 import structlog
 
-from plugins import hookspecs
-from plugins.types import Alert, Result, SessionSummary
-from server.config import ConfigError
+from emotion_service.plugins import hookspecs
+from emotion_service.plugins.types import Alert, Result, SessionSummary
+from emotion_service.settings import ConfigError
 
 log = structlog.get_logger(__name__)
 
 PROJECT = "emotion"
 ENTRY_POINT_GROUP = "emotion.plugins"
 PLUGINS_ENV = "EMOTION_PLUGINS"
+TRACE_ENV = "EMOTION_TRACE_PLUGINS"
 BUILTIN_DISTRIBUTION = "emotion-service"
 HOOKS = ("preprocess", "augment", "on_result", "on_alert", "on_session_end")
 
@@ -53,12 +55,21 @@ class PluginHost:
     """The plugin manager plus the calling conventions documented in :mod:`plugins.hookspecs`.
 
     Hooks may be called from several threads at once (one per request);
-    plugins keep their own state thread-safe.
+    plugins keep their own state thread-safe. With ``trace`` on (default:
+    ``$EMOTION_TRACE_PLUGINS=1``), every hook call is logged as a ``plugin_call``
+    event with the plugin, the hook, its duration and its outcome, as datasette's
+    ``DATASETTE_TRACE_PLUGINS`` does; request and session ids come from the log context.
     """
 
-    def __init__(self, pm: pluggy.PluginManager, sources: Mapping[str, tuple[str, str]] | None = None) -> None:
+    def __init__(
+        self,
+        pm: pluggy.PluginManager,
+        sources: Mapping[str, tuple[str, str]] | None = None,
+        trace: bool | None = None,
+    ) -> None:
         self.pm = pm
         self._sources = dict(sources or {})
+        self.trace = os.environ.get(TRACE_ENV, "").strip().lower() in ("1", "true", "yes", "on") if trace is None else trace
 
     def names(self) -> list[str]:
         """Registered plugin names, in registration order."""
@@ -109,11 +120,28 @@ class PluginHost:
         # pluggy stores implementations in reverse call order.
         return list(reversed(getattr(self.pm.hook, hook).get_hookimpls()))
 
+    def _call(self, impl: pluggy.HookImpl, hook: str, available: Mapping[str, Any]) -> Any:
+        """One hook implementation, called with the arguments it names; traced when asked."""
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            returned = impl.function(**{name: available[name] for name in impl.argnames})
+            outcome = "ok" if returned is None else f"returned {type(returned).__name__}"
+            return returned
+        finally:
+            if self.trace:
+                log.info(
+                    "plugin_call",
+                    plugin=impl.plugin_name,
+                    hook=hook,
+                    duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                    outcome=outcome,
+                )
+
     def _chain(self, hook: str, waveform: np.ndarray, **kwargs: Any) -> np.ndarray:
         for impl in self._impls(hook):
-            available = {"waveform": waveform, **kwargs}
             try:
-                out = impl.function(**{name: available[name] for name in impl.argnames})
+                out = self._call(impl, hook, {"waveform": waveform, **kwargs})
             except Exception as exc:
                 log.exception("plugin_failed", plugin=impl.plugin_name, hook=hook)
                 raise PluginError(impl.plugin_name, hook, exc) from exc
@@ -122,10 +150,11 @@ class PluginHost:
         return waveform
 
     def _each(self, hook: str, **kwargs: Any) -> list[Any]:
+        # Per-plugin isolation: one plugin raising never keeps the others from their turn.
         results = []
         for impl in self._impls(hook):
             try:
-                results.append(impl.function(**{name: kwargs[name] for name in impl.argnames}))
+                results.append(self._call(impl, hook, kwargs))
             except Exception:
                 log.exception("plugin_failed", plugin=impl.plugin_name, hook=hook)
         return results
@@ -174,7 +203,9 @@ def load_plugins(selection: str | None = None) -> PluginHost:
     return host
 
 
-def build_host(plugins: Mapping[str, object], sources: Mapping[str, tuple[str, str]] | None = None) -> PluginHost:
+def build_host(
+    plugins: Mapping[str, object], sources: Mapping[str, tuple[str, str]] | None = None, trace: bool | None = None
+) -> PluginHost:
     """A host of already-built plugins, registered in the mapping's order (tests, embedding)."""
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(hookspecs)
@@ -190,7 +221,7 @@ def build_host(plugins: Mapping[str, object], sources: Mapping[str, tuple[str, s
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
         raise PluginLoadError(f"plugin {pm.get_name(exc.plugin)!r} implements a hook that does not exist: {exc}") from exc
-    return PluginHost(pm, sources)
+    return PluginHost(pm, sources, trace)
 
 
 def _entry_points() -> dict[str, EntryPoint]:

@@ -9,18 +9,18 @@ from pathlib import Path
 
 import grpc
 import structlog
-from emotion_client import SERVICE_NAME
-from emotion_client.v1 import emotion_pb2, emotion_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from plugins.manager import PluginHost, load_plugins
-from server.batcher import DynamicBatcher
-from server import metrics
-from server.auth import AuthInterceptor, load_keys
-from server.config import ConfigError, Settings
-from server.model import ModelBackend
-from server.service import EmotionServicer, ModelState
+from emotion_client import SERVICE_NAME
+from emotion_client.v1 import emotion_pb2, emotion_pb2_grpc
+from emotion_service.plugins.manager import PluginHost, load_plugins
+from emotion_service.server import metrics
+from emotion_service.server.auth import AuthInterceptor, load_keys
+from emotion_service.server.batcher import DynamicBatcher
+from emotion_service.server.config import ConfigError, Settings
+from emotion_service.server.model import ModelBackend
+from emotion_service.server.service import EmotionServicer, ModelState
 
 log = structlog.get_logger(__name__)
 

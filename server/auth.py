@@ -24,8 +24,8 @@ from typing import Any
 import grpc
 import structlog
 
-from server.config import ConfigError
-from server.rpc import abort_stream
+from emotion_service.server.rpc import abort_stream
+from emotion_service.settings import ConfigError
 
 log = structlog.get_logger(__name__)
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 import structlog
 
-from server import metrics
+from emotion_service.server import metrics
 
 log = structlog.get_logger(__name__)
 
@@ -44,8 +44,6 @@ class BatchStats:
 
     batches: int = 0
     items: int = 0
-    expired: int = 0
-    rejected: int = 0
     batch_sizes: dict[int, int] = field(default_factory=dict)  # batch size -> count
 
 
@@ -99,7 +97,6 @@ class DynamicBatcher:
         if self._closing:
             raise ShuttingDownError("server is shutting down and takes no new work: retry on another replica")
         if len(self._pending) >= self.max_queue_size:
-            self.stats.rejected += 1
             raise QueueFullError(
                 f"server busy: the inference queue is full (max_queue_size={self.max_queue_size}); retry with backoff"
             )
@@ -150,7 +147,6 @@ class DynamicBatcher:
             if request.future.done():  # cancelled by its caller
                 continue
             if request.deadline is not None and request.deadline <= now:
-                self.stats.expired += 1
                 request.future.set_exception(DeadlineExpiredError("deadline passed while queued; the request was not run"))
                 continue
             live.append(request)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import structlog
@@ -14,7 +15,7 @@ import torch
 from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification
 from transformers.utils import logging as hf_logging
 
-import server.architectures  # noqa: F401  (registers the project's architectures with the Auto classes)
+import emotion_service.architectures  # noqa: F401  (registers the project's architectures with the Auto classes)
 
 log = structlog.get_logger(__name__)
 
@@ -58,7 +59,7 @@ class ModelBackend:
     @classmethod
     def load(
         cls, name_or_path: str, device: str = "auto", dtype: str = "auto", torch_threads: int = 0
-    ) -> "ModelBackend":
+    ) -> ModelBackend:
         """Loads a folder or hub id with ``from_pretrained``; raises :class:`ModelNotFoundError`."""
         if torch_threads > 0:
             torch.set_num_threads(torch_threads)
@@ -76,7 +77,7 @@ class ModelBackend:
         labels = tuple(config.id2label[i] for i in range(config.num_labels))
         info = ModelInfo(
             name=Path(name_or_path).name if Path(name_or_path).is_dir() else name_or_path,
-            version=_version(name_or_path, config),
+            version=model_version(name_or_path, config),
             labels=labels,
             sample_rate=int(feature_extractor.sampling_rate),
             device=str(resolved_device),
@@ -149,11 +150,57 @@ def _not_found(name_or_path: str, problem: str) -> str:
     )
 
 
-def _version(name_or_path: str, config: Any) -> str:
-    """A short hash of the config and the weight files' sizes: changes when the model does."""
-    digest = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True, default=str).encode())
+VERSION_CACHE = ".emotion-weights.sha256.json"
+# Config keys that say where or with what a model was saved, not what it is.
+_CONFIG_KEYS_NOT_HASHED = ("_name_or_path", "transformers_version", "_commit_hash")
+
+
+def model_version(name_or_path: str, config: Any) -> str:
+    """A short hash of what the model computes: its config (without its path) and its weight bytes.
+
+    The same weights in two folders give one version; any changed weight gives another, even at
+    the same file size. Hashing a multi-GB checkpoint takes seconds, so each weight file's hash
+    is cached beside it (:data:`VERSION_CACHE`, keyed by size and modification time) and a
+    restart reads it back. A hub id is hashed by its config and the hub commit it resolved to.
+    """
+    settings = {k: v for k, v in config.to_dict().items() if k not in _CONFIG_KEYS_NOT_HASHED}
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
     path = Path(name_or_path)
     if path.is_dir():
-        for weights in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
-            digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
+        for name, file_hash in _weight_hashes(path):
+            digest.update(f"{name}:{file_hash}".encode())
+    else:
+        digest.update(str(getattr(config, "_commit_hash", "") or "").encode())
     return digest.hexdigest()[:12]
+
+
+def _weight_hashes(folder: Path) -> list[tuple[str, str]]:
+    cache_path = folder / VERSION_CACHE
+    try:
+        cache = json.loads(cache_path.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    hashes, fresh = [], {}
+    for weights in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
+        stat = weights.stat()
+        key = f"{stat.st_size}:{stat.st_mtime_ns}"
+        cached = cache.get(weights.name, {})
+        file_hash = cached.get("sha256") if cached.get("key") == key else None
+        if file_hash is None:
+            file_hash = _sha256_file(weights)
+        fresh[weights.name] = {"key": key, "sha256": file_hash}
+        hashes.append((weights.name, file_hash))
+    if fresh != cache:
+        try:
+            cache_path.write_text(json.dumps(fresh, indent=1, sort_keys=True) + "\n")
+        except OSError as exc:  # a read-only model folder (a container image): hash again next start
+            log.info("model_version_cache_not_written", path=str(cache_path), reason=str(exc))
+    return hashes
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

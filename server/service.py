@@ -12,19 +12,18 @@ from typing import Any
 import grpc
 import numpy as np
 import structlog
+
 from emotion_client.v1 import emotion_pb2 as pb
 from emotion_client.v1 import emotion_pb2_grpc
-
-from plugins.manager import PluginError, PluginHost
-from plugins.records import summarise
-from plugins.types import Alert, Result
-from server import audio
-from server.batcher import DeadlineExpiredError, DynamicBatcher, QueueFullError, ShuttingDownError
-from server.config import Settings
-from server.model import ModelBackend
-from server.rpc import abort as _abort
-from server.rpc import abort_stream
-from server.windows import Window, Windower
+from emotion_service import audio
+from emotion_service.plugins.manager import PluginError, PluginHost
+from emotion_service.plugins.types import Alert, Result, summarise
+from emotion_service.server.batcher import DeadlineExpiredError, DynamicBatcher, QueueFullError, ShuttingDownError
+from emotion_service.server.config import Settings
+from emotion_service.server.model import ModelBackend
+from emotion_service.server.rpc import abort as _abort
+from emotion_service.server.rpc import abort_stream
+from emotion_service.server.windows import Window, Windower
 
 log = structlog.get_logger(__name__)
 
@@ -56,6 +55,8 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
             max_bytes=settings.max_audio_bytes,
             max_seconds=settings.max_audio_seconds,
             min_seconds=settings.min_audio_seconds,
+            max_sample_rate=settings.max_sample_rate,
+            max_channels=settings.max_channels,
         )
 
     async def Classify(self, request: pb.ClassifyRequest, context: grpc.aio.ServicerContext) -> pb.ClassifyResponse:
@@ -282,7 +283,7 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
         if not 0 < hop_s <= window_s:
             raise audio.AudioError(f"hop_s={hop_s:g} must be positive and at most window_s={window_s:g}")
         fmt = config.format
-        decoder = audio.PcmStreamDecoder(_encoding(fmt), fmt.sample_rate, fmt.channels or 1, rate)
+        decoder = audio.PcmStreamDecoder(_encoding(fmt), fmt.sample_rate, fmt.channels or 1, rate, self.limits)
         windower = Windower(round(window_s * rate), round(hop_s * rate), round(self.settings.min_audio_seconds * rate))
         return decoder, windower, window_s, hop_s
 

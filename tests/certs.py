@@ -36,7 +36,7 @@ def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> Path:
 def _issue(
     subject: str, issuer: x509.Name, issuer_key: ec.EllipticCurvePrivateKey, key: ec.EllipticCurvePrivateKey, usage, san=None
 ) -> x509.Certificate:
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     builder = (
         x509.CertificateBuilder()
         .subject_name(_name(subject))

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from emotion_client.v1 import emotion_pb2_grpc
 from transformers import HubertConfig, HubertForSequenceClassification, Wav2Vec2FeatureExtractor
 
-from server.app import EmotionServer
-from server.config import Settings
+from emotion_client.v1 import emotion_pb2_grpc
+from emotion_service.server.app import EmotionServer
+from emotion_service.server.config import Settings
 
 os.environ.setdefault("EMOTION_PLUGINS", "none")
 torch.set_num_threads(1)

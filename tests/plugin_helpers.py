@@ -14,15 +14,15 @@ import grpc
 import numpy as np
 import pytest
 import structlog
-from emotion_client.v1 import emotion_pb2 as pb
-from emotion_client.v1 import emotion_pb2_grpc
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from plugins.manager import PluginHost
-from server.app import EmotionServer
-from server.cli import main
+from emotion_client.v1 import emotion_pb2 as pb
+from emotion_client.v1 import emotion_pb2_grpc
+from emotion_service.cli import main
+from emotion_service.plugins.manager import PluginHost
+from emotion_service.server.app import EmotionServer
 from tests.conftest import load_mono, make_settings, recordings
 
 POSTGRES_ENV = "EMOTION_TEST_POSTGRES_URL"

@@ -15,7 +15,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-EMOTION = [sys.executable, "-m", "server.cli"]
+EMOTION = [sys.executable, "-m", "emotion_service"]
 
 
 def free_port() -> int:

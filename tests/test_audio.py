@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from server import audio
+from emotion_service import audio
 from tests.conftest import recordings
 
 LIMITS = audio.AudioLimits(max_bytes=8 * 1024 * 1024, max_seconds=30.0, min_seconds=0.1)

@@ -7,17 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cryptography.fernet import Fernet, InvalidToken
-from emotion_client.v1 import emotion_pb2 as pb
 from sqlalchemy import inspect, select
 
-from plugins import Result
-from plugins.builtin.store import ResultsStore, StoreConfig
-from plugins.config import load_plugin_config
-from plugins.manager import PluginLoadError, build_host, load_plugins
-from plugins.store import ResultStore, StoreError
-from plugins.store.repository import pcm16
-from plugins.store.schema import AudioClipRow
-from server.config import ConfigError
+from emotion_client.v1 import emotion_pb2 as pb
+from emotion_service.plugins import Result
+from emotion_service.plugins.builtin.store import ResultsStore, StoreConfig
+from emotion_service.plugins.manager import PluginLoadError, build_host, load_plugins
+from emotion_service.plugins.store import ResultStore, StoreError
+from emotion_service.plugins.store.repository import pcm16
+from emotion_service.plugins.store.schema import AudioClipRow
+from emotion_service.settings import ConfigError, load_plugin_config
 from tests.plugin_helpers import ravdess_interview, run_stream, serving, settle, stream_requests
 
 RATE = 16000

@@ -8,16 +8,17 @@ import subprocess
 from pathlib import Path
 
 import grpc
+
 from emotion_client.v1 import emotion_pb2 as pb
 from emotion_client.v1 import emotion_pb2_grpc
-
-from server.config import _FIELDS
+from emotion_service.server.config import SETTING_NAMES
 from tests.conftest import LABELS, recordings
 from tests.server_process import EMOTION, run_env, serving
 
+
 def test_help_explains_every_flag() -> None:
     out = subprocess.run([*EMOTION, "serve", "--help"], capture_output=True, text=True, check=True).stdout
-    for name in _FIELDS:
+    for name in SETTING_NAMES:
         assert f"--{name.replace('_', '-')}" in out
         assert f"EMOTION_{name.upper()}" in out
 

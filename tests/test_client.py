@@ -16,6 +16,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+
 from emotion_client import (
     API_VERSION,
     Alert,
@@ -36,8 +37,7 @@ from emotion_client import (
     WindowResult,
 )
 from emotion_client.audio import AudioFile
-
-from server.app import EmotionServer
+from emotion_service.server.app import EmotionServer
 from tests.client_support import RATE, free_port, make_pki, write_wav
 from tests.conftest import LABELS, load_mono, make_settings, recordings, start_server
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 import structlog
-from emotion_client.cli import main
 
-from server.app import EmotionServer
+from emotion_client.cli import main
+from emotion_service.server.app import EmotionServer
 from tests.client_support import Interview, free_port, make_interview
 from tests.conftest import LABELS, recordings
 

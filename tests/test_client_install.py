@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from server.app import EmotionServer
+from emotion_service.server.app import EmotionServer
 from tests.conftest import recordings
 
 CLIENT = Path(__file__).resolve().parent.parent / "clients" / "python"

@@ -45,9 +45,10 @@ from dockerfile_parse import DockerfileParser
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from kubernetes_validate.utils import latest_version
 
-from server.config import BUNDLED_MODEL, REPO_ROOT, Settings
+from emotion_service.paths import BUNDLED_MODEL, REPO_ROOT
+from emotion_service.server.config import Settings
+from emotion_service.tuning.sweep import load_sweep_file
 from tests.certs import make_certs
-from tuning.sweep import load_sweep_file
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -225,14 +226,14 @@ def known_env_names() -> set[str]:
     names = {"EMOTION_" + f.name.upper() for f in dataclasses.fields(Settings)}
     names |= {"EMOTION_CONFIG", "EMOTION_PLUGINS"}
     names |= set(load_probe().PROBE_ENV)
-    from plugins.builtin.reports import NAME as REPORTS
-    from plugins.builtin.reports import ReportsConfig
-    from plugins.builtin.store import NAME as STORE
-    from plugins.builtin.store import StoreConfig
-    from plugins.config import env_var
+    from emotion_service.plugins.builtin.reports import NAME as REPORTS
+    from emotion_service.plugins.builtin.reports import ReportsConfig
+    from emotion_service.plugins.builtin.store import NAME as STORE
+    from emotion_service.plugins.builtin.store import StoreConfig
+    from emotion_service.settings import plugin_env_var
 
     for plugin, cls in ((REPORTS, ReportsConfig), (STORE, StoreConfig)):
-        names |= {env_var(plugin, f) for f in dataclasses.fields(cls)}
+        names |= {plugin_env_var(plugin, f) for f in dataclasses.fields(cls)}
     return names
 
 
@@ -351,8 +352,8 @@ def test_deployment_settings_probes_and_security(path: Path, tmp_path: Path) -> 
     toml_key = Path(config_path).name
     assert toml_key in configmap["data"], f"EMOTION_CONFIG names {toml_key}, the ConfigMap lacks it"
     settings = load_settings(env, configmap["data"][toml_key], tmp_path)
-    from plugins.builtin.reports import NAME, ReportsConfig
-    from plugins.config import load_plugin_config
+    from emotion_service.plugins.builtin.reports import NAME, ReportsConfig
+    from emotion_service.settings import load_plugin_config
 
     reports = load_plugin_config(NAME, ReportsConfig, environ=env, config_file=tmp_path / "emotion.toml")
 
@@ -450,7 +451,7 @@ def test_service_hpa_pdb_and_network_policy_point_at_the_pods() -> None:
 
 
 def test_example_secrets_are_placeholders_of_the_right_shape(tmp_path: Path) -> None:
-    from server.auth import load_keys
+    from emotion_service.server.auth import load_keys
 
     secrets = objects(SECRETS_EXAMPLE, "Secret")
     assert secrets
@@ -546,7 +547,7 @@ def test_compose_file_matches_the_compose_spec(tmp_path: Path) -> None:
 def _exported_metric_names() -> set[str]:
     from prometheus_client.metrics import MetricWrapperBase
 
-    from server import metrics
+    from emotion_service.server import metrics
 
     suffixes = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_count", "_sum", "_created"),
                 "gauge": ("",), "info": ("_info",), "summary": ("", "_count", "_sum", "_created")}

@@ -9,12 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from emotion_client.v1 import emotion_pb2 as pb
 from sqlalchemy import create_engine, func, select
 
-from plugins.builtin.store import ResultsStore, StoreConfig
-from plugins.manager import build_host
-from plugins.store.schema import SessionRow
+from emotion_client.v1 import emotion_pb2 as pb
+from emotion_service.plugins.builtin.store import ResultsStore, StoreConfig
+from emotion_service.plugins.manager import build_host
+from emotion_service.plugins.store.schema import SessionRow
 from tests.conftest import recordings
 from tests.plugin_helpers import serving, settle
 from tests.server_process import free_port

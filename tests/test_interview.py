@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+
 from emotion_client import AsyncEmotionClient, EmotionClient
 from emotion_client.audio import AudioFile
 from emotion_client.interview import (
@@ -29,11 +30,10 @@ from emotion_client.interview import (
 )
 from emotion_client.interview.pauses import frame_levels_db
 from emotion_client.interview.report import emotion_stats
-
-from plugins.hookspecs import hookimpl
-from plugins.manager import load_plugins
-from plugins.types import Alert, Result
-from server.app import EmotionServer
+from emotion_service.plugins.hookspecs import hookimpl
+from emotion_service.plugins.manager import load_plugins
+from emotion_service.plugins.types import Alert, Result
+from emotion_service.server.app import EmotionServer
 from tests.client_support import Interview, make_interview
 from tests.conftest import LABELS, make_settings
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import grpc
 import pytest
+
 from emotion_client.v1 import emotion_pb2 as pb
 from emotion_client.v1 import emotion_pb2_grpc
-
 from tests.conftest import make_settings, recordings, start_server
 from tests.server_process import free_port
 

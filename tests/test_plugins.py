@@ -13,13 +13,13 @@ import grpc
 import numpy as np
 import pytest
 import structlog
-from emotion_client.v1 import emotion_pb2 as pb
 
-from plugins import Alert, Result, hookimpl
-from plugins.builtin.threshold_alerts import ThresholdAlertsConfig
-from plugins.config import env_var, load_plugin_config
-from plugins.manager import PluginError, PluginLoadError, build_host, load_plugins
-from server.config import ConfigError, Settings
+from emotion_client.v1 import emotion_pb2 as pb
+from emotion_service.plugins import Alert, Result, hookimpl
+from emotion_service.plugins.builtin.threshold_alerts import ThresholdAlertsConfig
+from emotion_service.plugins.manager import PluginError, PluginLoadError, build_host, load_plugins
+from emotion_service.server.config import ConfigError, Settings
+from emotion_service.settings import load_plugin_config, plugin_env_var
 from tests.conftest import recordings
 from tests.plugin_helpers import emotion, ravdess_interview, run_stream, serving, settle, stream_requests
 
@@ -103,6 +103,21 @@ def test_raising_on_result_is_logged_by_name_and_skipped() -> None:
     assert failures and failures[0]["plugin"] == "broken" and failures[0]["hook"] == "on_result"
 
 
+def test_trace_switch_logs_every_hook_call_with_plugin_duration_and_outcome(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EMOTION_TRACE_PLUGINS", "1")
+    host = build_host({"observer": Observer(), "broken": Broken()})
+    with structlog.testing.capture_logs() as logs:
+        host.on_result(a_result())
+    calls = {e["plugin"]: e for e in logs if e["event"] == "plugin_call"}
+    assert set(calls) == {"observer", "broken"}
+    assert calls["broken"]["outcome"] == "error" and calls["observer"]["outcome"] == "returned list"
+    assert all(e["hook"] == "on_result" and e["duration_ms"] >= 0 for e in calls.values())
+    monkeypatch.delenv("EMOTION_TRACE_PLUGINS")
+    with structlog.testing.capture_logs() as logs:
+        build_host({"observer": Observer()}).on_result(a_result())
+    assert not [e for e in logs if e["event"] == "plugin_call"]
+
+
 def test_a_misspelt_hook_or_plugin_name_fails_naming_it() -> None:
     class Typo:
         @hookimpl
@@ -125,7 +140,9 @@ def test_example_package_is_discovered_by_its_entry_point(monkeypatch: pytest.Mo
     assert load_plugins("none").names() == []
 
 
-async def test_example_plugin_runs_in_a_real_server(tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_example_plugin_runs_in_a_real_server(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("EMOTION_CSV_EXPORT_DIR", str(tmp_path))
     async with serving(tiny_model, load_plugins("csv_export")) as (server, stub):
         responses = await run_stream(stub, stream_requests(ravdess_interview()[: 16000 * 7], "csv-session"))
@@ -145,7 +162,9 @@ async def test_raising_on_result_still_answers(tiny_model: Path) -> None:
 
     with structlog.testing.capture_logs() as logs:
         async with serving(tiny_model, build_host({"observer": Observer(), "broken": BrokenResults()})) as (_, stub):
-            reply = await stub.Classify(pb.ClassifyRequest(audio=pb.Audio(content=recordings()[0].read_bytes())), timeout=30)
+            reply = await stub.Classify(
+                pb.ClassifyRequest(audio=pb.Audio(content=recordings()[0].read_bytes())), timeout=30
+            )
     assert reply.label and [a.kind for a in reply.alerts] == ["seen"]
     assert any(e["event"] == "plugin_failed" and e["plugin"] == "broken" for e in logs)
 
@@ -168,16 +187,25 @@ def test_plugin_settings_come_from_the_toml_table_then_the_environment(tmp_path:
     config = load_plugin_config("threshold_alerts", ThresholdAlertsConfig, environ=env)
     assert config.thresholds == {"ANG": 0.5} and config.smoothing_windows == 4
     env["EMOTION_THRESHOLD_ALERTS_THRESHOLDS"] = "SAD=0.7, FEA=0.8"
-    assert load_plugin_config("threshold_alerts", ThresholdAlertsConfig, environ=env).thresholds == {"SAD": 0.7, "FEA": 0.8}
+    assert load_plugin_config("threshold_alerts", ThresholdAlertsConfig, environ=env).thresholds == {
+        "SAD": 0.7,
+        "FEA": 0.8,
+    }
     assert Settings.load(environ={}, config_file=toml).port == 6000  # the server ignores [plugins.*]
 
 
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"EMOTION_THRESHOLD_ALERTS_SMOOTHING_WINDOWS": "many"}, "EMOTION_THRESHOLD_ALERTS_SMOOTHING_WINDOWS: expected int"),
+        (
+            {"EMOTION_THRESHOLD_ALERTS_SMOOTHING_WINDOWS": "many"},
+            r"smoothing_windows \(from environment variable EMOTION_THRESHOLD_ALERTS_SMOOTHING_WINDOWS\): expected a whole number",
+        ),
         ({"EMOTION_THRESHOLD_ALERTS_THRESHOLDS": "ANG"}, "LABEL=NUMBER pairs"),
-        ({"EMOTION_THRESHOLD_ALERTS_HYSTERESIS": "2"}, "plugin 'threshold_alerts': invalid hysteresis"),
+        (
+            {"EMOTION_THRESHOLD_ALERTS_HYSTERESIS": "2"},
+            r"plugin 'threshold_alerts': invalid hysteresis=2.0: .*set by environment variable EMOTION_THRESHOLD_ALERTS_HYSTERESIS",
+        ),
     ],
 )
 def test_bad_plugin_settings_name_the_variable(env: dict[str, str], message: str) -> None:
@@ -205,11 +233,15 @@ def test_emotion_plugins_lists_plugins_hooks_and_call_order(capsys: pytest.Captu
 
 def test_docs_describe_every_builtin_plugin_and_setting() -> None:
     docs = (Path(__file__).parent.parent / "docs" / "plugins.md").read_text()
-    builtins = [e for e in entry_points(group="emotion.plugins") if e.value.startswith("plugins.builtin.")]
+    builtins = [
+        e for e in entry_points(group="emotion.plugins") if e.value.startswith("emotion_service.plugins.builtin.")
+    ]
     assert len(builtins) == 8
     for entry in builtins:
         module = import_module(entry.module)
         assert f"### {entry.name}\n" in docs
         (config,) = [v for name, v in vars(module).items() if name.endswith("Config") and dataclasses.is_dataclass(v)]
         for f in dataclasses.fields(config):
-            assert f"| `{f.name}` | `{env_var(entry.name, f)}` |" in docs, f"{entry.name}.{f.name} is undocumented"
+            assert f"| `{f.name}` | `{plugin_env_var(entry.name, f)}` |" in docs, (
+                f"{entry.name}.{f.name} is undocumented"
+            )

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import structlog
 
-from plugins import Alert, Result
-from plugins.builtin.alert_log import AlertLog
-from plugins.builtin.anomaly import AnomalyConfig, AnomalyDetector
-from plugins.builtin.threshold_alerts import ThresholdAlerts, ThresholdAlertsConfig
-from plugins.builtin.webhook import Webhook, WebhookConfig, WebhookError
-from plugins.manager import build_host
-from plugins.types import SessionSummary
+from emotion_service.plugins import Alert, Result
+from emotion_service.plugins.builtin.alert_log import AlertLog
+from emotion_service.plugins.builtin.anomaly import AnomalyConfig, AnomalyDetector
+from emotion_service.plugins.builtin.threshold_alerts import ThresholdAlerts, ThresholdAlertsConfig
+from emotion_service.plugins.builtin.webhook import Webhook, WebhookConfig, WebhookError
+from emotion_service.plugins.manager import build_host
+from emotion_service.plugins.types import SessionSummary
 
 LABELS = ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")
 

@@ -8,9 +8,9 @@ import librosa
 import numpy as np
 import pytest
 
-from plugins.builtin.audio_cleanup import AudioCleanup, AudioCleanupConfig
-from plugins.builtin.augmentation import Augmentation, AugmentationConfig
-from plugins.manager import build_host
+from emotion_service.plugins.builtin.audio_cleanup import AudioCleanup, AudioCleanupConfig
+from emotion_service.plugins.builtin.augmentation import Augmentation, AugmentationConfig
+from emotion_service.plugins.manager import build_host
 from tests.conftest import load_mono, recordings
 
 RATE = 16000

@@ -6,8 +6,6 @@ Run with ``-s`` to see the figures each test prints.
 from __future__ import annotations
 
 import asyncio
-import io
-import random
 import signal
 import struct
 import threading
@@ -19,14 +17,13 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-import soundfile as sf
-from emotion_client.v1 import emotion_pb2 as pb
-from emotion_client.v1 import emotion_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server import audio
-from server.app import EmotionServer
+from emotion_client.v1 import emotion_pb2 as pb
+from emotion_client.v1 import emotion_pb2_grpc
+from emotion_service import audio
+from emotion_service.server.app import EmotionServer
 from tests.conftest import load_mono, make_settings, recordings, start_server
 from tests.server_process import peak_rss_mb, rss_mb, serving
 from tests.test_service import aiter_of, raw_request, stream_requests

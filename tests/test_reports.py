@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from plugins.manager import load_plugins
+from emotion_service.plugins.manager import load_plugins
 from tests.plugin_helpers import emotion, ravdess_interview, run_stream, serving, settle, stream_requests
 
 PNG = re.compile(r'<img alt="([^"]+)" src="data:image/png;base64,([A-Za-z0-9+/=]+)"')

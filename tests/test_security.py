@@ -8,12 +8,12 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from emotion_client.v1 import emotion_pb2 as pb
-from emotion_client.v1 import emotion_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from server.auth import hash_token
-from server.config import ConfigError, Settings
+from emotion_client.v1 import emotion_pb2 as pb
+from emotion_client.v1 import emotion_pb2_grpc
+from emotion_service.server.auth import hash_token
+from emotion_service.server.config import ConfigError, Settings
 from tests.certs import make_certs
 from tests.conftest import make_settings, recordings, start_server
 from tests.test_service import aiter_of, stream_requests
@@ -145,7 +145,7 @@ async def test_wrong_scope_is_permission_denied(tiny_model: Path, tmp_path: Path
     [("", "defines no"), ('[[keys]]\nsha256 = "abc"\n', "64 hex digits"), (f'[[keys]]\nsha256 = "{"a" * 64}"\nscopes = ["root"]\n', "unknown scope")],
 )
 def test_bad_tokens_file_is_named(tmp_path: Path, content: str, message: str) -> None:
-    from server.auth import load_keys
+    from emotion_service.server.auth import load_keys
 
     path = tmp_path / "tokens.toml"
     path.write_text(content)

@@ -12,13 +12,13 @@ import grpc
 import numpy as np
 import pytest
 import soundfile as sf
-from emotion_client.v1 import emotion_pb2 as pb
-from emotion_client.v1 import emotion_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from server.app import EmotionServer
-from server.model import ModelBackend
+from emotion_client.v1 import emotion_pb2 as pb
+from emotion_client.v1 import emotion_pb2_grpc
+from emotion_service.server.app import EmotionServer
+from emotion_service.server.model import ModelBackend
 from tests.conftest import LABELS, load_mono, make_settings, recordings, start_server
 
 

@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import LargeBinary, select
 
-from plugins import Alert, Result
-from plugins.manager import load_plugins
-from plugins.store import ResultStore, StoreError
-from plugins.store.schema import Base, MetadataRow, SessionRow
-from plugins.types import SessionSummary
-from tests.plugin_helpers import fresh_postgres_database, ravdess_interview, run_stream, serving, settle, stream_requests
+from emotion_service.plugins import Alert, Result
+from emotion_service.plugins.manager import load_plugins
+from emotion_service.plugins.store import ResultStore, StoreError
+from emotion_service.plugins.store.schema import Base, MetadataRow, SessionRow
+from emotion_service.plugins.types import SessionSummary
+from tests.plugin_helpers import (
+    fresh_postgres_database,
+    ravdess_interview,
+    run_stream,
+    serving,
+    settle,
+    stream_requests,
+)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -53,7 +60,7 @@ def test_a_stream_round_trips(store: ResultStore) -> None:
     assert s.metadata == meta and s.model_name == "tiny" and s.duration_s == 6.5
     assert s.dominant_label == "ANG" and s.shares["ANG"] == pytest.approx(2 / 3)
     assert [(a.kind, a.label, a.details) for a in s.alerts] == [("threshold", "ANG", {"k": "v"})]
-    assert record.started_at.tzinfo is not None and abs(datetime.now(timezone.utc) - record.started_at) < timedelta(minutes=5)
+    assert record.started_at.tzinfo is not None and abs(datetime.now(UTC) - record.started_at) < timedelta(minutes=5)
     assert store.session("missing") is None
 
 
@@ -64,11 +71,11 @@ def test_classify_answers_are_one_result_sessions(store: ResultStore) -> None:
 
 
 def test_sessions_since_selects_by_start_time(store: ResultStore) -> None:
-    before = datetime.now(timezone.utc) - timedelta(seconds=1)
+    before = datetime.now(UTC) - timedelta(seconds=1)
     store.add_result(window("early", 0))
-    middle = datetime.now(timezone.utc)
+    middle = datetime.now(UTC)
     store.add_result(window("late", 0))
-    after = datetime.now(timezone.utc) + timedelta(seconds=1)
+    after = datetime.now(UTC) + timedelta(seconds=1)
     assert [r.summary.session_id for r in store.sessions_since(before)] == ["early", "late"]
     assert [r.summary.session_id for r in store.sessions_since(before, until=middle)] == ["early"]
     assert store.sessions_since(after) == []

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tuning.datasets import (
+from emotion_service.audio import load_audio
+from emotion_service.tuning.datasets import (
     LABELS6,
     Example,
-    load_audio,
     load_cremad,
     load_dataset,
     load_manifest_csv,

@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from server.model import ModelBackend
+from emotion_service.audio import load_audio
+from emotion_service.server.model import ModelBackend
+from emotion_service.tuning.datasets import load_manifest_csv
+from emotion_service.tuning.evaluate import roc_one_vs_rest, score_examples
 from tests.conftest import LABELS
 from tests.plugin_helpers import emotion
 from tests.tuning_helpers import write_manifest
-from tuning.datasets import load_audio, load_manifest_csv
-from tuning.evaluate import roc_one_vs_rest, score_examples
 
 
 def test_evaluate_writes_metrics_and_plots(

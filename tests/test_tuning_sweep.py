@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from server.model import ModelBackend
+from emotion_service.audio import load_audio
+from emotion_service.server.model import ModelBackend
+from emotion_service.tuning.sweep import load_sweep_file, run_sweep, tune_space
 from tests.conftest import LABELS, recordings
 from tests.tuning_helpers import TINY_CNN, write_manifest
-from tuning.datasets import load_audio
-from tuning.sweep import load_sweep_file, run_sweep, tune_space
 
 REPO = Path(__file__).resolve().parents[1]
 

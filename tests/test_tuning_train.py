@@ -9,18 +9,18 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from server.model import ModelBackend
-from tests.conftest import LABELS, recordings
-from tests.plugin_helpers import emotion
-from tests.tuning_helpers import TINY_CNN, TINY_CONFORMER, TINY_HUBERT, write_manifest
-from tuning.datasets import load_audio
-from tuning.finetune import (
+from emotion_service.audio import load_audio
+from emotion_service.server.model import ModelBackend
+from emotion_service.tuning.finetune import (
     ClipDataset,
     ModelArguments,
     apply_freezing,
     build_model,
     parse_args,
 )
+from tests.conftest import LABELS, recordings
+from tests.plugin_helpers import emotion
+from tests.tuning_helpers import TINY_CNN, TINY_CONFORMER, TINY_HUBERT, write_manifest
 
 
 def test_unknown_flag_fails_at_once_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
@@ -198,8 +198,8 @@ def test_fine_tune_a_pretrained_folder_onto_a_new_label_set(
 
 
 def test_the_augmentation_plugin_runs_through_the_hook_reproducibly() -> None:
-    from plugins.builtin.augmentation import Augmentation, AugmentationConfig
-    from plugins.manager import build_host
+    from emotion_service.plugins.builtin.augmentation import Augmentation, AugmentationConfig
+    from emotion_service.plugins.manager import build_host
 
     host = build_host({"augmentation": Augmentation(AugmentationConfig(noise_p=1.0, pitch_p=0.0, stretch_p=0.0))})
     wave = load_audio(recordings()[0])[:16000]
@@ -209,7 +209,7 @@ def test_the_augmentation_plugin_runs_through_the_hook_reproducibly() -> None:
 
 
 def test_the_bundled_model_recipe_is_valid_emotion_train_flags(tmp_path) -> None:
-    from tuning.bundled import TEST_SPEAKERS, train_flags
+    from emotion_service.tuning.bundled import TEST_SPEAKERS, train_flags
 
     model, data, training = parse_args(train_flags(tmp_path / "ravdess", tmp_path / "out", epochs=40, seed=0))
     assert (model.from_scratch, model.architecture, data.dataset) == (True, "logmel-cnn", "ravdess")

@@ -20,10 +20,10 @@ from typing import Any
 import torch
 from safetensors.torch import load_file
 
-from server.config import BUNDLED_MODEL, REPO_ROOT
-from tuning.datasets import load_emodb, load_ravdess, parse_speakers, split_by_speaker
-from tuning.evaluate import evaluate
-from tuning.finetune import command_line, parse_args, run_training
+from emotion_service.paths import BUNDLED_MODEL, REPO_ROOT
+from emotion_service.tuning.datasets import load_emodb, load_ravdess, parse_speakers, split_by_speaker
+from emotion_service.tuning.evaluate import evaluate
+from emotion_service.tuning.finetune import command_line, parse_args, run_training
 
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "ravdess"
 DEFAULT_EMODB = REPO_ROOT.parent / "shared" / "data" / "emodb"

@@ -10,8 +10,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
-import soxr
 import structlog
 from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold, train_test_split
 
@@ -63,20 +61,6 @@ def split_by_speaker(examples: Iterable[Example], speakers: Iterable[str]) -> tu
 def speaker_ids(first: int, last: int) -> list[str]:
     """Two-digit speaker ids from first to last inclusive, as the manifests spell them."""
     return [f"{number:02d}" for number in range(first, last + 1)]
-
-
-def load_audio(path: Path, sample_rate: int = 16000) -> np.ndarray:
-    """Decode a file to mono float32 at sample_rate (a few RAVDESS files are stereo)."""
-    wave, rate = sf.read(path, dtype="float32", always_2d=True)
-    mono = wave.mean(axis=1)
-    if rate != sample_rate:
-        mono = soxr.resample(mono, rate, sample_rate)
-    return np.ascontiguousarray(mono, dtype=np.float32)
-
-
-def load_waves(examples: Sequence[Example], sample_rate: int = 16000) -> list[np.ndarray]:
-    """Decode every example once, so training epochs read from memory."""
-    return [load_audio(example.path, sample_rate) for example in examples]
 
 
 def load_cremad(root: Path) -> list[Example]:

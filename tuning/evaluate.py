@@ -17,8 +17,9 @@ import structlog  # noqa: E402
 from sklearn.metrics import ConfusionMatrixDisplay, roc_auc_score, roc_curve  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from tuning.datasets import Example, load_audio  # noqa: E402
-from tuning.metrics import compute_metrics  # noqa: E402
+from emotion_service.audio import load_audio  # noqa: E402
+from emotion_service.tuning.datasets import Example  # noqa: E402
+from emotion_service.tuning.metrics import compute_metrics  # noqa: E402
 
 log = structlog.get_logger(__name__)
 
@@ -31,8 +32,8 @@ def score_examples(
     Loads the model with the server's ModelBackend and runs the same ``preprocess`` plugins
     (selected by EMOTION_PLUGINS) with stage "serve", so the figures are the service's own.
     """
-    from plugins.manager import load_plugins
-    from server.model import ModelBackend
+    from emotion_service.plugins.manager import load_plugins
+    from emotion_service.server.model import ModelBackend
 
     backend = ModelBackend.load(model, device=device, torch_threads=torch_threads)
     plugins = load_plugins()

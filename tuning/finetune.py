@@ -32,11 +32,11 @@ from transformers import (
     set_seed,
 )
 
-import server.architectures  # noqa: F401  (a --model folder may hold one of the project's architectures)
-from tuning.datasets import (
+import emotion_service.architectures  # noqa: F401  (a --model folder may hold one of the project's architectures)
+from emotion_service.audio import load_audio
+from emotion_service.tuning.datasets import (
     LABELS6,
     Example,
-    load_audio,
     load_dataset,
     map_labels,
     parse_label_map,
@@ -44,8 +44,8 @@ from tuning.datasets import (
     split_by_speaker,
     train_val_split,
 )
-from tuning.metrics import compute_metrics
-from tuning.modeling import SCRATCH_ARCHITECTURES, build_from_scratch, label_fields
+from emotion_service.tuning.metrics import compute_metrics
+from emotion_service.tuning.modeling import SCRATCH_ARCHITECTURES, build_from_scratch, label_fields
 
 log = structlog.get_logger(__name__)
 
@@ -353,7 +353,7 @@ def _trainer_metrics(labels: Sequence[str]) -> Callable[[EvalPrediction], dict[s
 
 def run_training(arguments: Arguments, command: str, callbacks: Sequence[TrainerCallback] = ()) -> dict[str, float]:
     """Trains, exports the best epoch to ``output_dir`` with a model card, returns its validation metrics."""
-    from plugins.manager import load_plugins
+    from emotion_service.plugins.manager import load_plugins
 
     model_args, data_args, training_args = arguments
     check_loggers(training_args.report_to)

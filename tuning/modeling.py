@@ -20,7 +20,7 @@ from transformers import (
     Wav2Vec2FeatureExtractor,
 )
 
-from server.architectures import LogMelCNNConfig, LogMelCNNForAudioClassification, LogMelFeatureExtractor
+from emotion_service.architectures import LogMelCNNConfig, LogMelCNNForAudioClassification, LogMelFeatureExtractor
 
 SAMPLE_RATE = 16000
 

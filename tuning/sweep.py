@@ -26,7 +26,7 @@ from typing import Any
 import structlog
 from transformers import TrainerCallback
 
-from tuning.finetune import ARGUMENT_GROUPS, METRIC, EmotionTrainingArguments, parse_dict, run_training
+from emotion_service.tuning.finetune import ARGUMENT_GROUPS, METRIC, EmotionTrainingArguments, parse_dict, run_training
 
 log = structlog.get_logger(__name__)
 

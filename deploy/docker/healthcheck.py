@@ -36,7 +36,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from server.config import ConfigError, Settings
+from emotion_service.server.config import ConfigError, Settings
 
 WILDCARD_HOSTS = ("", "0.0.0.0", "::", "[::]")
 # The probe's own variables (the server's settings are read as the server reads them).

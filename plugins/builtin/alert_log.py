@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import structlog
 
-from plugins.config import check, load_plugin_config, setting
-from plugins.hookspecs import hookimpl
-from plugins.types import Alert
+from emotion_service.plugins.hookspecs import hookimpl
+from emotion_service.plugins.types import Alert
+from emotion_service.settings import check, load_plugin_config, setting
 
 NAME = "alert_log"
 
@@ -23,7 +23,11 @@ class AlertLogConfig:
     level: str = setting("warning", "Log level of the alert events: info, warning or error.")
 
     def __post_init__(self) -> None:
-        check(NAME, {"level": (self.level in ("info", "warning", "error"), "must be info, warning or error")})
+        check(
+            f"plugin {NAME!r}",
+            self,
+            {"level": (self.level in ("info", "warning", "error"), "must be info, warning or error")},
+        )
 
 
 class AlertLog:

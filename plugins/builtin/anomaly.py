@@ -28,10 +28,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from plugins.config import check, load_plugin_config, setting
-from plugins.hookspecs import hookimpl
-from plugins.session_state import SessionStates
-from plugins.types import Alert, Result, SessionSummary
+from emotion_service.plugins.hookspecs import hookimpl
+from emotion_service.plugins.session_state import SessionStates
+from emotion_service.plugins.types import Alert, Result, SessionSummary
+from emotion_service.settings import check, load_plugin_config, setting
 
 NAME = "anomaly"
 
@@ -41,21 +41,29 @@ class AnomalyConfig:
     """Settings of ``[plugins.anomaly]`` / ``EMOTION_ANOMALY_*``."""
 
     warmup_windows: int = setting(5, "Windows that form the baseline before the baseline test starts.")
-    smoothing_windows: int = setting(3, "Windows averaged before comparing (and the length of each stretch of the shift test).")
+    smoothing_windows: int = setting(
+        3, "Windows averaged before comparing (and the length of each stretch of the shift test)."
+    )
     distance_threshold: float = setting(4.0, "Mahalanobis distance from the baseline that raises an alert.")
     distance_rearm: float = setting(2.0, "The baseline test re-arms below this distance.")
     min_std: float = setting(0.05, "Floor of each emotion's standard deviation (the ridge added to the covariance).")
-    shift_threshold: float = setting(0.35, "Total variation distance between consecutive stretches that raises an alert.")
+    shift_threshold: float = setting(
+        0.35, "Total variation distance between consecutive stretches that raises an alert."
+    )
     shift_rearm: float = setting(0.15, "The shift test re-arms below this distance.")
     max_sessions: int = setting(10_000, "Most concurrent sessions whose state is kept (least recently used dropped).")
 
     def __post_init__(self) -> None:
         check(
-            NAME,
+            f"plugin {NAME!r}",
+            self,
             {
                 "warmup_windows": (self.warmup_windows >= 2, "must be at least 2"),
                 "smoothing_windows": (self.smoothing_windows >= 1, "must be at least 1"),
-                "distance_rearm": (0 <= self.distance_rearm < self.distance_threshold, "must lie in [0, distance_threshold)"),
+                "distance_rearm": (
+                    0 <= self.distance_rearm < self.distance_threshold,
+                    "must lie in [0, distance_threshold)",
+                ),
                 "min_std": (self.min_std > 0, "must be positive"),
                 "shift_threshold": (0 < self.shift_threshold <= 1, "must lie in (0, 1]"),
                 "shift_rearm": (0 <= self.shift_rearm < self.shift_threshold, "must lie in [0, shift_threshold)"),
@@ -130,7 +138,9 @@ class AnomalyDetector:
 
     def __init__(self, config: AnomalyConfig | None = None) -> None:
         self.config = config or load_plugin_config(NAME, AnomalyConfig)
-        self._sessions: SessionStates[dict[tuple[str, ...], SessionTracker]] = SessionStates(dict, self.config.max_sessions)
+        self._sessions: SessionStates[dict[tuple[str, ...], SessionTracker]] = SessionStates(
+            dict, self.config.max_sessions
+        )
 
     @hookimpl
     def on_result(self, result: Result) -> list[Alert]:

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import librosa
 import numpy as np
 
-from plugins.config import check, load_plugin_config, setting
-from plugins.hookspecs import hookimpl
+from emotion_service.plugins.hookspecs import hookimpl
+from emotion_service.settings import check, load_plugin_config, setting
 
 NAME = "audio_cleanup"
 
@@ -40,7 +40,8 @@ class AudioCleanupConfig:
 
     def __post_init__(self) -> None:
         check(
-            NAME,
+            f"plugin {NAME!r}",
+            self,
             {
                 "top_db": (self.top_db > 0, "must be positive"),
                 "min_keep_s": (self.min_keep_s >= 0, "must be at least 0"),

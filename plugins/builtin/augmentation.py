@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 from audiomentations import AddGaussianSNR, Compose, Gain, PitchShift, TimeStretch
 
-from plugins.config import check, load_plugin_config, setting
-from plugins.hookspecs import hookimpl
+from emotion_service.plugins.hookspecs import hookimpl
+from emotion_service.settings import check, load_plugin_config, setting
 
 NAME = "augmentation"
 
@@ -49,7 +49,8 @@ class AugmentationConfig:
     def __post_init__(self) -> None:
         probabilities = (self.noise_p, self.pitch_p, self.stretch_p, self.gain_p)
         check(
-            NAME,
+            f"plugin {NAME!r}",
+            self,
             {
                 "noise_p/pitch_p/stretch_p/gain_p": (all(0 <= p <= 1 for p in probabilities), "must lie in [0, 1]"),
                 "min_snr_db": (self.min_snr_db <= self.max_snr_db, "must not exceed max_snr_db"),
@@ -83,7 +84,9 @@ class Augmentation:
             random.seed(seed)
             np.random.seed(seed)
             try:
-                out = self._transforms(samples=np.ascontiguousarray(waveform, dtype=np.float32), sample_rate=sample_rate)
+                out = self._transforms(
+                    samples=np.ascontiguousarray(waveform, dtype=np.float32), sample_rate=sample_rate
+                )
             finally:
                 random.setstate(saved_random)
                 np.random.set_state(saved_numpy)

@@ -12,11 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from plugins.config import load_plugin_config, setting
-from plugins.hookspecs import hookimpl
-from plugins.records import SessionRecord
-from plugins.reports import write_session_report
-from plugins.types import SessionSummary
+from emotion_service.plugins.hookspecs import hookimpl
+from emotion_service.plugins.reports import write_session_report
+from emotion_service.plugins.types import SessionRecord, SessionSummary
+from emotion_service.settings import load_plugin_config, setting
 
 NAME = "reports"
 
@@ -38,5 +37,7 @@ class Reports:
     @hookimpl
     def on_session_end(self, summary: SessionSummary) -> list[str]:
         """Writes the session's report; returns the paths written."""
-        paths = write_session_report(SessionRecord.from_summary(summary), Path(self.config.output_dir), self.config.html)
+        paths = write_session_report(
+            SessionRecord.from_summary(summary), Path(self.config.output_dir), self.config.html
+        )
         return [str(path) for path in paths]

@@ -17,12 +17,11 @@ from dataclasses import dataclass
 
 import structlog
 
-from plugins.config import load_plugin_config, setting
-from plugins.hookspecs import hookimpl
-from plugins.store import ResultStore
-from plugins.store.repository import KEY_HELP, audio_cipher
-from server.config import ConfigError
-from plugins.types import Alert, Result, SessionSummary
+from emotion_service.plugins.hookspecs import hookimpl
+from emotion_service.plugins.store import ResultStore
+from emotion_service.plugins.store.repository import KEY_HELP, audio_cipher
+from emotion_service.plugins.types import Alert, Result, SessionSummary
+from emotion_service.settings import ConfigError, load_plugin_config, setting
 
 NAME = "store"
 DEFAULT_DATABASE_URL = "sqlite:///emotion-results.db"

@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from plugins.config import check, load_plugin_config, setting
-from plugins.hookspecs import hookimpl
-from plugins.session_state import SessionStates
-from plugins.types import Alert, Result, SessionSummary
+from emotion_service.plugins.hookspecs import hookimpl
+from emotion_service.plugins.session_state import SessionStates
+from emotion_service.plugins.types import Alert, Result, SessionSummary
+from emotion_service.settings import check, load_plugin_config, setting
 
 NAME = "threshold_alerts"
 
@@ -36,7 +36,8 @@ class ThresholdAlertsConfig:
 
     def __post_init__(self) -> None:
         check(
-            NAME,
+            f"plugin {NAME!r}",
+            self,
             {
                 "thresholds": (all(0 < t <= 1 for t in self.thresholds.values()), "each threshold must lie in (0, 1]"),
                 "hysteresis": (

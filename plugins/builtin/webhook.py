@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import structlog
 
-from plugins.config import check, load_plugin_config, setting
-from plugins.hookspecs import hookimpl
-from plugins.types import Alert
+from emotion_service.plugins.hookspecs import hookimpl
+from emotion_service.plugins.types import Alert
+from emotion_service.settings import check, load_plugin_config, setting
 
 NAME = "webhook"
 
@@ -44,7 +44,8 @@ class WebhookConfig:
 
     def __post_init__(self) -> None:
         check(
-            NAME,
+            f"plugin {NAME!r}",
+            self,
             {
                 "url": (not self.url or self.url.startswith(("http://", "https://")), "must be an http(s) URL"),
                 "timeout_s": (self.timeout_s > 0, "must be positive"),
@@ -77,7 +78,9 @@ class Webhook:
                 return
             retryable, reason = error
             last_attempt = attempt > self.config.retries
-            log.warning("webhook_attempt_failed", attempt=attempt, reason=reason, retrying=retryable and not last_attempt)
+            log.warning(
+                "webhook_attempt_failed", attempt=attempt, reason=reason, retrying=retryable and not last_attempt
+            )
             if not retryable or last_attempt:
                 raise WebhookError(f"alert not delivered to {self.config.url} after {attempt} attempt(s): {reason}")
             time.sleep(delay)

@@ -10,23 +10,17 @@ import numpy as np
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
-from plugins.records import SessionRecord
-from plugins.types import Alert, SessionSummary
+from emotion_client.colours import SEVERITY_COLOURS, label_colours
+from emotion_service.plugins.types import Alert, SessionRecord, SessionSummary
 
-_ALERT_COLOURS = {"info": "#1f77b4", "warning": "#d62728", "critical": "#7f0000"}
-
-
-def _label_colours(labels: Sequence[str]) -> dict[str, str]:
-    """One stable colour per emotion label (matplotlib's tab10 cycle, by sorted label)."""
-    palette = [f"C{i % 10}" for i in range(len(labels))]
-    return dict(zip(sorted(labels), palette, strict=True))
+_ALERT_COLOURS = SEVERITY_COLOURS
 
 
 def timeline_png(record: SessionRecord) -> str:
     """Stacked emotion scores over the session's time, alerts as vertical lines."""
     summary = record.summary
     labels = sorted(summary.mean_scores)
-    colours = _label_colours(labels)
+    colours = label_colours(labels)
     fig = Figure(figsize=(10, 3.8), layout="constrained")
     ax = fig.add_subplot()
     results = summary.results
@@ -66,7 +60,9 @@ def distribution_png(shares: dict[str, float], mean_scores: dict[str, float]) ->
     fig = Figure(figsize=(7, 3.6), layout="constrained")
     ax = fig.add_subplot()
     y = np.arange(len(labels))
-    ax.barh(y - 0.2, [shares.get(label, 0.0) for label in labels], height=0.4, label="share of windows won", color="#4c72b0")
+    ax.barh(
+        y - 0.2, [shares.get(label, 0.0) for label in labels], height=0.4, label="share of windows won", color="#4c72b0"
+    )
     ax.barh(y + 0.2, [mean_scores[label] for label in labels], height=0.4, label="mean score", color="#dd8452")
     ax.set_yticks(y, labels)
     ax.invert_yaxis()
@@ -80,7 +76,7 @@ def distribution_png(shares: dict[str, float], mean_scores: dict[str, float]) ->
 def trends_png(records: Sequence[SessionRecord]) -> str:
     """Across sessions: each emotion's mean score per session, and alerts per session."""
     labels = sorted({label for record in records for label in record.summary.mean_scores})
-    colours = _label_colours(labels)
+    colours = label_colours(labels)
     fig = Figure(figsize=(10, 5.5), layout="constrained")
     scores_ax, alerts_ax = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
     starts = [record.started_at for record in records]

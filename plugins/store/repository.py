@@ -2,27 +2,39 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import numpy as np
 import structlog
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from sqlalchemy import ColumnElement, Connection, Engine, create_engine, event, inspect, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, create_engine, event, inspect, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session
 
-from plugins.records import SessionRecord, summarise
-from plugins.store.schema import AlertRow, AudioBase, AudioClipRow, Base, MetadataRow, ResultRow, SessionRow
-from plugins.types import Alert, Result, SessionSummary
+from emotion_service.plugins.store.schema import (
+    AlertRow,
+    AudioBase,
+    AudioClipRow,
+    Base,
+    MetadataRow,
+    ResultRow,
+    SessionRow,
+)
+from emotion_service.plugins.types import Alert, Result, SessionRecord, SessionSummary, summarise
 
 log = structlog.get_logger(__name__)
+
+# One write to the results database as plain JSON data: what the spool keeps while it is away.
+Entry = dict[str, Any]
 
 _INSERTS: dict[str, Callable[..., Any]] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
@@ -130,6 +142,7 @@ class ResultStore:
         self._insert = _INSERTS[backend]
         try:
             Base.metadata.create_all(self.engine)
+            _upgrade(self.engine)
             if self._cipher is not None:
                 AudioBase.metadata.create_all(self.engine)
         except Exception as exc:
@@ -144,46 +157,104 @@ class ResultStore:
         """Whether :meth:`add_result` stores (encrypted) audio."""
         return self._cipher is not None
 
-    def add_result(self, result: Result) -> None:
-        """Stores one window or Classify answer (and its session and metadata when new).
+    def result_entry(self, result: Result) -> Entry:
+        """The write of one window or Classify answer, as a JSON-able entry (see :meth:`write`).
 
-        Its audio is stored, encrypted, only when this store retains audio.
+        Its audio goes in only when this store retains audio, and then already encrypted.
         """
-        kind = "stream" if result.kind == "window" else "classify"
-        clip = None
+        entry: Entry = {
+            "op": "result",
+            "session_id": result.session_id,
+            "request_id": result.request_id,
+            "kind": result.kind,
+            "index": result.index,
+            "start_s": result.start_s,
+            "end_s": result.end_s,
+            "label": result.label,
+            "scores": dict(result.scores),
+            "model_name": result.model_name,
+            "metadata": dict(result.metadata),
+            "created_at": _now().isoformat(),
+        }
         if self._cipher is not None and result.audio is not None and result.sample_rate > 0:
             pcm = pcm16(result.audio)
-            clip = {
+            entry["clip"] = {
                 "sample_rate": result.sample_rate,
                 "sample_count": len(pcm) // 2,
-                "ciphertext": self._cipher.encrypt(pcm),
+                "ciphertext": self._cipher.encrypt(pcm).decode("ascii"),
             }
+        return entry
+
+    @staticmethod
+    def alert_entry(session_id: str, alert: Alert, event_id: str | None = None) -> Entry:
+        """The write of one alert; ``event_id`` (default: a new one) makes it idempotent."""
+        return {
+            "op": "alert",
+            "event_id": event_id or uuid4().hex,
+            "session_id": session_id,
+            "alert": dataclasses.asdict(alert),
+            "created_at": _now().isoformat(),
+        }
+
+    @staticmethod
+    def session_end_entry(summary: SessionSummary, reason: str = "completed") -> Entry:
+        """The write that closes a session: end time, audio duration and how it ended."""
+        return {
+            "op": "session_end",
+            "session_id": summary.session_id,
+            "model_name": summary.model_name,
+            "metadata": dict(summary.metadata),
+            "duration_s": summary.duration_s,
+            "reason": reason,
+            "created_at": _now().isoformat(),
+        }
+
+    def write(self, entries: Sequence[Entry]) -> None:
+        """Applies entries in order, in one transaction; writing the same entry twice stores it once."""
         with self.engine.begin() as conn:
-            self._ensure_session(conn, result.session_id, kind, result.model_name, result.metadata)
-            written = conn.execute(
-                self._insert(ResultRow).values(
-                    session_id=result.session_id,
-                    request_id=result.request_id,
-                    kind=result.kind,
-                    position=result.index,
-                    start_s=result.start_s,
-                    end_s=result.end_s,
-                    label=result.label,
-                    scores=dict(result.scores),
-                    model_name=result.model_name,
-                    created_at=_now(),
+            for entry in entries:
+                apply = self._APPLY.get(entry.get("op", ""))
+                if apply is None:
+                    raise StoreError(f"unknown store entry {entry.get('op')!r}")
+                apply(self, conn, entry)
+
+    def add_result(self, result: Result) -> None:
+        """Stores one window or Classify answer (and its session and metadata when new)."""
+        self.write([self.result_entry(result)])
+
+    def _apply_result(self, conn: Connection, entry: Entry) -> None:
+        created = datetime.fromisoformat(entry["created_at"])
+        kind = "stream" if entry["kind"] == "window" else "classify"
+        self._ensure_session(conn, entry["session_id"], kind, entry["model_name"], entry["metadata"], created)
+        written = conn.execute(
+            self._insert(ResultRow)
+            .values(
+                session_id=entry["session_id"],
+                request_id=entry["request_id"],
+                kind=entry["kind"],
+                position=entry["index"],
+                start_s=entry["start_s"],
+                end_s=entry["end_s"],
+                label=entry["label"],
+                scores=entry["scores"],
+                model_name=entry["model_name"],
+                created_at=created,
+            )
+            .on_conflict_do_nothing(index_elements=["session_id", "kind", "position"])
+        )
+        clip = entry.get("clip")
+        if clip is not None and written.rowcount:
+            conn.execute(
+                self._insert(AudioClipRow).values(
+                    result_id=written.inserted_primary_key[0],
+                    session_id=entry["session_id"],
+                    position=entry["index"],
+                    created_at=created,
+                    sample_rate=clip["sample_rate"],
+                    sample_count=clip["sample_count"],
+                    ciphertext=clip["ciphertext"].encode("ascii"),
                 )
             )
-            if clip is not None:
-                conn.execute(
-                    self._insert(AudioClipRow).values(
-                        result_id=written.inserted_primary_key[0],
-                        session_id=result.session_id,
-                        position=result.index,
-                        created_at=_now(),
-                        **clip,
-                    )
-                )
 
     def audio_clip(self, session_id: str, index: int = 0, key: str | bytes | None = None) -> AudioClip | None:
         """The retained audio of one result (a stream window's index; 0 for ``Classify``), decrypted.
@@ -226,32 +297,48 @@ class ResultStore:
 
     def add_alert(self, session_id: str, alert: Alert) -> None:
         """Stores one alert of a session."""
-        with self.engine.begin() as conn:
-            self._ensure_session(conn, session_id, "stream", "", {})
-            conn.execute(
-                self._insert(AlertRow).values(
-                    session_id=session_id,
-                    kind=alert.kind,
-                    label=alert.label,
-                    severity=alert.severity,
-                    message=alert.message,
-                    value=alert.value,
-                    time_s=alert.time_s,
-                    source=alert.source,
-                    details=dict(alert.details),
-                    created_at=_now(),
-                )
-            )
+        self.write([self.alert_entry(session_id, alert)])
 
-    def end_session(self, summary: SessionSummary) -> None:
-        """Marks a stream finished, with its audio duration."""
-        with self.engine.begin() as conn:
-            self._ensure_session(conn, summary.session_id, "stream", summary.model_name, summary.metadata)
-            conn.execute(
-                update(SessionRow)
-                .where(SessionRow.id == summary.session_id)
-                .values(ended_at=_now(), duration_s=summary.duration_s)
+    def _apply_alert(self, conn: Connection, entry: Entry) -> None:
+        created = datetime.fromisoformat(entry["created_at"])
+        alert = entry["alert"]
+        self._ensure_session(conn, entry["session_id"], "stream", "", {}, created)
+        conn.execute(
+            self._insert(AlertRow)
+            .values(
+                event_id=entry["event_id"],
+                session_id=entry["session_id"],
+                kind=alert["kind"],
+                label=alert["label"],
+                severity=alert["severity"],
+                message=alert["message"],
+                value=alert["value"],
+                time_s=alert["time_s"],
+                source=alert["source"],
+                details=dict(alert["details"]),
+                created_at=created,
             )
+            .on_conflict_do_nothing(index_elements=["event_id"])
+        )
+
+    def end_session(self, summary: SessionSummary, reason: str = "completed") -> None:
+        """Marks a session finished, with its audio duration and how it ended."""
+        self.write([self.session_end_entry(summary, reason)])
+
+    def _apply_session_end(self, conn: Connection, entry: Entry) -> None:
+        created = datetime.fromisoformat(entry["created_at"])
+        self._ensure_session(conn, entry["session_id"], "stream", entry["model_name"], entry["metadata"], created)
+        conn.execute(
+            update(SessionRow)
+            .where(SessionRow.id == entry["session_id"])
+            .values(ended_at=created, duration_s=entry["duration_s"], end_reason=entry["reason"])
+        )
+
+    _APPLY: dict[str, Callable[[ResultStore, Connection, Entry], None]] = {
+        "result": _apply_result,
+        "alert": _apply_alert,
+        "session_end": _apply_session_end,
+    }
 
     def session(self, session_id: str) -> SessionRecord | None:
         """One session with its results, alerts and metadata, or None."""
@@ -265,10 +352,18 @@ class ResultStore:
             condition = condition & (SessionRow.started_at < until)
         return self._load(condition)
 
-    def _ensure_session(self, conn: Connection, session_id: str, kind: str, model_name: str, metadata: dict[str, str]) -> None:
+    def _ensure_session(
+        self,
+        conn: Connection,
+        session_id: str,
+        kind: str,
+        model_name: str,
+        metadata: dict[str, str],
+        started_at: datetime,
+    ) -> None:
         inserted = conn.execute(
             self._insert(SessionRow)
-            .values(id=session_id, kind=kind, model_name=model_name, started_at=_now())
+            .values(id=session_id, kind=kind, model_name=model_name, started_at=started_at)
             .on_conflict_do_nothing(index_elements=["id"])
         )
         if inserted.rowcount and metadata:
@@ -324,8 +419,28 @@ class ResultStore:
         return records
 
 
+def _upgrade(engine: Engine) -> None:
+    """Brings a store made by an older version up to this schema: the columns and unique indexes
+    that make writes idempotent and record how a session ended (added when missing)."""
+    columns = {
+        "sessions": {"end_reason": "VARCHAR(64)"},
+        "alerts": {"event_id": "VARCHAR(64)"},
+    }
+    found = inspect(engine)
+    with engine.begin() as conn:
+        for table, wanted in columns.items():
+            present = {column["name"] for column in found.get_columns(table)}
+            for name, sql_type in wanted.items():
+                if name not in present:
+                    conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}"))
+                    log.info("results_store_upgraded", table=table, column=name)
+    for table in (ResultRow.__table__, AlertRow.__table__):
+        for index in table.indexes:
+            index.create(engine, checkfirst=True)
+
+
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

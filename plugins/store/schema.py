@@ -8,7 +8,7 @@ ciphertext (Fernet tokens of 16-bit PCM), never plaintext audio.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, TypeDecorator
@@ -27,10 +27,10 @@ class UtcDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError(f"naive datetime {value!r}: pass a timezone-aware one")
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value.astimezone(UTC).replace(tzinfo=None)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        return None if value is None else value.replace(tzinfo=timezone.utc)
+        return None if value is None else value.replace(tzinfo=UTC)
 
 
 class Base(DeclarativeBase):
@@ -40,7 +40,11 @@ class Base(DeclarativeBase):
 
 
 class SessionRow(Base):
-    """A stream, or a single Classify call (its request id is the session id)."""
+    """A stream, or a single Classify call (a session of its own, with a server-made id).
+
+    ``end_reason`` says how it ended: ``completed``, ``cancelled`` (the client went away),
+    or ``aborted: <status>`` (the server ended it with an error status).
+    """
 
     __tablename__ = "sessions"
 
@@ -50,6 +54,7 @@ class SessionRow(Base):
     started_at: Mapped[datetime] = mapped_column(index=True)
     ended_at: Mapped[datetime | None]
     duration_s: Mapped[float | None] = mapped_column(Float)
+    end_reason: Mapped[str | None] = mapped_column(String(64))
 
 
 class MetadataRow(Base):
@@ -66,7 +71,11 @@ class ResultRow(Base):
     """One stream window or Classify answer: its span, label and every score."""
 
     __tablename__ = "results"
-    __table_args__ = (Index("ix_results_session_position", "session_id", "position"),)
+    # The unique key makes writes idempotent: a spool replayed twice stores each result once.
+    __table_args__ = (
+        Index("ix_results_session_position", "session_id", "position"),
+        Index("uq_results_session_kind_position", "session_id", "kind", "position", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
@@ -85,8 +94,11 @@ class AlertRow(Base):
     """One alert raised in a session."""
 
     __tablename__ = "alerts"
+    __table_args__ = (Index("uq_alerts_event_id", "event_id", unique=True),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # Made when the alert is handed to the store: the key of its idempotent write.
+    event_id: Mapped[str | None] = mapped_column(String(64))
     session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String)
     label: Mapped[str] = mapped_column(String)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar, Union
+from typing import Any, TypeVar
 
 import grpc
 
@@ -128,7 +128,7 @@ class AsyncEmotionClient:
         """Closes the channel; calls in flight are cancelled."""
         await self._channel.close(None)
 
-    async def __aenter__(self) -> "AsyncEmotionClient":
+    async def __aenter__(self) -> AsyncEmotionClient:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -180,7 +180,7 @@ class AsyncEmotionClient:
 async def _write(
     call: grpc.aio.StreamStreamCall,
     config: pb.StreamClassifyRequest,
-    chunks: Union[Iterator[bytes], AsyncIterator[bytes]],
+    chunks: Iterator[bytes] | AsyncIterator[bytes],
     pacer: Pacer | None,
 ) -> None:
     """Sends the config and every chunk, then half-closes. A failing source cancels the call and

@@ -154,7 +154,7 @@ class EmotionClient:
         """Closes the channel; calls in flight are cancelled."""
         self._channel.close()
 
-    def __enter__(self) -> "EmotionClient":
+    def __enter__(self) -> EmotionClient:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

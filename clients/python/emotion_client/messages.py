@@ -62,7 +62,7 @@ class StreamSource:
     """
 
     format: PcmFormat
-    open: Callable[[], Union[Iterator[bytes], AsyncIterator[bytes]]]
+    open: Callable[[], Iterator[bytes] | AsyncIterator[bytes]]
     replayable: bool
 
 

@@ -39,7 +39,7 @@ class Alert(_Serialisable):
     details: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_pb(cls, msg: pb.Alert) -> "Alert":
+    def from_pb(cls, msg: pb.Alert) -> Alert:
         return cls(
             kind=msg.kind,
             message=msg.message,
@@ -70,7 +70,7 @@ class Classification(_Serialisable):
         return self.scores.get(self.label, 0.0)
 
     @classmethod
-    def from_pb(cls, msg: pb.ClassifyResponse) -> "Classification":
+    def from_pb(cls, msg: pb.ClassifyResponse) -> Classification:
         return cls(
             label=msg.label,
             scores=_scores(msg.scores),
@@ -103,7 +103,7 @@ class WindowResult(_Serialisable):
         return (self.start_s + self.end_s) / 2
 
     @classmethod
-    def from_pb(cls, msg: pb.WindowResult) -> "WindowResult":
+    def from_pb(cls, msg: pb.WindowResult) -> WindowResult:
         return cls(msg.index, msg.start_s, msg.end_s, msg.label, _scores(msg.scores))
 
 
@@ -120,7 +120,7 @@ class StreamSummary(_Serialisable):
     alert_count: int
 
     @classmethod
-    def from_pb(cls, session_id: str, msg: pb.StreamSummary) -> "StreamSummary":
+    def from_pb(cls, session_id: str, msg: pb.StreamSummary) -> StreamSummary:
         return cls(
             session_id=session_id,
             window_count=msg.window_count,
@@ -175,7 +175,7 @@ class ModelInfo(_Serialisable):
     default_hop_s: float
 
     @classmethod
-    def from_pb(cls, msg: pb.ModelInfo) -> "ModelInfo":
+    def from_pb(cls, msg: pb.ModelInfo) -> ModelInfo:
         b = msg.batching
         return cls(
             name=msg.name,

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from plugins.types import SessionSummary
+    from emotion_service.plugins.types import SessionSummary
 
-# The same marker as ``from plugins import hookimpl``, without depending on the service.
+# The same marker as ``from emotion_service.plugins import hookimpl``, without depending on the service.
 hookimpl = pluggy.HookimplMarker("emotion")
 
 

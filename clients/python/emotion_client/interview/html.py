@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from html import escape
 
+from emotion_client.colours import SEVERITY_COLOURS, label_colours
 from emotion_client.interview.report import SCHEMA_VERSION, EmotionStats, InterviewReport
 from emotion_client.results import Alert
 
-_COLOURS = {"ANG": "#d62728", "DIS": "#8c8c00", "FEA": "#9467bd", "HAP": "#ff9f1c", "NEU": "#8c8c8c", "SAD": "#1f77b4"}
-_SPARE = ("#17becf", "#e377c2", "#2ca02c", "#bcbd22", "#7f7f7f", "#8c564b")
 _CSS = """
 body{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222;padding:0 1rem}
 h1{font-size:1.6rem;margin-bottom:.2rem}
@@ -22,18 +21,12 @@ h2{font-size:1.2rem;margin-top:2rem}
 table{border-collapse:collapse;width:100%}
 th,td{text-align:left;padding:.4rem .5rem;border-bottom:1px solid #e4e4e4;vertical-align:top}
 th{font-size:.85rem;color:#555}
-.alert{font-size:.85rem}.critical{color:#b00020}.warning{color:#a15c00}.info{color:#555}
+.alert{font-size:.85rem}
 .cards{display:flex;gap:2rem;flex-wrap:wrap}
 .card b{display:block;font-size:1.3rem}
 footer{margin-top:2rem;color:#888;font-size:.8rem}
 .nowrap{white-space:nowrap}
 """
-
-
-def label_colours(labels: Sequence[str]) -> dict[str, str]:
-    """A colour per label: fixed ones for the usual six, spares for the rest."""
-    spare = iter(_SPARE * (len(labels) // len(_SPARE) + 1))
-    return {label: _COLOURS.get(label) or next(spare) for label in labels}
 
 
 def render_html(report: InterviewReport) -> str:
@@ -162,6 +155,6 @@ def _questions(report: InterviewReport, colours: Mapping[str, str]) -> str:
 def _alert(alert: Alert) -> str:
     severity = alert.severity if alert.severity in ("info", "warning", "critical") else "info"
     return (
-        f'<span class="alert {severity}">{_clock(alert.time_s)} {escape(alert.severity)} {escape(alert.kind)}'
+        f'<span class="alert" style="color:{SEVERITY_COLOURS[severity]}">{_clock(alert.time_s)} {escape(alert.severity)} {escape(alert.kind)}'
         f"{' ' + escape(alert.label) if alert.label else ''}: {escape(alert.message)}</span>"
     )

@@ -13,7 +13,7 @@ import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from emotion_client import API_VERSION, __version__
@@ -90,7 +90,7 @@ class InterviewReport:
     windows: tuple[WindowResult, ...]
     window_questions: tuple[str, ...]
     alerts: tuple[Alert, ...]
-    created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
     def labels(self) -> tuple[str, ...]:

@@ -6,17 +6,17 @@ import argparse
 import asyncio
 import os
 import sys
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Callable
 
-from server.config import ConfigError, add_arguments, from_arguments
+from emotion_service.server.config import ConfigError, add_arguments, from_arguments
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from server.app import serve
-    from server.logging import configure_logging
-    from server.model import ModelNotFoundError
+    from emotion_service.logging import configure_logging
+    from emotion_service.server.app import serve
+    from emotion_service.server.model import ModelNotFoundError
 
     settings = from_arguments(args)
     configure_logging(settings.log_level, settings.log_format)
@@ -36,7 +36,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _token(args: argparse.Namespace) -> int:
-    from server.auth import SCOPES, hash_token, new_token
+    from emotion_service.server.auth import SCOPES, hash_token, new_token
 
     if args.token_command == "hash":
         print(hash_token(args.token))
@@ -47,7 +47,11 @@ def _token(args: argparse.Namespace) -> int:
         return 2
     token = new_token()
     print(f"# token for {args.name} (give it to the client; it is not stored anywhere):\n# {token}")
-    print(f'[[keys]]\nname = "{args.name}"\nsha256 = "{hash_token(token)}"\nscopes = {list(args.scopes)!r}'.replace("'", '"'))
+    print(
+        f'[[keys]]\nname = "{args.name}"\nsha256 = "{hash_token(token)}"\nscopes = {list(args.scopes)!r}'.replace(
+            "'", '"'
+        )
+    )
     return 0
 
 
@@ -61,8 +65,8 @@ def _plugins(args: argparse.Namespace) -> int:
     import json
     from dataclasses import asdict
 
-    from plugins.manager import HOOKS, load_plugins
-    from server.logging import configure_logging
+    from emotion_service.logging import configure_logging
+    from emotion_service.plugins.manager import HOOKS, load_plugins
 
     configure_logging("warning", "console")
     _use_config_file(args)
@@ -88,25 +92,25 @@ def _moment(text: str) -> datetime:
     """An ISO date or time (UTC unless it names a zone), or an age such as 30m, 12h, 7d, 2w."""
     ages = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
     if text[:-1].isdigit() and text[-1:] in ages:
-        return datetime.now(timezone.utc) - timedelta(**{ages[text[-1]]: int(text[:-1])})
+        return datetime.now(UTC) - timedelta(**{ages[text[-1]]: int(text[:-1])})
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"{text!r} is neither an ISO date/time (2026-11-01, 2026-11-01T08:00) nor an age (7d)"
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _report(args: argparse.Namespace) -> int:
-    from plugins.builtin.reports import NAME as REPORTS
-    from plugins.builtin.reports import ReportsConfig
-    from plugins.builtin.store import NAME as STORE
-    from plugins.builtin.store import StoreConfig
-    from plugins.config import load_plugin_config
-    from plugins.reports import write_period_report, write_session_report
-    from plugins.store import ResultStore, StoreError
-    from server.logging import configure_logging
+    from emotion_service.logging import configure_logging
+    from emotion_service.plugins.builtin.reports import NAME as REPORTS
+    from emotion_service.plugins.builtin.reports import ReportsConfig
+    from emotion_service.plugins.builtin.store import NAME as STORE
+    from emotion_service.plugins.builtin.store import StoreConfig
+    from emotion_service.plugins.reports import write_period_report, write_session_report
+    from emotion_service.plugins.store import ResultStore, StoreError
+    from emotion_service.settings import load_plugin_config
 
     configure_logging("warning", "console")
     _use_config_file(args)
@@ -126,8 +130,10 @@ def _report(args: argparse.Namespace) -> int:
                 return 1
             paths = write_session_report(record, output, reports.html)
         else:
-            until = args.until or datetime.now(timezone.utc)
-            paths = write_period_report(store.sessions_since(args.since, until), args.since, until, output, reports.html)
+            until = args.until or datetime.now(UTC)
+            paths = write_period_report(
+                store.sessions_since(args.since, until), args.since, until, output, reports.html
+            )
     finally:
         store.close()
     for path in paths:
@@ -136,8 +142,8 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from server.logging import configure_logging
-    from tuning.finetune import command_line, parse_args, run_training
+    from emotion_service.logging import configure_logging
+    from emotion_service.tuning.finetune import command_line, parse_args, run_training
 
     configure_logging("info", "console")
     arguments = parse_args(args.train_args)  # exits naming any unknown flag
@@ -154,16 +160,16 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     from transformers import AutoConfig
 
-    from server.logging import configure_logging
-    from server.model import ModelNotFoundError
-    from tuning.datasets import (
+    from emotion_service.logging import configure_logging
+    from emotion_service.server.model import ModelNotFoundError
+    from emotion_service.tuning.datasets import (
         load_dataset,
         map_labels,
         parse_label_map,
         parse_speakers,
         split_by_speaker,
     )
-    from tuning.evaluate import evaluate
+    from emotion_service.tuning.evaluate import evaluate
 
     configure_logging("warning", "console")
     try:
@@ -177,15 +183,19 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     summary = {key: metrics[key] for key in ("n", "accuracy", "uar", "macro_f1")}
-    print(json.dumps({**summary, "skipped": skipped, "roc_auc_macro": metrics["roc_auc"]["macro"], "output": str(args.output)}))
+    print(
+        json.dumps(
+            {**summary, "skipped": skipped, "roc_auc_macro": metrics["roc_auc"]["macro"], "output": str(args.output)}
+        )
+    )
     return 0
 
 
 def _tune(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from server.logging import configure_logging
-    from tuning.sweep import default_address, load_sweep_file, run_sweep
+    from emotion_service.logging import configure_logging
+    from emotion_service.tuning.sweep import default_address, load_sweep_file, run_sweep
 
     configure_logging("info", "console")
     try:
@@ -242,7 +252,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpars
     plugins.add_argument(
         "--select", metavar="NAMES", help="all, none or a comma-separated list [default: $EMOTION_PLUGINS or all]"
     )
-    plugins.add_argument("--config", type=Path, default=None, help="TOML file with [plugins.NAME] tables (also $EMOTION_CONFIG).")
+    plugins.add_argument(
+        "--config", type=Path, default=None, help="TOML file with [plugins.NAME] tables (also $EMOTION_CONFIG)."
+    )
     plugins.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     report = commands.add_parser(
@@ -256,18 +268,28 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpars
     chosen = report.add_mutually_exclusive_group(required=True)
     chosen.add_argument("--session", metavar="ID", help="the session (stream session id, or Classify request id)")
     chosen.add_argument(
-        "--since", metavar="DATE", type=_moment, help="sessions started since DATE: ISO date/time (UTC) or an age like 7d, 12h"
+        "--since",
+        metavar="DATE",
+        type=_moment,
+        help="sessions started since DATE: ISO date/time (UTC) or an age like 7d, 12h",
     )
-    report.add_argument("--until", metavar="DATE", type=_moment, help="with --since: sessions started before DATE [default: now]")
+    report.add_argument(
+        "--until", metavar="DATE", type=_moment, help="with --since: sessions started before DATE [default: now]"
+    )
     report.add_argument(
         "--database-url",
         metavar="URL",
         help="SQLAlchemy URL of the results store [env EMOTION_DATABASE_URL; default: sqlite:///emotion-results.db]",
     )
     report.add_argument(
-        "--output", type=Path, metavar="DIR", help="folder to write to [env EMOTION_REPORTS_OUTPUT_DIR; default: emotion-reports]"
+        "--output",
+        type=Path,
+        metavar="DIR",
+        help="folder to write to [env EMOTION_REPORTS_OUTPUT_DIR; default: emotion-reports]",
     )
-    report.add_argument("--config", type=Path, default=None, help="TOML file with [plugins.NAME] tables (also $EMOTION_CONFIG).")
+    report.add_argument(
+        "--config", type=Path, default=None, help="TOML file with [plugins.NAME] tables (also $EMOTION_CONFIG)."
+    )
 
     commands.add_parser(
         "train",
@@ -285,11 +307,18 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpars
     evaluate.add_argument("model", help="model folder or hub id")
     evaluate.add_argument("data", type=Path, help="corpus folder (or CSV manifest with --dataset csv)")
     evaluate.add_argument(
-        "--dataset", choices=("ravdess", "emodb", "cremad", "csv"), default="ravdess", help="corpus loader [default: ravdess]"
+        "--dataset",
+        choices=("ravdess", "emodb", "cremad", "csv"),
+        default="ravdess",
+        help="corpus loader [default: ravdess]",
     )
-    evaluate.add_argument("--label-map", help="corpus-to-model labels, e.g. 'angry=ANG,sad=SAD' (others outside are skipped)")
+    evaluate.add_argument(
+        "--label-map", help="corpus-to-model labels, e.g. 'angry=ANG,sad=SAD' (others outside are skipped)"
+    )
     evaluate.add_argument("--speakers", help="only these speakers, e.g. 19-24 (the RAVDESS test actors) [default: all]")
-    evaluate.add_argument("--output", type=Path, default=Path("evaluation"), help="folder for the results [default: evaluation]")
+    evaluate.add_argument(
+        "--output", type=Path, default=Path("evaluation"), help="folder for the results [default: evaluation]"
+    )
     evaluate.add_argument("--device", default="auto", help="auto, cpu or cuda:N [default: auto]")
     evaluate.add_argument(
         "--torch-threads", type=int, default=0, help="CPU threads for inference; 0: torch's default [default: 0]"
@@ -302,9 +331,17 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpars
         "tuning/search_spaces/small.toml): on a local Ray by default, on a cluster with --address or $RAY_ADDRESS.",
     )
     tune.add_argument(
-        "--search-space", "--config", dest="search_space", type=Path, required=True, metavar="FILE", help="search-space TOML file"
+        "--search-space",
+        "--config",
+        dest="search_space",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="search-space TOML file",
     )
-    tune.add_argument("--address", help="Ray cluster: auto or ray://HOST:10001 [default: $RAY_ADDRESS, else a local Ray]")
+    tune.add_argument(
+        "--address", help="Ray cluster: auto or ray://HOST:10001 [default: $RAY_ADDRESS, else a local Ray]"
+    )
     tune.add_argument("--num-samples", type=int, help="trials to run [default: the file's [tune] num_samples]")
     tune.add_argument("--gpus-per-trial", type=float, help="GPUs each trial reserves [default: the file's, else 0]")
     tune.add_argument("--cpus-per-trial", type=float, help="CPUs each trial reserves [default: the file's, else 1]")
@@ -334,6 +371,3 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     return 2
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,0 +1,3 @@
+from emotion_service.cli import main
+
+raise SystemExit(main())

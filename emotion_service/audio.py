@@ -1,0 +1,265 @@
+"""The one audio decoder, for serving, training and evaluation: mono float32 at the model's rate.
+
+Encoded files (WAV, FLAC, OGG/Vorbis, MP3) are read by libsndfile through soundfile;
+raw PCM (s16le, f32le) by numpy. Resampling uses soxr's streaming resampler, block by
+block, so that one code path serves a Classify payload, a stream's chunks and a training
+file alike: training and evaluation hear exactly what the server hears.
+
+Bounded whatever a file claims: the header is read first and a sample rate, channel
+count or length beyond :class:`AudioLimits` is refused before any sample is decoded;
+then the file is decoded in blocks of at most :data:`BLOCK_SECONDS`, counting what was
+really decoded (a header may lie about its length), so one request's peak memory is the
+output (at most ``max_seconds`` of mono float32 at the target rate) plus one block.
+
+Every failure is an :class:`AudioError` whose message tells a person what to fix.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+BYTES_PER_SAMPLE: dict[str, int] = {"s16le": 2, "f32le": 4}
+MIN_SAMPLE_RATE = 1_000
+BLOCK_SECONDS = 1.0
+# Files read for training and evaluation are the operator's own: no size limits, but the
+# same hard ceilings on rate and channels as the defaults of the service.
+DEFAULT_MAX_SAMPLE_RATE = 192_000
+DEFAULT_MAX_CHANNELS = 8
+
+
+class AudioError(ValueError):
+    """The audio cannot be used; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class AudioLimits:
+    """Bounds on one recording; each refusal names the setting that sets it."""
+
+    max_bytes: int
+    max_seconds: float
+    min_seconds: float = 0.0
+    max_sample_rate: int = DEFAULT_MAX_SAMPLE_RATE
+    max_channels: int = DEFAULT_MAX_CHANNELS
+
+
+UNLIMITED = AudioLimits(max_bytes=2**62, max_seconds=float("inf"))
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A decoded recording: mono float32 at ``sample_rate``."""
+
+    waveform: np.ndarray
+    sample_rate: int
+    duration_s: float
+
+
+def check_format(encoding: str, sample_rate: int, channels: int, limits: AudioLimits | None = None) -> None:
+    """Raises :class:`AudioError` for a PCM format the decoder cannot or may not read."""
+    limits = limits or UNLIMITED
+    if encoding not in BYTES_PER_SAMPLE:
+        raise AudioError(f"unsupported PCM encoding {encoding!r}: use s16le or f32le")
+    _check_rate_and_channels(sample_rate, channels, limits)
+
+
+def pcm_to_mono(data: bytes, encoding: str, channels: int) -> np.ndarray:
+    """Interleaved PCM bytes (a whole number of frames) to mono float32."""
+    dtype = np.dtype("<i2") if encoding == "s16le" else np.dtype("<f4")
+    samples = np.frombuffer(data, dtype=dtype)
+    if encoding == "s16le":
+        samples = samples.astype(np.float32) / 32768.0
+    elif not np.isfinite(samples).all():
+        raise AudioError("f32le audio contains NaN or infinite samples")
+    return _to_mono(samples.reshape(-1, channels))
+
+
+def decode_content(content: bytes, target_rate: int, limits: AudioLimits) -> Decoded:
+    """Decodes an encoded file (WAV, FLAC, OGG/Vorbis, MP3) held in memory."""
+    _check_size(len(content), limits)
+    return _decode_encoded(io.BytesIO(content), target_rate, limits)
+
+
+def decode_file(path: Path, target_rate: int, limits: AudioLimits = UNLIMITED) -> Decoded:
+    """Decodes an encoded file on disk (training and evaluation data) exactly as a request is decoded."""
+    with open(path, "rb") as handle:
+        return _decode_encoded(handle, target_rate, limits, name=str(path))
+
+
+def load_audio(path: Path, sample_rate: int = 16000) -> np.ndarray:
+    """The waveform of a file on disk: mono float32 at ``sample_rate`` (see :func:`decode_file`)."""
+    return decode_file(path, sample_rate).waveform
+
+
+def decode_raw(
+    data: bytes, encoding: str, sample_rate: int, channels: int, target_rate: int, limits: AudioLimits
+) -> Decoded:
+    """Decodes raw interleaved PCM."""
+    _check_size(len(data), limits)
+    check_format(encoding, sample_rate, channels, limits)
+    frame_bytes = BYTES_PER_SAMPLE[encoding] * channels
+    if len(data) % frame_bytes:
+        raise AudioError(
+            f"raw {encoding} audio with {channels} channel(s) must be a multiple of {frame_bytes} bytes, "
+            f"got {len(data)}: check the encoding and channel count"
+        )
+    collector = _Collector(sample_rate, target_rate, limits)
+    collector.add(pcm_to_mono(data, encoding, channels))
+    return collector.finish()
+
+
+class PcmStreamDecoder:
+    """Decodes a raw PCM stream chunk by chunk, resampling as it goes.
+
+    A chunk may end mid-frame; the remainder waits for the next chunk.
+    """
+
+    def __init__(
+        self, encoding: str, sample_rate: int, channels: int, target_rate: int, limits: AudioLimits | None = None
+    ) -> None:
+        check_format(encoding, sample_rate, channels, limits)
+        self.encoding = encoding
+        self.channels = channels
+        self.source_rate = sample_rate
+        self._frame_bytes = BYTES_PER_SAMPLE[encoding] * channels
+        self._pending = b""
+        self.frames_in = 0
+        self._resampler = _resampler(sample_rate, target_rate)
+
+    @property
+    def seconds_in(self) -> float:
+        """Seconds of audio received so far."""
+        return self.frames_in / self.source_rate
+
+    def feed(self, chunk: bytes) -> np.ndarray:
+        """Adds a chunk; returns the mono samples it completes, at the target rate."""
+        data = self._pending + chunk
+        usable = len(data) - len(data) % self._frame_bytes
+        self._pending = data[usable:]
+        mono = pcm_to_mono(data[:usable], self.encoding, self.channels)
+        self.frames_in += len(mono)
+        return _resample_chunk(self._resampler, mono, last=False)
+
+    def finish(self) -> np.ndarray:
+        """Flushes the resampler; raises if a partial frame is left over."""
+        if self._pending:
+            raise AudioError(
+                f"stream ended with {len(self._pending)} stray byte(s): raw {self.encoding} audio with "
+                f"{self.channels} channel(s) comes in frames of {self._frame_bytes} bytes"
+            )
+        return _resample_chunk(self._resampler, np.zeros(0, np.float32), last=True)
+
+
+class _Collector:
+    """Mono blocks at the source rate in, one bounded waveform at the target rate out."""
+
+    def __init__(self, source_rate: int, target_rate: int, limits: AudioLimits) -> None:
+        self.source_rate = source_rate
+        self.target_rate = target_rate
+        self.limits = limits
+        self.frames = 0
+        self._resampler = _resampler(source_rate, target_rate)
+        self._parts: list[np.ndarray] = []
+
+    def add(self, mono: np.ndarray) -> None:
+        self.frames += len(mono)
+        if self.frames > self.limits.max_seconds * self.source_rate:
+            raise AudioError(_too_long(self.frames / self.source_rate, self.limits, at_least=True))
+        self._parts.append(_resample_chunk(self._resampler, mono, last=False))
+
+    def finish(self) -> Decoded:
+        self._parts.append(_resample_chunk(self._resampler, np.zeros(0, np.float32), last=True))
+        duration = self.frames / self.source_rate
+        if self.frames == 0:
+            raise AudioError("audio is empty: it holds no samples")
+        if duration < self.limits.min_seconds:
+            raise AudioError(
+                f"audio is {duration:.3f} s long; at least {self.limits.min_seconds:g} s is needed to classify it"
+            )
+        waveform = np.concatenate(self._parts) if len(self._parts) > 1 else self._parts[0]
+        return Decoded(np.ascontiguousarray(waveform, dtype=np.float32), self.target_rate, duration)
+
+
+def _decode_encoded(source: BinaryIO, target_rate: int, limits: AudioLimits, name: str = "audio") -> Decoded:
+    try:
+        reader = sf.SoundFile(source)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise AudioError(
+            f"cannot decode {name} ({_reason(exc)}): send a WAV, FLAC, OGG/Vorbis or MP3 file, or raw PCM with its format"
+        ) from None
+    with reader:
+        rate, channels = reader.samplerate, reader.channels
+        if rate <= 0 or channels <= 0:
+            raise AudioError(f"audio header is invalid (sample rate {rate}, {channels} channels)")
+        _check_rate_and_channels(rate, channels, limits)
+        if reader.frames > 0 and reader.frames / rate > limits.max_seconds:
+            raise AudioError(_too_long(reader.frames / rate, limits))
+        collector = _Collector(rate, target_rate, limits)
+        block = max(1, int(rate * BLOCK_SECONDS))
+        while True:
+            try:
+                frames = reader.read(block, dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+                raise AudioError(f"{name} is corrupt ({_reason(exc)}): the file could not be read to its end") from None
+            if len(frames) == 0:
+                break
+            if not np.isfinite(frames).all():
+                raise AudioError(f"{name} contains NaN or infinite samples")
+            collector.add(_to_mono(frames))
+        return collector.finish()
+
+
+def _check_rate_and_channels(sample_rate: int, channels: int, limits: AudioLimits) -> None:
+    if not MIN_SAMPLE_RATE <= sample_rate <= limits.max_sample_rate:
+        raise AudioError(
+            f"sample rate {sample_rate} Hz is out of range: this server accepts {MIN_SAMPLE_RATE}..{limits.max_sample_rate} Hz "
+            "(max_sample_rate); give the real rate of the audio, e.g. 16000"
+        )
+    if not 1 <= channels <= limits.max_channels:
+        raise AudioError(
+            f"channel count {channels} is out of range: this server accepts 1..{limits.max_channels} channels (max_channels)"
+        )
+
+
+def _resampler(source_rate: int, target_rate: int) -> soxr.ResampleStream | None:
+    if source_rate == target_rate:
+        return None
+    return soxr.ResampleStream(source_rate, target_rate, 1, dtype="float32", quality="HQ")
+
+
+def _resample_chunk(resampler: soxr.ResampleStream | None, mono: np.ndarray, last: bool) -> np.ndarray:
+    if resampler is None:
+        return mono
+    return resampler.resample_chunk(mono, last=last)
+
+
+def _to_mono(frames: np.ndarray) -> np.ndarray:
+    mono = frames[:, 0] if frames.shape[1] == 1 else frames.mean(axis=1)
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def _check_size(size: int, limits: AudioLimits) -> None:
+    if size == 0:
+        raise AudioError("audio is empty: the request carried no bytes")
+    if size > limits.max_bytes:
+        raise AudioError(
+            f"audio is {size} bytes; Classify accepts at most {limits.max_bytes} (max_audio_bytes): "
+            "use StreamClassify for long recordings"
+        )
+
+
+def _too_long(duration: float, limits: AudioLimits, at_least: bool = False) -> str:
+    return (
+        f"audio is {'more than ' if at_least else ''}{duration:.1f} s long; Classify accepts at most "
+        f"{limits.max_seconds:g} s (max_audio_seconds): use StreamClassify for long recordings"
+    )
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc).strip().rstrip(".") or type(exc).__name__
