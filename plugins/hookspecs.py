@@ -24,6 +24,7 @@ hook                results                            an implementation that ra
 ``on_result``       alerts of all concatenated         is logged (``plugin_failed``) and skipped
 ``on_alert``        ignored                            is logged and skipped
 ``on_session_end``  written locations concatenated     is logged and skipped
+``on_shutdown``     ignored                            is logged and skipped
 ==================  =================================  ============================================
 
 Hooks are called from worker threads, several at once for concurrent
@@ -132,4 +133,21 @@ def on_session_end(summary: SessionSummary) -> list[str] | None:
     :return: locations of anything written, or ``None``.
 
     A raising implementation is logged with its name and skipped.
+    """
+
+
+@hookspec
+def on_shutdown() -> None:
+    """The server has stopped taking calls: flush what is queued and close connections.
+
+    Called once, after the last request was answered and every ``on_session_end`` ran, from a
+    worker thread; the process exits soon after. Sinks that work on their own threads
+    (:class:`~emotion_service.plugins.workers.SinkWorker`) close them here, so that nothing
+    queued is lost (the ``store`` writes its queue to the database, or to its spool).
+
+    Example::
+
+        @hookimpl
+        def on_shutdown():
+            connection.close()
     """

@@ -25,7 +25,7 @@ ENTRY_POINT_GROUP = "emotion.plugins"
 PLUGINS_ENV = "EMOTION_PLUGINS"
 TRACE_ENV = "EMOTION_TRACE_PLUGINS"
 BUILTIN_DISTRIBUTION = "emotion-service"
-HOOKS = ("preprocess", "augment", "on_result", "on_alert", "on_session_end")
+HOOKS = ("preprocess", "augment", "on_result", "on_alert", "on_session_end", "on_shutdown")
 
 
 class PluginError(RuntimeError):
@@ -115,6 +115,14 @@ class PluginHost:
         if written:
             log.info("session_reports_written", session_id=summary.session_id, written=written)
         return written
+
+    def on_shutdown(self) -> None:
+        """Lets every plugin flush and close."""
+        self._each("on_shutdown")
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Waits for the plugins' sink queues to empty (plugins with a ``flush(timeout)`` method); for tests."""
+        return all(plugin.flush(timeout) for plugin in self.pm.get_plugins() if callable(getattr(plugin, "flush", None)))
 
     def _impls(self, hook: str) -> list[pluggy.HookImpl]:
         # pluggy stores implementations in reverse call order.

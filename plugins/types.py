@@ -65,6 +65,9 @@ class SessionSummary:
     alerts: tuple[Alert, ...]
     metadata: dict[str, str] = field(default_factory=dict)
     model_name: str = ""
+    # How the session ended: "completed" (the client closed it), "cancelled" (the client went
+    # away), or "aborted: <STATUS>" (the server ended it with an error status).
+    end_reason: str = "completed"
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,7 @@ def summarise(
     alerts: Sequence[Alert],
     metadata: dict[str, str],
     duration_s: float | None = None,
+    end_reason: str = "completed",
 ) -> SessionSummary:
     """Shares of winning windows, mean scores and the dominant label (most wins, then highest mean).
 
@@ -109,4 +113,5 @@ def summarise(
         alerts=tuple(alerts),
         metadata=metadata,
         model_name=results[0].model_name if results else "",
+        end_reason=end_reason,
     )

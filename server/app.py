@@ -110,7 +110,8 @@ class EmotionServer:
         if self.servicer.state is not None:
             await self.servicer.state.batcher.close()
         if self.servicer.background:
-            await asyncio.wait(self.servicer.background, timeout=grace or None)
+            await asyncio.wait(self.servicer.background, timeout=max(grace, 0.001))
+        await asyncio.to_thread(self.servicer.plugins.on_shutdown)
         log.info("stopped")
 
     async def _quiesce(self, deadline: float) -> None:

@@ -73,6 +73,24 @@ class Settings:
     hop_s: float = setting(1.5, "Default step between stream windows in seconds.")
     grace_period_s: float = setting(10.0, "On SIGTERM, how long in-flight calls may take to finish.")
     default_deadline_s: float = setting(30.0, "Deadline for calls that set none; queued work past it is dropped.")
+    stream_max_pending_windows: int = setting(
+        4,
+        "Windows of one stream submitted but not yet answered, at most; then the server stops reading "
+        "that stream (gRPC flow control slows its sender).",
+    )
+    stream_backpressure_s: float = setting(
+        2.0,
+        "How long a stream's next window waits for a free slot before it is answered as skipped "
+        "(a sender that cannot slow down loses windows, never the stream).",
+    )
+    stream_admission_queue_depth: int = setting(
+        128,
+        "New streams are refused (RESOURCE_EXHAUSTED, retry hint) while this many clips or windows wait for the model.",
+    )
+    stream_admission_lag_s: float = setting(
+        1.5,
+        "New streams are refused while the p95 window lag (last sample to answer) of the last 10 s exceeds this.",
+    )
     max_streams: int = setting(64, "Most concurrent StreamClassify calls; beyond it RESOURCE_EXHAUSTED.")
     max_stream_seconds: float = setting(4 * 3600.0, "Most audio one stream may carry, in seconds.")
     stream_idle_timeout_s: float = setting(
@@ -123,6 +141,10 @@ class Settings:
                 "device": self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
                 "default_deadline_s": self.default_deadline_s > 0,
                 "max_streams": self.max_streams >= 1,
+                "stream_max_pending_windows": self.stream_max_pending_windows >= 1,
+                "stream_backpressure_s": self.stream_backpressure_s > 0,
+                "stream_admission_queue_depth": self.stream_admission_queue_depth >= 1,
+                "stream_admission_lag_s": self.stream_admission_lag_s > 0,
                 "max_stream_seconds": self.max_stream_seconds > 0,
                 "stream_idle_timeout_s": self.stream_idle_timeout_s > 0,
                 "tls_key_file": bool(self.tls_cert_file) == bool(self.tls_key_file),

@@ -19,6 +19,12 @@ QUEUE_WAIT = Histogram("emotion_queue_wait_seconds", "Time a clip or window wait
 INFERENCE = Histogram("emotion_inference_seconds", "Time of one batched forward pass.", buckets=LATENCY_BUCKETS)
 BATCH_SIZE = Histogram("emotion_batch_size", "Clips or windows per forward pass.", buckets=(1, 2, 4, 8, 16, 32, 64))
 QUEUE_DEPTH = Gauge("emotion_queue_depth", "Clips or windows waiting for the model.")
+WINDOW_LAG = Histogram(
+    "emotion_stream_window_lag_seconds",
+    "Time from a stream window's last sample arriving to its answer.",
+    buckets=LATENCY_BUCKETS,
+)
+WINDOWS_SKIPPED = Counter("emotion_stream_windows_skipped_total", "Stream windows answered as skipped because of load.")
 MODEL = Info("emotion_model", "The served model.")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import time
 import uuid
@@ -18,6 +19,7 @@ from emotion_client.v1 import emotion_pb2_grpc
 from emotion_service import audio
 from emotion_service.plugins.manager import PluginError, PluginHost
 from emotion_service.plugins.types import Alert, Result, summarise
+from emotion_service.server import metrics
 from emotion_service.server.batcher import DeadlineExpiredError, DynamicBatcher, QueueFullError, ShuttingDownError
 from emotion_service.server.config import Settings
 from emotion_service.server.model import ModelBackend
@@ -28,6 +30,21 @@ from emotion_service.server.windows import Window, Windower
 log = structlog.get_logger(__name__)
 
 _ENCODINGS = {pb.PCM_ENCODING_S16LE: "s16le", pb.PCM_ENCODING_F32LE: "f32le"}
+# The standard gRPC trailer telling a client's retry policy how long to wait before retrying.
+RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"
+ADMISSION_RETRY_MS = 2000
+# Stream admission reads the window lags of this many recent seconds, once there are this many.
+LAG_HORIZON_S = 10.0
+MIN_LAG_SAMPLES = 20
+
+
+@dataclasses.dataclass
+class _Pending:
+    """A window on its way: its scores' future, or None when it was skipped for load."""
+
+    window: Window
+    future: asyncio.Future[np.ndarray] | None
+    ready_at: float
 
 
 class ModelState:
@@ -51,6 +68,7 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
         self.in_flight = 0
         self.last_arrival = 0.0
         self.background: set[asyncio.Task[Any]] = set()
+        self._lags: collections.deque[tuple[float, float]] = collections.deque(maxlen=1000)
         self.limits = audio.AudioLimits(
             max_bytes=settings.max_audio_bytes,
             max_seconds=settings.max_audio_seconds,
@@ -69,7 +87,10 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
     async def _classify(self, request: pb.ClassifyRequest, context: grpc.aio.ServicerContext) -> pb.ClassifyResponse:
         state = await self._ready(context)
         request_id = request.request_id or uuid.uuid4().hex
-        structlog.contextvars.bind_contextvars(request_id=request_id, method="Classify")
+        # A request id names a request, chosen by the caller and possibly reused: each call is a
+        # session of its own, so two callers reusing an id never share stored results.
+        session_id = uuid.uuid4().hex
+        structlog.contextvars.bind_contextvars(request_id=request_id, session_id=session_id, method="Classify")
         started = time.perf_counter()
         rate = state.backend.info.sample_rate
         try:
@@ -80,7 +101,7 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
         scores = await self._score(context, state, waveform)
         labels = state.backend.info.labels
         result = Result(
-            session_id=request_id,
+            session_id=session_id,
             request_id=request_id,
             kind="classify",
             **_labelled(labels, scores),
@@ -91,7 +112,7 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
             audio=waveform,
             sample_rate=rate,
         )
-        alerts = await self._on_result(result, request_id)
+        alerts = await self._on_result(result, session_id)
         log.info(
             "classified",
             label=result.label,
@@ -106,6 +127,7 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
             model_version=state.backend.info.version,
             request_id=request_id,
             alerts=[_alert_pb(a) for a in alerts],
+            session_id=session_id,
         )
 
     async def StreamClassify(
@@ -155,25 +177,47 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
         try:
             decoder, windower, window_s, hop_s = self._open_stream(config, rate)
         except audio.AudioError as exc:
-            await abort_stream(context, request_iterator, grpc.StatusCode.INVALID_ARGUMENT, f"invalid stream config: {exc}")
+            await abort_stream(
+                context, request_iterator, grpc.StatusCode.INVALID_ARGUMENT, f"invalid stream config: {exc}"
+            )
+        refusal = self._admission_refusal(state)
+        if refusal is not None:
+            context.set_trailing_metadata(((RETRY_PUSHBACK_KEY, str(ADMISSION_RETRY_MS)),))
+            await abort_stream(context, request_iterator, grpc.StatusCode.RESOURCE_EXHAUSTED, refusal)
         log.info("stream_opened", window_s=window_s, hop_s=hop_s, sample_rate=config.format.sample_rate)
         metadata = dict(config.metadata)
-        # The reader feeds windows to the batcher as audio arrives; this generator
-        # answers them in order. Items: a (window, future) pair, an error, or None at the end.
-        outbox: asyncio.Queue[tuple[Window, asyncio.Future[np.ndarray]] | grpc.StatusCode | None] = asyncio.Queue()
+        # The reader feeds windows to the batcher as audio arrives, holding at most
+        # stream_max_pending_windows unanswered (then it stops reading: gRPC flow control slows
+        # the sender); this generator answers them in order.
+        outbox: asyncio.Queue[_Pending | grpc.StatusCode | None] = asyncio.Queue()
+        slots = asyncio.Semaphore(self.settings.stream_max_pending_windows)
         errors: list[str] = []
         reader = asyncio.create_task(
-            self._read_stream(request_iterator, context, state, decoder, windower, session_id, outbox, errors)
+            self._read_stream(request_iterator, context, state, decoder, windower, session_id, outbox, errors, slots)
         )
         results: list[Result] = []
         alerts: list[Alert] = []
         labels = state.backend.info.labels
+        end_reason = "cancelled"  # unless the loop below finishes or the server aborts the call
         try:
             while (item := await outbox.get()) is not None:
                 if isinstance(item, grpc.StatusCode):
+                    end_reason = f"aborted: {item.name}"
                     await abort_stream(context, request_iterator, item, errors[0])
-                window, future = item
-                scores = await self._await_scores(context, future)
+                window = item.window
+                if item.future is None:
+                    yield pb.StreamClassifyResponse(
+                        session_id=session_id,
+                        window=pb.WindowResult(
+                            index=window.index, start_s=window.start / rate, end_s=window.end / rate, skipped=True
+                        ),
+                    )
+                    continue
+                try:
+                    scores = await self._await_scores(context, item.future)
+                finally:
+                    slots.release()
+                self._record_lag(time.monotonic() - item.ready_at)
                 result = Result(
                     session_id=session_id,
                     request_id=session_id,
@@ -202,10 +246,18 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
                 for alert in await self._on_result(result, session_id):
                     alerts.append(alert)
                     yield pb.StreamClassifyResponse(session_id=session_id, alert=_alert_pb(alert))
+            end_reason = "completed"
         finally:
             reader.cancel()
+            if end_reason != "completed":
+                # A stream the client cancelled or the server ended still closes its session:
+                # end time and reason stored, a report of what was scored.
+                end_reason = _abort_reason(context, end_reason)
+                summary = summarise(session_id, results, alerts, metadata, decoder.seconds_in, end_reason)
+                log.info("stream_closed", windows=summary.window_count, end_reason=end_reason)
+                self._in_background(self.plugins.on_session_end, summary)
         summary = summarise(session_id, results, alerts, metadata, duration_s=decoder.seconds_in)
-        log.info("stream_closed", windows=summary.window_count, dominant=summary.dominant_label)
+        log.info("stream_closed", windows=summary.window_count, dominant=summary.dominant_label, end_reason=end_reason)
         self._in_background(self.plugins.on_session_end, summary)
         yield pb.StreamClassifyResponse(
             session_id=session_id,
@@ -241,9 +293,7 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
             default_hop_s=self.settings.hop_s,
         )
 
-    async def _ready(
-        self, context: grpc.aio.ServicerContext, requests: AsyncIterator[Any] | None = None
-    ) -> ModelState:
+    async def _ready(self, context: grpc.aio.ServicerContext, requests: AsyncIterator[Any] | None = None) -> ModelState:
         self.last_arrival = time.monotonic()
         problem = None
         if self.draining:
@@ -268,9 +318,7 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
             )
         raise audio.AudioError("request has no audio: set audio.content (an encoded file) or audio.raw (PCM)")
 
-    def _open_stream(
-        self, config: pb.StreamConfig, rate: int
-    ) -> tuple[audio.PcmStreamDecoder, Windower, float, float]:
+    def _open_stream(self, config: pb.StreamConfig, rate: int) -> tuple[audio.PcmStreamDecoder, Windower, float, float]:
         if not config.HasField("format"):
             raise audio.AudioError("format is missing: set encoding, sample_rate and channels of the PCM chunks")
         window_s = config.window_s or self.settings.window_s
@@ -297,6 +345,7 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
         session_id: str,
         outbox: asyncio.Queue[Any],
         errors: list[str],
+        slots: asyncio.Semaphore,
     ) -> None:
         def fail(code: grpc.StatusCode, message: str) -> None:
             errors.append(message)
@@ -315,10 +364,10 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
                         f"stream exceeded {limit:g} s of audio (max_stream_seconds): start a new stream",
                     )
                     return
-                if not self._submit_windows(context, state, windows, session_id, outbox, fail):
+                if not await self._submit_windows(context, state, windows, session_id, outbox, fail, slots):
                     return
             windower.push(decoder.finish())
-            if self._submit_windows(context, state, windower.flush(), session_id, outbox, fail):
+            if await self._submit_windows(context, state, windower.flush(), session_id, outbox, fail, slots):
                 outbox.put_nowait(None)
         except audio.AudioError as exc:
             fail(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
@@ -328,6 +377,11 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
                 f"stream idle for {self.settings.stream_idle_timeout_s:g} s (stream_idle_timeout_s): "
                 "send audio or close the stream",
             )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # whatever breaks, the response side gets a status, never silence
+            log.exception("stream_reader_failed")
+            fail(grpc.StatusCode.INTERNAL, f"stream reader failed: {type(exc).__name__}: {exc}")
 
     async def _next_message(
         self, request_iterator: AsyncIterator[pb.StreamClassifyRequest]
@@ -335,7 +389,7 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
         """The next request, None at the end; TimeoutError when the client goes quiet."""
         return await asyncio.wait_for(anext(request_iterator, None), self.settings.stream_idle_timeout_s)
 
-    def _submit_windows(
+    async def _submit_windows(
         self,
         context: grpc.aio.ServicerContext,
         state: ModelState,
@@ -343,24 +397,71 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
         session_id: str,
         outbox: asyncio.Queue[Any],
         fail: Callable[[grpc.StatusCode, str], None],
+        slots: asyncio.Semaphore,
     ) -> bool:
-        """Preprocesses and queues windows; False (after ``fail``) when the stream must end."""
+        """Preprocesses and queues windows; False (after ``fail``) when the stream must end.
+
+        Load never ends a stream: a window that finds no free slot within
+        ``stream_backpressure_s``, or a full batcher queue, is answered as skipped.
+        """
         rate = state.backend.info.sample_rate
         for window in windows:
+            ready_at = time.monotonic()
             try:
-                waveform = self.plugins.preprocess(window.waveform, rate, {"session_id": session_id, "stage": "serve"})
+                await asyncio.wait_for(slots.acquire(), self.settings.stream_backpressure_s)
+            except TimeoutError:
+                self._skip(outbox, window, ready_at, "no free slot: the sender is faster than the model")
+                continue
+            try:
+                waveform = await asyncio.to_thread(
+                    self.plugins.preprocess, window.waveform, rate, {"session_id": session_id, "stage": "serve"}
+                )
                 future = state.batcher.submit(waveform, self._deadline(context))
+            except QueueFullError:
+                slots.release()
+                self._skip(outbox, window, ready_at, "the inference queue is full")
+                continue
             except PluginError as exc:
+                slots.release()
                 fail(grpc.StatusCode.INTERNAL, str(exc))
                 return False
-            except QueueFullError as exc:
-                fail(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
-                return False
             except ShuttingDownError as exc:
+                slots.release()
                 fail(grpc.StatusCode.UNAVAILABLE, str(exc))
                 return False
-            outbox.put_nowait((window, future))
+            outbox.put_nowait(_Pending(window, future, ready_at))
         return True
+
+    def _skip(self, outbox: asyncio.Queue[Any], window: Window, ready_at: float, why: str) -> None:
+        log.info("stream_window_skipped", index=window.index, reason=why)
+        metrics.WINDOWS_SKIPPED.inc()
+        outbox.put_nowait(_Pending(window, None, ready_at))
+
+    def _record_lag(self, lag_s: float) -> None:
+        """Remembers how long after its last sample a window was answered (admission reads it)."""
+        self._lags.append((time.monotonic(), lag_s))
+        metrics.WINDOW_LAG.observe(lag_s)
+
+    def _admission_refusal(self, state: ModelState) -> str | None:
+        """Why a new stream must wait, or None: the queue is deep, or recent windows are answered late."""
+        depth = state.batcher.queue_depth
+        if depth >= self.settings.stream_admission_queue_depth:
+            return (
+                f"server busy: {depth} clips or windows are waiting for the model "
+                f"(stream_admission_queue_depth={self.settings.stream_admission_queue_depth}); "
+                f"retry in {ADMISSION_RETRY_MS / 1000:g} s or on another replica"
+            )
+        horizon = time.monotonic() - LAG_HORIZON_S
+        recent = sorted(lag for at, lag in self._lags if at >= horizon)
+        if len(recent) >= MIN_LAG_SAMPLES:
+            p95 = recent[min(len(recent) - 1, int(0.95 * len(recent)))]
+            if p95 > self.settings.stream_admission_lag_s:
+                return (
+                    f"server busy: stream windows are answered {p95:.2f} s after their audio (p95 of the last "
+                    f"{LAG_HORIZON_S:g} s; stream_admission_lag_s={self.settings.stream_admission_lag_s:g}); "
+                    f"retry in {ADMISSION_RETRY_MS / 1000:g} s or on another replica"
+                )
+        return None
 
     async def _preprocess(
         self, context: grpc.aio.ServicerContext, waveform: np.ndarray, rate: int, ids: dict[str, str]
@@ -406,11 +507,18 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
         task.add_done_callback(self.background.discard)
 
 
+def _abort_reason(context: grpc.aio.ServicerContext, default: str) -> str:
+    """``aborted: <STATUS>`` when the call is ending with an error status, else ``default``."""
+    code = context.code() if hasattr(context, "code") else None
+    if isinstance(code, grpc.StatusCode) and code != grpc.StatusCode.OK:
+        return f"aborted: {code.name}"
+    return default
+
+
 def _encoding(fmt: pb.PcmFormat) -> str:
     if fmt.encoding not in _ENCODINGS:
         raise audio.AudioError("PCM encoding is unspecified: set format.encoding to PCM_ENCODING_S16LE or _F32LE")
     return _ENCODINGS[fmt.encoding]
-
 
 
 def _labelled(labels: tuple[str, ...], scores: np.ndarray) -> dict[str, Any]:

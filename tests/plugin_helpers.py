@@ -65,9 +65,11 @@ async def run_stream(
 
 
 @asynccontextmanager
-async def serving(model: Path, plugins: PluginHost) -> AsyncIterator[tuple[EmotionServer, emotion_pb2_grpc.EmotionServiceStub]]:
-    """A real server on loopback running ``plugins``, and a stub to call it."""
-    server = EmotionServer(make_settings(model), plugins=plugins)
+async def serving(
+    model: Path, plugins: PluginHost, **settings: object
+) -> AsyncIterator[tuple[EmotionServer, emotion_pb2_grpc.EmotionServiceStub]]:
+    """A real server on loopback running ``plugins`` (and any ``settings``), and a stub to call it."""
+    server = EmotionServer(make_settings(model, **settings), plugins=plugins)
     await server.start()
     await server.load_model()
     try:
@@ -78,9 +80,10 @@ async def serving(model: Path, plugins: PluginHost) -> AsyncIterator[tuple[Emoti
 
 
 async def settle(server: EmotionServer) -> None:
-    """Waits for the background hooks (on_alert, on_session_end) started so far."""
+    """Waits for the background hooks (on_alert, on_session_end) started so far, and the sinks' queues."""
     while server.servicer.background:
         await asyncio.gather(*server.servicer.background)
+    assert await asyncio.to_thread(server.servicer.plugins.flush), "a sink did not empty its queue in time"
 
 
 @contextmanager

@@ -73,6 +73,7 @@ def test_by_default_no_audio_is_stored(tmp_path: Path) -> None:
     plugin = ResultsStore(StoreConfig(database_url=f"sqlite:///{db}"))
     assert plugin.config.retain_audio is False
     plugin.on_result(result("s-default", audio))
+    assert plugin.flush()
     store = plugin.store
     assert not store.retains_audio
     assert not inspect(store.engine).has_table(AudioClipRow.__tablename__)
@@ -92,6 +93,7 @@ def test_retained_audio_is_ciphertext_that_only_the_key_opens(tmp_path: Path) ->
     plugin.on_result(result("s-kept", audio, index=0))
     plugin.on_result(result("s-kept", audio[::-1].copy(), index=1))
     plugin.on_result(result("s-kept", None, index=2))  # nothing to keep: the result alone is stored
+    assert plugin.flush()
     store = plugin.store
     assert store.retains_audio
     with store.engine.connect() as conn:

@@ -130,7 +130,18 @@ def test_wheel_installs_one_namespaced_root(tmp_path: Path) -> None:
     had_build = build.exists()
     try:
         subprocess.run(
-            [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--no-deps",
+                "--no-build-isolation",
+                "-q",
+                "-w",
+                str(tmp_path),
+                str(ROOT),
+            ],
             check=True,
             capture_output=True,
             timeout=300,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -147,7 +148,7 @@ def receiver_factory() -> Iterator[type[Receiver]]:
 def test_webhook_retries_transient_failures_then_delivers(receiver_factory: type[Receiver]) -> None:
     receiver = receiver_factory([503, 429])
     plugin = Webhook(WebhookConfig(url=receiver.url, token="s3cret", retries=3, backoff_s=0.01))
-    plugin.on_alert(Alert(kind="anomaly", label="SAD", message="unusual", details={"test": "shift"}), "session-9")
+    plugin.deliver(Alert(kind="anomaly", label="SAD", message="unusual", details={"test": "shift"}), "session-9")
     assert len(receiver.requests) == 3
     headers, body = receiver.requests[-1]
     assert headers["Authorization"] == "Bearer s3cret"
@@ -162,14 +163,34 @@ def test_webhook_gives_up_and_the_host_names_it(receiver_factory: type[Receiver]
     receiver = receiver_factory([500, 500, 500])
     plugin = Webhook(WebhookConfig(url=receiver.url, retries=1, backoff_s=0.01))
     with pytest.raises(WebhookError, match="after 2 attempt"):
-        plugin.on_alert(Alert(kind="threshold", message="m"), "s")
+        plugin.deliver(Alert(kind="threshold", message="m"), "s")
     rejecting = receiver_factory([400])
+    host = build_host({"webhook": Webhook(WebhookConfig(url=rejecting.url, retries=3, backoff_s=0.01))})
     with structlog.testing.capture_logs() as logs:
-        build_host({"webhook": Webhook(WebhookConfig(url=rejecting.url, retries=3, backoff_s=0.01))}).on_alert(
-            Alert(kind="threshold", message="m"), "s"
-        )
+        host.on_alert(Alert(kind="threshold", message="m"), "s")
+        assert host.flush(10)
     assert len(rejecting.requests) == 1, "a 4xx answer is not retried"
-    assert any(e["event"] == "plugin_failed" and e["plugin"] == "webhook" for e in logs)
+    assert any(e["event"] == "webhook_failed" and "HTTP 400" in e["reason"] for e in logs)
+
+
+def test_webhook_retries_sleep_on_its_own_thread_not_the_callers(receiver_factory: type[Receiver]) -> None:
+    receiver = receiver_factory([503, 503, 503])
+    plugin = Webhook(WebhookConfig(url=receiver.url, retries=3, backoff_s=0.3))
+    threads: list[str] = []
+    post = plugin._post
+
+    def recording_post(*args: object) -> object:
+        threads.append(threading.current_thread().name)
+        return post(*args)
+
+    plugin._post = recording_post  # type: ignore[method-assign]
+    started = time.perf_counter()
+    plugin.on_alert(Alert(kind="threshold", message="m"), "s")
+    assert time.perf_counter() - started < 0.1, "on_alert must only queue the delivery"
+    assert plugin.flush(10)
+    assert len(receiver.requests) == 4
+    assert threads == ["sink-webhook"] * 4
+    plugin.on_shutdown()
 
 
 def test_webhook_without_url_does_nothing() -> None:

@@ -21,6 +21,7 @@ import structlog
 
 from emotion_service.plugins.hookspecs import hookimpl
 from emotion_service.plugins.types import Alert
+from emotion_service.plugins.workers import SinkWorker
 from emotion_service.settings import check, load_plugin_config, setting
 
 NAME = "webhook"
@@ -41,6 +42,7 @@ class WebhookConfig:
     timeout_s: float = setting(5.0, "Timeout of one attempt, in seconds.")
     retries: int = setting(3, "Attempts after the first one fails.")
     backoff_s: float = setting(0.5, "Wait before the first retry; doubled before each next one.")
+    queue_size: int = setting(1000, "Alerts waiting for delivery at most; beyond it new ones are dropped (logged).")
 
     def __post_init__(self) -> None:
         check(
@@ -51,21 +53,47 @@ class WebhookConfig:
                 "timeout_s": (self.timeout_s > 0, "must be positive"),
                 "retries": (self.retries >= 0, "must be at least 0"),
                 "backoff_s": (self.backoff_s >= 0, "must be at least 0"),
+                "queue_size": (self.queue_size >= 1, "must be at least 1"),
             },
         )
 
 
 class Webhook:
-    """The ``webhook`` plugin (``on_alert``)."""
+    """The ``webhook`` plugin (``on_alert``, ``on_shutdown``).
+
+    Deliveries, and the sleeps between their retries, run on the plugin's own thread.
+    """
 
     def __init__(self, config: WebhookConfig | None = None) -> None:
         self.config = config or load_plugin_config(NAME, WebhookConfig)
+        self.worker: SinkWorker[tuple[Alert, str]] = SinkWorker(
+            NAME, self._deliver_all, max_queue=self.config.queue_size
+        )
 
     @hookimpl
     def on_alert(self, alert: Alert, session_id: str) -> None:
-        """Delivers the alert; raises :class:`WebhookError` when every attempt failed."""
-        if not self.config.url:
-            return
+        """Queues the alert for delivery (returns at once)."""
+        if self.config.url:
+            self.worker.put((alert, session_id))
+
+    @hookimpl
+    def on_shutdown(self) -> None:
+        """Delivers what is queued (bounded by the retries' time), then stops the thread."""
+        self.worker.close(timeout=self.config.timeout_s * (self.config.retries + 1))
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Waits until every queued alert was delivered or given up; True when done in time."""
+        return self.worker.wait_idle(timeout)
+
+    def _deliver_all(self, items: list[tuple[Alert, str]]) -> None:
+        for alert, session_id in items:
+            try:
+                self.deliver(alert, session_id)
+            except WebhookError as exc:
+                log.error("webhook_failed", session_id=session_id, kind=alert.kind, reason=str(exc))
+
+    def deliver(self, alert: Alert, session_id: str) -> None:
+        """Delivers one alert now, retrying; raises :class:`WebhookError` when every attempt failed."""
         body = json.dumps({"session_id": session_id, "alert": dataclasses.asdict(alert)}).encode()
         headers = {"Content-Type": "application/json", "User-Agent": "emotion-service-webhook"}
         if self.config.token:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import re
 from collections import Counter
@@ -106,8 +107,15 @@ def write_period_report(
 
 
 def _safe_name(text: str) -> str:
-    """``text`` reduced to characters safe in a file name."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", text)[:120] or "_"
+    """``text`` reduced to characters safe in a file name; distinct ids give distinct names.
+
+    An id that had to be changed (``a/b`` becomes ``a_b``) gets a hash of the original, so it
+    cannot collide with the id ``a_b`` itself, nor with another id changed the same way.
+    """
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", text)[:120]
+    if safe == text and safe not in ("", ".", ".."):
+        return safe
+    return f"{safe}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
 
 def _write(output_dir: Path, stem: str, document: dict[str, Any], html: str | None) -> list[Path]:

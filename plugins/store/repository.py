@@ -126,7 +126,9 @@ class ResultStore:
             raise StoreError(f"invalid database URL {url!r}: {exc}") from None
         backend = parsed.get_backend_name()
         if backend not in _INSERTS:
-            raise StoreError(f"unsupported database {backend!r} in {_redact(url)}: use sqlite:///FILE or postgresql://...")
+            raise StoreError(
+                f"unsupported database {backend!r} in {_redact(url)}: use sqlite:///FILE or postgresql://..."
+            )
         connect_args: dict[str, Any] = {}
         if backend == "sqlite":
             connect_args["timeout"] = 30  # concurrent writers wait for the lock instead of failing
@@ -158,32 +160,8 @@ class ResultStore:
         return self._cipher is not None
 
     def result_entry(self, result: Result) -> Entry:
-        """The write of one window or Classify answer, as a JSON-able entry (see :meth:`write`).
-
-        Its audio goes in only when this store retains audio, and then already encrypted.
-        """
-        entry: Entry = {
-            "op": "result",
-            "session_id": result.session_id,
-            "request_id": result.request_id,
-            "kind": result.kind,
-            "index": result.index,
-            "start_s": result.start_s,
-            "end_s": result.end_s,
-            "label": result.label,
-            "scores": dict(result.scores),
-            "model_name": result.model_name,
-            "metadata": dict(result.metadata),
-            "created_at": _now().isoformat(),
-        }
-        if self._cipher is not None and result.audio is not None and result.sample_rate > 0:
-            pcm = pcm16(result.audio)
-            entry["clip"] = {
-                "sample_rate": result.sample_rate,
-                "sample_count": len(pcm) // 2,
-                "ciphertext": self._cipher.encrypt(pcm).decode("ascii"),
-            }
-        return entry
+        """The write of one window or Classify answer (see :func:`result_entry`)."""
+        return result_entry(result, self._cipher)
 
     @staticmethod
     def alert_entry(session_id: str, alert: Alert, event_id: str | None = None) -> Entry:
@@ -376,7 +354,9 @@ class ResultStore:
     def _load(self, condition: ColumnElement[bool]) -> list[SessionRecord]:
         chosen = select(SessionRow.id).where(condition)
         with Session(self.engine) as db:
-            sessions = db.scalars(select(SessionRow).where(condition).order_by(SessionRow.started_at, SessionRow.id)).all()
+            sessions = db.scalars(
+                select(SessionRow).where(condition).order_by(SessionRow.started_at, SessionRow.id)
+            ).all()
             metadata: dict[str, dict[str, str]] = defaultdict(dict)
             for row in db.scalars(select(MetadataRow).where(MetadataRow.session_id.in_(chosen))):
                 metadata[row.session_id][row.key] = row.value
@@ -398,7 +378,9 @@ class ResultStore:
                     )
                 )
             alerts: dict[str, list[Alert]] = defaultdict(list)
-            for a in db.scalars(select(AlertRow).where(AlertRow.session_id.in_(chosen)).order_by(AlertRow.time_s, AlertRow.id)):
+            for a in db.scalars(
+                select(AlertRow).where(AlertRow.session_id.in_(chosen)).order_by(AlertRow.time_s, AlertRow.id)
+            ):
                 alerts[a.session_id].append(
                     Alert(
                         kind=a.kind,
@@ -413,10 +395,41 @@ class ResultStore:
                 )
         records = []
         for s in sessions:
-            summary = summarise(s.id, results[s.id], alerts[s.id], metadata[s.id], s.duration_s)
+            summary = summarise(
+                s.id, results[s.id], alerts[s.id], metadata[s.id], s.duration_s, s.end_reason or "completed"
+            )
             summary = replace(summary, model_name=summary.model_name or s.model_name)
             records.append(SessionRecord(summary, s.started_at, s.kind))  # type: ignore[arg-type]
         return records
+
+
+def result_entry(result: Result, cipher: MultiFernet | None) -> Entry:
+    """The write of one window or Classify answer, as a JSON-able entry (see :meth:`ResultStore.write`).
+
+    Its audio goes in only with a ``cipher`` (audio retention on), and then already encrypted.
+    """
+    entry: Entry = {
+        "op": "result",
+        "session_id": result.session_id,
+        "request_id": result.request_id,
+        "kind": result.kind,
+        "index": result.index,
+        "start_s": result.start_s,
+        "end_s": result.end_s,
+        "label": result.label,
+        "scores": dict(result.scores),
+        "model_name": result.model_name,
+        "metadata": dict(result.metadata),
+        "created_at": _now().isoformat(),
+    }
+    if cipher is not None and result.audio is not None and result.sample_rate > 0:
+        pcm = pcm16(result.audio)
+        entry["clip"] = {
+            "sample_rate": result.sample_rate,
+            "sample_count": len(pcm) // 2,
+            "ciphertext": cipher.encrypt(pcm).decode("ascii"),
+        }
+    return entry
 
 
 def _upgrade(engine: Engine) -> None:

@@ -68,7 +68,7 @@ class LabelScore(_message.Message):
     def __init__(self, label: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
 
 class ClassifyResponse(_message.Message):
-    __slots__ = ("label", "scores", "duration_s", "model_name", "model_version", "request_id", "alerts")
+    __slots__ = ("label", "scores", "duration_s", "model_name", "model_version", "request_id", "alerts", "session_id")
     LABEL_FIELD_NUMBER: _ClassVar[int]
     SCORES_FIELD_NUMBER: _ClassVar[int]
     DURATION_S_FIELD_NUMBER: _ClassVar[int]
@@ -76,6 +76,7 @@ class ClassifyResponse(_message.Message):
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     ALERTS_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     label: str
     scores: _containers.RepeatedCompositeFieldContainer[LabelScore]
     duration_s: float
@@ -83,7 +84,8 @@ class ClassifyResponse(_message.Message):
     model_version: str
     request_id: str
     alerts: _containers.RepeatedCompositeFieldContainer[Alert]
-    def __init__(self, label: _Optional[str] = ..., scores: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ..., duration_s: _Optional[float] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., request_id: _Optional[str] = ..., alerts: _Optional[_Iterable[_Union[Alert, _Mapping]]] = ...) -> None: ...
+    session_id: str
+    def __init__(self, label: _Optional[str] = ..., scores: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ..., duration_s: _Optional[float] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., request_id: _Optional[str] = ..., alerts: _Optional[_Iterable[_Union[Alert, _Mapping]]] = ..., session_id: _Optional[str] = ...) -> None: ...
 
 class StreamConfig(_message.Message):
     __slots__ = ("format", "window_s", "hop_s", "session_id", "metadata")
@@ -115,18 +117,20 @@ class StreamClassifyRequest(_message.Message):
     def __init__(self, config: _Optional[_Union[StreamConfig, _Mapping]] = ..., audio_content: _Optional[bytes] = ...) -> None: ...
 
 class WindowResult(_message.Message):
-    __slots__ = ("index", "start_s", "end_s", "label", "scores")
+    __slots__ = ("index", "start_s", "end_s", "label", "scores", "skipped")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     START_S_FIELD_NUMBER: _ClassVar[int]
     END_S_FIELD_NUMBER: _ClassVar[int]
     LABEL_FIELD_NUMBER: _ClassVar[int]
     SCORES_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
     index: int
     start_s: float
     end_s: float
     label: str
     scores: _containers.RepeatedCompositeFieldContainer[LabelScore]
-    def __init__(self, index: _Optional[int] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., label: _Optional[str] = ..., scores: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ...) -> None: ...
+    skipped: bool
+    def __init__(self, index: _Optional[int] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., label: _Optional[str] = ..., scores: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ..., skipped: _Optional[bool] = ...) -> None: ...
 
 class Alert(_message.Message):
     __slots__ = ("kind", "label", "severity", "message", "value", "time_s", "source", "details")

@@ -1,0 +1,80 @@
+"""Streams under overload: refused at the door, never killed once admitted, never left hanging."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from emotion_client.v1 import emotion_pb2 as pb
+from emotion_service.plugins.manager import build_host
+from tests.conftest import recordings
+from tests.plugin_helpers import ravdess_interview, serving, stream_requests
+
+
+async def all_at_once(stub, requests) -> list[pb.StreamClassifyResponse]:  # type: ignore[no-untyped-def]
+    async def messages() -> AsyncIterator[pb.StreamClassifyRequest]:
+        for request in requests:
+            yield request
+
+    return [r async for r in stub.StreamClassify(messages(), timeout=120)]
+
+
+async def test_a_sender_faster_than_the_model_gets_skipped_windows_not_a_dead_stream(
+    tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = {"stream_max_pending_windows": 1, "stream_backpressure_s": 0.05, "window_s": 1.0, "hop_s": 0.5}
+    async with serving(tiny_model, build_host({}), **settings) as (server, stub):
+        batcher = server.servicer.state.batcher
+        predict = batcher.run_batch
+
+        def slow_predict(waveforms):  # type: ignore[no-untyped-def]
+            time.sleep(0.3)  # the real model, on a machine 0.3 s a batch slower than this sender
+            return predict(waveforms)
+
+        monkeypatch.setattr(batcher, "run_batch", slow_predict)
+        responses = await all_at_once(stub, stream_requests(ravdess_interview()[: 16000 * 10], "flood"))
+    windows = [r.window for r in responses if r.HasField("window")]
+    assert [w.index for w in windows] == list(range(len(windows))), "every window answered once, in order"
+    skipped = [w for w in windows if w.skipped]
+    scored = [w for w in windows if not w.skipped]
+    assert skipped and scored
+    assert all(not w.label and not w.scores for w in skipped)
+    assert all(w.label and len(w.scores) == 6 for w in scored)
+    assert responses[-1].HasField("summary") and responses[-1].summary.window_count == len(scored)
+
+
+async def test_new_streams_are_refused_with_a_retry_hint_while_windows_run_late(tiny_model: Path) -> None:
+    async with serving(tiny_model, build_host({})) as (server, stub):
+        for _ in range(30):
+            server.servicer._record_lag(5.0)
+        call = stub.StreamClassify(iter(stream_requests(ravdess_interview()[: 16000 * 2], "refused")), timeout=30)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            [r async for r in call]
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "stream_admission_lag_s" in (refused.value.details() or "")
+        assert ("grpc-retry-pushback-ms", "2000") in tuple(refused.value.trailing_metadata() or ())
+        # Unary calls are not streams: they still get answers.
+        reply = await stub.Classify(pb.ClassifyRequest(audio=pb.Audio(content=recordings()[0].read_bytes())))
+        assert reply.label
+        server.servicer._lags.clear()
+        accepted = await all_at_once(stub, stream_requests(ravdess_interview()[: 16000 * 2], "accepted"))
+        assert accepted[-1].HasField("summary")
+
+
+async def test_any_reader_failure_ends_the_stream_with_a_status(
+    tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with serving(tiny_model, build_host({})) as (server, stub):
+
+        async def broken(*args: object, **kwargs: object) -> bool:
+            raise KeyError("something unforeseen")
+
+        monkeypatch.setattr(server.servicer, "_submit_windows", broken)
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            await all_at_once(stub, stream_requests(ravdess_interview()[: 16000 * 4], "broken-reader"))
+        assert failed.value.code() == grpc.StatusCode.INTERNAL
+        assert "stream reader failed: KeyError" in (failed.value.details() or "")
