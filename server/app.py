@@ -85,7 +85,8 @@ class EmotionServer:
             backend = await asyncio.to_thread(ModelBackend.load, s.model, s.device, s.dtype, s.torch_threads)
         await asyncio.to_thread(backend.warm_up)
         batcher = DynamicBatcher(
-            backend.predict,
+            backend.forward,
+            prepare=backend.features,
             max_batch_size=s.max_batch_size,
             max_queue_delay_ms=s.max_queue_delay_ms,
             max_queue_size=s.max_queue_size,

@@ -1,10 +1,15 @@
 """The dynamic batcher: merges concurrent requests into forward passes.
 
 Requests wait at most ``max_queue_delay_ms`` for company. A batch is built
-around the oldest waiting request (so nobody starves) from the requests
-closest to it in length (so padding stays small); when the model cannot pad
-without changing answers, only equal lengths are merged. The forward pass runs
-on one worker thread, off the event loop, while the next batch gathers.
+around the oldest waiting request (so nobody starves) from requests of similar
+length: the longest clip of a batch is at most :data:`MAX_LENGTH_RATIO` times
+the shortest (so padding stays small); when the model cannot pad without
+changing answers, only equal lengths are merged. Two stages, each on its own
+thread, off the event loop: the features of the next batch (``prepare``) are
+computed while the current batch's forward pass (``run``) runs.
+
+Cancelled and expired requests are dropped from the queue before it is judged
+full, so only live requests count toward ``max_queue_size``.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import structlog
@@ -60,13 +66,16 @@ class DynamicBatcher:
 
     def __init__(
         self,
-        run_batch: Callable[[Sequence[np.ndarray]], np.ndarray],
+        run_batch: Callable[[Any], np.ndarray],
         max_batch_size: int = 8,
         max_queue_delay_ms: float = 5.0,
         max_queue_size: int = 256,
         pad_mixed_lengths: bool = True,
+        prepare: Callable[[Sequence[np.ndarray]], Any] | None = None,
     ) -> None:
+        """``prepare`` turns a list of waveforms into ``run_batch``'s input (default: the list itself)."""
         self.run_batch = run_batch
+        self.prepare: Callable[[Sequence[np.ndarray]], Any] = prepare or list
         self.max_batch_size = max_batch_size
         self.max_queue_delay = max_queue_delay_ms / 1000
         self.max_queue_size = max_queue_size
@@ -75,6 +84,7 @@ class DynamicBatcher:
         self._pending: list[_Request] = []
         self._arrived = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        self._features = ThreadPoolExecutor(max_workers=1, thread_name_prefix="features")
         self._task: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -97,6 +107,8 @@ class DynamicBatcher:
         if self._closing:
             raise ShuttingDownError("server is shutting down and takes no new work: retry on another replica")
         if len(self._pending) >= self.max_queue_size:
+            self._drop_dead(time.monotonic())
+        if len(self._pending) >= self.max_queue_size:
             raise QueueFullError(
                 f"server busy: the inference queue is full (max_queue_size={self.max_queue_size}); retry with backoff"
             )
@@ -113,19 +125,28 @@ class DynamicBatcher:
         if self._task is not None:
             await self._task
         self._executor.shutdown(wait=True)
+        self._features.shutdown(wait=True)
 
     async def _loop(self) -> None:
+        running: asyncio.Task[None] | None = None  # the forward pass in flight, at most one
         while True:
             if not self._pending:
                 if self._closing:
+                    if running is not None:
+                        await running
                     return
                 self._arrived.clear()
                 await self._arrived.wait()
                 continue
             await self._gather()
             batch = self._take_batch()
-            if batch:
-                await self._run(batch)
+            if not batch:
+                continue
+            prepared = await self._prepare(batch)  # overlaps the forward pass in flight
+            if running is not None:
+                await running
+            if prepared is not None:
+                running = asyncio.create_task(self._run(batch, prepared))
 
     async def _gather(self) -> None:
         """Waits until a batch is full or the oldest request has waited long enough."""
@@ -140,43 +161,78 @@ class DynamicBatcher:
             except TimeoutError:
                 return
 
-    def _take_batch(self) -> list[_Request]:
-        now = time.monotonic()
+    def _drop_dead(self, now: float) -> None:
+        """Removes cancelled requests and fails expired ones, unrun."""
         live: list[_Request] = []
         for request in self._pending:
             if request.future.done():  # cancelled by its caller
                 continue
             if request.deadline is not None and request.deadline <= now:
-                request.future.set_exception(DeadlineExpiredError("deadline passed while queued; the request was not run"))
+                request.future.set_exception(
+                    DeadlineExpiredError("deadline passed while queued; the request was not run")
+                )
                 continue
             live.append(request)
-        if not live:
-            self._pending = []
+        self._pending = live
+        metrics.QUEUE_DEPTH.set(len(live))
+
+    def _take_batch(self) -> list[_Request]:
+        now = time.monotonic()
+        self._drop_dead(now)
+        if not self._pending:
             return []
-        anchor = live[0]
-        size = len(anchor.waveform)
-
-        def fits(request: _Request) -> bool:
-            n = len(request.waveform)
-            if not self.pad_mixed_lengths:
-                return n == size
-            return max(n, size) <= MAX_LENGTH_RATIO * min(n, size)
-
-        others = sorted((r for r in live[1:] if fits(r)), key=lambda r: (abs(len(r.waveform) - size), r.enqueued))
-        batch = [anchor, *others[: self.max_batch_size - 1]]
+        batch = self._choose(self._pending)
         chosen = {id(r) for r in batch}
-        self._pending = [r for r in live if id(r) not in chosen]
+        self._pending = [r for r in self._pending if id(r) not in chosen]
         metrics.QUEUE_DEPTH.set(len(self._pending))
         for request in batch:
             metrics.QUEUE_WAIT.observe(now - request.enqueued)
         return batch
 
-    async def _run(self, batch: list[_Request]) -> None:
+    def _choose(self, live: list[_Request]) -> list[_Request]:
+        """The oldest request and the others that fit with it, every pair within the length ratio.
+
+        Among the requests within the ratio of the oldest, the lengths are scanned as sorted
+        windows [shortest, shortest * ratio] that contain the oldest's length; the window holding
+        the most requests wins (the earliest-queued first when more fit than a batch holds).
+        """
+        anchor = live[0]
+        size = len(anchor.waveform)
+        if not self.pad_mixed_lengths:
+            same = [r for r in live[1:] if len(r.waveform) == size]
+            return [anchor, *same[: self.max_batch_size - 1]]
+        near = sorted(
+            (r for r in live if max(len(r.waveform), size) <= MAX_LENGTH_RATIO * min(len(r.waveform), size)),
+            key=lambda r: len(r.waveform),
+        )
+        best: list[_Request] = [anchor]
+        for start, shortest in enumerate(near):
+            if len(shortest.waveform) > size:
+                break
+            limit = MAX_LENGTH_RATIO * len(shortest.waveform)
+            group = [r for r in near[start:] if len(r.waveform) <= limit]
+            if len(group) > len(best):
+                best = group
+        others = sorted((r for r in best if r is not anchor), key=lambda r: r.enqueued)
+        return [anchor, *others[: self.max_batch_size - 1]]
+
+    async def _prepare(self, batch: list[_Request]) -> Any | None:
+        """The batch's model input, computed on the features thread; None (callers told) when it fails."""
         loop = asyncio.get_running_loop()
-        waveforms = [r.waveform for r in batch]
+        try:
+            return await loop.run_in_executor(self._features, self.prepare, [r.waveform for r in batch])
+        except Exception as exc:
+            log.exception("batch_features_failed", batch_size=len(batch))
+            for request in batch:
+                if not request.future.done():
+                    request.future.set_exception(exc)
+            return None
+
+    async def _run(self, batch: list[_Request], prepared: Any) -> None:
+        loop = asyncio.get_running_loop()
         started = time.perf_counter()
         try:
-            scores = await loop.run_in_executor(self._executor, self.run_batch, waveforms)
+            scores = await loop.run_in_executor(self._executor, self.run_batch, prepared)
         except Exception as exc:  # the model failed: every caller in the batch hears about it
             log.exception("batch_failed", batch_size=len(batch))
             for request in batch:

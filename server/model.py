@@ -57,9 +57,7 @@ class ModelBackend:
         self._dtype = _DTYPES[info.dtype]
 
     @classmethod
-    def load(
-        cls, name_or_path: str, device: str = "auto", dtype: str = "auto", torch_threads: int = 0
-    ) -> ModelBackend:
+    def load(cls, name_or_path: str, device: str = "auto", dtype: str = "auto", torch_threads: int = 0) -> ModelBackend:
         """Loads a folder or hub id with ``from_pretrained``; raises :class:`ModelNotFoundError`."""
         if torch_threads > 0:
             torch.set_num_threads(torch_threads)
@@ -89,12 +87,14 @@ class ModelBackend:
 
     def predict(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
         """Returns a (batch, labels) float32 array of probabilities."""
-        logits = self._logits(waveforms)
-        shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-        return shifted / shifted.sum(axis=-1, keepdims=True)
+        return self.forward(self.features(waveforms))
 
-    @torch.inference_mode()
-    def _logits(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
+    def features(self, waveforms: Sequence[np.ndarray]) -> dict[str, torch.Tensor]:
+        """The model's inputs for a batch: padded features and attention mask, on the model's device.
+
+        Separate from :meth:`forward` so the batcher can prepare the next batch while the
+        current one runs.
+        """
         inputs = self.feature_extractor(
             list(waveforms),
             sampling_rate=self.info.sample_rate,
@@ -102,11 +102,23 @@ class ModelBackend:
             return_tensors="pt",
             return_attention_mask=True,
         )
-        tensors = {
+        return {
             key: value.to(self._device, self._dtype if value.is_floating_point() else None)
             for key, value in inputs.items()
         }
-        return self.model(**tensors).logits.float().cpu().numpy()
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> np.ndarray:
+        """Probabilities, (batch, labels) float32, for inputs made by :meth:`features`."""
+        logits = self._forward_logits(inputs)
+        shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        return shifted / shifted.sum(axis=-1, keepdims=True)
+
+    @torch.inference_mode()
+    def _forward_logits(self, inputs: dict[str, torch.Tensor]) -> np.ndarray:
+        return self.model(**inputs).logits.float().cpu().numpy()
+
+    def _logits(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
+        return self._forward_logits(self.features(waveforms))
 
     def warm_up(self) -> None:
         """Runs the first forward passes and decides whether mixed lengths may share a batch.

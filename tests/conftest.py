@@ -29,8 +29,12 @@ def recordings() -> list[Path]:
     return sorted(DATA.glob("*.flac"))
 
 
-def save_tiny_hubert(folder: Path, feat_extract_norm: str = "layer", seed: int = 0) -> Path:
-    """A real HuBERT classifier, small enough for CPU tests, saved with save_pretrained."""
+def save_tiny_hubert(folder: Path, feat_extract_norm: str = "layer", seed: int = 0, sharpen: float = 1.0) -> Path:
+    """A real HuBERT classifier, small enough for CPU tests, saved with save_pretrained.
+
+    Untrained, its answers hardly differ between recordings; ``sharpen`` scales the classifier's
+    weights so that they do, for tests that must tell one caller's answer from another's.
+    """
     torch.manual_seed(seed)
     config = HubertConfig(
         hidden_size=32,
@@ -48,7 +52,10 @@ def save_tiny_hubert(folder: Path, feat_extract_norm: str = "layer", seed: int =
         label2id={label: i for i, label in enumerate(LABELS)},
         classifier_proj_size=16,
     )
-    HubertForSequenceClassification(config).save_pretrained(folder)
+    model = HubertForSequenceClassification(config)
+    with torch.no_grad():
+        model.classifier.weight.mul_(sharpen)
+    model.save_pretrained(folder)
     Wav2Vec2FeatureExtractor(
         feature_size=1,
         sampling_rate=16000,
@@ -67,7 +74,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_groupnorm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Like hubert-base: group norm and no attention mask, so padding changes answers."""
-    return save_tiny_hubert(tmp_path_factory.mktemp("tiny-hubert-gn"), feat_extract_norm="group")
+    return save_tiny_hubert(tmp_path_factory.mktemp("tiny-hubert-gn"), feat_extract_norm="group", sharpen=1000.0)
 
 
 def make_settings(model: Path, **overrides: object) -> Settings:
