@@ -28,6 +28,8 @@ import soxr
 BYTES_PER_SAMPLE: dict[str, int] = {"s16le": 2, "f32le": 4}
 MIN_SAMPLE_RATE = 1_000
 BLOCK_SECONDS = 1.0
+UNKNOWN_FRAMES = 2**60
+UNKNOWN_LENGTH_BLOCK = 4096
 # Files read for training and evaluation are the operator's own: no size limits, but the
 # same hard ceilings on rate and channels as the defaults of the service.
 DEFAULT_MAX_SAMPLE_RATE = 192_000
@@ -170,7 +172,7 @@ class _Collector:
     def add(self, mono: np.ndarray) -> None:
         self.frames += len(mono)
         if self.frames > self.limits.max_seconds * self.source_rate:
-            raise AudioError(_too_long(self.frames / self.source_rate, self.limits, at_least=True))
+            raise AudioError(_too_long(0.0, self.limits, at_least=True))
         self._parts.append(_resample_chunk(self._resampler, mono, last=False))
 
     def finish(self) -> Decoded:
@@ -198,14 +200,20 @@ def _decode_encoded(source: BinaryIO, target_rate: int, limits: AudioLimits, nam
         if rate <= 0 or channels <= 0:
             raise AudioError(f"audio header is invalid (sample rate {rate}, {channels} channels)")
         _check_rate_and_channels(rate, channels, limits)
-        if reader.frames > 0 and reader.frames / rate > limits.max_seconds:
+        # libsndfile reports a length it cannot know (a FLAC whose header says 0) as its largest count.
+        known = 0 < reader.frames < UNKNOWN_FRAMES
+        if known and reader.frames / rate > limits.max_seconds:
             raise AudioError(_too_long(reader.frames / rate, limits))
         collector = _Collector(rate, target_rate, limits)
-        block = max(1, int(rate * BLOCK_SECONDS))
+        # A file of unknown length is read in small blocks: libsndfile fails the read that crosses
+        # its end, so that failure, after audio was decoded, is taken as the end (losing < 4096 frames).
+        block = max(1, int(rate * BLOCK_SECONDS)) if known else UNKNOWN_LENGTH_BLOCK
         while True:
             try:
                 frames = reader.read(block, dtype="float32", always_2d=True)
             except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+                if not known and collector.frames > 0:
+                    break
                 raise AudioError(f"{name} is corrupt ({_reason(exc)}): the file could not be read to its end") from None
             if len(frames) == 0:
                 break
@@ -255,9 +263,10 @@ def _check_size(size: int, limits: AudioLimits) -> None:
 
 
 def _too_long(duration: float, limits: AudioLimits, at_least: bool = False) -> str:
+    length = f"longer than {limits.max_seconds:g} s" if at_least else f"{duration:.1f} s long"
     return (
-        f"audio is {'more than ' if at_least else ''}{duration:.1f} s long; Classify accepts at most "
-        f"{limits.max_seconds:g} s (max_audio_seconds): use StreamClassify for long recordings"
+        f"audio is {length}; Classify accepts at most {limits.max_seconds:g} s (max_audio_seconds): "
+        "use StreamClassify for long recordings"
     )
 
 
