@@ -21,6 +21,7 @@ the database exactly once.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,6 +114,7 @@ class ResultsStore:
         self._store: ResultStore | None = None
         self._lock = threading.Lock()
         self._spool: Spool | None = None
+        self._next_retry = 0.0
         self.writer: SinkWorker[Entry] = SinkWorker(
             NAME,
             self._write,
@@ -181,12 +183,15 @@ class ResultsStore:
             self.spool.reject(entries, _reason(exc))
 
     def _retry_spool(self) -> bool:
-        """Replays the spool into the database; True when it is empty afterwards."""
+        """Replays the spool into the database, at most every ``retry_s``; True when it is empty afterwards."""
         if not self.spool.has_pending():
             return True
+        if time.monotonic() < self._next_retry:
+            return False
         try:
             self.spool.replay(self._write_or_reject, self.config.batch_size)
         except _TRANSIENT as exc:
+            self._next_retry = time.monotonic() + self.config.retry_s
             log.debug("spool_replay_deferred", reason=_reason(exc))
             return False
         return True
