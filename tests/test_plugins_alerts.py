@@ -14,7 +14,7 @@ import structlog
 
 from emotion_service.plugins import Alert, Result
 from emotion_service.plugins.builtin.alert_log import AlertLog
-from emotion_service.plugins.builtin.anomaly import AnomalyConfig, AnomalyDetector
+from emotion_service.plugins.builtin.anomaly import AnomalyConfig, AnomalyDetector, SessionTracker
 from emotion_service.plugins.builtin.threshold_alerts import ThresholdAlerts, ThresholdAlertsConfig
 from emotion_service.plugins.builtin.webhook import Webhook, WebhookConfig, WebhookError
 from emotion_service.plugins.manager import build_host
@@ -80,14 +80,68 @@ def test_anomaly_stays_quiet_on_a_steady_session() -> None:
 
 def test_anomaly_fires_once_per_test_on_a_sudden_shift() -> None:
     rng = np.random.default_rng(7)
-    sequence = [scores_around(NEUTRAL, rng) for _ in range(15)] + [scores_around(ANGRY, rng) for _ in range(12)]
+    sequence = [scores_around(NEUTRAL, rng) for _ in range(30)] + [scores_around(ANGRY, rng) for _ in range(12)]
     fired = feed(AnomalyDetector(AnomalyConfig()), "shifting", sequence)
     by_test = {alert.details["test"]: (i, alert) for i, alert in fired}
     assert len(fired) == 2 and set(by_test) == {"baseline", "shift"}
     for i, alert in by_test.values():
-        assert 15 <= i <= 17, "fires within the first windows after the shift"
+        assert 30 <= i <= 32, "fires within the first windows after the shift"
         assert (alert.kind, alert.label, alert.source) == ("anomaly", "ANG", "anomaly")
     assert by_test["baseline"][1].value >= 4.0 and by_test["shift"][1].value >= 0.35
+
+
+def steady_session(rng: np.random.Generator, windows: int = 120, sigma: float = 0.6):  # type: ignore[no-untyped-def]
+    """A session whose emotion never changes: 3 s windows every 1.5 s, so neighbours share half their
+    audio (their scores are made from shared latent halves, as overlapping windows' are)."""
+    base = np.log(np.array([NEUTRAL[label] for label in LABELS]))
+    halves = rng.standard_normal((windows + 1, len(LABELS))) * sigma
+    for i in range(windows):
+        logits = base + (halves[i] + halves[i + 1]) / np.sqrt(2)
+        p = np.exp(logits - logits.max())
+        yield p / p.sum(), (1.5 * i, 1.5 * i + 3.0)
+
+
+@pytest.mark.parametrize("rate", [0.02, 0.005])
+def test_baseline_false_alarms_stay_within_the_configured_rate(rate: float) -> None:
+    config = AnomalyConfig(false_alarm_rate=rate)
+    rng = np.random.default_rng(1)
+    tested = exceeded = 0
+    for _ in range(300):
+        tracker = SessionTracker(LABELS, config)
+        for scores, span in steady_session(rng):
+            tracker.update(scores, span)
+            if tracker.baseline.count >= config.warmup_windows:
+                tested += 1
+                exceeded += tracker.last_distance >= tracker.alert_level
+    print(f"\nfalse alarms at {rate}: {exceeded / tested:.4f} of {tested} windows")
+    assert exceeded / tested <= rate
+
+
+def test_the_overlap_correction_is_what_keeps_false_alarms_down() -> None:
+    """Treating overlapping windows as independent (the old comparison) alarms far more often."""
+    config = AnomalyConfig(false_alarm_rate=0.005)
+    rng = np.random.default_rng(1)
+    exceeded = {True: 0, False: 0}
+    for _ in range(100):
+        trackers = {True: SessionTracker(LABELS, config), False: SessionTracker(LABELS, config)}
+        for scores, span in steady_session(rng):
+            for corrected, tracker in trackers.items():
+                tracker.update(scores, span if corrected else None)  # no spans: no overlap known
+                if tracker.baseline.count >= config.warmup_windows:
+                    exceeded[corrected] += tracker.last_distance >= tracker.alert_level
+    assert exceeded[False] > 2 * exceeded[True]
+
+
+def test_a_real_shift_in_a_steady_session_is_caught() -> None:
+    rng = np.random.default_rng(3)
+    plugin = AnomalyDetector(AnomalyConfig())
+    fired = []
+    for i, (scores, span) in enumerate(steady_session(rng, windows=40)):
+        if i >= 30:  # the speaker turns angry
+            scores = 0.3 * scores + 0.7 * np.array([ANGRY[label] for label in LABELS])
+        result = Result("turn", "turn", "window", "", dict(zip(LABELS, scores.tolist(), strict=True)), *span, index=i)
+        fired += [(i, a) for a in plugin.on_result(result) if a.details["test"] == "baseline"]
+    assert fired and 30 <= fired[0][0] <= 33 and fired[0][1].label == "ANG"
 
 
 def test_anomaly_ignores_classify_answers_and_forgets_ended_sessions() -> None:
@@ -104,7 +158,12 @@ def test_alert_log_writes_one_structured_event() -> None:
         build_host({"alert_log": AlertLog()}).on_alert(alert, "session-1")
     (event,) = [e for e in logs if e["event"] == "alert_raised"]
     assert event["log_level"] == "warning"
-    assert (event["session_id"], event["alert_kind"], event["label"], event["value"]) == ("session-1", "threshold", "ANG", 0.7)
+    assert (event["session_id"], event["alert_kind"], event["label"], event["value"]) == (
+        "session-1",
+        "threshold",
+        "ANG",
+        0.7,
+    )
 
 
 class Receiver:

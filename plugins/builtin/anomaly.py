@@ -5,16 +5,26 @@ Two tests run per window, each firing an ``anomaly`` alert once and re-arming
 when its statistic falls back below a lower level (hysteresis):
 
 * **baseline** — the session's normal is the running mean ``mu`` and covariance
-  ``S`` (Welford's online algorithm) of the windows before the last
-  ``smoothing_windows``. Once it holds ``warmup_windows`` windows, the mean ``s``
-  of the last ``smoothing_windows`` windows is compared with it by the
-  Mahalanobis distance
-  ``d = sqrt((s - mu)^T (S + min_std^2 I)^-1 (s - mu))``: roughly "how many
-  standard deviations away", accounting for emotions that move together. The
-  ridge ``min_std^2 I`` keeps ``S`` invertible (scores sum to 1, so ``S`` is
-  singular) and stops a very steady session from flagging tiny wobbles.
-  Windows are added to the baseline only while no baseline anomaly is active,
-  so a long unusual stretch stays unusual instead of becoming the new normal.
+  ``S`` (Welford's online algorithm) of the ``m`` windows before the last
+  ``smoothing_windows`` (``n``). Once it holds ``warmup_windows`` windows, the mean
+  ``s`` of the last ``n`` windows is compared with it like with like: ``s - mu``
+  is a difference of two means, whose covariance is not ``S`` (that of one window)
+  but ``S * f * (1/n + 1/m)``. The factor ``f`` accounts for overlapping windows:
+  two windows whose audio overlaps by a fraction ``o`` are correlated by about
+  ``o``, so the mean of ``n`` consecutive windows varies more than ``n``
+  independent ones would: ``f = 1 + 2 * sum_k (1 - k/n) * max(0, 1 - k (1 - o))``
+  for ``k = 1 .. n-1``, with ``o`` read from the windows' own start and end times.
+  The statistic is the Mahalanobis distance
+  ``d = sqrt((s - mu)^T (S f (1/n + 1/m) + min_std^2 I / n)^-1 (s - mu))``; for a
+  session whose emotion does not change, ``d^2`` follows about a chi-square
+  distribution with (number of emotions - 1) degrees of freedom (scores sum to 1),
+  so the alert level is its ``1 - false_alarm_rate`` quantile: a steady session
+  raises a baseline alert on at most that share of windows. The test re-arms when
+  ``d^2`` falls below the distribution's median. The ridge ``min_std^2 I / n`` keeps
+  the covariance invertible (scores sum to 1, so ``S`` is singular) and stops a very
+  steady session from flagging tiny wobbles. Windows join the baseline only while
+  no baseline anomaly is active, so a long unusual stretch stays unusual instead of
+  becoming the new normal.
 * **shift** — the mean of the last ``smoothing_windows`` windows against the mean
   of the ``smoothing_windows`` before them, by total variation distance
   ``0.5 * sum(|a - b|)``: the share of probability mass that moved between
@@ -27,6 +37,8 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import chi2
+from scipy.stats import f as f_dist
 
 from emotion_service.plugins.hookspecs import hookimpl
 from emotion_service.plugins.session_state import SessionStates
@@ -40,12 +52,13 @@ NAME = "anomaly"
 class AnomalyConfig:
     """Settings of ``[plugins.anomaly]`` / ``EMOTION_ANOMALY_*``."""
 
-    warmup_windows: int = setting(5, "Windows that form the baseline before the baseline test starts.")
+    warmup_windows: int = setting(10, "Windows that form the baseline before the baseline test starts.")
     smoothing_windows: int = setting(
         3, "Windows averaged before comparing (and the length of each stretch of the shift test)."
     )
-    distance_threshold: float = setting(4.0, "Mahalanobis distance from the baseline that raises an alert.")
-    distance_rearm: float = setting(2.0, "The baseline test re-arms below this distance.")
+    false_alarm_rate: float = setting(
+        0.005, "Share of windows of a steady session on which the baseline test may fire (sets its alert level)."
+    )
     min_std: float = setting(0.05, "Floor of each emotion's standard deviation (the ridge added to the covariance).")
     shift_threshold: float = setting(
         0.35, "Total variation distance between consecutive stretches that raises an alert."
@@ -60,10 +73,7 @@ class AnomalyConfig:
             {
                 "warmup_windows": (self.warmup_windows >= 2, "must be at least 2"),
                 "smoothing_windows": (self.smoothing_windows >= 1, "must be at least 1"),
-                "distance_rearm": (
-                    0 <= self.distance_rearm < self.distance_threshold,
-                    "must lie in [0, distance_threshold)",
-                ),
+                "false_alarm_rate": (0 < self.false_alarm_rate < 0.5, "must lie in (0, 0.5)"),
                 "min_std": (self.min_std > 0, "must be positive"),
                 "shift_threshold": (0 < self.shift_threshold <= 1, "must lie in (0, 1]"),
                 "shift_rearm": (0 <= self.shift_rearm < self.shift_threshold, "must lie in [0, shift_threshold)"),
@@ -87,11 +97,26 @@ class Baseline:
         self.mean = self.mean + delta / self.count
         self._m2 += np.outer(delta, x - self.mean)
 
-    def distance(self, x: np.ndarray, min_std: float) -> float:
-        """Mahalanobis distance of ``x`` under the sample covariance plus ``min_std**2`` on the diagonal."""
-        covariance = self._m2 / max(self.count - 1, 1) + min_std**2 * np.eye(len(x))
-        delta = x - self.mean
+    def distance(self, mean_of_n: np.ndarray, n: int, inflation: float, min_std: float) -> float:
+        """Mahalanobis distance of the mean of ``n`` windows from the baseline's mean.
+
+        The covariance is that of a difference of two means, ``S * inflation * (1/n + 1/count)``
+        (``inflation`` for correlated windows), plus ``min_std**2 / n`` on the diagonal.
+        """
+        single = self._m2 / max(self.count - 1, 1)
+        covariance = single * inflation * (1 / n + 1 / self.count) + (min_std**2 / n) * np.eye(len(mean_of_n))
+        delta = mean_of_n - self.mean
         return float(np.sqrt(delta @ np.linalg.solve(covariance, delta)))
+
+
+def overlap_inflation(n: int, overlap: float) -> float:
+    """How much more the mean of ``n`` consecutive windows varies than that of ``n`` independent ones.
+
+    Windows overlapping by a fraction ``overlap`` of their audio are taken to correlate by
+    the share of audio two windows ``k`` apart have in common, ``max(0, 1 - k (1 - overlap))``.
+    """
+    step = 1 - min(max(overlap, 0.0), 1.0)
+    return 1 + 2 * sum((1 - k / n) * max(0.0, 1 - k * step) for k in range(1, n))
 
 
 class SessionTracker:
@@ -100,23 +125,49 @@ class SessionTracker:
     def __init__(self, labels: tuple[str, ...], config: AnomalyConfig) -> None:
         self.labels = labels
         self.config = config
+        self.degrees = max(len(labels) - 1, 1)
+        self.alert_level = float("inf")
+        self.rearm_level = float(np.sqrt(chi2.ppf(0.5, self.degrees)))
+        self.overlap = 0.0
+        self.last_distance = 0.0  # the baseline statistic of the latest window (0 during warm-up)
+        self._last_span: tuple[float, float] | None = None
         self.baseline = Baseline(len(labels))
         self.recent: deque[np.ndarray] = deque(maxlen=2 * config.smoothing_windows)
         self.baseline_armed = True
         self.shift_armed = True
 
-    def update(self, x: np.ndarray) -> list[tuple[str, float]]:
-        """Feeds one window's score vector."""
+    def _alert_level(self) -> float:
+        """The distance a steady session exceeds on ``false_alarm_rate`` of its windows.
+
+        Hotelling's T^2 quantile rather than the chi-square one: the baseline's covariance is
+        itself estimated, from few windows early in a session, and overlapping windows carry
+        less information than their count (an effective count of ``m / f``).
+        """
+        p = self.degrees
+        effective = max(self.baseline.count / overlap_inflation(self.baseline.count, self.overlap), p + 2.0)
+        quantile = f_dist.ppf(1 - self.config.false_alarm_rate, p, effective - p)
+        return float(np.sqrt(p * (effective - 1) / (effective - p) * quantile))
+
+    def update(self, x: np.ndarray, span: tuple[float, float] | None = None) -> list[tuple[str, float]]:
+        """Feeds one window's score vector (``span``: its start and end in seconds, for the overlap)."""
         c = self.config
         n = c.smoothing_windows
+        if span is not None:
+            if self._last_span is not None and span[1] > span[0]:
+                self.overlap = max(0.0, self._last_span[1] - span[0]) / (span[1] - span[0])
+            self._last_span = span
         self.recent.append(x)
         fired = []
         if self.baseline.count >= c.warmup_windows:
-            distance = self.baseline.distance(np.mean(list(self.recent)[-n:], axis=0), c.min_std)
-            if self.baseline_armed and distance >= c.distance_threshold:
+            stretch = list(self.recent)[-n:]
+            inflation = overlap_inflation(len(stretch), self.overlap)
+            distance = self.baseline.distance(np.mean(stretch, axis=0), len(stretch), inflation, c.min_std)
+            self.last_distance = distance
+            self.alert_level = self._alert_level()
+            if self.baseline_armed and distance >= self.alert_level:
                 self.baseline_armed = False
                 fired.append(("baseline", distance))
-            elif not self.baseline_armed and distance < c.distance_rearm:
+            elif not self.baseline_armed and distance < self.rearm_level:
                 self.baseline_armed = True
         if self.baseline_armed and len(self.recent) > n:
             # The window leaving the compared stretch joins the baseline: the
@@ -151,7 +202,8 @@ class AnomalyDetector:
         trackers = self._sessions.get(result.session_id)
         tracker = trackers.setdefault(labels, SessionTracker(labels, self.config))
         x = np.array([result.scores[label] for label in labels])
-        return [self._alert(result, tracker, test, value) for test, value in tracker.update(x)]
+        fired = tracker.update(x, (result.start_s, result.end_s))
+        return [self._alert(result, tracker, test, value) for test, value in fired]
 
     @hookimpl
     def on_session_end(self, summary: SessionSummary) -> None:
