@@ -102,6 +102,29 @@ def _moment(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _erase(args: argparse.Namespace) -> int:
+    import getpass
+
+    from emotion_service.logging import configure_logging
+    from emotion_service.plugins.manager import PluginError, load_plugins
+
+    configure_logging("warning", "console")
+    _use_config_file(args)
+    host = load_plugins(args.select)
+    try:
+        erased = host.on_erase(args.session, f"cli:{getpass.getuser()}")
+    except PluginError as exc:
+        print(f"error: erasure incomplete: {exc}; fix it and run the command again", file=sys.stderr)
+        return 1
+    finally:
+        host.on_shutdown()
+    if not erased:
+        print(f"no session {args.session!r} found (plugins: {', '.join(host.names()) or 'none'})", file=sys.stderr)
+        return 1
+    print(f"erased session {args.session}: " + "; ".join(erased))
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from emotion_service.logging import configure_logging
     from emotion_service.plugins.builtin.reports import NAME as REPORTS
@@ -257,6 +280,18 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpars
     )
     plugins.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
+    erase = commands.add_parser(
+        "erase",
+        help="erase a session everywhere the plugins wrote it (store rows, reports) and record the erasure",
+        description="Removes a session's results, windows, alerts, metadata, retained audio and report files "
+        "through every plugin's on_erase hook, and writes an erasure record (when, who, which session). "
+        "The running service does the same with the DeleteSession call (admin scope).",
+    )
+    erase.add_argument("--session", required=True, metavar="ID", help="the session id to erase")
+    erase.add_argument("--config", type=Path, default=None, help="TOML file of settings (also $EMOTION_CONFIG)")
+    erase.add_argument(
+        "--select", default=None, metavar="NAMES", help="plugins to load (default: $EMOTION_PLUGINS, else all)"
+    )
     report = commands.add_parser(
         "report",
         help="write a JSON + HTML report of a session, or of every session in a period",
@@ -352,6 +387,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpars
         "token": _token,
         "plugins": _plugins,
         "report": _report,
+        "erase": _erase,
         "train": _train,
         "evaluate": _evaluate,
         "tune": _tune,
@@ -370,4 +406,3 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         parser.error(str(exc))
     return 2
-

@@ -25,6 +25,7 @@ hook                results                            an implementation that ra
 ``on_alert``        ignored                            is logged and skipped
 ``on_session_end``  written locations concatenated     is logged and skipped
 ``on_shutdown``     ignored                            is logged and skipped
+``on_erase``        erased places concatenated         fails the erasure with INTERNAL naming it
 ==================  =================================  ============================================
 
 Hooks are called from worker threads, several at once for concurrent
@@ -150,4 +151,29 @@ def on_shutdown() -> None:
         @hookimpl
         def on_shutdown():
             connection.close()
+    """
+
+
+@hookspec
+def on_erase(session_id: str, requested_by: str) -> list[str] | None:
+    """Remove everything this plugin wrote about a session: a person's right to erasure.
+
+    Called by the administrative ``DeleteSession`` call and by ``emotion erase --session``.
+    Every plugin that keeps anything per session (rows, files, caches, copies elsewhere)
+    implements it; the erasure is only reported done when every implementation returned.
+
+    :param session_id: the session to erase.
+    :param requested_by: who asked (the API key's name, or ``cli:<user>``), for the record.
+    :return: one line per place something was removed from (``"reports: 2 files"``), or ``None``
+        when the plugin held nothing of the session.
+
+    A raising implementation fails the erasure with INTERNAL, naming the plugin: an erasure
+    that may be incomplete is never reported as done.
+
+    Example::
+
+        @hookimpl
+        def on_erase(session_id, requested_by):
+            removed = cache.pop(session_id, None)
+            return ["my_cache: 1 entry"] if removed else None
     """

@@ -25,7 +25,7 @@ ENTRY_POINT_GROUP = "emotion.plugins"
 PLUGINS_ENV = "EMOTION_PLUGINS"
 TRACE_ENV = "EMOTION_TRACE_PLUGINS"
 BUILTIN_DISTRIBUTION = "emotion-service"
-HOOKS = ("preprocess", "augment", "on_result", "on_alert", "on_session_end", "on_shutdown")
+HOOKS = ("preprocess", "augment", "on_result", "on_alert", "on_session_end", "on_shutdown", "on_erase")
 
 
 class PluginError(RuntimeError):
@@ -69,7 +69,9 @@ class PluginHost:
     ) -> None:
         self.pm = pm
         self._sources = dict(sources or {})
-        self.trace = os.environ.get(TRACE_ENV, "").strip().lower() in ("1", "true", "yes", "on") if trace is None else trace
+        self.trace = (
+            os.environ.get(TRACE_ENV, "").strip().lower() in ("1", "true", "yes", "on") if trace is None else trace
+        )
 
     def names(self) -> list[str]:
         """Registered plugin names, in registration order."""
@@ -116,13 +118,28 @@ class PluginHost:
             log.info("session_reports_written", session_id=summary.session_id, written=written)
         return written
 
+    def on_erase(self, session_id: str, requested_by: str) -> list[str]:
+        """Every plugin removes what it holds of the session; raises :class:`PluginError` if one fails."""
+        erased: list[str] = []
+        for impl in self._impls("on_erase"):
+            try:
+                returned = self._call(impl, "on_erase", {"session_id": session_id, "requested_by": requested_by})
+            except Exception as exc:
+                log.exception("plugin_failed", plugin=impl.plugin_name, hook="on_erase")
+                raise PluginError(impl.plugin_name, "on_erase", exc) from exc
+            erased.extend(returned or [])
+        log.info("session_erased", session_id=session_id, requested_by=requested_by, erased=erased)
+        return erased
+
     def on_shutdown(self) -> None:
         """Lets every plugin flush and close."""
         self._each("on_shutdown")
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Waits for the plugins' sink queues to empty (plugins with a ``flush(timeout)`` method); for tests."""
-        return all(plugin.flush(timeout) for plugin in self.pm.get_plugins() if callable(getattr(plugin, "flush", None)))
+        return all(
+            plugin.flush(timeout) for plugin in self.pm.get_plugins() if callable(getattr(plugin, "flush", None))
+        )
 
     def _impls(self, hook: str) -> list[pluggy.HookImpl]:
         # pluggy stores implementations in reverse call order.
@@ -228,14 +245,18 @@ def build_host(
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise PluginLoadError(f"plugin {pm.get_name(exc.plugin)!r} implements a hook that does not exist: {exc}") from exc
+        raise PluginLoadError(
+            f"plugin {pm.get_name(exc.plugin)!r} implements a hook that does not exist: {exc}"
+        ) from exc
     return PluginHost(pm, sources, trace)
 
 
 def _entry_points() -> dict[str, EntryPoint]:
     """Installed plugins by name: built-ins first (by name), then the others by distribution and name."""
     found = entry_points(group=ENTRY_POINT_GROUP)
-    ordered = sorted(found, key=lambda e: (_distribution_name(e) != BUILTIN_DISTRIBUTION, _distribution_name(e), e.name))
+    ordered = sorted(
+        found, key=lambda e: (_distribution_name(e) != BUILTIN_DISTRIBUTION, _distribution_name(e), e.name)
+    )
     by_name: dict[str, EntryPoint] = {}
     for entry in ordered:
         if entry.name in by_name and by_name[entry.name].value != entry.value:
@@ -253,7 +274,9 @@ def _build(entry: EntryPoint) -> object:
     except ConfigError as exc:
         raise PluginLoadError(f"plugin {entry.name!r} is misconfigured: {exc}") from exc
     except Exception as exc:
-        raise PluginLoadError(f"plugin {entry.name!r} ({entry.value}) failed to load: {type(exc).__name__}: {exc}") from exc
+        raise PluginLoadError(
+            f"plugin {entry.name!r} ({entry.value}) failed to load: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def _distribution_name(entry: EntryPoint) -> str:

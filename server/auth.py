@@ -30,8 +30,10 @@ from emotion_service.settings import ConfigError
 log = structlog.get_logger(__name__)
 
 SCOPES = ("classify", "admin")
-# Method prefix -> scope needed; "admin" satisfies every scope.
+# Method prefix -> scope needed; "admin" satisfies every scope and alone may erase sessions.
+# The first matching prefix decides: administrative calls are listed before their service.
 REQUIRED_SCOPE = {
+    "/emotion.v1.EmotionService/DeleteSession": "admin",
     "/emotion.v1.EmotionService/": "classify",
     "/grpc.reflection.v1alpha.ServerReflection/": "classify",
     "/grpc.reflection.v1.ServerReflection/": "classify",

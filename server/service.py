@@ -293,6 +293,24 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
             default_hop_s=self.settings.hop_s,
         )
 
+    async def DeleteSession(
+        self, request: pb.DeleteSessionRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DeleteSessionResponse:
+        """Erases a session through every plugin's ``on_erase`` (the admin scope is checked by auth)."""
+        if not request.session_id:
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "session_id is empty: name the session to erase")
+        requested_by = structlog.contextvars.get_contextvars().get("client") or _peer(context)
+        structlog.contextvars.bind_contextvars(session_id=request.session_id, method="DeleteSession")
+        try:
+            erased = await asyncio.to_thread(self.plugins.on_erase, request.session_id, requested_by)
+        except PluginError as exc:
+            await _abort(context, grpc.StatusCode.INTERNAL, f"erasure incomplete: {exc}; retry it")
+        if not erased:
+            await _abort(
+                context, grpc.StatusCode.NOT_FOUND, f"no session {request.session_id!r} in the store or the reports"
+            )
+        return pb.DeleteSessionResponse(session_id=request.session_id, erased=erased)
+
     async def _ready(self, context: grpc.aio.ServicerContext, requests: AsyncIterator[Any] | None = None) -> ModelState:
         self.last_arrival = time.monotonic()
         problem = None
@@ -505,6 +523,11 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
         task = asyncio.create_task(asyncio.to_thread(fn, *args))
         self.background.add(task)
         task.add_done_callback(self.background.discard)
+
+
+def _peer(context: grpc.aio.ServicerContext) -> str:
+    """Who called, when token auth is off: the peer address."""
+    return f"peer {context.peer()}"
 
 
 def _abort_reason(context: grpc.aio.ServicerContext, default: str) -> str:

@@ -190,7 +190,7 @@ async def test_a_served_stream_and_classify_keep_only_encrypted_audio(tiny_model
         assert kept is not None and kept.sample_rate == RATE
         start, end = round(w.start_s * RATE), round(w.end_s * RATE)
         np.testing.assert_allclose(kept.waveform, sent[start:end], atol=2 / 32767)
-    whole = store.audio_clip("kept-classify")
+    whole = store.audio_clip(reply.session_id)
     assert whole is not None and len(whole.waveform) == len(sent)
     np.testing.assert_allclose(whole.waveform, sent, atol=2 / 32767)
     store.close()

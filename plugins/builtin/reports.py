@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emotion_service.plugins.hookspecs import hookimpl
-from emotion_service.plugins.reports import write_session_report
+from emotion_service.plugins.reports import session_report_paths, write_session_report
 from emotion_service.plugins.types import SessionRecord, SessionSummary
 from emotion_service.settings import load_plugin_config, setting
 
@@ -41,3 +41,11 @@ class Reports:
             SessionRecord.from_summary(summary), Path(self.config.output_dir), self.config.html
         )
         return [str(path) for path in paths]
+
+    @hookimpl
+    def on_erase(self, session_id: str) -> list[str] | None:
+        """Deletes the session's report files."""
+        removed = [path for path in session_report_paths(session_id, Path(self.config.output_dir)) if path.exists()]
+        for path in removed:
+            path.unlink()
+        return [f"reports: {len(removed)} files"] if removed else None

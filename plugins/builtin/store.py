@@ -94,7 +94,7 @@ class StoreConfig:
 
 
 class ResultsStore:
-    """The ``store`` plugin (``on_result``, ``on_alert``, ``on_session_end``, ``on_shutdown``).
+    """The ``store`` plugin (``on_result``, ``on_alert``, ``on_session_end``, ``on_erase``, ``on_shutdown``).
 
     The database is opened on first use, so listing plugins creates nothing.
     """
@@ -159,6 +159,21 @@ class ResultsStore:
         self.writer.put(ResultStore.session_end_entry(summary, summary.end_reason))
 
     @hookimpl
+    def on_erase(self, session_id: str, requested_by: str) -> list[str] | None:
+        """Deletes the session's rows (after writing what is queued) and records the erasure.
+
+        Writes still in the spool (the database being away) are replayed first, so none can
+        bring the session back afterwards; while the database is away the erasure fails.
+        """
+        self.flush()
+        if not self._retry_spool(force=True):
+            raise StoreError(
+                "the results database is unreachable and writes wait in the spool: retry the erasure later"
+            )
+        deleted = self.store.erase(session_id, requested_by)
+        return [f"store: {deleted} rows"] if deleted else None
+
+    @hookimpl
     def on_shutdown(self) -> None:
         """Writes what is queued (to the database, or to the spool while it is away) and closes."""
         self.writer.close(timeout=30.0)
@@ -182,11 +197,11 @@ class ResultsStore:
         except Exception as exc:
             self.spool.reject(entries, _reason(exc))
 
-    def _retry_spool(self) -> bool:
+    def _retry_spool(self, force: bool = False) -> bool:
         """Replays the spool into the database, at most every ``retry_s``; True when it is empty afterwards."""
         if not self.spool.has_pending():
             return True
-        if time.monotonic() < self._next_retry:
+        if not force and time.monotonic() < self._next_retry:
             return False
         try:
             self.spool.replay(self._write_or_reject, self.config.batch_size)

@@ -1,5 +1,5 @@
 """Reports of sessions and periods: JSON documents and self-contained HTML pages with matplotlib plots."""
 
-from emotion_service.plugins.reports.documents import write_period_report, write_session_report
+from emotion_service.plugins.reports.documents import session_report_paths, write_period_report, write_session_report
 
-__all__ = ["write_period_report", "write_session_report"]
+__all__ = ["session_report_paths", "write_period_report", "write_session_report"]

@@ -90,6 +90,12 @@ def period_html(records: Sequence[SessionRecord], since: datetime, until: dateti
     )
 
 
+def session_report_paths(session_id: str, output_dir: Path) -> list[Path]:
+    """Where a session's report files are (or would be) written."""
+    stem = f"session-{_safe_name(session_id)}"
+    return [output_dir / f"{stem}.json", output_dir / f"{stem}.html"]
+
+
 def write_session_report(record: SessionRecord, output_dir: Path, html: bool = True) -> list[Path]:
     """Writes ``session-<id>.json`` (and ``.html``) under ``output_dir``; returns the paths."""
     stem = f"session-{_safe_name(record.summary.session_id)}"

@@ -14,7 +14,7 @@ from uuid import uuid4
 import numpy as np
 import structlog
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from sqlalchemy import ColumnElement, Connection, Engine, create_engine, event, inspect, select, text, update
+from sqlalchemy import ColumnElement, Connection, Engine, create_engine, delete, event, inspect, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -25,6 +25,7 @@ from emotion_service.plugins.store.schema import (
     AudioBase,
     AudioClipRow,
     Base,
+    ErasureRow,
     MetadataRow,
     ResultRow,
     SessionRow,
@@ -317,6 +318,27 @@ class ResultStore:
         "alert": _apply_alert,
         "session_end": _apply_session_end,
     }
+
+    def erase(self, session_id: str, requested_by: str) -> int:
+        """Deletes every row of the session (retained audio included) and records the erasure.
+
+        Returns how many rows were deleted (0: the store held nothing of it; no record then).
+        """
+        tables = [MetadataRow, AlertRow, ResultRow]
+        if inspect(self.engine).has_table(AudioClipRow.__tablename__):
+            tables.insert(0, AudioClipRow)
+        deleted = 0
+        with self.engine.begin() as conn:
+            for table in tables:
+                deleted += conn.execute(delete(table).where(table.session_id == session_id)).rowcount
+            deleted += conn.execute(delete(SessionRow).where(SessionRow.id == session_id)).rowcount
+            if deleted:
+                conn.execute(
+                    self._insert(ErasureRow).values(
+                        session_id=session_id, requested_by=requested_by, rows_deleted=deleted, erased_at=_now()
+                    )
+                )
+        return deleted
 
     def session(self, session_id: str) -> SessionRecord | None:
         """One session with its results, alerts and metadata, or None."""

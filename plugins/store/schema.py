@@ -111,6 +111,18 @@ class AlertRow(Base):
     created_at: Mapped[datetime]
 
 
+class ErasureRow(Base):
+    """A record that a session was erased: when, who asked, which session; none of its content."""
+
+    __tablename__ = "erasures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(String, index=True)
+    requested_by: Mapped[str] = mapped_column(String)
+    rows_deleted: Mapped[int] = mapped_column(Integer)
+    erased_at: Mapped[datetime]
+
+
 class AudioBase(DeclarativeBase):
     """Metadata of the opt-in audio table, apart from :class:`Base` so that a default store never creates it."""
 

@@ -63,6 +63,7 @@ class Classification(_Serialisable):
     model_version: str
     request_id: str
     alerts: tuple[Alert, ...] = ()
+    session_id: str = ""  # the session the result is stored under (a new one per call)
 
     @property
     def confidence(self) -> float:
@@ -79,6 +80,7 @@ class Classification(_Serialisable):
             model_version=msg.model_version,
             request_id=msg.request_id,
             alerts=tuple(Alert.from_pb(a) for a in msg.alerts),
+            session_id=msg.session_id,
         )
 
 
@@ -91,6 +93,7 @@ class WindowResult(_Serialisable):
     end_s: float
     label: str
     scores: dict[str, float]
+    skipped: bool = False  # the server was too busy to score it: no label, no scores
 
     @property
     def confidence(self) -> float:
@@ -104,7 +107,7 @@ class WindowResult(_Serialisable):
 
     @classmethod
     def from_pb(cls, msg: pb.WindowResult) -> WindowResult:
-        return cls(msg.index, msg.start_s, msg.end_s, msg.label, _scores(msg.scores))
+        return cls(msg.index, msg.start_s, msg.end_s, msg.label, _scores(msg.scores), msg.skipped)
 
 
 @dataclass(frozen=True)

@@ -35,5 +35,7 @@ def on_session_end(summary: SessionSummary) -> list[str]:
         writer = csv.writer(f)
         writer.writerow(["index", "start_s", "end_s", "label", *labels])
         for r in summary.results:
-            writer.writerow([r.index, f"{r.start_s:.3f}", f"{r.end_s:.3f}", r.label, *(f"{r.scores[k]:.4f}" for k in labels)])
+            writer.writerow(
+                [r.index, f"{r.start_s:.3f}", f"{r.end_s:.3f}", r.label, *(f"{r.scores[k]:.4f}" for k in labels)]
+            )
     return [str(path)]

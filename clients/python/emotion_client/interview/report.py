@@ -159,7 +159,8 @@ class StreamRecord:
     def add(self, event: StreamEvent) -> None:
         """Records one event, in stream order."""
         if isinstance(event, WindowResult):
-            self.windows.append(event)
+            if not event.skipped:  # a window the busy server did not score says nothing about the answer
+                self.windows.append(event)
         elif isinstance(event, Alert):
             self.alerts.append((event, len(self.windows) - 1 if self.windows else None))
         else:

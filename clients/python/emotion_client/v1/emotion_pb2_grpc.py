@@ -50,6 +50,11 @@ class EmotionServiceStub:
                 request_serializer=emotion_dot_v1_dot_emotion__pb2.GetModelInfoRequest.SerializeToString,
                 response_deserializer=emotion_dot_v1_dot_emotion__pb2.ModelInfo.FromString,
                 _registered_method=True)
+        self.DeleteSession = channel.unary_unary(
+                '/emotion.v1.EmotionService/DeleteSession',
+                request_serializer=emotion_dot_v1_dot_emotion__pb2.DeleteSessionRequest.SerializeToString,
+                response_deserializer=emotion_dot_v1_dot_emotion__pb2.DeleteSessionResponse.FromString,
+                _registered_method=True)
 
 
 class EmotionServiceServicer:
@@ -80,6 +85,16 @@ class EmotionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteSession(self, request, context):
+        """Erases a session wherever the service wrote it (results, windows, alerts,
+        metadata, reports, retained audio) and records the erasure (when, who,
+        which session; no content). Administrative: needs the `admin` scope when
+        token auth is on. NOT_FOUND when nothing of the session was found.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EmotionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -97,6 +112,11 @@ def add_EmotionServiceServicer_to_server(servicer, server):
                     servicer.GetModelInfo,
                     request_deserializer=emotion_dot_v1_dot_emotion__pb2.GetModelInfoRequest.FromString,
                     response_serializer=emotion_dot_v1_dot_emotion__pb2.ModelInfo.SerializeToString,
+            ),
+            'DeleteSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSession,
+                    request_deserializer=emotion_dot_v1_dot_emotion__pb2.DeleteSessionRequest.FromString,
+                    response_serializer=emotion_dot_v1_dot_emotion__pb2.DeleteSessionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -181,6 +201,33 @@ class EmotionService:
             '/emotion.v1.EmotionService/GetModelInfo',
             emotion_dot_v1_dot_emotion__pb2.GetModelInfoRequest.SerializeToString,
             emotion_dot_v1_dot_emotion__pb2.ModelInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emotion.v1.EmotionService/DeleteSession',
+            emotion_dot_v1_dot_emotion__pb2.DeleteSessionRequest.SerializeToString,
+            emotion_dot_v1_dot_emotion__pb2.DeleteSessionResponse.FromString,
             options,
             channel_credentials,
             insecure,
