@@ -83,7 +83,9 @@ async def main(seconds: float, callers: int) -> None:
         lock.close()
         spooled = hanging_store.spool.count()
     p95 = {name: float(np.percentile(values, 95)) for name, values in (("a", plain), ("b", healthy), ("c", hanging))}
-    print(f"(b)/(a) p95: {p95['b'] / p95['a']:.2f}x   (c)/(a) p95: {p95['c'] / p95['a']:.2f}x   (target (c)/(a) <= 1.5)")
+    print(
+        f"(b)/(a) p95: {p95['b'] / p95['a']:.2f}x   (c)/(a) p95: {p95['c'] / p95['a']:.2f}x   (target (c)/(a) <= 1.5)"
+    )
     print(f"writes left in the spool after the hang, replayed on the next start: {spooled}")
 
 

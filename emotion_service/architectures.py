@@ -12,8 +12,10 @@ transformer of the same size, which has too little data to learn locality itself
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from transformers import (
@@ -42,6 +44,46 @@ class LogMelFeatureExtractor(SeamlessM4TFeatureExtractor):
     def __call__(self, raw_speech: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("do_normalize_per_mel_bins", self.normalize_per_clip)
         return super().__call__(raw_speech, **kwargs)
+
+    @property
+    def batches_in_torch(self) -> bool:
+        """Whether :meth:`torch_features` reproduces this extractor (per-clip normalisation is numpy-only)."""
+        return not self.normalize_per_clip
+
+    @torch.inference_mode()
+    def torch_features(self, waveforms: Sequence[np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
+        """The same filterbanks as ``__call__``, for a whole padded batch at once, on ``device``.
+
+        Kaldi-style, as SeamlessM4T's numpy extractor computes them clip by clip: 25 ms frames
+        every 10 ms, DC offset removed, pre-emphasis 0.97, Povey window, 512-point power
+        spectrum, the extractor's own mel matrix, log with its floor; then frames past each
+        clip's end zeroed, padded to an even count and stacked in pairs, with the attention mask.
+        Equal to ``__call__`` within float32 rounding (tests/test_features.py).
+        """
+        frame, hop = 400, 160
+        lengths = torch.tensor([len(w) for w in waveforms], device=device)
+        longest = max(int(lengths.max()), frame)
+        batch = torch.zeros(len(waveforms), longest, device=device)
+        for row, wave in enumerate(waveforms):
+            batch[row, : len(wave)] = torch.as_tensor(wave, dtype=torch.float32, device=device)
+        frames = (batch * 2**15).unfold(-1, frame, hop)  # (clips, frames, 400)
+        frames = frames - frames.mean(dim=-1, keepdim=True)
+        emphasised = torch.cat([frames[..., :1] * (1 - 0.97), frames[..., 1:] - 0.97 * frames[..., :-1]], dim=-1)
+        window = torch.as_tensor(self.window, dtype=torch.float32, device=device)
+        power = torch.fft.rfft(emphasised * window, n=512).abs().pow(2)
+        mel = torch.as_tensor(self.mel_filters, dtype=torch.float32, device=device)
+        features = torch.log(torch.clamp(power @ mel, min=1.192092955078125e-07))
+        counts = torch.where(lengths >= frame, 1 + (lengths - frame) // hop, torch.zeros_like(lengths))
+        total = int(counts.max())
+        total += total % self.stride
+        features = features[:, :total]
+        if features.shape[1] < total:
+            features = torch.nn.functional.pad(features, (0, 0, 0, total - features.shape[1]))
+        valid = torch.arange(total, device=device)[None, :] < counts[:, None]
+        features = features * valid[..., None]
+        stacked = features.reshape(len(waveforms), total // self.stride, -1)
+        mask = valid[:, self.stride - 1 :: self.stride].to(torch.int32)
+        return {"input_features": stacked, "attention_mask": mask}
 
 
 class LogMelCNNConfig(PretrainedConfig):

@@ -82,7 +82,7 @@ class EmotionServer:
         """Loads and warms the model off the event loop, then turns health SERVING."""
         s = self.settings
         if backend is None:
-            backend = await asyncio.to_thread(ModelBackend.load, s.model, s.device, s.dtype, s.torch_threads)
+            backend = await asyncio.to_thread(ModelBackend.load, s.model, s.device, s.dtype, s.torch_threads, s.quantize)
         await asyncio.to_thread(backend.warm_up)
         batcher = DynamicBatcher(
             backend.forward,

@@ -145,7 +145,7 @@ class DynamicBatcher:
             prepared = await self._prepare(batch)  # overlaps the forward pass in flight
             if running is not None:
                 await running
-            if prepared is not None:
+            if prepared is not None and self._still_wanted(batch):
                 running = asyncio.create_task(self._run(batch, prepared))
 
     async def _gather(self) -> None:
@@ -215,6 +215,17 @@ class DynamicBatcher:
                 best = group
         others = sorted((r for r in best if r is not anchor), key=lambda r: r.enqueued)
         return [anchor, *others[: self.max_batch_size - 1]]
+
+    def _still_wanted(self, batch: list[_Request]) -> bool:
+        """Whether anyone still waits for a prepared batch: those whose deadline passed while it
+        waited for the forward pass before it are failed unrun, and an all-dead batch is skipped."""
+        now = time.monotonic()
+        for request in batch:
+            if not request.future.done() and request.deadline is not None and request.deadline <= now:
+                request.future.set_exception(
+                    DeadlineExpiredError("deadline passed while queued; the request was not run")
+                )
+        return any(not request.future.done() for request in batch)
 
     async def _prepare(self, batch: list[_Request]) -> Any | None:
         """The batch's model input, computed on the features thread; None (callers told) when it fails."""

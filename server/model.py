@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Sequence
@@ -57,18 +58,35 @@ class ModelBackend:
         self._dtype = _DTYPES[info.dtype]
 
     @classmethod
-    def load(cls, name_or_path: str, device: str = "auto", dtype: str = "auto", torch_threads: int = 0) -> ModelBackend:
-        """Loads a folder or hub id with ``from_pretrained``; raises :class:`ModelNotFoundError`."""
+    def load(
+        cls,
+        name_or_path: str,
+        device: str = "auto",
+        dtype: str = "auto",
+        torch_threads: int = 0,
+        quantize: str = "none",
+    ) -> ModelBackend:
+        """Loads a folder or hub id with ``from_pretrained``; raises :class:`ModelNotFoundError`.
+
+        ``dtype="auto"`` picks the fastest type the hardware runs well (:func:`auto_dtype`) and
+        keeps it only if the model's scores on a few clips stay within :data:`DTYPE_TOLERANCE`
+        of float32's; otherwise it falls back to float32 (logged as ``dtype_fallback``).
+        ``quantize="int8"`` (CPU) quantises the linear layers dynamically, an opt-in.
+        """
         if torch_threads > 0:
             torch.set_num_threads(torch_threads)
         resolved_device = _resolve_device(device)
-        resolved_dtype = ("float16" if resolved_device.type == "cuda" else "float32") if dtype == "auto" else dtype
+        resolved_dtype = auto_dtype(resolved_device) if dtype == "auto" else dtype
+        if quantize not in ("none", "int8"):
+            raise ModelNotFoundError(f"quantize={quantize!r} is not supported: use none or int8")
+        if quantize == "int8" and resolved_device.type != "cpu":
+            raise ModelNotFoundError("quantize=int8 runs on the CPU only: use --device cpu, or --quantize none")
         _check_exists(name_or_path)
         hf_logging.disable_progress_bar()  # keep the server's stderr to JSON log lines
         try:
             config = AutoConfig.from_pretrained(name_or_path)
             feature_extractor = AutoFeatureExtractor.from_pretrained(name_or_path)
-            model = AutoModelForAudioClassification.from_pretrained(name_or_path, dtype=_DTYPES[resolved_dtype])
+            model = AutoModelForAudioClassification.from_pretrained(name_or_path, dtype=torch.float32)
         except OSError as exc:
             raise ModelNotFoundError(_not_found(name_or_path, str(exc).splitlines()[0])) from None
         model.to(resolved_device).eval()
@@ -79,11 +97,48 @@ class ModelBackend:
             labels=labels,
             sample_rate=int(feature_extractor.sampling_rate),
             device=str(resolved_device),
-            dtype=resolved_dtype,
+            dtype="float32",
             architecture=type(model).__name__,
         )
-        log.info("model_loaded", model=name_or_path, **{k: v for k, v in info.__dict__.items() if k != "labels"})
-        return cls(model, feature_extractor, info)
+        backend = cls(model, feature_extractor, info)
+        if resolved_dtype != "float32":
+            backend._convert(resolved_dtype, check=dtype == "auto")
+        if quantize == "int8":
+            backend._quantize_int8()
+        log.info(
+            "model_loaded", model=name_or_path, **{k: v for k, v in backend.info.__dict__.items() if k != "labels"}
+        )
+        return backend
+
+    def _convert(self, dtype: str, check: bool) -> None:
+        """Moves the weights to ``dtype``; with ``check``, back to float32 when scores drift too far."""
+        clips = _check_clips(self.info.sample_rate)
+        reference = self.predict(clips) if check else None
+        # Casting back would keep the rounding: a fallback restores the float32 weights themselves.
+        weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()} if check else None
+        self.model.to(_DTYPES[dtype])
+        self._dtype = _DTYPES[dtype]
+        self.info = dataclasses.replace(self.info, dtype=dtype)
+        if reference is None:
+            return
+        drift = float(np.abs(self.predict(clips) - reference).max())
+        if drift > DTYPE_TOLERANCE:
+            log.warning("dtype_fallback", tried=dtype, drift=drift, tolerance=DTYPE_TOLERANCE, using="float32")
+            self.model.to(torch.float32)
+            self.model.load_state_dict(weights)
+            self._dtype = torch.float32
+            self.info = dataclasses.replace(self.info, dtype="float32")
+        else:
+            log.info("dtype_checked", dtype=dtype, drift=drift, tolerance=DTYPE_TOLERANCE)
+
+    def _quantize_int8(self) -> None:
+        """Dynamic int8 quantisation of the linear layers (weights int8, activations quantised per batch)."""
+        clips = _check_clips(self.info.sample_rate)
+        reference = self.predict(clips)
+        self.model = torch.ao.quantization.quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8)
+        self.info = dataclasses.replace(self.info, dtype=f"{self.info.dtype}+int8-linear")
+        drift = float(np.abs(self.predict(clips) - reference).max())
+        log.info("model_quantized", scheme="dynamic int8, linear layers", drift=drift)
 
     def predict(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
         """Returns a (batch, labels) float32 array of probabilities."""
@@ -93,8 +148,12 @@ class ModelBackend:
         """The model's inputs for a batch: padded features and attention mask, on the model's device.
 
         Separate from :meth:`forward` so the batcher can prepare the next batch while the
-        current one runs.
+        current one runs. An extractor that can compute the whole padded batch in torch, on
+        the model's device (the project's log-mel extractor), does so.
         """
+        if getattr(self.feature_extractor, "batches_in_torch", False):
+            inputs = self.feature_extractor.torch_features(waveforms, self._device)
+            return {key: value.to(self._dtype) if value.is_floating_point() else value for key, value in inputs.items()}
         inputs = self.feature_extractor(
             list(waveforms),
             sampling_rate=self.info.sample_rate,
@@ -136,6 +195,43 @@ class ModelBackend:
         gap = float(np.abs(alone - together).max() / (1.0 + np.abs(alone).max()))
         self.pads_mixed_lengths = gap < BATCH_INVARIANCE_TOLERANCE
         log.info("model_warmed_up", pads_mixed_lengths=self.pads_mixed_lengths, padding_gap=gap)
+
+
+# The largest change of any probability on the check clips that a faster dtype may cause before
+# dtype=auto falls back to float32 (bf16 keeps about 3 significant digits).
+DTYPE_TOLERANCE = 0.01
+_CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (Linux ``/proc/cpuinfo``; empty elsewhere)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def auto_dtype(device: torch.device) -> str:
+    """The fastest dtype the hardware runs well: bf16 on CUDA that supports it (else fp16), bf16 on
+    CPUs with AMX or AVX-512 BF16 instructions, float32 elsewhere."""
+    if device.type == "cuda":
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    return "bfloat16" if cpu_flags() & set(_CPU_BF16_FLAGS) else "float32"
+
+
+def _check_clips(rate: int) -> list[np.ndarray]:
+    """Three seeded clips of shaped noise, 1-2 s, for comparing dtypes."""
+    rng = np.random.default_rng(1)
+    clips = []
+    for seconds in (1.0, 1.5, 2.0):
+        noise = rng.standard_normal(int(rate * seconds)).astype(np.float32)
+        envelope = np.abs(np.sin(np.linspace(0, 6 * np.pi, len(noise)))).astype(np.float32)
+        clips.append(0.1 * noise * envelope)
+    return clips
 
 
 def _resolve_device(device: str) -> torch.device:

@@ -228,7 +228,7 @@ def test_emotion_plugins_lists_plugins_hooks_and_call_order(capsys: pytest.Captu
     assert "on_alert: store -> alert_log" in out
     assert emotion("plugins", "--select", "store", "--json") == 0
     (listed,) = json.loads(capsys.readouterr().out)
-    assert listed["name"] == "store" and listed["hooks"] == ["on_result", "on_alert", "on_session_end", "on_shutdown"]
+    assert listed["name"] == "store" and listed["hooks"] == ["on_result", "on_alert", "on_session_end", "on_shutdown", "on_erase"]
 
 
 def test_docs_describe_every_builtin_plugin_and_setting() -> None:

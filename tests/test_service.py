@@ -73,10 +73,30 @@ async def test_classify_encoded_formats(stub, make) -> None:
         (pb.ClassifyRequest(), "no audio"),
         (pb.ClassifyRequest(audio=pb.Audio(content=b"")), "audio is empty"),
         (pb.ClassifyRequest(audio=pb.Audio(content=b"not audio at all" * 100)), "cannot decode"),
-        (pb.ClassifyRequest(audio=pb.Audio(raw=pb.RawAudio(data=b"\x00" * 3201, format=pb.PcmFormat(encoding=1, sample_rate=16000)))), "multiple of 2 bytes"),
-        (pb.ClassifyRequest(audio=pb.Audio(raw=pb.RawAudio(data=b"\x00" * 3200, format=pb.PcmFormat(encoding=1, sample_rate=0)))), "sample rate 0"),
-        (pb.ClassifyRequest(audio=pb.Audio(raw=pb.RawAudio(data=b"\x00" * 3200, format=pb.PcmFormat(sample_rate=16000)))), "encoding is unspecified"),
-        (pb.ClassifyRequest(audio=pb.Audio(raw=pb.RawAudio(data=b"\x00" * 4, format=pb.PcmFormat(encoding=1, sample_rate=16000)))), "at least"),
+        (
+            pb.ClassifyRequest(
+                audio=pb.Audio(raw=pb.RawAudio(data=b"\x00" * 3201, format=pb.PcmFormat(encoding=1, sample_rate=16000)))
+            ),
+            "multiple of 2 bytes",
+        ),
+        (
+            pb.ClassifyRequest(
+                audio=pb.Audio(raw=pb.RawAudio(data=b"\x00" * 3200, format=pb.PcmFormat(encoding=1, sample_rate=0)))
+            ),
+            "sample rate 0",
+        ),
+        (
+            pb.ClassifyRequest(
+                audio=pb.Audio(raw=pb.RawAudio(data=b"\x00" * 3200, format=pb.PcmFormat(sample_rate=16000)))
+            ),
+            "encoding is unspecified",
+        ),
+        (
+            pb.ClassifyRequest(
+                audio=pb.Audio(raw=pb.RawAudio(data=b"\x00" * 4, format=pb.PcmFormat(encoding=1, sample_rate=16000)))
+            ),
+            "at least",
+        ),
     ],
     ids=["missing", "empty", "corrupt", "odd-length", "zero-rate", "no-encoding", "too-short"],
 )
@@ -149,10 +169,17 @@ async def test_short_stream_gets_one_window(stub) -> None:
     [
         ([], "must carry config"),
         ([pb.StreamClassifyRequest(audio_content=b"\x00\x00" * 100)], "must carry config"),
-        (stream_requests(np.zeros(16000, np.float32), 16000)[:2] + stream_requests(np.zeros(1, np.float32), 16000)[:1], "config was sent twice"),
+        (
+            stream_requests(np.zeros(16000, np.float32), 16000)[:2]
+            + stream_requests(np.zeros(1, np.float32), 16000)[:1],
+            "config was sent twice",
+        ),
         ([pb.StreamClassifyRequest(config=pb.StreamConfig())], "format is missing"),
         (stream_requests(np.zeros(16000, np.float32), 16000, window_s=1.0, hop_s=2.0)[:1], "hop_s=2"),
-        ([stream_requests(np.zeros(1, np.float32), 16000)[0], pb.StreamClassifyRequest(audio_content=b"\x00" * 3)], "stray byte"),
+        (
+            [stream_requests(np.zeros(1, np.float32), 16000)[0], pb.StreamClassifyRequest(audio_content=b"\x00" * 3)],
+            "stray byte",
+        ),
     ],
     ids=["empty", "no-config", "config-twice", "no-format", "hop-too-long", "partial-frame"],
 )
@@ -193,6 +220,8 @@ async def test_full_queue_answers_resource_exhausted_at_once(tiny_model: Path) -
             request = raw_request(load_mono(recordings()[0]), 16000)
             running = asyncio.ensure_future(stub.Classify(request))  # taken by the worker, held at the gate
             await asyncio.sleep(0.3)
+            prepared = asyncio.ensure_future(stub.Classify(request))  # its features ready, waiting for the forward pass
+            await asyncio.sleep(0.3)
             queued = [asyncio.ensure_future(stub.Classify(request)) for _ in range(2)]
             await asyncio.sleep(0.3)
             with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -200,7 +229,7 @@ async def test_full_queue_answers_resource_exhausted_at_once(tiny_model: Path) -
             assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert "max_queue_size=2" in err.value.details()
             backend.gate.set()
-            answers = await asyncio.gather(running, *queued)
+            answers = await asyncio.gather(running, prepared, *queued)
             assert all(a.label in LABELS for a in answers)
     finally:
         backend.gate.set()

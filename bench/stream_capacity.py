@@ -1,0 +1,151 @@
+"""Live-stream capacity: N concurrent streams at 1x real time, for N on a ladder.
+
+Each stream sends real speech (the RAVDESS clips of tests/data, looped) as s16le chunks of
+``--chunk-ms`` at the pace of real time, to a server on this machine running the bundled
+model at its default settings (plugins as ``EMOTION_PLUGINS`` says; none by default here).
+Per N it prints: streams admitted and refused, windows answered per second, windows skipped,
+and the window lag, from the moment a window's last sample was sent to the moment its answer
+arrived, p50 and p95. Last, the largest N whose p95 lag stays under the hop. Asserts nothing.
+
+    python bench/stream_capacity.py                          # N = 10 20 40 60 80 100 120, 20 s each
+    python bench/stream_capacity.py --ladder 20 60 --seconds 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import grpc
+import numpy as np
+import soundfile as sf
+
+from emotion_client.v1 import emotion_pb2 as pb
+from emotion_client.v1 import emotion_pb2_grpc
+from emotion_service.logging import configure_logging
+from emotion_service.paths import BUNDLED_MODEL, REPO_ROOT
+from emotion_service.plugins.manager import load_plugins
+from emotion_service.server.app import EmotionServer
+from emotion_service.server.config import Settings
+
+RATE = 16_000
+
+
+@dataclass
+class Rung:
+    streams: int
+    admitted: int = 0
+    refused: int = 0
+    failed: int = 0
+    windows: int = 0
+    skipped: int = 0
+    lags: list[float] = field(default_factory=list)
+
+    def line(self, seconds: float) -> str:
+        p50, p95 = (np.percentile(self.lags, [50, 95]) * 1000) if self.lags else (float("nan"), float("nan"))
+        return (
+            f"N={self.streams:4d}  admitted {self.admitted:4d}  refused {self.refused:4d}  failed {self.failed:3d}  "
+            f"windows/s {self.windows / seconds:7.1f}  skipped {self.skipped:5d}  lag p50 {p50:7.0f} ms  p95 {p95:7.0f} ms"
+        )
+
+
+def speech() -> np.ndarray:
+    """The test recordings back to back, as 16 kHz s16le samples."""
+    waves = []
+    for path in sorted((REPO_ROOT / "tests" / "data").glob("*.flac")):
+        wave, rate = sf.read(path, dtype="int16", always_2d=True)
+        assert rate == RATE
+        waves.append(wave[:, 0])
+    return np.concatenate(waves)
+
+
+async def one_stream(
+    stub: emotion_pb2_grpc.EmotionServiceStub, audio: np.ndarray, seconds: float, chunk_ms: int, rung: Rung, offset: int
+) -> None:
+    fmt = pb.PcmFormat(encoding=pb.PCM_ENCODING_S16LE, sample_rate=RATE, channels=1)
+    chunk = RATE * chunk_ms // 1000
+    total = int(seconds * RATE)
+    sent_at: dict[int, float] = {}  # samples sent so far -> when
+
+    async def requests() -> AsyncIterator[pb.StreamClassifyRequest]:
+        yield pb.StreamClassifyRequest(config=pb.StreamConfig(format=fmt))
+        started = time.monotonic()
+        for position in range(0, total, chunk):
+            await asyncio.sleep(max(0.0, started + position / RATE - time.monotonic()))  # real time
+            piece = np.take(audio, range(offset + position, offset + position + chunk), mode="wrap")
+            yield pb.StreamClassifyRequest(audio_content=piece.astype("<i2").tobytes())
+            sent_at[position + chunk] = time.monotonic()
+
+    admitted = False
+    try:
+        async for response in stub.StreamClassify(requests(), timeout=seconds + 120):
+            if not admitted:
+                admitted = True
+                rung.admitted += 1
+            if response.HasField("window"):
+                window = response.window
+                if window.skipped:
+                    rung.skipped += 1
+                    continue
+                rung.windows += 1
+                end = round(window.end_s * RATE)
+                last_sent = next((at for position, at in sent_at.items() if position >= end), None)
+                if last_sent is not None:
+                    rung.lags.append(time.monotonic() - last_sent)
+    except grpc.aio.AioRpcError as error:
+        if not admitted and error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+            rung.refused += 1
+        else:
+            rung.failed += 1
+
+
+async def run_rung(port: int, audio: np.ndarray, streams: int, seconds: float, chunk_ms: int) -> Rung:
+    rung = Rung(streams)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = emotion_pb2_grpc.EmotionServiceStub(channel)
+        rng = np.random.default_rng(streams)
+        offsets = rng.integers(0, len(audio), streams)
+
+        async def start(i: int) -> None:
+            await asyncio.sleep(i * 0.05)  # streams join over a few seconds, as callers do
+            await one_stream(stub, audio, seconds, chunk_ms, rung, int(offsets[i]))
+
+        await asyncio.gather(*(start(i) for i in range(streams)))
+    return rung
+
+
+async def main(ladder: list[int], seconds: float, chunk_ms: int) -> None:
+    configure_logging("error", "console")
+    settings = Settings(port=0, model=str(BUNDLED_MODEL), max_streams=max(ladder) + 8)
+    server = EmotionServer(settings, plugins=load_plugins(os.environ.get("EMOTION_PLUGINS", "none")))
+    await server.start()
+    await server.load_model()
+    audio = speech()
+    print(
+        f"bundled model, window {settings.window_s:g} s, hop {settings.hop_s:g} s, {chunk_ms} ms chunks at 1x real time, "
+        f"{seconds:g} s per stream, {os.cpu_count()} CPUs, client and server in one process"
+    )
+    best = 0
+    for streams in ladder:
+        server.servicer._lags.clear()  # each rung starts with a fresh admission history
+        rung = await run_rung(server.port, audio, streams, seconds, chunk_ms)
+        print(rung.line(seconds), flush=True)
+        if rung.lags and np.percentile(rung.lags, 95) < settings.hop_s and rung.refused == 0 and rung.skipped == 0:
+            best = streams
+    await server.stop(grace=5)
+    print(
+        f"largest N with every stream admitted, none skipped and p95 lag under the hop ({settings.hop_s:g} s): {best}"
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ladder", type=int, nargs="+", default=[10, 20, 40, 60, 80, 100, 120], help="stream counts")
+    parser.add_argument("--seconds", type=float, default=20.0, help="audio each stream sends (default 20)")
+    parser.add_argument("--chunk-ms", type=int, default=100, help="audio per message in ms (default 100)")
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.ladder, arguments.seconds, arguments.chunk_ms))

@@ -1,0 +1,58 @@
+"""--dtype auto picks what the hardware runs well and falls back when scores drift; --quantize int8."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import structlog
+import torch
+
+from emotion_service.paths import BUNDLED_MODEL
+from emotion_service.server import model as model_module
+from emotion_service.server.model import ModelBackend, auto_dtype
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ({"avx2", "amx_bf16", "amx_tile"}, "bfloat16"),
+        ({"avx512f", "avx512_bf16"}, "bfloat16"),
+        ({"avx2", "fma"}, "float32"),
+    ],
+)
+def test_auto_dtype_reads_the_cpu_flags(monkeypatch: pytest.MonkeyPatch, flags: set[str], expected: str) -> None:
+    monkeypatch.setattr(model_module, "cpu_flags", lambda: flags)
+    assert auto_dtype(torch.device("cpu")) == expected
+
+
+def test_this_machines_flags_are_read() -> None:
+    flags = model_module.cpu_flags()
+    assert "sse2" in flags or not flags  # x86 Linux lists sse2; other platforms read nothing
+
+
+def test_auto_keeps_bf16_when_scores_agree_and_falls_back_when_they_drift(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(model_module, "auto_dtype", lambda device: "bfloat16")
+    kept = ModelBackend.load(str(BUNDLED_MODEL), dtype="auto", torch_threads=1)
+    assert kept.info.dtype == "bfloat16" and next(kept.model.parameters()).dtype == torch.bfloat16
+    monkeypatch.setattr(model_module, "DTYPE_TOLERANCE", 0.0)  # no drift allowed: bf16 must give way
+    with structlog.testing.capture_logs() as logs:
+        fallen = ModelBackend.load(str(BUNDLED_MODEL), dtype="auto", torch_threads=1)
+    assert fallen.info.dtype == "float32" and next(fallen.model.parameters()).dtype == torch.float32
+    assert any(e["event"] == "dtype_fallback" and e["tried"] == "bfloat16" for e in logs)
+    clip = [np.random.default_rng(0).standard_normal(32000).astype(np.float32) * 0.1]
+    reference = ModelBackend.load(str(BUNDLED_MODEL), dtype="float32", torch_threads=1)
+    np.testing.assert_allclose(fallen.predict(clip), reference.predict(clip), atol=1e-6)
+
+
+def test_an_explicit_dtype_is_used_as_asked() -> None:
+    backend = ModelBackend.load(str(BUNDLED_MODEL), dtype="bfloat16", torch_threads=1)
+    assert backend.info.dtype == "bfloat16"
+
+
+def test_int8_quantisation_is_reported_and_stays_close() -> None:
+    clips = [np.random.default_rng(i).standard_normal(32000).astype(np.float32) * 0.1 for i in range(4)]
+    reference = ModelBackend.load(str(BUNDLED_MODEL), dtype="float32", torch_threads=1)
+    quantised = ModelBackend.load(str(BUNDLED_MODEL), dtype="float32", torch_threads=1, quantize="int8")
+    assert quantised.info.dtype == "float32+int8-linear"
+    assert any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in quantised.model.modules())
+    assert np.abs(quantised.predict(clips) - reference.predict(clips)).max() < 0.05
