@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml clients/python/pyproject.toml plugins/examples/emotion-
 	$(BIN)/pip install -q --upgrade pip
 	# torch first and pinned, so no dependency can pull a CUDA build onto a CPU machine.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ./clients/python -e ".[dev,tune]" -e ./plugins/examples/emotion-csv-export
+	$(BIN)/pip install -q -e ./clients/python -e ".[dev,tune,export]" -e ./plugins/examples/emotion-csv-export
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install the service, the client and the dev tools

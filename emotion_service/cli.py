@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 from collections.abc import Callable
@@ -122,6 +123,31 @@ def _erase(args: argparse.Namespace) -> int:
         print(f"no session {args.session!r} found (plugins: {', '.join(host.names()) or 'none'})", file=sys.stderr)
         return 1
     print(f"erased session {args.session}: " + "; ".join(erased))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from emotion_service.audio import load_audio
+    from emotion_service.logging import configure_logging
+    from emotion_service.paths import REPO_ROOT
+    from emotion_service.tuning.export import export_onnx
+
+    configure_logging("warning", "console")
+    if not (args.model_dir / "config.json").is_file():
+        print(f"error: MODEL_DIR {args.model_dir} holds no config.json: pass a model folder", file=sys.stderr)
+        return 2
+    paths = args.audio or sorted((REPO_ROOT / "tests" / "data").glob("*.flac"))[:6]
+    if not paths:
+        print("error: no clips to check the export on: pass --audio FILE...", file=sys.stderr)
+        return 2
+    rate = json.loads((args.model_dir / "preprocessor_config.json").read_text()).get("sampling_rate", 16000)
+    clips = [load_audio(path, rate) for path in paths]
+    report = export_onnx(args.model_dir, args.out_dir, clips, opset=args.opset)
+    print(f"wrote {report.path} (inputs: {', '.join(report.inputs)}; dynamic batch and length)")
+    print(
+        f"largest logit difference, ONNX Runtime against PyTorch, on {report.clips_checked} clips alone and "
+        f"batched: {report.max_logit_difference:.2e}"
+    )
     return 0
 
 
@@ -292,6 +318,21 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpars
     erase.add_argument(
         "--select", default=None, metavar="NAMES", help="plugins to load (default: $EMOTION_PLUGINS, else all)"
     )
+    export = commands.add_parser(
+        "export",
+        help="export a model folder to ONNX (dynamic batch and length) and check it with ONNX Runtime",
+        description="Writes OUT_DIR/model.onnx (inputs as the model's feature extractor makes them, output "
+        "logits) plus the model's config and preprocessor config, then runs it with ONNX Runtime on real "
+        "clips and prints the largest logit difference against PyTorch. Needs the 'export' extra "
+        "(pip install 'emotion-service[export]').",
+    )
+    export.add_argument("--format", choices=["onnx"], required=True, help="the output format (onnx)")
+    export.add_argument("model_dir", type=Path, metavar="MODEL_DIR", help="a model folder (save_pretrained)")
+    export.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="folder to write (created when missing)")
+    export.add_argument(
+        "--audio", type=Path, nargs="+", metavar="FILE", help="clips to check on [default: the tests' recordings]"
+    )
+    export.add_argument("--opset", type=int, default=18, help="ONNX opset [default: 18]")
     report = commands.add_parser(
         "report",
         help="write a JSON + HTML report of a session, or of every session in a period",
@@ -388,6 +429,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpars
         "plugins": _plugins,
         "report": _report,
         "erase": _erase,
+        "export": _export,
         "train": _train,
         "evaluate": _evaluate,
         "tune": _tune,
