@@ -4,8 +4,9 @@ Prints clips/s for (a) the bare forward pass in float32 at batch 1 and at the ba
 size, (a') the same at the dtype ``--dtype auto`` picks on this machine, (b) the gRPC service
 at its default settings with the default plugins on, under N concurrent callers, (c) the same
 service with batching off, and (d) the bundled model served the same way; with p50/p95 latency
-and the ratios (b)/(a'), (b)/(c) and (d)/(a). Asserts nothing. Random HuBERT-base-sized
-weights: timing only.
+and the ratios (b)/(a'), (b)/(c) and (d)/(a). When CUDA is there, a GPU section times the raw
+forward pass of HuBERT-base and HuBERT-large shapes in float32, float16 and bfloat16. Asserts
+nothing. Random weights: timing only.
 
     python bench/serve_throughput.py                 # HuBERT-base, 3 s clips
     python bench/serve_throughput.py --size tiny     # a quick smoke run
@@ -40,6 +41,8 @@ LABELS = ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")
 SIZES = {
     "base": {},  # HubertConfig's defaults are hubert-base's shape (95 M parameters)
     "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128, conv_dim=(32,) * 7),
+    # hubert-large's shape (316 M parameters): only timed in the GPU section
+    "large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),
 }
 
 
@@ -156,6 +159,21 @@ async def main() -> None:
     print(f"(b)/(c):  {served.rate / unbatched.rate:.2f}x")
     print(f"(d)/(a) at batch {batch}: {bundled.rate / batched.rate:.1f}x   (target >= 25)")
     print(f"(a) batch {batch} / batch 1: {batched.rate / single.rate:.2f}x")
+    if torch.cuda.is_available():
+        gpu_section(clips, args.seconds)
+
+
+def gpu_section(clips: list[np.ndarray], seconds: float) -> None:
+    """Raw forward passes on the GPU: HuBERT-base and -large shapes, float32, float16 and bfloat16."""
+    print(f"GPU: {torch.cuda.get_device_name(0)}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in ("base", "large"):
+            model = save_model(size, Path(tmp) / size)
+            for dtype in ("float32", "float16", "bfloat16"):
+                backend = ModelBackend.load(str(model), device="cuda", dtype=dtype)
+                print(time_forward(backend, clips, len(clips), seconds, f"[gpu] HuBERT-{size}").line())
+                del backend
+                torch.cuda.empty_cache()
 
 
 if __name__ == "__main__":

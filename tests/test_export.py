@@ -41,3 +41,12 @@ def test_emotion_export_command_line(tmp_path: Path, capsys: pytest.CaptureFixtu
     out = capsys.readouterr().out
     assert "largest logit difference" in out and (tmp_path / "out" / "model.onnx").is_file()
     assert emotion("export", "--format", "onnx", str(tmp_path / "nowhere"), str(tmp_path / "x")) == 2
+
+
+def test_a_hubert_checkpoint_exports_too(tiny_model: Path, tmp_path: Path) -> None:
+    from emotion_service.tuning.export import export_onnx
+
+    clips = [load_audio(path)[: 16000 * (2 + i % 2)] for i, path in enumerate(recordings()[:3])]
+    report = export_onnx(tiny_model, tmp_path / "hubert-onnx", clips)
+    assert report.inputs == ("input_values", "attention_mask")
+    assert report.max_logit_difference < 1e-4
