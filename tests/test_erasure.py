@@ -8,6 +8,7 @@ import grpc
 import pytest
 from sqlalchemy import text
 
+from emotion_client import AsyncEmotionClient, EmotionError
 from emotion_client.v1 import emotion_pb2 as pb
 from emotion_client.v1 import emotion_pb2_grpc
 from emotion_service.plugins.builtin.reports import Reports, ReportsConfig
@@ -74,6 +75,10 @@ async def test_delete_session_needs_admin_and_erases_rows_and_reports(tiny_model
             with pytest.raises(grpc.aio.AioRpcError) as again:
                 await stub.DeleteSession(pb.DeleteSessionRequest(session_id="to-erase"), metadata=as_admin)
             assert again.value.code() == grpc.StatusCode.NOT_FOUND
+            async with AsyncEmotionClient(f"127.0.0.1:{server.port}", token=ADMIN) as client:
+                with pytest.raises(EmotionError) as missing:
+                    await client.delete_session("to-erase")
+                assert missing.value.code is grpc.StatusCode.NOT_FOUND
     finally:
         await server.stop(grace=1)
     assert rows_naming(store, "to-erase") == dict.fromkeys(("sessions", "results", "alerts", "session_metadata"), 0)

@@ -114,6 +114,11 @@ class AsyncEmotionClient:
         """The served model: labels, sample rate, device, batching and stream defaults."""
         return ModelInfo.from_pb(await self._unary(self._stub.GetModelInfo, pb.GetModelInfoRequest(), timeout))
 
+    async def delete_session(self, session_id: str, *, timeout: float | None = None) -> list[str]:
+        """Erases a session everywhere the service wrote it (``admin`` scope); see :meth:`EmotionClient.delete_session`."""
+        reply = await self._unary(self._stub.DeleteSession, pb.DeleteSessionRequest(session_id=session_id), timeout)
+        return list(reply.erased)
+
     async def health(self, service: str = "", *, timeout: float | None = None) -> HealthStatus:
         """The standard gRPC health status of ``service`` ("" for the whole server)."""
         try:

@@ -136,6 +136,15 @@ class EmotionClient:
         """The served model: labels, sample rate, device, batching and stream defaults."""
         return ModelInfo.from_pb(self._unary(self._stub.GetModelInfo, pb.GetModelInfoRequest(), timeout))
 
+    def delete_session(self, session_id: str, *, timeout: float | None = None) -> list[str]:
+        """Erases a session everywhere the service wrote it (needs a token with the ``admin`` scope).
+
+        Returns what was removed where (``"store: 14 rows"``); raises :class:`EmotionError`
+        (``NOT_FOUND`` when nothing of the session was found).
+        """
+        reply = self._unary(self._stub.DeleteSession, pb.DeleteSessionRequest(session_id=session_id), timeout)
+        return list(reply.erased)
+
     def health(self, service: str = "", *, timeout: float | None = None) -> HealthStatus:
         """The standard gRPC health status of ``service`` ("" for the whole server).
 
