@@ -5,8 +5,9 @@ around the oldest waiting request (so nobody starves) from requests of similar
 length: the longest clip of a batch is at most :data:`MAX_LENGTH_RATIO` times
 the shortest (so padding stays small); when the model cannot pad without
 changing answers, only equal lengths are merged. Two stages, each on its own
-thread, off the event loop: the features of the next batch (``prepare``) are
-computed while the current batch's forward pass (``run``) runs.
+thread, off the event loop: while the current batch's forward pass (``run``)
+runs, the next batch is collected until it is full, and then its features
+(``prepare``) are computed.
 
 Cancelled and expired requests are dropped from the queue before it is judged
 full, so only live requests count toward ``max_queue_size``.
@@ -138,6 +139,8 @@ class DynamicBatcher:
                 self._arrived.clear()
                 await self._arrived.wait()
                 continue
+            if running is not None and not running.done():
+                await self._fill_while_busy(running)
             await self._gather()
             batch = self._take_batch()
             if not batch:
@@ -147,6 +150,19 @@ class DynamicBatcher:
                 await running
             if prepared is not None and self._still_wanted(batch):
                 running = asyncio.create_task(self._run(batch, prepared))
+
+    async def _fill_while_busy(self, running: asyncio.Task[None]) -> None:
+        """While a forward pass runs, the next batch is taken early only once it is full.
+
+        It has to wait for the model anyway, and requests arriving meanwhile would otherwise
+        miss it and wait a whole forward pass more (``max_queue_delay_ms`` counts only when
+        the model is free).
+        """
+        while len(self._pending) < self.max_batch_size and not running.done() and not self._closing:
+            self._arrived.clear()
+            arrival = asyncio.ensure_future(self._arrived.wait())
+            await asyncio.wait({arrival, running}, return_when=asyncio.FIRST_COMPLETED)
+            arrival.cancel()
 
     async def _gather(self) -> None:
         """Waits until a batch is full or the oldest request has waited long enough."""
