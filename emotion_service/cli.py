@@ -225,8 +225,11 @@ def _evaluate(args: argparse.Namespace) -> int:
         config = AutoConfig.from_pretrained(args.model)
         labels = [config.id2label[i] for i in range(config.num_labels)]
         examples, skipped = map_labels(load_dataset(args.dataset, args.data), labels, parse_label_map(args.label_map))
+        others: list = []
         if args.speakers:
-            examples, _ = split_by_speaker(examples, parse_speakers(args.speakers))
+            examples, others = split_by_speaker(examples, parse_speakers(args.speakers))
+        if args.conditions:
+            return _evaluate_conditions(args, examples, others)
         metrics = evaluate(args.model, examples, args.output, device=args.device, torch_threads=args.torch_threads)
     except (ValueError, OSError, ModelNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -237,6 +240,23 @@ def _evaluate(args: argparse.Namespace) -> int:
             {**summary, "skipped": skipped, "roc_auc_macro": metrics["roc_auc"]["macro"], "output": str(args.output)}
         )
     )
+    return 0
+
+
+def _evaluate_conditions(args: argparse.Namespace, examples: list, others: list) -> int:
+    """``emotion evaluate --conditions``: the same metrics under recording conditions."""
+    from emotion_service.audio import load_audio
+    from emotion_service.tuning.conditions import select
+    from emotion_service.tuning.evaluate import conditions_table, evaluate_conditions
+
+    # Babble is made of speakers outside the evaluated ones (with --speakers 19-24, the training actors).
+    pool = [load_audio(example.path) for example in others[: args.babble_clips]] if others else []
+    conditions = select(args.conditions, pool)
+    rows = evaluate_conditions(
+        args.model, examples, args.output, conditions, device=args.device, torch_threads=args.torch_threads
+    )
+    print(conditions_table(rows), end="")
+    print(f"wrote {args.output}/conditions.json, conditions.md, accuracy_vs_snr.png and conditions/<name>/metrics.json")
     return 0
 
 
@@ -396,6 +416,20 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpars
         "--output", type=Path, default=Path("evaluation"), help="folder for the results [default: evaluation]"
     )
     evaluate.add_argument("--device", default="auto", help="auto, cpu or cuda:N [default: auto]")
+    evaluate.add_argument(
+        "--conditions",
+        metavar="LIST",
+        help="also score under recording conditions: 'all', or names / families (level, noise-white, "
+        "noise-pink, noise-brown, babble, silence, telephone, codec, reverb), seeded; writes "
+        "conditions/<name>/metrics.json, conditions.md and accuracy_vs_snr.png [default: clean only]",
+    )
+    evaluate.add_argument(
+        "--babble-clips",
+        type=int,
+        default=200,
+        metavar="N",
+        help="clips of the speakers outside --speakers that babble is made from [default: 200]",
+    )
     evaluate.add_argument(
         "--torch-threads", type=int, default=0, help="CPU threads for inference; 0: torch's default [default: 0]"
     )

@@ -58,10 +58,18 @@ def _relative(path: Path) -> Path:
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tuning.bundled", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=_relative(DEFAULT_DATA),
-                        help="RAVDESS folder with manifest.csv [default: ../shared/data/ravdess beside the repo]")
-    parser.add_argument("--emodb", type=Path, default=_relative(DEFAULT_EMODB),
-                        help="EmoDB folder, for cross-corpus evaluation only; skipped when missing")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=_relative(DEFAULT_DATA),
+        help="RAVDESS folder with manifest.csv [default: ../shared/data/ravdess beside the repo]",
+    )
+    parser.add_argument(
+        "--emodb",
+        type=Path,
+        default=_relative(DEFAULT_EMODB),
+        help="EmoDB folder, for cross-corpus evaluation only; skipped when missing",
+    )
     parser.add_argument("--output", type=Path, default=_relative(BUNDLED_MODEL), help="model folder to write")
     parser.add_argument("--epochs", type=int, default=40, help="training epochs [default: 40]")
     parser.add_argument("--seed", type=int, default=0, help="seed of initialisation, order and augmentation")
@@ -73,7 +81,11 @@ def hardware() -> str:
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
         name = next(
-            (line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")),
+            (
+                line.split(":", 1)[1].strip()
+                for line in cpuinfo.read_text().splitlines()
+                if line.startswith("model name")
+            ),
             name,
         )
     return f"{THREADS} torch thread(s) of a {name} ({os.cpu_count()} cores, no GPU), torch {torch.__version__}"

@@ -18,6 +18,7 @@ from sklearn.metrics import ConfusionMatrixDisplay, roc_auc_score, roc_curve  # 
 from tqdm import tqdm  # noqa: E402
 
 from emotion_service.audio import load_audio  # noqa: E402
+from emotion_service.tuning.conditions import Condition  # noqa: E402
 from emotion_service.tuning.datasets import Example  # noqa: E402
 from emotion_service.tuning.metrics import compute_metrics  # noqa: E402
 
@@ -32,17 +33,82 @@ def score_examples(
     Loads the model with the server's ModelBackend and runs the same ``preprocess`` plugins
     (selected by EMOTION_PLUGINS) with stage "serve", so the figures are the service's own.
     """
-    from emotion_service.plugins.manager import load_plugins
-    from emotion_service.server.model import ModelBackend
+    scorer = _Scorer(model, device, torch_threads)
+    waves = [load_audio(example.path, scorer.rate) for example in examples]
+    return scorer.labels, scorer.score(waves, "evaluate")
 
-    backend = ModelBackend.load(model, device=device, torch_threads=torch_threads)
-    plugins = load_plugins()
-    rate = backend.info.sample_rate
-    probabilities = []
-    for example in tqdm(examples, desc="evaluate", unit="clip"):
-        wave = plugins.preprocess(load_audio(example.path, rate), rate, {"stage": "serve"})
-        probabilities.append(backend.predict([wave])[0])
-    return list(backend.info.labels), np.stack(probabilities)
+
+class _Scorer:
+    """The server's backend and preprocess plugins, scoring clips one by one as Classify does."""
+
+    def __init__(self, model: str, device: str, torch_threads: int) -> None:
+        from emotion_service.plugins.manager import load_plugins
+        from emotion_service.server.model import ModelBackend
+
+        self.backend = ModelBackend.load(model, device=device, torch_threads=torch_threads)
+        self.plugins = load_plugins()
+        self.rate = self.backend.info.sample_rate
+        self.labels = list(self.backend.info.labels)
+
+    def score(self, waves: Sequence[np.ndarray], desc: str) -> np.ndarray:
+        rows = []
+        for wave in tqdm(waves, desc=desc, unit="clip", leave=False):
+            rows.append(self.backend.predict([self.plugins.preprocess(wave, self.rate, {"stage": "serve"})])[0])
+        return np.stack(rows)
+
+
+def evaluate_conditions(
+    model: str,
+    examples: Sequence[Example],
+    output: Path,
+    conditions: Sequence[Condition],
+    device: str = "auto",
+    torch_threads: int = 0,
+) -> list[dict[str, Any]]:
+    """Scores the examples under each condition; writes ``conditions/<name>/metrics.json``, a summary
+    (``conditions.json``, ``conditions.md``) and ``accuracy_vs_snr.png`` into ``output``."""
+    scorer = _Scorer(model, device, torch_threads)
+    clean = [load_audio(example.path, scorer.rate) for example in examples]
+    y_true = [example.label for example in examples]
+    rows = []
+    for condition in tqdm(conditions, desc="conditions", unit="condition"):
+        waves = [condition.apply(wave, index) for index, wave in enumerate(clean)]
+        probabilities = scorer.score(waves, condition.name)
+        metrics = compute_metrics(y_true, [scorer.labels[i] for i in probabilities.argmax(axis=1)], scorer.labels)
+        metrics.update(condition=condition.name, family=condition.family, snr_db=condition.snr_db, model=model)
+        folder = output / "conditions" / condition.name
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        rows.append(
+            {key: metrics[key] for key in ("condition", "family", "snr_db", "n", "accuracy", "uar", "macro_f1")}
+        )
+        log.info("condition_evaluated", condition=condition.name, accuracy=metrics["accuracy"], uar=metrics["uar"])
+    (output / "conditions.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (output / "conditions.md").write_text(conditions_table(rows))
+    _plot_snr(rows, output / "accuracy_vs_snr.png")
+    return rows
+
+
+def conditions_table(rows: Sequence[dict[str, Any]]) -> str:
+    """The per-condition figures as a Markdown table."""
+    lines = ["| condition | accuracy | UAR | macro-F1 |", "| --- | --- | --- | --- |"]
+    lines += [f"| {r['condition']} | {r['accuracy']:.1%} | {r['uar']:.1%} | {r['macro_f1']:.1%} |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _plot_snr(rows: Sequence[dict[str, Any]], path: Path) -> None:
+    figure, axes = plt.subplots(figsize=(6, 4))
+    clean = next((r["accuracy"] for r in rows if r["family"] == "clean"), None)
+    for family in sorted({r["family"] for r in rows if r["snr_db"] is not None}):
+        points = sorted((r["snr_db"], r["accuracy"]) for r in rows if r["family"] == family)
+        axes.plot([p[0] for p in points], [p[1] * 100 for p in points], marker="o", label=family)
+    if clean is not None:
+        axes.axhline(clean * 100, color="grey", linestyle="--", linewidth=1, label="clean")
+    axes.set(xlabel="signal-to-noise ratio (dB)", ylabel="accuracy (%)", title="accuracy against SNR")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
 
 
 def roc_one_vs_rest(y_true: Sequence[str], probabilities: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:

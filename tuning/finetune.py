@@ -69,7 +69,7 @@ class ModelArguments:
         metadata={
             "choices": list(SCRATCH_ARCHITECTURES),
             "help": "With --from_scratch and no --model: logmel-cnn (four conv blocks over log-mel filterbanks, "
-            "the bundled model's), conformer-small (log-mel conformer) or hubert-small (HuBERT on the raw waveform)."
+            "the bundled model's), conformer-small (log-mel conformer) or hubert-small (HuBERT on the raw waveform).",
         },
     )
     config_overrides: str | None = field(
