@@ -86,6 +86,9 @@ class DynamicBatcher:
         self._arrived = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self._features = ThreadPoolExecutor(max_workers=1, thread_name_prefix="features")
+        # Running averages (seconds) of a forward pass and of a batch's features: when to prepare the next batch.
+        self._forward_s = 0.0
+        self._features_s = 0.0
         self._task: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -130,6 +133,7 @@ class DynamicBatcher:
 
     async def _loop(self) -> None:
         running: asyncio.Task[None] | None = None  # the forward pass in flight, at most one
+        running_since = 0.0
         while True:
             if not self._pending:
                 if self._closing:
@@ -140,7 +144,7 @@ class DynamicBatcher:
                 await self._arrived.wait()
                 continue
             if running is not None and not running.done():
-                await self._fill_while_busy(running)
+                await self._fill_while_busy(running, running_since)
             await self._gather()
             batch = self._take_batch()
             if not batch:
@@ -150,18 +154,25 @@ class DynamicBatcher:
                 await running
             if prepared is not None and self._still_wanted(batch):
                 running = asyncio.create_task(self._run(batch, prepared))
+                running_since = time.monotonic()
 
-    async def _fill_while_busy(self, running: asyncio.Task[None]) -> None:
-        """While a forward pass runs, the next batch is taken early only once it is full.
+    async def _fill_while_busy(self, running: asyncio.Task[None], since: float) -> None:
+        """While a forward pass runs, the next batch keeps collecting requests until it is full,
+        or until just enough time is left for its features to be ready when the pass ends.
 
-        It has to wait for the model anyway, and requests arriving meanwhile would otherwise
-        miss it and wait a whole forward pass more (``max_queue_delay_ms`` counts only when
-        the model is free).
+        It has to wait for the model anyway: taken too early it would run half empty while
+        requests arriving meanwhile wait a whole pass more (``max_queue_delay_ms`` counts only
+        when the model is free); taken too late, its features would not overlap the pass. The
+        moment comes from running averages of the pass's and the features' durations.
         """
+        prepare_at = since + self._forward_s - self._features_s
         while len(self._pending) < self.max_batch_size and not running.done() and not self._closing:
+            remaining = prepare_at - time.monotonic()
+            if remaining <= 0:
+                return
             self._arrived.clear()
             arrival = asyncio.ensure_future(self._arrived.wait())
-            await asyncio.wait({arrival, running}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({arrival, running}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
             arrival.cancel()
 
     async def _gather(self) -> None:
@@ -247,7 +258,10 @@ class DynamicBatcher:
         """The batch's model input, computed on the features thread; None (callers told) when it fails."""
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._features, self.prepare, [r.waveform for r in batch])
+            started = time.perf_counter()
+            prepared = await loop.run_in_executor(self._features, self.prepare, [r.waveform for r in batch])
+            self._features_s = _average(self._features_s, time.perf_counter() - started)
+            return prepared
         except Exception as exc:
             log.exception("batch_features_failed", batch_size=len(batch))
             for request in batch:
@@ -267,6 +281,7 @@ class DynamicBatcher:
                     request.future.set_exception(exc)
             return
         metrics.INFERENCE.observe(time.perf_counter() - started)
+        self._forward_s = _average(self._forward_s, time.perf_counter() - started)
         metrics.BATCH_SIZE.observe(len(batch))
         self.stats.batches += 1
         self.stats.items += len(batch)
@@ -274,3 +289,8 @@ class DynamicBatcher:
         for request, row in zip(batch, scores):
             if not request.future.done():
                 request.future.set_result(row)
+
+
+def _average(previous: float, latest: float) -> float:
+    """An exponential running average that starts at its first value."""
+    return latest if previous == 0.0 else 0.8 * previous + 0.2 * latest
