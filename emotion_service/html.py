@@ -11,7 +11,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from emotion_client.colours import EMOTION_COLOURS, SEVERITY_COLOURS, SILENCE_COLOUR, label_colours
+from emotion_client.colours import EMOTION_COLOURS, SEVERITY_COLOURS, label_colours
 
 _ENVIRONMENT = Environment(
     loader=PackageLoader("emotion_service", "templates"),
@@ -20,7 +20,7 @@ _ENVIRONMENT = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-_ENVIRONMENT.globals.update(severity_colours=SEVERITY_COLOURS, silence_colour=SILENCE_COLOUR)
+_ENVIRONMENT.globals.update(severity_colours=SEVERITY_COLOURS)
 
 
 def render(template: str, labels: list[str], **context: Any) -> str:

@@ -121,12 +121,7 @@ class PluginHost:
     def on_erase(self, session_id: str, requested_by: str) -> list[str]:
         """Every plugin removes what it holds of the session; raises :class:`PluginError` if one fails."""
         erased: list[str] = []
-        for impl in self._impls("on_erase"):
-            try:
-                returned = self._call(impl, "on_erase", {"session_id": session_id, "requested_by": requested_by})
-            except Exception as exc:
-                log.exception("plugin_failed", plugin=impl.plugin_name, hook="on_erase")
-                raise PluginError(impl.plugin_name, "on_erase", exc) from exc
+        for returned in self._each("on_erase", strict=True, session_id=session_id, requested_by=requested_by):
             erased.extend(returned or [])
         log.info("session_erased", session_id=session_id, requested_by=requested_by, erased=erased)
         return erased
@@ -174,14 +169,17 @@ class PluginHost:
                 waveform = np.asarray(out, dtype=np.float32)
         return waveform
 
-    def _each(self, hook: str, **kwargs: Any) -> list[Any]:
-        # Per-plugin isolation: one plugin raising never keeps the others from their turn.
+    def _each(self, hook: str, strict: bool = False, **kwargs: Any) -> list[Any]:
+        # Per-plugin isolation: one plugin raising never keeps the others from their turn, unless
+        # ``strict`` (an erasure must not be reported done when a plugin failed it).
         results = []
         for impl in self._impls(hook):
             try:
                 results.append(self._call(impl, hook, kwargs))
-            except Exception:
+            except Exception as exc:
                 log.exception("plugin_failed", plugin=impl.plugin_name, hook=hook)
+                if strict:
+                    raise PluginError(impl.plugin_name, hook, exc) from exc
         return results
 
 

@@ -245,3 +245,19 @@ def test_docs_describe_every_builtin_plugin_and_setting() -> None:
             assert f"| `{f.name}` | `{plugin_env_var(entry.name, f)}` |" in docs, (
                 f"{entry.name}.{f.name} is undocumented"
             )
+
+
+def test_a_failing_erasure_is_never_reported_done() -> None:
+    class Forgets:
+        @hookimpl
+        def on_erase(self, session_id: str) -> list[str]:
+            return [f"cache: {session_id}"]
+
+    class Stuck:
+        @hookimpl
+        def on_erase(self, session_id: str) -> None:
+            raise OSError("report folder is read-only")
+
+    assert build_host({"forgets": Forgets()}).on_erase("s1", "test") == ["cache: s1"]
+    with pytest.raises(PluginError, match="plugin 'stuck' failed in on_erase: OSError: report folder is read-only"):
+        build_host({"forgets": Forgets(), "stuck": Stuck()}).on_erase("s1", "test")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +34,9 @@ def score_examples(
     (selected by EMOTION_PLUGINS) with stage "serve", so the figures are the service's own.
     """
     scorer = _Scorer(model, device, torch_threads)
-    waves = [load_audio(example.path, scorer.rate) for example in examples]
-    return scorer.labels, scorer.score(waves, "evaluate")
+    # Decoded one at a time: a large corpus is never held in memory whole.
+    waves = (load_audio(example.path, scorer.rate) for example in examples)
+    return scorer.labels, scorer.score(waves, "evaluate", len(examples))
 
 
 class _Scorer:
@@ -50,9 +51,9 @@ class _Scorer:
         self.rate = self.backend.info.sample_rate
         self.labels = list(self.backend.info.labels)
 
-    def score(self, waves: Sequence[np.ndarray], desc: str) -> np.ndarray:
+    def score(self, waves: Iterable[np.ndarray], desc: str, total: int) -> np.ndarray:
         rows = []
-        for wave in tqdm(waves, desc=desc, unit="clip", leave=False):
+        for wave in tqdm(waves, desc=desc, unit="clip", total=total, leave=False):
             rows.append(self.backend.predict([self.plugins.preprocess(wave, self.rate, {"stage": "serve"})])[0])
         return np.stack(rows)
 
@@ -73,7 +74,7 @@ def evaluate_conditions(
     rows = []
     for condition in tqdm(conditions, desc="conditions", unit="condition"):
         waves = [condition.apply(wave, index) for index, wave in enumerate(clean)]
-        probabilities = scorer.score(waves, condition.name)
+        probabilities = scorer.score(waves, condition.name, len(waves))
         metrics = compute_metrics(y_true, [scorer.labels[i] for i in probabilities.argmax(axis=1)], scorer.labels)
         metrics.update(condition=condition.name, family=condition.family, snr_db=condition.snr_db, model=model)
         folder = output / "conditions" / condition.name

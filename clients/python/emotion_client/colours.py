@@ -20,8 +20,6 @@ EMOTION_COLOURS: dict[str, str] = {
 # Labels outside the usual six (a fine-tuned model may have others) take these in turn.
 SPARE_COLOURS: tuple[str, ...] = ("#17becf", "#e377c2", "#2ca02c", "#bcbd22", "#7f7f7f", "#8c564b")
 SEVERITY_COLOURS: dict[str, str] = {"info": "#1f5f9f", "warning": "#a15c00", "critical": "#b00020"}
-# Windows that are mostly silence carry no emotion: drawn in this neutral tone.
-SILENCE_COLOUR = "#e4e4e4"
 
 
 def label_colours(labels: Sequence[str]) -> dict[str, str]:
