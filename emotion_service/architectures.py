@@ -22,45 +22,88 @@ from transformers import (
     AutoConfig,
     AutoFeatureExtractor,
     AutoModelForAudioClassification,
+    BatchFeature,
     PretrainedConfig,
     PreTrainedModel,
     SeamlessM4TFeatureExtractor,
 )
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from emotion_service import voice_activity
+
 
 class LogMelFeatureExtractor(SeamlessM4TFeatureExtractor):
-    """SeamlessM4T's Kaldi-style log-mel filterbanks, with per-clip normalisation as a saved setting.
+    """SeamlessM4T's Kaldi-style log-mel filterbanks, plus a robust front end whose settings it saves.
 
-    :param normalize_per_clip: normalise each mel bin to zero mean and unit variance over the clip.
-        Off, the filterbanks keep each clip's spectral tilt and loudness contour, cues to arousal
-        that per-clip normalisation erases; the model's input batch norm scales them instead.
+    Every setting lives in the model folder's ``preprocessor_config.json``, so training and
+    serving compute the very same features. With all of them at their defaults the extractor is
+    SeamlessM4T's (the first bundled model's front end).
+
+    :param normalize_per_clip: normalise each mel bin to zero mean and unit variance over the clip
+        (over its voiced frames when ``voiced_threshold_db`` is set).
+    :param voiced_threshold_db: frames more than this many dB below the clip's loud frames (see
+        :mod:`emotion_service.voice_activity`) are silence: runs of silence are cut down to
+        ``trim_margin_s`` on each side, so leading, trailing and inner pauses do not reach the
+        model, and level statistics come from voiced frames only. None: no trimming.
+    :param trim_margin_s: silence kept around each voiced run, in seconds.
+    :param silence_floor_dbfs: frames below this level are silence whatever the clip (digital zeros).
+    :param normalize_level: divide the filterbank energies by their mean over voiced frames, so a
+        clip played 30 dB quieter gives the same features.
+    :param energy_floor_db: with ``normalize_level``, add a floor this many dB below the voiced
+        mean to every filterbank energy before the log: the noise floor and quantisation of
+        near-silent frames, which differ between microphones, stop driving the features.
     """
 
-    def __init__(self, normalize_per_clip: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        normalize_per_clip: bool = False,
+        voiced_threshold_db: float | None = None,
+        trim_margin_s: float = 0.15,
+        silence_floor_dbfs: float = -100.0,
+        normalize_level: bool = False,
+        energy_floor_db: float | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.normalize_per_clip = normalize_per_clip
+        self.voiced_threshold_db = voiced_threshold_db
+        self.trim_margin_s = trim_margin_s
+        self.silence_floor_dbfs = silence_floor_dbfs
+        self.normalize_level = normalize_level
+        self.energy_floor_db = energy_floor_db
+        if energy_floor_db is not None and not normalize_level:
+            raise ValueError("energy_floor_db is relative to the voiced level: it needs normalize_level")
+
+    @property
+    def robust(self) -> bool:
+        """Whether any setting beyond SeamlessM4T's is on (then only :meth:`torch_features` computes them)."""
+        return self.voiced_threshold_db is not None or self.normalize_level
 
     def __call__(self, raw_speech: Any, **kwargs: Any) -> Any:
+        if self.robust:
+            # One implementation of the robust front end: training's collator gets the server's features.
+            clips = [raw_speech] if isinstance(raw_speech, np.ndarray) and raw_speech.ndim == 1 else raw_speech
+            features = self.torch_features([np.asarray(c, dtype=np.float32) for c in clips], torch.device("cpu"))
+            return BatchFeature(features, tensor_type=kwargs.get("return_tensors"))
         kwargs.setdefault("do_normalize_per_mel_bins", self.normalize_per_clip)
         return super().__call__(raw_speech, **kwargs)
 
     @property
     def batches_in_torch(self) -> bool:
-        """Whether :meth:`torch_features` reproduces this extractor (per-clip normalisation is numpy-only)."""
-        return not self.normalize_per_clip
+        """Whether :meth:`torch_features` reproduces this extractor (the legacy per-clip normalisation is numpy's)."""
+        return self.robust or not self.normalize_per_clip
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference_mode: training's collator hands these tensors to autograd
     def torch_features(self, waveforms: Sequence[np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
-        """The same filterbanks as ``__call__``, for a whole padded batch at once, on ``device``.
+        """The filterbanks for a whole padded batch at once, on ``device``.
 
         Kaldi-style, as SeamlessM4T's numpy extractor computes them clip by clip: 25 ms frames
         every 10 ms, DC offset removed, pre-emphasis 0.97, Povey window, 512-point power
         spectrum, the extractor's own mel matrix, log with its floor; then frames past each
         clip's end zeroed, padded to an even count and stacked in pairs, with the attention mask.
-        Equal to ``__call__`` within float32 rounding (tests/test_features.py).
+        Without the robust settings equal to ``__call__`` within float32 rounding (tests/test_features.py).
         """
-        frame, hop = 400, 160
+        frame, hop = voice_activity.FRAME, voice_activity.HOP
         lengths = torch.tensor([len(w) for w in waveforms], device=device)
         longest = max(int(lengths.max()), frame)
         batch = torch.zeros(len(waveforms), longest, device=device)
@@ -71,10 +114,32 @@ class LogMelFeatureExtractor(SeamlessM4TFeatureExtractor):
         emphasised = torch.cat([frames[..., :1] * (1 - 0.97), frames[..., 1:] - 0.97 * frames[..., :-1]], dim=-1)
         window = torch.as_tensor(self.window, dtype=torch.float32, device=device)
         power = torch.fft.rfft(emphasised * window, n=512).abs().pow(2)
-        mel = torch.as_tensor(self.mel_filters, dtype=torch.float32, device=device)
-        features = torch.log(torch.clamp(power @ mel, min=1.192092955078125e-07))
+        energies = power @ torch.as_tensor(self.mel_filters, dtype=torch.float32, device=device)
         counts = torch.where(lengths >= frame, 1 + (lengths - frame) // hop, torch.zeros_like(lengths))
-        total = int(counts.max())
+        valid = torch.arange(energies.shape[1], device=device)[None, :] < counts[:, None]
+        voiced = valid
+        if self.voiced_threshold_db is not None:
+            levels = voice_activity.frame_levels_db(frames / 2**15)
+            found = voice_activity.voiced_frames(levels, valid, self.voiced_threshold_db, self.silence_floor_dbfs)
+            # A clip with no voiced frame (a silent window) keeps all its frames: nothing to trim to.
+            voiced = torch.where(found.any(dim=1, keepdim=True), found, valid)
+        if self.normalize_level:
+            level = (energies.mean(-1) * voiced).sum(1) / voiced.sum(1).clamp(min=1)
+            energies = energies / level.clamp(min=1e-3)[:, None, None]
+        if self.energy_floor_db is not None:
+            features = torch.log(energies + 10 ** (-self.energy_floor_db / 10))
+        else:
+            features = torch.log(torch.clamp(energies, min=1.192092955078125e-07))
+        if self.robust and self.normalize_per_clip:
+            weights = voiced[..., None].float()
+            used = weights.sum(1).clamp(min=2)
+            mean = (features * weights).sum(1) / used
+            variance = ((features - mean[:, None]) ** 2 * weights).sum(1) / (used - 1)
+            features = (features - mean[:, None]) / torch.sqrt(variance[:, None] + 1e-7)
+        if self.voiced_threshold_db is not None:
+            keep = voice_activity.dilate(voiced, round(self.trim_margin_s * self.sampling_rate / hop)) & valid
+            features, counts = _compact(features, keep)
+        total = int(counts.max()) if len(counts) else 0
         total += total % self.stride
         features = features[:, :total]
         if features.shape[1] < total:
@@ -84,6 +149,14 @@ class LogMelFeatureExtractor(SeamlessM4TFeatureExtractor):
         stacked = features.reshape(len(waveforms), total // self.stride, -1)
         mask = valid[:, self.stride - 1 :: self.stride].to(torch.int32)
         return {"input_features": stacked, "attention_mask": mask}
+
+
+def _compact(features: torch.Tensor, keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each clip's kept frames moved to its front, in order; returns them and each clip's count."""
+    counts = keep.sum(1)
+    # A stable sort of "not kept" brings kept frames first without reordering them.
+    order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)
+    return torch.gather(features, 1, order[..., None].expand_as(features)), counts
 
 
 class LogMelCNNConfig(PretrainedConfig):

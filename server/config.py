@@ -74,6 +74,14 @@ class Settings:
     max_channels: int = setting(8, "Most channels accepted, read from the header before decoding.")
     window_s: float = setting(3.0, "Default stream window length in seconds.")
     hop_s: float = setting(1.5, "Default step between stream windows in seconds.")
+    silence_voiced_fraction: float = setting(
+        0.2,
+        "A stream window with a smaller share of voiced frames is answered as silent: its voiced fraction "
+        "and no emotion (0 scores every window).",
+    )
+    voiced_threshold_db: float = setting(
+        35.0, "A frame is voiced within this many dB of the stream's speech level (its loudest windows so far)."
+    )
     grace_period_s: float = setting(10.0, "On SIGTERM, how long in-flight calls may take to finish.")
     default_deadline_s: float = setting(30.0, "Deadline for calls that set none; queued work past it is dropped.")
     stream_max_pending_windows: int = setting(
@@ -136,6 +144,8 @@ class Settings:
                 "max_channels": self.max_channels >= 1,
                 "window_s": self.window_s > 0,
                 "hop_s": 0 < self.hop_s <= self.window_s,
+                "silence_voiced_fraction": 0 <= self.silence_voiced_fraction <= 1,
+                "voiced_threshold_db": self.voiced_threshold_db > 0,
                 "grace_period_s": self.grace_period_s >= 0,
                 "metrics_port": 0 <= self.metrics_port <= 65535,
                 "log_level": self.log_level in ("debug", "info", "warning", "error"),

@@ -13,9 +13,14 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 
 REQUESTS = Counter("emotion_requests_total", "RPCs answered, by method and status code.", ["method", "code"])
 REQUEST_LATENCY = Histogram(
-    "emotion_request_latency_seconds", "Whole-RPC latency (streams: their whole life).", ["method"], buckets=LATENCY_BUCKETS
+    "emotion_request_latency_seconds",
+    "Whole-RPC latency (streams: their whole life).",
+    ["method"],
+    buckets=LATENCY_BUCKETS,
 )
-QUEUE_WAIT = Histogram("emotion_queue_wait_seconds", "Time a clip or window waited for its batch.", buckets=LATENCY_BUCKETS)
+QUEUE_WAIT = Histogram(
+    "emotion_queue_wait_seconds", "Time a clip or window waited for its batch.", buckets=LATENCY_BUCKETS
+)
 INFERENCE = Histogram("emotion_inference_seconds", "Time of one batched forward pass.", buckets=LATENCY_BUCKETS)
 BATCH_SIZE = Histogram("emotion_batch_size", "Clips or windows per forward pass.", buckets=(1, 2, 4, 8, 16, 32, 64))
 QUEUE_DEPTH = Gauge("emotion_queue_depth", "Clips or windows waiting for the model.")
@@ -25,6 +30,10 @@ WINDOW_LAG = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 WINDOWS_SKIPPED = Counter("emotion_stream_windows_skipped_total", "Stream windows answered as skipped because of load.")
+WINDOWS_SILENT = Counter(
+    "emotion_stream_windows_silent_total",
+    "Stream windows answered as silent (too few voiced frames): no emotion claimed.",
+)
 MODEL = Info("emotion_model", "The served model.")
 
 
@@ -59,7 +68,9 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
                     _record(method, context, started)
 
             return grpc.unary_unary_rpc_method_handler(
-                unary, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+                unary,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
             )
         if handler.stream_stream is not None:
             inner_stream = handler.stream_stream
@@ -73,7 +84,9 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
                     _record(method, context, started)
 
             return grpc.stream_stream_rpc_method_handler(
-                stream, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+                stream,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
             )
         return handler
 

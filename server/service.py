@@ -26,6 +26,7 @@ from emotion_service.server.model import ModelBackend
 from emotion_service.server.rpc import abort as _abort
 from emotion_service.server.rpc import abort_stream
 from emotion_service.server.windows import Window, Windower
+from emotion_service.voice_activity import StreamVoicing
 
 log = structlog.get_logger(__name__)
 
@@ -40,11 +41,13 @@ MIN_LAG_SAMPLES = 20
 
 @dataclasses.dataclass
 class _Pending:
-    """A window on its way: its scores' future, or None when it was skipped for load."""
+    """A window on its way: its scores' future, or None when it was skipped for load or is silent."""
 
     window: Window
     future: asyncio.Future[np.ndarray] | None
     ready_at: float
+    voiced_fraction: float
+    silent: bool = False
 
 
 class ModelState:
@@ -206,10 +209,16 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
                     await abort_stream(context, request_iterator, item, errors[0])
                 window = item.window
                 if item.future is None:
+                    # No emotion claim: skipped for load, or silent (then the UI and reports show silence).
                     yield pb.StreamClassifyResponse(
                         session_id=session_id,
                         window=pb.WindowResult(
-                            index=window.index, start_s=window.start / rate, end_s=window.end / rate, skipped=True
+                            index=window.index,
+                            start_s=window.start / rate,
+                            end_s=window.end / rate,
+                            skipped=not item.silent,
+                            silent=item.silent,
+                            voiced_fraction=item.voiced_fraction,
                         ),
                     )
                     continue
@@ -241,6 +250,7 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
                         end_s=result.end_s,
                         label=result.label,
                         scores=_label_scores(result.scores),
+                        voiced_fraction=item.voiced_fraction,
                     ),
                 )
                 for alert in await self._on_result(result, session_id):
@@ -370,6 +380,7 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
             outbox.put_nowait(code)
 
         limit = self.settings.max_stream_seconds
+        voicing = StreamVoicing(self.settings.voiced_threshold_db)
         try:
             while (message := await self._next_message(request_iterator)) is not None:
                 if message.WhichOneof("payload") != "audio_content":
@@ -382,10 +393,11 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
                         f"stream exceeded {limit:g} s of audio (max_stream_seconds): start a new stream",
                     )
                     return
-                if not await self._submit_windows(context, state, windows, session_id, outbox, fail, slots):
+                if not await self._submit_windows(context, state, windows, session_id, outbox, fail, slots, voicing):
                     return
             windower.push(decoder.finish())
-            if await self._submit_windows(context, state, windower.flush(), session_id, outbox, fail, slots):
+            tail = windower.flush()
+            if await self._submit_windows(context, state, tail, session_id, outbox, fail, slots, voicing):
                 outbox.put_nowait(None)
         except audio.AudioError as exc:
             fail(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
@@ -416,6 +428,7 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
         outbox: asyncio.Queue[Any],
         fail: Callable[[grpc.StatusCode, str], None],
         slots: asyncio.Semaphore,
+        voicing: StreamVoicing,
     ) -> bool:
         """Preprocesses and queues windows; False (after ``fail``) when the stream must end.
 
@@ -425,10 +438,16 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
         rate = state.backend.info.sample_rate
         for window in windows:
             ready_at = time.monotonic()
+            voiced = voicing.voiced_fraction(window.waveform)
+            if voiced < self.settings.silence_voiced_fraction:
+                log.info("stream_window_silent", index=window.index, voiced_fraction=round(voiced, 3))
+                metrics.WINDOWS_SILENT.inc()
+                outbox.put_nowait(_Pending(window, None, ready_at, voiced, silent=True))
+                continue
             try:
                 await asyncio.wait_for(slots.acquire(), self.settings.stream_backpressure_s)
             except TimeoutError:
-                self._skip(outbox, window, ready_at, "no free slot: the sender is faster than the model")
+                self._skip(outbox, window, ready_at, voiced, "no free slot: the sender is faster than the model")
                 continue
             try:
                 waveform = await asyncio.to_thread(
@@ -437,7 +456,7 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
                 future = state.batcher.submit(waveform, self._deadline(context))
             except QueueFullError:
                 slots.release()
-                self._skip(outbox, window, ready_at, "the inference queue is full")
+                self._skip(outbox, window, ready_at, voiced, "the inference queue is full")
                 continue
             except PluginError as exc:
                 slots.release()
@@ -447,13 +466,13 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
                 slots.release()
                 fail(grpc.StatusCode.UNAVAILABLE, str(exc))
                 return False
-            outbox.put_nowait(_Pending(window, future, ready_at))
+            outbox.put_nowait(_Pending(window, future, ready_at, voiced))
         return True
 
-    def _skip(self, outbox: asyncio.Queue[Any], window: Window, ready_at: float, why: str) -> None:
+    def _skip(self, outbox: asyncio.Queue[Any], window: Window, ready_at: float, voiced: float, why: str) -> None:
         log.info("stream_window_skipped", index=window.index, reason=why)
         metrics.WINDOWS_SKIPPED.inc()
-        outbox.put_nowait(_Pending(window, None, ready_at))
+        outbox.put_nowait(_Pending(window, None, ready_at, voiced))
 
     def _record_lag(self, lag_s: float) -> None:
         """Remembers how long after its last sample a window was answered (admission reads it)."""

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from emotion_service.audio import load_audio
-from emotion_service.tuning.conditions import RATE, all_conditions, mix_at_snr, select
+from emotion_service.degradations import RATE, mix_at_snr
+from emotion_service.tuning.conditions import all_conditions, select
 from tests.conftest import recordings
 from tests.plugin_helpers import emotion
 from tests.tuning_helpers import write_manifest

@@ -147,7 +147,10 @@ def check_report(report, interview: Interview, windows_per_question_min: int = 2
     assert data["schema"] == "emotion-client/interview-report" and data["schema_version"] == "1.0"
     assert data["api_version"] == "emotion.v1" and data["labels"] == list(LABELS)
     timeline = data["timeline"]
-    assert [w["index"] for w in timeline] == list(range(len(timeline)))
+    # Every window is either on the timeline or a silence, once, in order.
+    indices = sorted([w["index"] for w in timeline] + [w["index"] for w in data["silences"]])
+    assert indices == list(range(len(indices)))
+    assert all(w["voiced_fraction"] < 0.2 for w in data["silences"])
     for question, (qid, start, end, emotion) in zip(data["questions"], interview.questions):
         assert (question["id"], question["start_s"], question["end_s"]) == (qid, start, end)
         assert question["text"] == f"Question {emotion}"

@@ -63,10 +63,14 @@ def augmentation() -> Augmentation:
 
 def test_augmentation_is_deterministic_under_a_seed_and_changes_the_audio(augmentation: Augmentation) -> None:
     wave = load_mono(recordings()[3])
-    host = build_host({"augmentation": augmentation})
-    first = host.augment(wave, RATE, np.random.default_rng(42))
-    again = host.augment(wave, RATE, np.random.default_rng(42))
-    other = host.augment(wave, RATE, np.random.default_rng(43))
+
+    def augment(seed: int) -> np.ndarray:
+        # A fresh plugin each time: the babble reservoir holds the clips seen before (in training's seeded order).
+        return build_host({"augmentation": Augmentation(augmentation.config)}).augment(
+            wave, RATE, np.random.default_rng(seed)
+        )
+
+    first, again, other = augment(42), augment(42), augment(43)
     np.testing.assert_array_equal(first, again)
     assert first.dtype == np.float32 and np.isfinite(first).all()
     assert len(first) != len(wave) or not np.allclose(first, wave), "the audio changed"
@@ -81,3 +85,29 @@ def test_augmentation_leaves_the_global_random_state_alone(augmentation: Augment
     np.random.seed(5)
     augmentation.augment(load_mono(recordings()[3])[:RATE], RATE, np.random.default_rng(0))
     assert (random.random(), np.random.random()) == expected
+
+
+@pytest.mark.parametrize(
+    "effect", ["silence_p", "reverb_p", "noise_p", "babble_p", "telephone_p", "codec_p"], ids=lambda e: e[:-2]
+)
+def test_each_recording_condition_changes_the_clip_and_stays_in_range(effect: str) -> None:
+    off = {name: 0.0 for name in ("silence_p", "reverb_p", "noise_p", "babble_p", "telephone_p", "codec_p")}
+    plugin = Augmentation(
+        AugmentationConfig(
+            **{**off, effect: 1.0, "pitch_p": 0.0, "stretch_p": 0.0, "gain_p": 0.0, "max_silence_s": 1.0}
+        )
+    )
+    waves = [load_mono(path)[: 2 * RATE] for path in recordings()[:3]]
+    rng = np.random.default_rng(7)
+    plugin.augment(waves[1], RATE, rng)  # babble needs an earlier training clip in the reservoir
+    out = plugin.augment(waves[0], RATE, rng)
+    assert out.dtype == np.float32 and np.isfinite(out).all() and np.abs(out).max() <= 1.0
+    assert len(out) != len(waves[0]) or not np.allclose(out, waves[0], atol=1e-4), f"{effect} changed nothing"
+
+
+def test_the_babble_reservoir_keeps_at_most_its_size() -> None:
+    plugin = Augmentation(AugmentationConfig(babble_pool=2))
+    rng = np.random.default_rng(0)
+    for path in recordings()[:4]:
+        plugin.augment(load_mono(path)[:RATE], RATE, rng)
+    assert len(plugin._pool) == 2

@@ -150,11 +150,28 @@ async def test_stream_windows_in_order_then_summary(stub) -> None:
     assert windows[-1].start_s == pytest.approx(8.7, abs=1e-3)
     summary = responses[-1].summary
     assert responses[-1].WhichOneof("event") == "summary"
-    assert summary.window_count == len(windows)
+    scored = [w for w in windows if not w.silent]
+    assert summary.window_count == len(scored)  # the summary counts the windows that claim an emotion
     assert summary.duration_s == pytest.approx(duration, abs=1e-3)
     shares = {s.label: s.score for s in summary.shares}
     assert sum(shares.values()) == pytest.approx(1.0)
     assert summary.dominant_label == max(shares, key=shares.get)
+
+
+async def test_a_pause_in_a_stream_is_answered_as_silence_without_an_emotion(stub) -> None:
+    speech = load_mono(recordings()[0])
+    pause = np.zeros(4 * 16000, np.float32)
+    wave = np.concatenate([speech, pause, speech])
+    requests = stream_requests(wave, 16000, window_s=2.0, hop_s=1.0)
+    windows = [r.window async for r in stub.StreamClassify(aiter_of(requests)) if r.WhichOneof("event") == "window"]
+    pause_start = len(speech) / 16000
+    inside = [w for w in windows if w.start_s >= pause_start and w.end_s <= pause_start + 4.0]
+    assert inside, "windows lie wholly inside the pause"
+    for window in inside:
+        assert window.silent and not window.skipped
+        assert window.voiced_fraction < 0.2 and window.label == "" and not window.scores
+    voiced = [w for w in windows if not w.silent]
+    assert voiced and all(w.label and w.voiced_fraction >= 0.2 for w in voiced)
 
 
 async def test_short_stream_gets_one_window(stub) -> None:

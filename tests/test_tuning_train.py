@@ -22,6 +22,13 @@ from tests.conftest import LABELS, recordings
 from tests.plugin_helpers import emotion
 from tests.tuning_helpers import TINY_CNN, TINY_CONFORMER, TINY_HUBERT, write_manifest
 
+ROBUST_FRONT_END = {
+    "voiced_threshold_db": 35,
+    "normalize_level": True,
+    "energy_floor_db": 50,
+    "normalize_per_clip": True,
+}
+
 
 def test_unknown_flag_fails_at_once_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
@@ -125,7 +132,9 @@ def test_val_fraction_zero_trains_every_speaker_and_exports_the_last_epoch(tmp_p
     card = (output / "README.md").read_text()
     assert f"{len(recordings())} training and 0 validation clips" in card
     assert "exported the last epoch" in card and "| uar |" not in card
-    last = load_file(sorted(output.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))[-1] / "model.safetensors")
+    last = load_file(
+        sorted(output.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))[-1] / "model.safetensors"
+    )
     exported = load_file(output / "model.safetensors")
     assert all(np.array_equal(exported[key], last[key]) for key in exported)
 
@@ -136,8 +145,12 @@ def test_train_one_epoch_exports_a_folder_the_server_loads(tmp_path) -> None:
         "train", "--data", str(write_manifest(tmp_path)), "--dataset", "csv", "--from_scratch",
         "--config_overrides", TINY_CNN, "--output_dir", str(output), "--num_train_epochs", "1",
         "--per_device_train_batch_size", "4", "--max_seconds", "2", "--val_fraction", "0.25", "--disable_tqdm", "true",
+        "--feature_overrides", json.dumps(ROBUST_FRONT_END),
     ]  # fmt: skip
     assert emotion(*argv) == 0
+    # The front end trained with is saved beside the weights, and the server computes it.
+    saved = json.loads((output / "preprocessor_config.json").read_text())
+    assert {key: saved[key] for key in ROBUST_FRONT_END} == ROBUST_FRONT_END
     card = (output / "README.md").read_text()
     assert "| uar |" in card and "--from_scratch" in card
     assert list((output / "runs").rglob("events.out.tfevents.*")), "no TensorBoard log"
@@ -153,11 +166,19 @@ def test_train_one_epoch_exports_a_folder_the_server_loads(tmp_path) -> None:
     # Resume continues from the checkpoint: a second epoch on top of the first.
     assert (
         emotion(
-            *[*argv[:-6], "--num_train_epochs", "2", "--max_seconds", "2", "--resume", "true", "--disable_tqdm", "true"]
+            *argv[:-8],
+            *["--num_train_epochs", "2", "--max_seconds", "2", "--resume", "true", "--disable_tqdm", "true"],
+            *argv[-2:],  # the same front end
         )
         == 0
     )
     assert (output / "checkpoint-6").is_dir()
+
+
+def test_an_unknown_feature_setting_fails_naming_it() -> None:
+    args = ModelArguments(from_scratch=True, architecture="logmel-cnn", feature_overrides='{"voiced_treshold_db": 30}')
+    with pytest.raises(ValueError, match="no setting.* voiced_treshold_db"):
+        build_model(args, LABELS)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("wandb") is not None, reason="wandb is installed here")
@@ -201,7 +222,9 @@ def test_the_augmentation_plugin_runs_through_the_hook_reproducibly() -> None:
     from emotion_service.plugins.builtin.augmentation import Augmentation, AugmentationConfig
     from emotion_service.plugins.manager import build_host
 
-    host = build_host({"augmentation": Augmentation(AugmentationConfig(noise_p=1.0, pitch_p=0.0, stretch_p=0.0))})
+    host = build_host(
+        {"augmentation": Augmentation(AugmentationConfig(noise_p=1.0, pitch_p=0.0, stretch_p=0.0, babble_p=0.0))}
+    )
     wave = load_audio(recordings()[0])[:16000]
     dataset = ClipDataset([wave], [0], lambda w, rng: host.augment(w, 16000, rng), augment_probability=1.0)
     first = dataset[0]["input_values"]
@@ -212,6 +235,8 @@ def test_the_bundled_model_recipe_is_valid_emotion_train_flags(tmp_path) -> None
     from emotion_service.tuning.bundled import TEST_SPEAKERS, train_flags
 
     model, data, training = parse_args(train_flags(tmp_path / "ravdess", tmp_path / "out", epochs=40, seed=0))
+    _, extractor = build_model(model, LABELS)
+    assert extractor.robust and extractor.voiced_threshold_db is not None
     assert (model.from_scratch, model.architecture, data.dataset) == (True, "logmel-cnn", "ravdess")
     # The RAVDESS test actors are never trained on or used to pick the epoch.
     assert data.exclude_speakers == TEST_SPEAKERS == "19-24" and not data.random_split

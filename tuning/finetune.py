@@ -8,6 +8,7 @@ and the plugins' ``augment`` hooks, and exports a model folder that `emotion ser
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import json
 import shlex
 from collections.abc import Callable, Sequence
@@ -74,6 +75,14 @@ class ModelArguments:
     )
     config_overrides: str | None = field(
         default=None, metadata={"help": "JSON object of config fields to change, e.g. '{\"hidden_size\": 64}'."}
+    )
+    feature_overrides: str | None = field(
+        default=None,
+        metadata={
+            "help": "JSON object of feature-extractor settings to change, saved in the model folder's "
+            'preprocessor_config.json, e.g. \'{"voiced_threshold_db": 35, "normalize_level": true}\' '
+            "(see LogMelFeatureExtractor)."
+        },
     )
     labels: str = field(default=",".join(LABELS6), metadata={"help": "Comma-separated label set of the model."})
     freeze: Literal["auto", "feature-encoder", "top-n", "none"] = field(
@@ -274,6 +283,11 @@ class WeightedTrainer(Trainer):
 
 def build_model(args: ModelArguments, labels: Sequence[str]) -> tuple[PreTrainedModel, Any]:
     """The classifier over `labels` and its feature extractor, pretrained or from scratch."""
+    model, feature_extractor = _build_model(args, labels)
+    return model, _override_features(feature_extractor, args.feature_overrides)
+
+
+def _build_model(args: ModelArguments, labels: Sequence[str]) -> tuple[PreTrainedModel, Any]:
     overrides = json.loads(args.config_overrides) if args.config_overrides else {}
     head = label_fields(labels)
     if args.from_scratch and not args.model:
@@ -289,6 +303,21 @@ def build_model(args: ModelArguments, labels: Sequence[str]) -> tuple[PreTrained
         args.model, ignore_mismatched_sizes=True, **head, **overrides
     )
     return model, feature_extractor
+
+
+def _override_features(feature_extractor: Any, overrides: str | None) -> Any:
+    """The extractor rebuilt with ``--feature_overrides`` (its own checks run); an unknown key fails, named."""
+    if not overrides:
+        return feature_extractor
+    changes = json.loads(overrides)
+    settings = feature_extractor.to_dict()
+    unknown = sorted(set(changes) - set(settings) - set(inspect.signature(type(feature_extractor)).parameters))
+    if unknown:
+        raise ValueError(
+            f"--feature_overrides: {type(feature_extractor).__name__} has no setting(s) {', '.join(unknown)}"
+        )
+    settings.pop("feature_extractor_type", None)
+    return type(feature_extractor)(**{**settings, **changes})
 
 
 def apply_freezing(model: PreTrainedModel, policy: str, trainable_layers: int, from_scratch: bool = False) -> int:

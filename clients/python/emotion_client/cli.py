@@ -239,6 +239,10 @@ def _describe(event: WindowResult | Alert | StreamSummary) -> str:
     if isinstance(event, WindowResult):
         runners = ", ".join(f"{label} {score:.0%}" for label, score in list(event.scores.items())[1:3])
         span = f"[{event.start_s:7.2f}s - {event.end_s:7.2f}s]"
+        if event.silent:
+            return f"{span} #{event.index:<4} silence (voiced {event.voiced_fraction:.0%})"
+        if event.skipped:
+            return f"{span} #{event.index:<4} not scored: the server was busy"
         return f"{span} #{event.index:<4} {event.label} {event.confidence:.0%}  ({runners})"
     if isinstance(event, Alert):
         label = f" {event.label}" if event.label else ""

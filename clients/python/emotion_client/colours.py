@@ -20,6 +20,8 @@ EMOTION_COLOURS: dict[str, str] = {
 # Labels outside the usual six (a fine-tuned model may have others) take these in turn.
 SPARE_COLOURS: tuple[str, ...] = ("#17becf", "#e377c2", "#2ca02c", "#bcbd22", "#7f7f7f", "#8c564b")
 SEVERITY_COLOURS: dict[str, str] = {"info": "#1f5f9f", "warning": "#a15c00", "critical": "#b00020"}
+# Windows answered as silent: a thin light-grey line, so a pause reads as a pause, not as missing data.
+SILENCE_COLOUR = "#c8c8c8"
 
 
 def label_colours(labels: Sequence[str]) -> dict[str, str]:

@@ -94,6 +94,8 @@ class WindowResult(_Serialisable):
     label: str
     scores: dict[str, float]
     skipped: bool = False  # the server was too busy to score it: no label, no scores
+    voiced_fraction: float = 1.0  # share of the window's frames that hold voice
+    silent: bool = False  # mostly silence: no label, no scores (show it as silence)
 
     @property
     def confidence(self) -> float:
@@ -107,7 +109,16 @@ class WindowResult(_Serialisable):
 
     @classmethod
     def from_pb(cls, msg: pb.WindowResult) -> WindowResult:
-        return cls(msg.index, msg.start_s, msg.end_s, msg.label, _scores(msg.scores), msg.skipped)
+        return cls(
+            msg.index,
+            msg.start_s,
+            msg.end_s,
+            msg.label,
+            _scores(msg.scores),
+            msg.skipped,
+            msg.voiced_fraction,
+            msg.silent,
+        )
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from html import escape
 
-from emotion_client.colours import SEVERITY_COLOURS, label_colours
+from emotion_client.colours import SEVERITY_COLOURS, SILENCE_COLOUR, label_colours
 from emotion_client.interview.report import SCHEMA_VERSION, EmotionStats, InterviewReport
 from emotion_client.results import Alert
 
@@ -109,6 +109,13 @@ def _timeline(report: InterviewReport, colours: Mapping[str, str]) -> str:
             f'<text x="{x(q.start_s) + 3:.1f}" y="14" font-size="12">{escape(q.id)}</text>'
         )
     half = report.hop_s / 2
+    for w in report.silences:
+        lo, hi = x(max(w.start_s, w.mid_s - half)), x(min(w.end_s, w.mid_s + half))
+        shapes.append(
+            f'<rect x="{lo:.1f}" y="40" width="{max(hi - lo, 1):.1f}" height="4" fill="{SILENCE_COLOUR}">'
+            f"<title>window {w.index} {_clock(w.start_s)}–{_clock(w.end_s)}: silence "
+            f"(voiced {w.voiced_fraction:.0%})</title></rect>"
+        )
     for w in report.windows:
         lo, hi = x(max(w.start_s, w.mid_s - half)), x(min(w.end_s, w.mid_s + half))
         fill = colours.get(w.label, "#444")

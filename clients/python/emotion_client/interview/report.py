@@ -90,6 +90,7 @@ class InterviewReport:
     windows: tuple[WindowResult, ...]
     window_questions: tuple[str, ...]
     alerts: tuple[Alert, ...]
+    silences: tuple[WindowResult, ...] = ()  # windows answered as silent: shown as silence, never counted
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
@@ -133,6 +134,10 @@ class InterviewReport:
                 }
                 for w, question in zip(self.windows, self.window_questions)
             ],
+            "silences": [
+                {"index": w.index, "start_s": w.start_s, "end_s": w.end_s, "voiced_fraction": w.voiced_fraction}
+                for w in self.silences
+            ],
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -153,13 +158,16 @@ class StreamRecord:
 
     def __init__(self) -> None:
         self.windows: list[WindowResult] = []
+        self.silences: list[WindowResult] = []
         self.alerts: list[tuple[Alert, int | None]] = []
         self.summary: StreamSummary | None = None
 
     def add(self, event: StreamEvent) -> None:
         """Records one event, in stream order."""
         if isinstance(event, WindowResult):
-            if not event.skipped:  # a window the busy server did not score says nothing about the answer
+            if event.silent:
+                self.silences.append(event)
+            elif not event.skipped:  # a window the busy server did not score says nothing about the answer
                 self.windows.append(event)
         elif isinstance(event, Alert):
             self.alerts.append((event, len(self.windows) - 1 if self.windows else None))
@@ -219,6 +227,7 @@ def build_report(
         windows=tuple(record.windows),
         window_questions=tuple(window_questions),
         alerts=tuple(a for a, _ in record.alerts),
+        silences=tuple(record.silences),
     )
 
 

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x65motion/v1/emotion.proto\x12\nemotion.v1\"]\n\tPcmFormat\x12)\n\x08\x65ncoding\x18\x01 \x01(\x0e\x32\x17.emotion.v1.PcmEncoding\x12\x13\n\x0bsample_rate\x18\x02 \x01(\r\x12\x10\n\x08\x63hannels\x18\x03 \x01(\r\"?\n\x08RawAudio\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12%\n\x06\x66ormat\x18\x02 \x01(\x0b\x32\x15.emotion.v1.PcmFormat\"I\n\x05\x41udio\x12\x11\n\x07\x63ontent\x18\x01 \x01(\x0cH\x00\x12#\n\x03raw\x18\x02 \x01(\x0b\x32\x14.emotion.v1.RawAudioH\x00\x42\x08\n\x06source\"\xb5\x01\n\x0f\x43lassifyRequest\x12 \n\x05\x61udio\x18\x01 \x01(\x0b\x32\x11.emotion.v1.Audio\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12;\n\x08metadata\x18\x03 \x03(\x0b\x32).emotion.v1.ClassifyRequest.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"*\n\nLabelScore\x12\r\n\x05label\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\"\xd3\x01\n\x10\x43lassifyResponse\x12\r\n\x05label\x18\x01 \x01(\t\x12&\n\x06scores\x18\x02 \x03(\x0b\x32\x16.emotion.v1.LabelScore\x12\x12\n\nduration_s\x18\x03 \x01(\x01\x12\x12\n\nmodel_name\x18\x04 \x01(\t\x12\x15\n\rmodel_version\x18\x05 \x01(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12!\n\x06\x61lerts\x18\x07 \x03(\x0b\x32\x11.emotion.v1.Alert\x12\x12\n\nsession_id\x18\x08 \x01(\t\"\xd5\x01\n\x0cStreamConfig\x12%\n\x06\x66ormat\x18\x01 \x01(\x0b\x32\x15.emotion.v1.PcmFormat\x12\x10\n\x08window_s\x18\x02 \x01(\x01\x12\r\n\x05hop_s\x18\x03 \x01(\x01\x12\x12\n\nsession_id\x18\x04 \x01(\t\x12\x38\n\x08metadata\x18\x05 \x03(\x0b\x32&.emotion.v1.StreamConfig.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"g\n\x15StreamClassifyRequest\x12*\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x18.emotion.v1.StreamConfigH\x00\x12\x17\n\raudio_content\x18\x02 \x01(\x0cH\x00\x42\t\n\x07payload\"\x85\x01\n\x0cWindowResult\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0f\n\x07start_s\x18\x02 \x01(\x01\x12\r\n\x05\x65nd_s\x18\x03 \x01(\x01\x12\r\n\x05label\x18\x04 \x01(\t\x12&\n\x06scores\x18\x05 \x03(\x0b\x32\x16.emotion.v1.LabelScore\x12\x0f\n\x07skipped\x18\x06 \x01(\x08\"\xd7\x01\n\x05\x41lert\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\x10\n\x08severity\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\r\n\x05value\x18\x05 \x01(\x01\x12\x0e\n\x06time_s\x18\x06 \x01(\x01\x12\x0e\n\x06source\x18\x07 \x01(\t\x12/\n\x07\x64\x65tails\x18\x08 \x03(\x0b\x32\x1e.emotion.v1.Alert.DetailsEntry\x1a.\n\x0c\x44\x65tailsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xbb\x01\n\rStreamSummary\x12\x14\n\x0cwindow_count\x18\x01 \x01(\r\x12\x12\n\nduration_s\x18\x02 \x01(\x01\x12\x16\n\x0e\x64ominant_label\x18\x03 \x01(\t\x12&\n\x06shares\x18\x04 \x03(\x0b\x32\x16.emotion.v1.LabelScore\x12+\n\x0bmean_scores\x18\x05 \x03(\x0b\x32\x16.emotion.v1.LabelScore\x12\x13\n\x0b\x61lert_count\x18\x06 \x01(\r\"\xb3\x01\n\x16StreamClassifyResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12*\n\x06window\x18\x02 \x01(\x0b\x32\x18.emotion.v1.WindowResultH\x00\x12\"\n\x05\x61lert\x18\x03 \x01(\x0b\x32\x11.emotion.v1.AlertH\x00\x12,\n\x07summary\x18\x04 \x01(\x0b\x32\x19.emotion.v1.StreamSummaryH\x00\x42\x07\n\x05\x65vent\"*\n\x14\x44\x65leteSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\";\n\x15\x44\x65leteSessionResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0e\n\x06\x65rased\x18\x02 \x03(\t\"\x15\n\x13GetModelInfoRequest\"v\n\x0c\x42\x61tchingInfo\x12\x16\n\x0emax_batch_size\x18\x01 \x01(\r\x12\x1a\n\x12max_queue_delay_ms\x18\x02 \x01(\x01\x12\x16\n\x0emax_queue_size\x18\x03 \x01(\r\x12\x1a\n\x12pads_mixed_lengths\x18\x04 \x01(\x08\"\xf6\x01\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0e\n\x06labels\x18\x03 \x03(\t\x12\x13\n\x0bsample_rate\x18\x04 \x01(\r\x12\x0e\n\x06\x64\x65vice\x18\x05 \x01(\t\x12\r\n\x05\x64type\x18\x06 \x01(\t\x12\x14\n\x0c\x61rchitecture\x18\x07 \x01(\t\x12*\n\x08\x62\x61tching\x18\x08 \x01(\x0b\x32\x18.emotion.v1.BatchingInfo\x12\x13\n\x0bmax_audio_s\x18\t \x01(\x01\x12\x18\n\x10\x64\x65\x66\x61ult_window_s\x18\n \x01(\x01\x12\x15\n\rdefault_hop_s\x18\x0b \x01(\x01*[\n\x0bPcmEncoding\x12\x1c\n\x18PCM_ENCODING_UNSPECIFIED\x10\x00\x12\x16\n\x12PCM_ENCODING_S16LE\x10\x01\x12\x16\n\x12PCM_ENCODING_F32LE\x10\x02\x32\xd2\x02\n\x0e\x45motionService\x12\x45\n\x08\x43lassify\x12\x1b.emotion.v1.ClassifyRequest\x1a\x1c.emotion.v1.ClassifyResponse\x12[\n\x0eStreamClassify\x12!.emotion.v1.StreamClassifyRequest\x1a\".emotion.v1.StreamClassifyResponse(\x01\x30\x01\x12\x46\n\x0cGetModelInfo\x12\x1f.emotion.v1.GetModelInfoRequest\x1a\x15.emotion.v1.ModelInfo\x12T\n\rDeleteSession\x12 .emotion.v1.DeleteSessionRequest\x1a!.emotion.v1.DeleteSessionResponseB;\n\x0e\x64\x65v.emotion.v1P\x01Z\'github.com/emotion/emotion/v1;emotionv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x65motion/v1/emotion.proto\x12\nemotion.v1\"]\n\tPcmFormat\x12)\n\x08\x65ncoding\x18\x01 \x01(\x0e\x32\x17.emotion.v1.PcmEncoding\x12\x13\n\x0bsample_rate\x18\x02 \x01(\r\x12\x10\n\x08\x63hannels\x18\x03 \x01(\r\"?\n\x08RawAudio\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12%\n\x06\x66ormat\x18\x02 \x01(\x0b\x32\x15.emotion.v1.PcmFormat\"I\n\x05\x41udio\x12\x11\n\x07\x63ontent\x18\x01 \x01(\x0cH\x00\x12#\n\x03raw\x18\x02 \x01(\x0b\x32\x14.emotion.v1.RawAudioH\x00\x42\x08\n\x06source\"\xb5\x01\n\x0f\x43lassifyRequest\x12 \n\x05\x61udio\x18\x01 \x01(\x0b\x32\x11.emotion.v1.Audio\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12;\n\x08metadata\x18\x03 \x03(\x0b\x32).emotion.v1.ClassifyRequest.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"*\n\nLabelScore\x12\r\n\x05label\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\"\xd3\x01\n\x10\x43lassifyResponse\x12\r\n\x05label\x18\x01 \x01(\t\x12&\n\x06scores\x18\x02 \x03(\x0b\x32\x16.emotion.v1.LabelScore\x12\x12\n\nduration_s\x18\x03 \x01(\x01\x12\x12\n\nmodel_name\x18\x04 \x01(\t\x12\x15\n\rmodel_version\x18\x05 \x01(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12!\n\x06\x61lerts\x18\x07 \x03(\x0b\x32\x11.emotion.v1.Alert\x12\x12\n\nsession_id\x18\x08 \x01(\t\"\xd5\x01\n\x0cStreamConfig\x12%\n\x06\x66ormat\x18\x01 \x01(\x0b\x32\x15.emotion.v1.PcmFormat\x12\x10\n\x08window_s\x18\x02 \x01(\x01\x12\r\n\x05hop_s\x18\x03 \x01(\x01\x12\x12\n\nsession_id\x18\x04 \x01(\t\x12\x38\n\x08metadata\x18\x05 \x03(\x0b\x32&.emotion.v1.StreamConfig.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"g\n\x15StreamClassifyRequest\x12*\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x18.emotion.v1.StreamConfigH\x00\x12\x17\n\raudio_content\x18\x02 \x01(\x0cH\x00\x42\t\n\x07payload\"\xae\x01\n\x0cWindowResult\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0f\n\x07start_s\x18\x02 \x01(\x01\x12\r\n\x05\x65nd_s\x18\x03 \x01(\x01\x12\r\n\x05label\x18\x04 \x01(\t\x12&\n\x06scores\x18\x05 \x03(\x0b\x32\x16.emotion.v1.LabelScore\x12\x0f\n\x07skipped\x18\x06 \x01(\x08\x12\x17\n\x0fvoiced_fraction\x18\x07 \x01(\x01\x12\x0e\n\x06silent\x18\x08 \x01(\x08\"\xd7\x01\n\x05\x41lert\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\x10\n\x08severity\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\r\n\x05value\x18\x05 \x01(\x01\x12\x0e\n\x06time_s\x18\x06 \x01(\x01\x12\x0e\n\x06source\x18\x07 \x01(\t\x12/\n\x07\x64\x65tails\x18\x08 \x03(\x0b\x32\x1e.emotion.v1.Alert.DetailsEntry\x1a.\n\x0c\x44\x65tailsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xbb\x01\n\rStreamSummary\x12\x14\n\x0cwindow_count\x18\x01 \x01(\r\x12\x12\n\nduration_s\x18\x02 \x01(\x01\x12\x16\n\x0e\x64ominant_label\x18\x03 \x01(\t\x12&\n\x06shares\x18\x04 \x03(\x0b\x32\x16.emotion.v1.LabelScore\x12+\n\x0bmean_scores\x18\x05 \x03(\x0b\x32\x16.emotion.v1.LabelScore\x12\x13\n\x0b\x61lert_count\x18\x06 \x01(\r\"\xb3\x01\n\x16StreamClassifyResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12*\n\x06window\x18\x02 \x01(\x0b\x32\x18.emotion.v1.WindowResultH\x00\x12\"\n\x05\x61lert\x18\x03 \x01(\x0b\x32\x11.emotion.v1.AlertH\x00\x12,\n\x07summary\x18\x04 \x01(\x0b\x32\x19.emotion.v1.StreamSummaryH\x00\x42\x07\n\x05\x65vent\"*\n\x14\x44\x65leteSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\";\n\x15\x44\x65leteSessionResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0e\n\x06\x65rased\x18\x02 \x03(\t\"\x15\n\x13GetModelInfoRequest\"v\n\x0c\x42\x61tchingInfo\x12\x16\n\x0emax_batch_size\x18\x01 \x01(\r\x12\x1a\n\x12max_queue_delay_ms\x18\x02 \x01(\x01\x12\x16\n\x0emax_queue_size\x18\x03 \x01(\r\x12\x1a\n\x12pads_mixed_lengths\x18\x04 \x01(\x08\"\xf6\x01\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0e\n\x06labels\x18\x03 \x03(\t\x12\x13\n\x0bsample_rate\x18\x04 \x01(\r\x12\x0e\n\x06\x64\x65vice\x18\x05 \x01(\t\x12\r\n\x05\x64type\x18\x06 \x01(\t\x12\x14\n\x0c\x61rchitecture\x18\x07 \x01(\t\x12*\n\x08\x62\x61tching\x18\x08 \x01(\x0b\x32\x18.emotion.v1.BatchingInfo\x12\x13\n\x0bmax_audio_s\x18\t \x01(\x01\x12\x18\n\x10\x64\x65\x66\x61ult_window_s\x18\n \x01(\x01\x12\x15\n\rdefault_hop_s\x18\x0b \x01(\x01*[\n\x0bPcmEncoding\x12\x1c\n\x18PCM_ENCODING_UNSPECIFIED\x10\x00\x12\x16\n\x12PCM_ENCODING_S16LE\x10\x01\x12\x16\n\x12PCM_ENCODING_F32LE\x10\x02\x32\xd2\x02\n\x0e\x45motionService\x12\x45\n\x08\x43lassify\x12\x1b.emotion.v1.ClassifyRequest\x1a\x1c.emotion.v1.ClassifyResponse\x12[\n\x0eStreamClassify\x12!.emotion.v1.StreamClassifyRequest\x1a\".emotion.v1.StreamClassifyResponse(\x01\x30\x01\x12\x46\n\x0cGetModelInfo\x12\x1f.emotion.v1.GetModelInfoRequest\x1a\x15.emotion.v1.ModelInfo\x12T\n\rDeleteSession\x12 .emotion.v1.DeleteSessionRequest\x1a!.emotion.v1.DeleteSessionResponseB;\n\x0e\x64\x65v.emotion.v1P\x01Z\'github.com/emotion/emotion/v1;emotionv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,8 +38,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STREAMCONFIG_METADATAENTRY']._serialized_options = b'8\001'
   _globals['_ALERT_DETAILSENTRY']._loaded_options = None
   _globals['_ALERT_DETAILSENTRY']._serialized_options = b'8\001'
-  _globals['_PCMENCODING']._serialized_start=2261
-  _globals['_PCMENCODING']._serialized_end=2352
+  _globals['_PCMENCODING']._serialized_start=2302
+  _globals['_PCMENCODING']._serialized_end=2393
   _globals['_PCMFORMAT']._serialized_start=40
   _globals['_PCMFORMAT']._serialized_end=133
   _globals['_RAWAUDIO']._serialized_start=135
@@ -61,25 +61,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STREAMCLASSIFYREQUEST']._serialized_start=933
   _globals['_STREAMCLASSIFYREQUEST']._serialized_end=1036
   _globals['_WINDOWRESULT']._serialized_start=1039
-  _globals['_WINDOWRESULT']._serialized_end=1172
-  _globals['_ALERT']._serialized_start=1175
-  _globals['_ALERT']._serialized_end=1390
-  _globals['_ALERT_DETAILSENTRY']._serialized_start=1344
-  _globals['_ALERT_DETAILSENTRY']._serialized_end=1390
-  _globals['_STREAMSUMMARY']._serialized_start=1393
-  _globals['_STREAMSUMMARY']._serialized_end=1580
-  _globals['_STREAMCLASSIFYRESPONSE']._serialized_start=1583
-  _globals['_STREAMCLASSIFYRESPONSE']._serialized_end=1762
-  _globals['_DELETESESSIONREQUEST']._serialized_start=1764
-  _globals['_DELETESESSIONREQUEST']._serialized_end=1806
-  _globals['_DELETESESSIONRESPONSE']._serialized_start=1808
-  _globals['_DELETESESSIONRESPONSE']._serialized_end=1867
-  _globals['_GETMODELINFOREQUEST']._serialized_start=1869
-  _globals['_GETMODELINFOREQUEST']._serialized_end=1890
-  _globals['_BATCHINGINFO']._serialized_start=1892
-  _globals['_BATCHINGINFO']._serialized_end=2010
-  _globals['_MODELINFO']._serialized_start=2013
-  _globals['_MODELINFO']._serialized_end=2259
-  _globals['_EMOTIONSERVICE']._serialized_start=2355
-  _globals['_EMOTIONSERVICE']._serialized_end=2693
+  _globals['_WINDOWRESULT']._serialized_end=1213
+  _globals['_ALERT']._serialized_start=1216
+  _globals['_ALERT']._serialized_end=1431
+  _globals['_ALERT_DETAILSENTRY']._serialized_start=1385
+  _globals['_ALERT_DETAILSENTRY']._serialized_end=1431
+  _globals['_STREAMSUMMARY']._serialized_start=1434
+  _globals['_STREAMSUMMARY']._serialized_end=1621
+  _globals['_STREAMCLASSIFYRESPONSE']._serialized_start=1624
+  _globals['_STREAMCLASSIFYRESPONSE']._serialized_end=1803
+  _globals['_DELETESESSIONREQUEST']._serialized_start=1805
+  _globals['_DELETESESSIONREQUEST']._serialized_end=1847
+  _globals['_DELETESESSIONRESPONSE']._serialized_start=1849
+  _globals['_DELETESESSIONRESPONSE']._serialized_end=1908
+  _globals['_GETMODELINFOREQUEST']._serialized_start=1910
+  _globals['_GETMODELINFOREQUEST']._serialized_end=1931
+  _globals['_BATCHINGINFO']._serialized_start=1933
+  _globals['_BATCHINGINFO']._serialized_end=2051
+  _globals['_MODELINFO']._serialized_start=2054
+  _globals['_MODELINFO']._serialized_end=2300
+  _globals['_EMOTIONSERVICE']._serialized_start=2396
+  _globals['_EMOTIONSERVICE']._serialized_end=2734
 # @@protoc_insertion_point(module_scope)

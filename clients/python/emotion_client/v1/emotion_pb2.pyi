@@ -117,20 +117,24 @@ class StreamClassifyRequest(_message.Message):
     def __init__(self, config: _Optional[_Union[StreamConfig, _Mapping]] = ..., audio_content: _Optional[bytes] = ...) -> None: ...
 
 class WindowResult(_message.Message):
-    __slots__ = ("index", "start_s", "end_s", "label", "scores", "skipped")
+    __slots__ = ("index", "start_s", "end_s", "label", "scores", "skipped", "voiced_fraction", "silent")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     START_S_FIELD_NUMBER: _ClassVar[int]
     END_S_FIELD_NUMBER: _ClassVar[int]
     LABEL_FIELD_NUMBER: _ClassVar[int]
     SCORES_FIELD_NUMBER: _ClassVar[int]
     SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    VOICED_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    SILENT_FIELD_NUMBER: _ClassVar[int]
     index: int
     start_s: float
     end_s: float
     label: str
     scores: _containers.RepeatedCompositeFieldContainer[LabelScore]
     skipped: bool
-    def __init__(self, index: _Optional[int] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., label: _Optional[str] = ..., scores: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ..., skipped: _Optional[bool] = ...) -> None: ...
+    voiced_fraction: float
+    silent: bool
+    def __init__(self, index: _Optional[int] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., label: _Optional[str] = ..., scores: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ..., skipped: _Optional[bool] = ..., voiced_fraction: _Optional[float] = ..., silent: _Optional[bool] = ...) -> None: ...
 
 class Alert(_message.Message):
     __slots__ = ("kind", "label", "severity", "message", "value", "time_s", "source", "details")
