@@ -1,19 +1,33 @@
-"""Training throughput: samples/s of a HuBERT-base-sized classifier on 3 s clips.
+"""Training throughput: samples/s of one process, and of `emotion train --num_workers N` on Ray.
 
-Times full training steps (forward, backward, AdamW step) at batch 8 on the CPU, and on
-CUDA with bf16/fp16 autocast (AMP) when a GPU is present. Random weights (HubertConfig's
-defaults are hubert-base's shape, 95 M parameters): timing only. Prints figures, asserts nothing.
+Single process: times full training steps (forward, backward, AdamW step) of a HuBERT-base-sized
+classifier at batch 8 on the CPU, and on CUDA with bf16/fp16 autocast (AMP) when a GPU is
+present. Random weights (HubertConfig's defaults are hubert-base's shape, 95 M parameters).
+
+Data-parallel (``--workers 1,2``): runs the real `emotion train --num_workers N` (Ray Train, gloo
+on CPUs, NCCL with ``--use-gpu``) on a local Ray with N CPUs, the bundled model's architecture on
+synthetic 3 s clips, once for 1 epoch and once for 1 + ``--epochs`` epochs; the difference is the
+time of those epochs without Ray's start-up, and samples/s = clips x epochs / that time. Each
+worker keeps the per-device batch, so N workers step through N times the clips per step.
+Prints figures, asserts nothing.
 
     python bench/train_throughput.py                 # HuBERT-base, batch 8, 3 s clips
     python bench/train_throughput.py --size tiny     # a quick smoke run
+    python bench/train_throughput.py --workers 1,2   # emotion train on 1 and 2 Ray workers
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
+import numpy as np
+import soundfile as sf
 import torch
 from transformers import HubertConfig, HubertForSequenceClassification
 
@@ -63,6 +77,42 @@ def samples_per_second(
     return batch * steps / (time.perf_counter() - started)
 
 
+def synthetic_corpus(folder: Path, clips: int, seconds: float) -> Path:
+    """``clips`` WAVs of shaped noise with labels and speakers, and their CSV manifest."""
+    rng = np.random.default_rng(0)
+    rows = ["path,label,speaker"]
+    for i in range(clips):
+        wave = rng.standard_normal(int(seconds * SAMPLE_RATE)) * np.abs(
+            np.sin(np.linspace(0, 9, int(seconds * SAMPLE_RATE)))
+        )
+        sf.write(folder / f"clip{i}.wav", (0.1 * wave).astype(np.float32), SAMPLE_RATE)
+        rows.append(f"clip{i}.wav,{('ANG', 'DIS', 'FEA', 'HAP', 'NEU', 'SAD')[i % 6]},s{i % 4}")
+    (folder / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return folder / "manifest.csv"
+
+
+def distributed_rate(workers: int, epochs: int, clips: int, batch: int, use_gpu: bool) -> float:
+    """samples/s of `emotion train --num_workers workers` over ``epochs`` epochs, Ray's start-up excluded."""
+    emotion = str(Path(sys.executable).with_name("emotion"))
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = synthetic_corpus(Path(tmp), clips, 3.0)
+
+        def run(n_epochs: int) -> float:
+            argv = [
+                emotion, "train", "--data", str(manifest), "--dataset", "csv", "--from_scratch",
+                "--output_dir", f"{tmp}/model-{n_epochs}", "--num_train_epochs", str(n_epochs),
+                "--val_fraction", "0", "--per_device_train_batch_size", str(batch), "--max_seconds", "3.0",
+                "--augment_probability", "0", "--report_to", "none", "--disable_tqdm", "true",
+                "--num_workers", str(workers), *(["--use_gpu", "true"] if use_gpu else []),
+            ]  # fmt: skip
+            started = time.perf_counter()
+            subprocess.run(argv, check=True, capture_output=True)
+            return time.perf_counter() - started
+
+        first, more = run(1), run(1 + epochs)
+    return clips * epochs / max(more - first, 1e-9)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=SIZES, default="base", help="model size [default: base]")
@@ -70,7 +120,19 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="clip length [default: 3]")
     parser.add_argument("--steps", type=int, default=5, help="timed steps [default: 5]")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first [default: 1]")
+    parser.add_argument("--workers", help="e.g. 1,2: time `emotion train --num_workers N` on Ray instead")
+    parser.add_argument("--epochs", type=int, default=3, help="with --workers: timed epochs [default: 3]")
+    parser.add_argument("--clips", type=int, default=64, help="with --workers: synthetic 3 s clips [default: 64]")
+    parser.add_argument("--use-gpu", action="store_true", help="with --workers: one GPU per worker")
     args = parser.parse_args()
+    if args.workers:
+        counts = [int(n) for n in args.workers.split(",")]
+        print(f"emotion train --num_workers N: logmel-cnn, {args.clips} synthetic 3 s clips, per-device batch "
+              f"{args.batch_size}, {args.epochs} timed epochs (Ray start-up excluded), {platform.machine()}")  # fmt: skip
+        rates = {n: distributed_rate(n, args.epochs, args.clips, args.batch_size, args.use_gpu) for n in counts}
+        for n, rate in rates.items():
+            print(f"{n} worker(s): {rate:8.2f} samples/s  ({rate / rates[counts[0]]:.2f}x {counts[0]} worker(s))")
+        return
 
     model = build(args.size)
     parameters = sum(p.numel() for p in model.parameters())

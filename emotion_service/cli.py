@@ -196,8 +196,21 @@ def _train(args: argparse.Namespace) -> int:
 
     configure_logging("info", "console")
     arguments = parse_args(args.train_args)  # exits naming any unknown flag
+    training = arguments[2]
+    if training.num_workers < 0:
+        print(f"error: --num_workers must be at least 0, not {training.num_workers}", file=sys.stderr)
+        return 2
+    if training.use_gpu and not training.num_workers:
+        print("error: --use_gpu needs --num_workers (one process trains on the GPU it finds)", file=sys.stderr)
+        return 2
     try:
-        run_training(arguments, command_line(args.train_args))
+        if training.num_workers:
+            from emotion_service.tuning.distributed import run_distributed
+            from emotion_service.tuning.sweep import default_address
+
+            run_distributed(list(args.train_args), command_line(args.train_args), default_address(training.address))
+        else:
+            run_training(arguments, command_line(args.train_args))
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

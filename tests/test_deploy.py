@@ -60,6 +60,7 @@ K8S_VERSIONS = ("1.29", latest_version())
 OVERLAYS = {"cpu": K8S, "gpu": K8S / "gpu"}
 SECRETS_EXAMPLE = K8S / "secrets.example.yaml"
 RAYJOB = K8S / "kuberay-tune-job.yaml"
+TRAIN_RAYJOB = K8S / "kuberay-train-job.yaml"
 GRPC_PORT = 50051
 PROBE_SCRIPT = "/app/healthcheck.py"
 
@@ -299,7 +300,7 @@ def test_kustomizations_reference_existing_files_and_nothing_is_orphaned() -> No
             else:
                 assert patch.get("target") and patch.get("patch"), f"{kfile}: inline patch needs target and patch"
                 yaml.safe_load(patch["patch"])
-    standalone = {SECRETS_EXAMPLE.resolve(), RAYJOB.resolve()}
+    standalone = {SECRETS_EXAMPLE.resolve(), RAYJOB.resolve(), TRAIN_RAYJOB.resolve()}
     assert not standalone & referenced, "secrets.example.yaml / the RayJob must stay out of the kustomizations"
     orphans = [p for p in k8s_files() if p.resolve() not in referenced | standalone]
     assert not orphans, f"manifests no kustomization uses: {orphans}"
@@ -507,6 +508,38 @@ def test_rayjob_runs_emotion_tune_on_gpu_workers(tmp_path: Path) -> None:
     claims = {v["persistentVolumeClaim"]["claimName"] for v in head_volumes.values() if "persistentVolumeClaim" in v}
     assert "ReadWriteMany" in one(RAYJOB, "PersistentVolumeClaim")["spec"]["accessModes"]
     assert one(RAYJOB, "PersistentVolumeClaim")["metadata"]["name"] in claims
+
+
+def test_train_rayjob_runs_distributed_emotion_train_with_one_worker_per_gpu_pod() -> None:
+    from emotion_service.tuning.finetune import parse_args
+
+    job = one(TRAIN_RAYJOB, "RayJob")
+    spec = job["spec"]
+    entry = shlex.split(spec["entrypoint"])
+    assert entry[:2] == ["emotion", "train"]
+    flags = entry[2:]
+    # TrainingArguments refuses --bf16 on a machine without a bf16 GPU (this one): parse the rest.
+    at = flags.index("--bf16")
+    _, _, training = parse_args(flags[:at] + flags[at + 2 :])  # the flags `emotion train` accepts, none unknown
+    cluster = spec["rayClusterSpec"]
+    assert cluster["rayVersion"] == parse_dockerfile(DOCKERFILES["cuda"]).args["RAY_VERSION"]
+    assert cluster["headGroupSpec"]["rayStartParams"]["num-gpus"] == "0"
+    (group,) = cluster["workerGroupSpecs"]
+    (container,) = group["template"]["spec"]["containers"]
+    assert training.use_gpu and training.address == "auto"
+    assert int(container["resources"]["limits"]["nvidia.com/gpu"]) == 1
+    assert group["replicas"] == group["minReplicas"] == training.num_workers, "one worker per GPU pod"
+    assert float(container["resources"]["requests"]["cpu"]) >= training.cpus_per_worker
+    for name, template in [("head", cluster["headGroupSpec"]["template"]), (group["groupName"], group["template"])]:
+        validate_pod_template(template, f"{TRAIN_RAYJOB.name} {name}")
+        mounts = {m["mountPath"]: m["name"] for c in template["spec"]["containers"] for m in c["volumeMounts"]}
+        volumes = {v["name"]: v for v in template["spec"]["volumes"]}
+        # Checkpoints and the model go to a volume every node mounts: the RWX claim of this file.
+        for path in (training.storage_path, training.output_dir):
+            mount = next(m for m in mounts if under(path, m))
+            claim = volumes[mounts[mount]]["persistentVolumeClaim"]["claimName"]
+            pvc = one(TRAIN_RAYJOB, "PersistentVolumeClaim", claim)
+            assert "ReadWriteMany" in pvc["spec"]["accessModes"]
 
 
 # ------------------------------------------------------------------ compose and Prometheus

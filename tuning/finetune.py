@@ -167,6 +167,29 @@ class EmotionTrainingArguments(TrainingArguments):
         default="balanced", metadata={"help": "balanced: weight the loss by inverse class frequency."}
     )
     resume: bool = field(default=False, metadata={"help": "Resume from the last checkpoint in --output_dir."})
+    num_workers: int = field(
+        default=0,
+        metadata={
+            "help": "Ray Train workers for data-parallel training (global batch = per-device batch x workers), on "
+            "the local Ray or the cluster at --address / RAY_ADDRESS; 0: one process, no Ray."
+        },
+    )
+    use_gpu: bool = field(default=False, metadata={"help": "With --num_workers: one GPU per worker (NCCL)."})
+    cpus_per_worker: float = field(default=1.0, metadata={"help": "With --num_workers: CPUs Ray reserves per worker."})
+    address: str | None = field(
+        default=None,
+        metadata={"help": "With --num_workers: Ray cluster address [default: $RAY_ADDRESS, else a local Ray]."},
+    )
+    storage_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "With --num_workers: where Ray keeps checkpoints, readable by every node (shared folder or "
+            "bucket URI) [default: OUTPUT_DIR/ray]."
+        },
+    )
+    max_failures: int = field(
+        default=3, metadata={"help": "With --num_workers: restarts from the last checkpoint after a worker dies."}
+    )
 
 
 ARGUMENT_GROUPS = (ModelArguments, DataArguments, EmotionTrainingArguments)
@@ -380,8 +403,20 @@ def _trainer_metrics(labels: Sequence[str]) -> Callable[[EvalPrediction], dict[s
     return compute
 
 
-def run_training(arguments: Arguments, command: str, callbacks: Sequence[TrainerCallback] = ()) -> dict[str, float]:
-    """Trains, exports the best epoch to ``output_dir`` with a model card, returns its validation metrics."""
+def run_training(
+    arguments: Arguments,
+    command: str,
+    callbacks: Sequence[TrainerCallback] = (),
+    prepare: Callable[[Trainer], Trainer] | None = None,
+    resume_from: str | None = None,
+    export: bool = True,
+) -> dict[str, float]:
+    """Trains, exports the best epoch to ``output_dir`` with a model card, returns its validation metrics.
+
+    :param prepare: applied to the built Trainer (Ray Train's ``prepare_trainer`` on a worker).
+    :param resume_from: a checkpoint folder to resume from (a Ray worker restarted after a failure).
+    :param export: False on Ray workers: the driver exports from the reported checkpoint.
+    """
     from emotion_service.plugins.manager import load_plugins
 
     model_args, data_args, training_args = arguments
@@ -425,8 +460,13 @@ def run_training(arguments: Arguments, command: str, callbacks: Sequence[Trainer
         callbacks=[EpochCallback(train_set), *callbacks],
         class_weights=_class_weights(train_ids, len(labels)) if training_args.class_weights == "balanced" else None,
     )
-    trainer.train(resume_from_checkpoint=True if training_args.resume else training_args.resume_from_checkpoint)
+    if prepare is not None:
+        trainer = prepare(trainer)
+    resume = resume_from or (True if training_args.resume else training_args.resume_from_checkpoint)
+    trainer.train(resume_from_checkpoint=resume)
     metrics = trainer.evaluate() if val_set is not None else {}
+    if not export:
+        return metrics
     output = Path(training_args.output_dir)
     trainer.save_model(str(output))  # weights, config and the feature extractor (processing_class)
     write_model_card(output, metrics, command, arguments, corpus)

@@ -1,0 +1,143 @@
+"""`emotion train --num_workers N` on a real two-node Ray cluster started on this machine.
+
+The fixture runs `ray start --head` and a second node with `ray start --address` (separate
+processes, one CPU each), so two workers land on two nodes and train over gloo. Checked: two
+workers at per-device batch 2 give the weights of one worker at batch 4 (same global batch, same
+clips per step); a worker killed mid-run makes Ray restart the group from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from emotion_service.tuning.distributed import ATTEMPT_LOG_ENV
+from tests.tuning_helpers import TINY_HUBERT, write_manifest
+
+RAY = str(Path(sys.executable).with_name("ray"))
+EMOTION = str(Path(sys.executable).with_name("emotion"))
+# A tiny HuBERT without any randomness in its forward pass (no dropout, no time masking) and with
+# per-clip layer norms only: the two set-ups must differ by float summation order alone.
+DETERMINISTIC_HUBERT = json.dumps(
+    {
+        **json.loads(TINY_HUBERT),
+        "hidden_dropout": 0.0,
+        "attention_dropout": 0.0,
+        "activation_dropout": 0.0,
+        "feat_proj_dropout": 0.0,
+        "final_dropout": 0.0,
+        "layerdrop": 0.0,
+        "mask_time_prob": 0.0,
+    }
+)
+# Float sums in another order (a gloo all-reduce of two halves against one batch) after 3 AdamW steps.
+WEIGHT_TOLERANCE = 1e-4
+# A cluster of this machine's own processes, on loopback: no token to hand around.
+RAY_ENV = {"RAY_AUTH_MODE": "disabled"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[str]:
+    """A head node and a second node, one CPU each, as separate `ray start` processes."""
+    port = _free_port()
+    address = f"127.0.0.1:{port}"
+    common = ["--num-cpus=1", "--num-gpus=0", "--disable-usage-stats"]
+    env = {**os.environ, **RAY_ENV}
+    subprocess.run(
+        [RAY, "start", "--head", f"--port={port}", "--include-dashboard=false", *common], check=True, env=env
+    )
+    try:
+        subprocess.run([RAY, "start", f"--address={address}", *common], check=True, env=env)
+        yield address
+    finally:
+        subprocess.run([RAY, "stop", "--force"], check=False, env=env)
+
+
+def train(address: str, output: Path, manifest: Path, workers: int, batch: int, epochs: int, **env: str) -> str:
+    argv = [
+        EMOTION, "train", "--data", str(manifest), "--dataset", "csv", "--from_scratch",
+        "--architecture", "hubert-small", "--config_overrides", DETERMINISTIC_HUBERT,
+        "--output_dir", str(output), "--num_train_epochs", str(epochs), "--val_fraction", "0",
+        "--per_device_train_batch_size", str(batch), "--max_seconds", "1.0", "--augment_probability", "0",
+        "--class_weights", "none", "--train_sampling_strategy", "sequential", "--seed", "3",
+        "--learning_rate", "1e-3", "--warmup_steps", "0", "--report_to", "none", "--disable_tqdm", "true",
+        "--num_workers", str(workers), "--address", address,
+    ]  # fmt: skip
+    log = output.parent / f"{output.name}.log"
+    with log.open("w") as handle:
+        try:
+            code = subprocess.run(
+                argv, stdout=handle, stderr=subprocess.STDOUT, timeout=240, env={**os.environ, **RAY_ENV, **env}
+            ).returncode
+        except subprocess.TimeoutExpired:
+            code = None
+    text = log.read_text()
+    assert code == 0, f"emotion train exited {code}:\n{text[-4000:]}"
+    return text
+
+
+def test_two_workers_on_two_nodes_match_one_worker_with_the_same_global_batch(ray_cluster: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    manifest = write_manifest(tmp_path)
+    log = train(ray_cluster, tmp_path / "two", manifest, workers=2, batch=2, epochs=1)
+    assert "Started training worker group of size 2" in log
+    train(ray_cluster, tmp_path / "one", manifest, workers=1, batch=4, epochs=1)
+    two, one = load_file(tmp_path / "two" / "model.safetensors"), load_file(tmp_path / "one" / "model.safetensors")
+    assert two.keys() == one.keys()
+    for name in one:
+        assert np.abs(two[name] - one[name]).max() < WEIGHT_TOLERANCE, name
+    # The exported folder is a servable model, with its card, like a single-process run's.
+    assert {"config.json", "preprocessor_config.json", "README.md"} <= {p.name for p in (tmp_path / "two").iterdir()}
+
+
+def test_a_worker_killed_mid_run_resumes_from_the_last_checkpoint(ray_cluster: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    manifest = write_manifest(tmp_path)
+    attempts = tmp_path / "attempts.log"
+    output = tmp_path / "model"
+    killer = subprocess.Popen(
+        [sys.executable, "-c", _KILLER, str(attempts), str(output / "ray")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    train(ray_cluster, output, manifest, workers=2, batch=2, epochs=12, **{ATTEMPT_LOG_ENV: str(attempts)})
+    killed = killer.communicate(timeout=30)[0].strip()
+    assert killed.startswith("killed"), killed
+    lines = attempts.read_text().splitlines()
+    first, later = lines[:2], lines[2:]
+    assert all("resume=None" in line for line in first)
+    assert later and all("resume=" in line and "resume=None" not in line for line in later), lines
+    assert (output / "model.safetensors").is_file()
+    shutil.rmtree(output / "ray", ignore_errors=True)
+
+
+# Waits for the first checkpoint Ray reports, then SIGKILLs one worker of the first attempt.
+_KILLER = """
+import os, signal, sys, time
+from pathlib import Path
+attempts, storage = Path(sys.argv[1]), Path(sys.argv[2])
+deadline = time.time() + 400
+while time.time() < deadline:
+    if attempts.is_file() and list(storage.rglob("checkpoint_*")):
+        pid = int(attempts.read_text().splitlines()[0].split("pid=")[1].split()[0])
+        os.kill(pid, signal.SIGKILL)
+        print(f"killed {pid}")
+        break
+    time.sleep(0.2)
+else:
+    print("no checkpoint appeared")
+"""
