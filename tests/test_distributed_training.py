@@ -114,7 +114,7 @@ def test_a_worker_killed_mid_run_resumes_from_the_last_checkpoint(ray_cluster: s
         stdout=subprocess.PIPE,
         text=True,
     )
-    train(ray_cluster, output, manifest, workers=2, batch=2, epochs=12, **{ATTEMPT_LOG_ENV: str(attempts)})
+    train(ray_cluster, output, manifest, workers=2, batch=2, epochs=20, **{ATTEMPT_LOG_ENV: str(attempts)})
     killed = killer.communicate(timeout=30)[0].strip()
     assert killed.startswith("killed"), killed
     lines = attempts.read_text().splitlines()
@@ -125,14 +125,15 @@ def test_a_worker_killed_mid_run_resumes_from_the_last_checkpoint(ray_cluster: s
     shutil.rmtree(output / "ray", ignore_errors=True)
 
 
-# Waits for the first checkpoint Ray reports, then SIGKILLs one worker of the first attempt.
+# Waits until Ray has registered a checkpoint, then SIGKILLs one worker of the first attempt.
 _KILLER = """
 import os, signal, sys, time
 from pathlib import Path
 attempts, storage = Path(sys.argv[1]), Path(sys.argv[2])
 deadline = time.time() + 400
 while time.time() < deadline:
-    if attempts.is_file() and list(storage.rglob("checkpoint_*")):
+    # The controller's snapshot lists the checkpoints it has registered (a folder appears while it uploads).
+    if attempts.is_file() and list(storage.rglob("checkpoint_manager_snapshot.json")):
         pid = int(attempts.read_text().splitlines()[0].split("pid=")[1].split()[0])
         os.kill(pid, signal.SIGKILL)
         print(f"killed {pid}")
