@@ -74,12 +74,13 @@ def check_stream(events: list, duration_s: float) -> tuple[list[WindowResult], S
     assert isinstance(events[-1], StreamSummary) and sum(isinstance(e, StreamSummary) for e in events) == 1
     summary = events[-1]
     assert [w.index for w in windows] == list(range(len(windows))) and windows
-    assert summary.window_count == len(windows)
+    assert summary.window_count == sum(not w.silent for w in windows)  # silence claims no emotion
+    assert all(w.label or w.silent for w in windows)
     assert summary.duration_s == pytest.approx(duration_s, abs=0.01)
     assert summary.dominant_label in LABELS
     assert sum(summary.shares.values()) == pytest.approx(1.0)
     for w in windows:
-        assert set(w.scores) == set(LABELS) and 0 <= w.start_s < w.end_s <= duration_s + 1e-6
+        assert set(w.scores) == (set() if w.silent else set(LABELS)) and 0 <= w.start_s < w.end_s <= duration_s + 1e-6
     return windows, summary
 
 

@@ -30,9 +30,10 @@ def speech() -> np.ndarray:
     return load_mono(recordings()[0])
 
 
+@pytest.mark.parametrize("per_clip", [True, False], ids=["per-clip-normalised", "level-only"])
 @pytest.mark.parametrize("gain_db", [-30.0, -10.0, 6.0])
-def test_a_quieter_or_louder_clip_gives_the_same_features(gain_db: float) -> None:
-    fe = extractor(**ROBUST)
+def test_a_quieter_or_louder_clip_gives_the_same_features(gain_db: float, per_clip: bool) -> None:
+    fe = extractor(**{**ROBUST, "normalize_per_clip": per_clip})
     for path in recordings()[:4]:
         speech = load_mono(path)
         clean, louder = features(fe, speech), features(fe, (speech * 10 ** (gain_db / 20)).astype(np.float32))
@@ -40,7 +41,7 @@ def test_a_quieter_or_louder_clip_gives_the_same_features(gain_db: float) -> Non
         # statistic nudged); everything else is the same clip.
         assert abs(len(louder) - len(clean)) <= 1
         steps = min(len(clean), len(louder))
-        assert (louder[:steps] - clean[:steps]).abs().mean() < 0.05, path.name
+        assert (louder[:steps] - clean[:steps]).abs().mean() < 0.1, path.name  # a 3 dB change moves it 0.7
 
 
 def test_without_level_normalisation_the_level_changes_the_features(speech: np.ndarray) -> None:
