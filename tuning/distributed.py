@@ -41,13 +41,17 @@ def run_distributed(argv: list[str], command: str, address: str | None) -> dict[
     from ray.train.torch import TorchTrainer
 
     arguments = parse_args(argv)
-    model_args, data_args, training_args = arguments
+    _, data_args, training_args = arguments
     output = Path(training_args.output_dir).resolve()
-    storage = Path(training_args.storage_path).resolve() if training_args.storage_path else output / "ray"
+    storage = training_args.storage_path or str(output / "ray")
+    if "://" not in storage:  # a bucket URI stays as it is; a folder must mean the same on every node
+        storage = str(Path(storage).resolve())
     validated = data_args.val_fraction > 0
     started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(address=address) if address else ray.init(include_dashboard=False)
+    if started_here and address:
+        ray.init(address=address)
+    elif started_here:
+        ray.init(include_dashboard=False)
     try:
         trainer = TorchTrainer(
             _worker,
@@ -59,7 +63,7 @@ def run_distributed(argv: list[str], command: str, address: str | None) -> dict[
             ),
             run_config=RunConfig(
                 name=output.name,
-                storage_path=str(storage),
+                storage_path=storage,
                 # Workers on other nodes do not inherit this shell: hand them the project's settings
                 # (plugins and their configuration are EMOTION_* variables).
                 worker_runtime_env={"env_vars": {k: v for k, v in os.environ.items() if k.startswith("EMOTION_")}},
