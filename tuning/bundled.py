@@ -79,7 +79,7 @@ def _relative(path: Path) -> Path:
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m tuning.bundled", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m emotion_service.tuning.bundled", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--data",
         type=Path,
@@ -94,8 +94,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--output", type=Path, default=_relative(BUNDLED_MODEL), help="model folder to write")
     parser.add_argument("--epochs", type=int, default=30, help="training epochs [default: 30]")
-    parser.add_argument("--seeds", default="0,1,2", help="seeds to train; the first one's model is bundled")
-    parser.add_argument("--jobs", type=int, default=2, help="seeds trained at once, one torch thread each")
+    parser.add_argument("--seeds", default="0,1,2", help="seeds to train; the first one's model is bundled [default: 0,1,2]")
+    parser.add_argument("--jobs", type=int, default=2, help="seeds trained at once, one torch thread each [default: 2]")
     parser.add_argument(
         "--work", type=Path, default=Path("build/seeds"), help="where each seed's model is trained (seed-N)"
     )
