@@ -53,26 +53,12 @@ def dilate(mask: torch.Tensor, frames: int) -> torch.Tensor:
     return widened[:, 0] > 0
 
 
-def voiced_fraction(waveform: np.ndarray, threshold_db: float, floor_dbfs: float, reference_db: float) -> float:
-    """Share of a window's frames voiced relative to a given speech level (a stream's, not the window's).
-
-    A stream window of pure pause has no loud frames of its own, so its frames are compared with
-    ``reference_db``, the level of the stream's speech so far.
-    """
-    if len(waveform) < FRAME:
-        return 0.0
-    frames = torch.as_tensor(np.ascontiguousarray(waveform, dtype=np.float32)).unfold(-1, FRAME, HOP)
-    levels = frame_levels_db(frames)
-    voiced = (levels > reference_db - threshold_db) & (levels > floor_dbfs)
-    return float(voiced.float().mean())
-
-
-def reference_level_db(waveform: np.ndarray) -> float | None:
-    """The level of a window's loud frames (the quantile :func:`voiced_frames` uses); None when too short."""
+def _window_levels_db(waveform: np.ndarray) -> torch.Tensor | None:
+    """Each frame's level (:func:`frame_levels_db`) of a mono window; None when shorter than a frame."""
     if len(waveform) < FRAME:
         return None
     frames = torch.as_tensor(np.ascontiguousarray(waveform, dtype=np.float32)).unfold(-1, FRAME, HOP)
-    return float(torch.quantile(frame_levels_db(frames), REFERENCE_QUANTILE))
+    return frame_levels_db(frames)
 
 
 class StreamVoicing:
@@ -89,11 +75,17 @@ class StreamVoicing:
         self.level_db: float | None = None
 
     def voiced_fraction(self, waveform: np.ndarray) -> float:
-        """Share of ``waveform``'s frames within ``threshold_db`` of the stream's speech level."""
-        reference = reference_level_db(waveform)
-        if reference is None:
+        """Share of ``waveform``'s frames within ``threshold_db`` of the stream's speech level.
+
+        A window of pure pause has no loud frames of its own, so its frames are compared with the
+        level of the stream's speech so far, not with the window's own loudest frames.
+        """
+        levels = _window_levels_db(waveform)
+        if levels is None:
             return 0.0
+        reference = float(torch.quantile(levels, REFERENCE_QUANTILE))
         if reference > self.floor_dbfs:
             self.level_db = reference if self.level_db is None else max(self.level_db, reference)
         level = self.level_db if self.level_db is not None else reference
-        return voiced_fraction(waveform, self.threshold_db, self.floor_dbfs, level)
+        voiced = (levels > level - self.threshold_db) & (levels > self.floor_dbfs)
+        return float(voiced.float().mean())
