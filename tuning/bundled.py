@@ -158,6 +158,14 @@ Training took {results["train_seconds"] / 60:.1f} min on {results["hardware"]};
 {results["parameters"]:,} parameters. `metrics.json` has every figure; the evaluation folders hold
 the confusion matrices and ROC curves.
 
+## Intended use and limits
+
+Six classes (ANG, DIS, FEA, HAP, NEU, SAD) from speech; trained on acted English speech of 18
+RAVDESS actors. For research, demos and testing the service offline. Not evidence about what a
+person feels. In the EU, inferring the emotions of people at work or in education is prohibited
+except for medical or safety reasons (AI Act, Regulation (EU) 2024/1689, Art. 5(1)(f)): that
+includes assessing job candidates.
+
 ## Licence
 
 RAVDESS (Livingstone & Russo 2018, "The Ryerson Audio-Visual Database of Emotional Speech and Song
