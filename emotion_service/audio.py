@@ -49,6 +49,10 @@ class AudioLimits:
     min_seconds: float = 0.0
     max_sample_rate: int = DEFAULT_MAX_SAMPLE_RATE
     max_channels: int = DEFAULT_MAX_CHANNELS
+    # What a refusal for length or size says: the limit's setting and what to do instead.
+    seconds_setting: str = "max_audio_seconds"
+    bytes_setting: str = "max_audio_bytes"
+    advice: str = "Classify accepts at most {limit}: use StreamClassify or a job (emotion-client analyze) for long recordings"
 
 
 UNLIMITED = AudioLimits(max_bytes=2**62, max_seconds=float("inf"))
@@ -92,6 +96,46 @@ def decode_file(path: Path, target_rate: int, limits: AudioLimits = UNLIMITED) -
     """Decodes an encoded file on disk (training and evaluation data) exactly as a request is decoded."""
     with open(path, "rb") as handle:
         return _decode_encoded(handle, target_rate, limits, name=str(path))
+
+
+def decode_channels(source: bytes | Path, target_rate: int, limits: AudioLimits) -> list[Decoded]:
+    """Decodes an encoded file (bytes, or a path) keeping its channels apart: one :class:`Decoded` each.
+
+    For recordings with one party per channel; limits apply per channel as to a mono file.
+    """
+    if isinstance(source, bytes):
+        _check_size(len(source), limits)
+        return _read_encoded(io.BytesIO(source), target_rate, limits, "audio", split=True)
+    with open(source, "rb") as handle:
+        return _read_encoded(handle, target_rate, limits, str(source), split=True)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What a file's header says: its length (0 when it does not say), rate and channels."""
+
+    duration_s: float
+    sample_rate: int
+    channels: int
+
+
+def probe(source: bytes | Path, limits: AudioLimits) -> Probe:
+    """Reads an encoded file's header only, refusing what :class:`AudioLimits` forbids (no sample decoded)."""
+    if isinstance(source, bytes):
+        _check_size(len(source), limits)
+    try:
+        info = sf.info(io.BytesIO(source) if isinstance(source, bytes) else str(source))
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise AudioError(
+            f"cannot decode {'audio' if isinstance(source, bytes) else source} ({_reason(exc)}): "
+            "send a WAV, FLAC, OGG/Vorbis or MP3 file"
+        ) from None
+    _check_rate_and_channels(info.samplerate, info.channels, limits)
+    known = 0 < info.frames < UNKNOWN_FRAMES
+    duration = info.frames / info.samplerate if known else 0.0
+    if duration > limits.max_seconds:
+        raise AudioError(_too_long(duration, limits))
+    return Probe(duration, info.samplerate, info.channels)
 
 
 def load_audio(path: Path, sample_rate: int = 16000) -> np.ndarray:
@@ -189,6 +233,11 @@ class _Collector:
 
 
 def _decode_encoded(source: BinaryIO, target_rate: int, limits: AudioLimits, name: str = "audio") -> Decoded:
+    return _read_encoded(source, target_rate, limits, name, split=False)[0]
+
+
+def _read_encoded(source: BinaryIO, target_rate: int, limits: AudioLimits, name: str, split: bool) -> list[Decoded]:
+    """One :class:`Decoded` (mono), or one per channel when ``split``."""
     try:
         reader = sf.SoundFile(source)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
@@ -204,7 +253,7 @@ def _decode_encoded(source: BinaryIO, target_rate: int, limits: AudioLimits, nam
         known = 0 < reader.frames < UNKNOWN_FRAMES
         if known and reader.frames / rate > limits.max_seconds:
             raise AudioError(_too_long(reader.frames / rate, limits))
-        collector = _Collector(rate, target_rate, limits)
+        collectors = [_Collector(rate, target_rate, limits) for _ in range(channels if split else 1)]
         # A file of unknown length is read in small blocks: libsndfile fails the read that crosses
         # its end, so that failure, after audio was decoded, is taken as the end (losing < 4096 frames).
         block = max(1, int(rate * BLOCK_SECONDS)) if known else UNKNOWN_LENGTH_BLOCK
@@ -212,15 +261,19 @@ def _decode_encoded(source: BinaryIO, target_rate: int, limits: AudioLimits, nam
             try:
                 frames = reader.read(block, dtype="float32", always_2d=True)
             except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-                if not known and collector.frames > 0:
+                if not known and collectors[0].frames > 0:
                     break
                 raise AudioError(f"{name} is corrupt ({_reason(exc)}): the file could not be read to its end") from None
             if len(frames) == 0:
                 break
             if not np.isfinite(frames).all():
                 raise AudioError(f"{name} contains NaN or infinite samples")
-            collector.add(_to_mono(frames))
-        return collector.finish()
+            if split:
+                for channel, collector in enumerate(collectors):
+                    collector.add(np.ascontiguousarray(frames[:, channel]))
+            else:
+                collectors[0].add(_to_mono(frames))
+        return [collector.finish() for collector in collectors]
 
 
 def _check_rate_and_channels(sample_rate: int, channels: int, limits: AudioLimits) -> None:
@@ -257,16 +310,15 @@ def _check_size(size: int, limits: AudioLimits) -> None:
         raise AudioError("audio is empty: the request carried no bytes")
     if size > limits.max_bytes:
         raise AudioError(
-            f"audio is {size} bytes; Classify accepts at most {limits.max_bytes} (max_audio_bytes): "
-            "use StreamClassify for long recordings"
+            f"audio is {size} bytes; "
+            + limits.advice.format(limit=f"{limits.max_bytes} bytes ({limits.bytes_setting})")
         )
 
 
 def _too_long(duration: float, limits: AudioLimits, at_least: bool = False) -> str:
     length = f"longer than {limits.max_seconds:g} s" if at_least else f"{duration:.1f} s long"
     return (
-        f"audio is {length}; Classify accepts at most {limits.max_seconds:g} s (max_audio_seconds): "
-        "use StreamClassify for long recordings"
+        f"audio is {length}; " + limits.advice.format(limit=f"{limits.max_seconds:g} s ({limits.seconds_setting})")
     )
 
 

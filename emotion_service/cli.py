@@ -108,21 +108,37 @@ def _erase(args: argparse.Namespace) -> int:
 
     from emotion_service.logging import configure_logging
     from emotion_service.plugins.manager import PluginError, load_plugins
+    from emotion_service.server.config import Settings, results_database_url
+    from emotion_service.server.job_queue import JobQueue
 
     configure_logging("warning", "console")
     _use_config_file(args)
     host = load_plugins(args.select)
+    if args.session:
+        sessions = [args.session]
+    else:
+        queue = JobQueue(results_database_url(Settings.load(config_file=args.config)))
+        try:
+            sessions = queue.session_ids_before(args.before)
+        finally:
+            queue.close()
+    who = f"cli:{getpass.getuser()}"
+    erased_any = False
     try:
-        erased = host.on_erase(args.session, f"cli:{getpass.getuser()}")
+        for session_id in sessions:
+            erased = host.on_erase(session_id, who)
+            if erased:
+                erased_any = True
+                print(f"erased session {session_id}: " + "; ".join(erased))
     except PluginError as exc:
         print(f"error: erasure incomplete: {exc}; fix it and run the command again", file=sys.stderr)
         return 1
     finally:
         host.on_shutdown()
-    if not erased:
-        print(f"no session {args.session!r} found (plugins: {', '.join(host.names()) or 'none'})", file=sys.stderr)
+    if not erased_any:
+        what = f"session {args.session!r}" if args.session else f"session started before {args.before.isoformat()}"
+        print(f"no {what} found (plugins: {', '.join(host.names()) or 'none'})", file=sys.stderr)
         return 1
-    print(f"erased session {args.session}: " + "; ".join(erased))
     return 0
 
 
@@ -341,12 +357,20 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpars
 
     erase = commands.add_parser(
         "erase",
-        help="erase a session everywhere the plugins wrote it (store rows, reports) and record the erasure",
-        description="Removes a session's results, windows, alerts, metadata, retained audio and report files "
-        "through every plugin's on_erase hook, and writes an erasure record (when, who, which session). "
-        "The running service does the same with the DeleteSession call (admin scope).",
+        help="erase a session (or every session before a date) everywhere the service wrote it, and record it",
+        description="Removes a session's results, windows, utterances, alerts, metadata, jobs, retained audio and "
+        "report files through every plugin's on_erase hook, and writes an erasure record (when, who, which "
+        "session; no content). The running service does the same with the DeleteSession call (admin scope), "
+        "and on a schedule with retention_days.",
     )
-    erase.add_argument("--session", required=True, metavar="ID", help="the session id to erase")
+    which = erase.add_mutually_exclusive_group(required=True)
+    which.add_argument("--session", metavar="ID", help="the session id to erase")
+    which.add_argument(
+        "--before",
+        metavar="DATE",
+        type=_moment,
+        help="erase every session started before DATE (ISO date/time, UTC unless zoned; or an age: 90d)",
+    )
     erase.add_argument("--config", type=Path, default=None, help="TOML file of settings (also $EMOTION_CONFIG)")
     erase.add_argument(
         "--select", default=None, metavar="NAMES", help="plugins to load (default: $EMOTION_PLUGINS, else all)"

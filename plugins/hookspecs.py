@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import pluggy
 
-from emotion_service.plugins.types import Alert, Result, SessionSummary
+from emotion_service.plugins.types import Alert, JobSummary, Result, SessionSummary
 
 hookspec = pluggy.HookspecMarker("emotion")
 hookimpl = pluggy.HookimplMarker("emotion")
@@ -176,4 +176,26 @@ def on_erase(session_id: str, requested_by: str) -> list[str] | None:
         def on_erase(session_id, requested_by):
             removed = cache.pop(session_id, None)
             return ["my_cache: 1 entry"] if removed else None
+    """
+
+
+@hookspec
+def on_job_end(job: JobSummary) -> None:
+    """Called once when a job ends (succeeded or failed) on the replica that ran it.
+
+    Runs after the job's ``on_result`` and ``on_session_end`` calls, from a worker thread; the
+    built-in ``webhook`` plugin posts it to its URL (a completion callback).
+
+    :param job: the job's id, session id, state, recording names, audio length, its
+        utterances (``Result`` of kind ``"utterance"``, with their ``channel``) and, when it
+        failed, why.
+
+    A raising implementation is logged with its name and skipped.
+
+    Example::
+
+        @hookimpl
+        def on_job_end(job):
+            if job.state == "succeeded":
+                notify(job.session_id, len(job.utterances))
     """

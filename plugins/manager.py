@@ -15,7 +15,7 @@ import pluggy
 import structlog
 
 from emotion_service.plugins import hookspecs
-from emotion_service.plugins.types import Alert, Result, SessionSummary
+from emotion_service.plugins.types import Alert, JobSummary, Result, SessionSummary
 from emotion_service.settings import ConfigError
 
 log = structlog.get_logger(__name__)
@@ -25,7 +25,16 @@ ENTRY_POINT_GROUP = "emotion.plugins"
 PLUGINS_ENV = "EMOTION_PLUGINS"
 TRACE_ENV = "EMOTION_TRACE_PLUGINS"
 BUILTIN_DISTRIBUTION = "emotion-service"
-HOOKS = ("preprocess", "augment", "on_result", "on_alert", "on_session_end", "on_shutdown", "on_erase")
+HOOKS = (
+    "preprocess",
+    "augment",
+    "on_result",
+    "on_alert",
+    "on_session_end",
+    "on_job_end",
+    "on_shutdown",
+    "on_erase",
+)
 
 
 class PluginError(RuntimeError):
@@ -117,6 +126,10 @@ class PluginHost:
         if written:
             log.info("session_reports_written", session_id=summary.session_id, written=written)
         return written
+
+    def on_job_end(self, job: JobSummary) -> None:
+        """Tells every plugin a job ended."""
+        self._each("on_job_end", job=job)
 
     def on_erase(self, session_id: str, requested_by: str) -> list[str]:
         """Every plugin removes what it holds of the session; raises :class:`PluginError` if one fails."""

@@ -29,7 +29,10 @@ class Alert:
 
 @dataclass(frozen=True)
 class Result:
-    """One classified unit: a whole ``Classify`` recording or one stream window.
+    """One classified unit: a whole ``Classify`` recording, one stream window, or one utterance of a job.
+
+    ``index`` orders results within their session; ``channel`` is a job utterance's speaker
+    channel (0 for everything else).
 
     ``audio`` is the audio the model scored (mono float32 at ``sample_rate``,
     after the ``preprocess`` hooks), or None (e.g. results read back from the
@@ -39,7 +42,7 @@ class Result:
 
     session_id: str
     request_id: str
-    kind: Literal["classify", "window"]
+    kind: Literal["classify", "window", "utterance"]
     label: str
     scores: dict[str, float]
     start_s: float
@@ -47,6 +50,7 @@ class Result:
     index: int = 0
     model_name: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
+    channel: int = 0
     audio: np.ndarray | None = field(default=None, repr=False, compare=False)
     sample_rate: int = field(default=0, repr=False, compare=False)
 
@@ -71,12 +75,27 @@ class SessionSummary:
 
 
 @dataclass(frozen=True)
+class JobSummary:
+    """A job that ended: how, and the utterances it found (results of kind ``"utterance"``)."""
+
+    job_id: str
+    session_id: str
+    # "succeeded", "failed" or "cancelled".
+    state: str
+    recordings: tuple[str, ...]
+    audio_s: float
+    utterances: tuple[Result, ...] = ()
+    error: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class SessionRecord:
-    """One session: ``kind`` is ``"stream"`` (windows) or ``"classify"`` (one answer)."""
+    """One session: ``kind`` is ``"stream"`` (windows), ``"classify"`` (one answer) or ``"job"`` (utterances)."""
 
     summary: SessionSummary
     started_at: datetime
-    kind: Literal["stream", "classify"]
+    kind: Literal["stream", "classify", "job"]
 
     @classmethod
     def from_summary(cls, summary: SessionSummary, ended_at: datetime | None = None) -> SessionRecord:

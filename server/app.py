@@ -18,8 +18,11 @@ from emotion_service.plugins.manager import PluginHost, load_plugins
 from emotion_service.server import metrics
 from emotion_service.server.auth import AuthInterceptor, load_keys
 from emotion_service.server.batcher import DynamicBatcher
-from emotion_service.server.config import ConfigError, Settings
+from emotion_service.server.config import ConfigError, Settings, results_database_url
+from emotion_service.server.job_queue import JobQueue
+from emotion_service.server.job_runner import JobRunner
 from emotion_service.server.model import ModelBackend
+from emotion_service.server.retention import Retention
 from emotion_service.server.service import EmotionServicer, ModelState
 
 log = structlog.get_logger(__name__)
@@ -38,9 +41,16 @@ class EmotionServer:
 
     def __init__(self, settings: Settings, plugins: PluginHost | None = None) -> None:
         self.settings = settings
-        self.servicer = EmotionServicer(settings, plugins or load_plugins())
+        plugins = plugins or load_plugins()
+        self.jobs = JobQueue(results_database_url(settings))
+        self.servicer = EmotionServicer(settings, plugins, self.jobs)
+        self.job_runner = JobRunner(settings, plugins, self.jobs, lambda: self.servicer.state)
+        self.servicer.job_runner = self.job_runner
+        self.retention = Retention(settings, plugins, self.jobs)
         self.health = health.aio.HealthServicer()
-        limit = settings.max_audio_bytes + MESSAGE_OVERHEAD_BYTES
+        # One limit for every call: a job's inline recording may be larger than a Classify payload
+        # (which Classify then refuses by its own max_audio_bytes).
+        limit = max(settings.max_audio_bytes, settings.max_job_bytes) + MESSAGE_OVERHEAD_BYTES
         # Metrics outermost, so refused calls are counted too.
         interceptors: list[grpc.aio.ServerInterceptor] = [metrics.MetricsInterceptor(SERVICE_NAME)]
         if settings.auth_tokens_file:
@@ -91,9 +101,12 @@ class EmotionServer:
             max_queue_delay_ms=s.max_queue_delay_ms,
             max_queue_size=s.max_queue_size,
             pad_mixed_lengths=backend.pads_mixed_lengths,
+            background_max_batch_size=s.background_max_batch_size,
         )
         batcher.start()
         self.servicer.state = ModelState(backend, batcher)
+        self.job_runner.start()
+        self.retention.start()
         metrics.MODEL.info({k: str(v) for k, v in vars(backend.info).items()})
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         self.ready.set()
@@ -108,11 +121,15 @@ class EmotionServer:
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         await self._quiesce(deadline)
         await self.grpc.stop(max(0.0, deadline - time.monotonic()))
+        # Jobs in progress go back to the queue (their finished parts kept) for the next replica.
+        await self.job_runner.stop()
+        await self.retention.stop()
         if self.servicer.state is not None:
             await self.servicer.state.batcher.close()
         if self.servicer.background:
             await asyncio.wait(self.servicer.background, timeout=max(grace, 0.001))
         await asyncio.to_thread(self.servicer.plugins.on_shutdown)
+        await asyncio.to_thread(self.jobs.close)
         log.info("stopped")
 
     async def _quiesce(self, deadline: float) -> None:

@@ -11,6 +11,13 @@ runs, the next batch is collected until it is full, and then its features
 
 Cancelled and expired requests are dropped from the queue before it is judged
 full, so only live requests count toward ``max_queue_size``.
+
+Two priorities: calls (Classify, stream windows) and background work (job windows,
+``submit(..., background=True)``). A batch is made of one kind only: background work
+runs only while no call waits, at most ``background_max_batch_size`` at a time, so a
+call arriving meanwhile waits for at most one small background pass. Background
+requests do not count toward ``max_queue_size`` or :attr:`queue_depth` (their
+submitter bounds them).
 """
 
 from __future__ import annotations
@@ -60,6 +67,7 @@ class _Request:
     future: asyncio.Future[np.ndarray]
     deadline: float | None
     enqueued: float
+    background: bool = False
 
 
 class DynamicBatcher:
@@ -73,6 +81,7 @@ class DynamicBatcher:
         max_queue_size: int = 256,
         pad_mixed_lengths: bool = True,
         prepare: Callable[[Sequence[np.ndarray]], Any] | None = None,
+        background_max_batch_size: int = 2,
     ) -> None:
         """``prepare`` turns a list of waveforms into ``run_batch``'s input (default: the list itself)."""
         self.run_batch = run_batch
@@ -81,6 +90,7 @@ class DynamicBatcher:
         self.max_queue_delay = max_queue_delay_ms / 1000
         self.max_queue_size = max_queue_size
         self.pad_mixed_lengths = pad_mixed_lengths
+        self.background_max_batch_size = background_max_batch_size
         self.stats = BatchStats()
         self._pending: list[_Request] = []
         self._arrived = asyncio.Event()
@@ -94,30 +104,33 @@ class DynamicBatcher:
 
     @property
     def queue_depth(self) -> int:
-        """Requests waiting for a batch (not counting the one running)."""
-        return len(self._pending)
+        """Calls waiting for a batch (not counting the one running, nor background work)."""
+        return sum(not r.background for r in self._pending)
 
     def start(self) -> None:
         """Starts the batching loop on the running event loop."""
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="batcher")
 
-    def submit(self, waveform: np.ndarray, deadline: float | None = None) -> asyncio.Future[np.ndarray]:
+    def submit(
+        self, waveform: np.ndarray, deadline: float | None = None, background: bool = False
+    ) -> asyncio.Future[np.ndarray]:
         """Queues one waveform; the future resolves to its score row.
 
         ``deadline`` is a ``time.monotonic()`` instant after which the request is
         dropped unrun (:class:`DeadlineExpiredError`). Raises :class:`QueueFullError`
-        at once when the queue is full.
+        at once when the queue is full. ``background`` work runs only while no call waits.
         """
         if self._closing:
             raise ShuttingDownError("server is shutting down and takes no new work: retry on another replica")
-        if len(self._pending) >= self.max_queue_size:
+        if not background and self.queue_depth >= self.max_queue_size:
             self._drop_dead(time.monotonic())
-        if len(self._pending) >= self.max_queue_size:
-            raise QueueFullError(
-                f"server busy: the inference queue is full (max_queue_size={self.max_queue_size}); retry with backoff"
-            )
+            if self.queue_depth >= self.max_queue_size:
+                raise QueueFullError(
+                    f"server busy: the inference queue is full (max_queue_size={self.max_queue_size}); "
+                    "retry with backoff"
+                )
         future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Request(waveform, future, deadline, time.monotonic()))
+        self._pending.append(_Request(waveform, future, deadline, time.monotonic(), background))
         metrics.QUEUE_DEPTH.set(len(self._pending))
         self._arrived.set()
         return future
@@ -216,18 +229,23 @@ class DynamicBatcher:
             metrics.QUEUE_WAIT.observe(now - request.enqueued)
         return batch
 
-    def _choose(self, live: list[_Request]) -> list[_Request]:
-        """The oldest request and the others that fit with it, every pair within the length ratio.
+    def _choose(self, pending: list[_Request]) -> list[_Request]:
+        """The oldest call (or, when no call waits, the oldest background request) and the others of
+        its kind that fit with it, every pair within the length ratio.
 
         Among the requests within the ratio of the oldest, the lengths are scanned as sorted
         windows [shortest, shortest * ratio] that contain the oldest's length; the window holding
         the most requests wins (the earliest-queued first when more fit than a batch holds).
         """
+        live = [r for r in pending if not r.background]
+        room = self.max_batch_size
+        if not live:
+            live, room = pending, self.background_max_batch_size
         anchor = live[0]
         size = len(anchor.waveform)
         if not self.pad_mixed_lengths:
             same = [r for r in live[1:] if len(r.waveform) == size]
-            return [anchor, *same[: self.max_batch_size - 1]]
+            return [anchor, *same[: room - 1]]
         near = sorted(
             (r for r in live if max(len(r.waveform), size) <= MAX_LENGTH_RATIO * min(len(r.waveform), size)),
             key=lambda r: len(r.waveform),
@@ -241,7 +259,7 @@ class DynamicBatcher:
             if len(group) > len(best):
                 best = group
         others = sorted((r for r in best if r is not anchor), key=lambda r: r.enqueued)
-        return [anchor, *others[: self.max_batch_size - 1]]
+        return [anchor, *others[: room - 1]]
 
     def _still_wanted(self, batch: list[_Request]) -> bool:
         """Whether anyone still waits for a prepared batch: those whose deadline passed while it

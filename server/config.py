@@ -15,7 +15,19 @@ from pathlib import Path
 from typing import Any
 
 from emotion_service.paths import BUNDLED_MODEL
-from emotion_service.settings import ENV_PREFIX, ConfigError, check, fields_of, flag_values, help_of, load, setting
+from emotion_service.plugins.builtin.store import NAME as STORE
+from emotion_service.plugins.builtin.store import StoreConfig
+from emotion_service.settings import (
+    ENV_PREFIX,
+    ConfigError,
+    check,
+    fields_of,
+    flag_values,
+    help_of,
+    load,
+    load_plugin_config,
+    setting,
+)
 from emotion_service.settings import add_arguments as add_setting_arguments
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
@@ -108,6 +120,50 @@ class Settings:
         60.0,
         "A stream sending nothing for this long is closed (DEADLINE_EXCEEDED).",
     )
+    job_workers: int = setting(
+        1, "Jobs this replica analyses at once; 0: it takes no jobs (it still accepts and answers them)."
+    )
+    jobs_database_url: str = setting(
+        "",
+        "Database of the job queue; empty: the results store's (EMOTION_DATABASE_URL). Replicas sharing "
+        "one PostgreSQL database share one queue.",
+        metavar="URL",
+    )
+    job_lease_s: float = setting(
+        30.0,
+        "A running job's lease, renewed as it works: a replica that dies lets its jobs go to others after this.",
+    )
+    job_poll_s: float = setting(1.0, "How often an idle replica looks for queued jobs, in seconds.")
+    max_job_bytes: int = setting(
+        64 * 1024 * 1024,
+        "Largest recording sent inline in SubmitJob, in bytes (also raises the gRPC message limit); "
+        "larger ones go by path under job_input_dir.",
+    )
+    max_job_seconds: float = setting(4 * 3600.0, "Longest recording a job accepts, in seconds (per channel).")
+    job_input_dir: str = setting(
+        "",
+        "Folder whose files jobs may name by path (Recording.uri); empty: jobs take inline bytes only.",
+        metavar="DIR",
+    )
+    job_min_silence_s: float = setting(
+        0.4, "Pause that ends an utterance when segmenting a job's recording by voice activity, in seconds."
+    )
+    job_max_utterance_s: float = setting(
+        30.0, "Longer speech without such a pause is cut into utterances of at most this many seconds."
+    )
+    job_max_in_flight: int = setting(
+        4,
+        "Windows of one job waiting for the model at once: jobs queue behind live calls at low priority, "
+        "and this keeps their share of the queue small.",
+    )
+    background_max_batch_size: int = setting(
+        2,
+        "Most job windows in one forward pass: a live call arriving meanwhile waits for at most one such pass.",
+    )
+    retention_days: float = setting(
+        0.0, "Sessions older than this many days are erased (with their jobs and reports); 0 keeps them."
+    )
+    retention_check_s: float = setting(3600.0, "How often retention looks for sessions to erase, in seconds.")
     tls_cert_file: str = setting("", "PEM server certificate (chain); with --tls-key-file turns TLS on.", metavar="PEM")
     tls_key_file: str = setting("", "PEM private key of --tls-cert-file.", metavar="PEM")
     tls_client_ca_file: str = setting(
@@ -161,6 +217,18 @@ class Settings:
                 "stream_admission_lag_s": self.stream_admission_lag_s > 0,
                 "max_stream_seconds": self.max_stream_seconds > 0,
                 "stream_idle_timeout_s": self.stream_idle_timeout_s > 0,
+                "job_workers": self.job_workers >= 0,
+                "job_lease_s": self.job_lease_s > 0,
+                "job_poll_s": self.job_poll_s > 0,
+                "max_job_bytes": self.max_job_bytes > 0,
+                "max_job_seconds": self.max_job_seconds > 0,
+                "job_input_dir": not self.job_input_dir or Path(self.job_input_dir).is_dir(),
+                "job_min_silence_s": self.job_min_silence_s > 0,
+                "job_max_utterance_s": self.job_max_utterance_s >= self.window_s,
+                "job_max_in_flight": self.job_max_in_flight >= 1,
+                "background_max_batch_size": 1 <= self.background_max_batch_size <= self.max_batch_size,
+                "retention_days": self.retention_days >= 0,
+                "retention_check_s": self.retention_check_s > 0,
                 "tls_key_file": bool(self.tls_cert_file) == bool(self.tls_key_file),
                 "tls_client_ca_file": not self.tls_client_ca_file or bool(self.tls_cert_file),
             }.items()
@@ -192,6 +260,13 @@ class Settings:
         return load(
             cls, table=_server_table, env_var=_env_var, overrides=overrides, environ=environ, config_file=config_file
         )
+
+
+def results_database_url(settings: Settings) -> str:
+    """The database of the job queue and retention: ``jobs_database_url``, else the store plugin's."""
+    if settings.jobs_database_url:
+        return settings.jobs_database_url
+    return load_plugin_config(STORE, StoreConfig).database_url
 
 
 def _server_table(data: dict[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -8,20 +8,34 @@ import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import grpc
 import numpy as np
 import structlog
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from emotion_client.v1 import emotion_pb2 as pb
 from emotion_client.v1 import emotion_pb2_grpc
 from emotion_service import audio
 from emotion_service.plugins.manager import PluginError, PluginHost
+from emotion_service.plugins.store.schema import JobRow
 from emotion_service.plugins.types import Alert, Result, summarise
 from emotion_service.server import metrics
 from emotion_service.server.batcher import DeadlineExpiredError, DynamicBatcher, QueueFullError, ShuttingDownError
 from emotion_service.server.config import Settings
+from emotion_service.server.job_queue import (
+    ENDED,
+    RUNNING,
+    SUCCEEDED,
+    JobNotFoundError,
+    JobQueue,
+    PageTokenError,
+    RecordingInput,
+)
+from emotion_service.server.job_runner import JobRunner, job_limits
 from emotion_service.server.model import ModelBackend
 from emotion_service.server.rpc import abort as _abort
 from emotion_service.server.rpc import abort_stream
@@ -37,6 +51,16 @@ ADMISSION_RETRY_MS = 2000
 # Stream admission reads the window lags of this many recent seconds, once there are this many.
 LAG_HORIZON_S = 10.0
 MIN_LAG_SAMPLES = 20
+# How often WatchJob reads its job from the database.
+JOB_WATCH_POLL_S = 0.5
+_JOB_STATES = {
+    pb.JOB_STATE_QUEUED: "queued",
+    pb.JOB_STATE_RUNNING: "running",
+    pb.JOB_STATE_SUCCEEDED: "succeeded",
+    pb.JOB_STATE_FAILED: "failed",
+    pb.JOB_STATE_CANCELLED: "cancelled",
+}
+_JOB_STATE_PB = {name: value for value, name in _JOB_STATES.items()}
 
 
 @dataclasses.dataclass
@@ -61,9 +85,11 @@ class ModelState:
 class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
     """Decodes, preprocesses, batches, scores and runs the result plugins."""
 
-    def __init__(self, settings: Settings, plugins: PluginHost) -> None:
+    def __init__(self, settings: Settings, plugins: PluginHost, jobs: JobQueue | None = None) -> None:
         self.settings = settings
         self.plugins = plugins
+        self.jobs = jobs
+        self.job_runner: JobRunner | None = None
         self.state: ModelState | None = None
         self.draining = False
         self.open_streams = 0
@@ -79,6 +105,7 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
             max_sample_rate=settings.max_sample_rate,
             max_channels=settings.max_channels,
         )
+        self.jobs_limits = job_limits(settings)
 
     async def Classify(self, request: pb.ClassifyRequest, context: grpc.aio.ServicerContext) -> pb.ClassifyResponse:
         self.in_flight += 1
@@ -321,6 +348,107 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
             )
         return pb.DeleteSessionResponse(session_id=request.session_id, erased=erased)
 
+    async def SubmitJob(self, request: pb.SubmitJobRequest, context: grpc.aio.ServicerContext) -> pb.Job:
+        """Checks the recordings' headers (and paths), then queues the job durably and answers at once."""
+        jobs = self._jobs(context)
+        if not request.recordings:
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "a job needs at least one recording")
+        recordings = []
+        for number, recording in enumerate(request.recordings):
+            name = recording.name or f"recording-{number}"
+            try:
+                source = await asyncio.to_thread(self._job_source, recording)
+                await asyncio.to_thread(audio.probe, source, self.jobs_limits)
+            except PermissionError as exc:
+                await _abort(context, grpc.StatusCode.PERMISSION_DENIED, f"recording {name!r}: {exc}")
+            except (audio.AudioError, FileNotFoundError) as exc:
+                await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"recording {name!r}: {exc}")
+            if isinstance(source, bytes):
+                recordings.append(RecordingInput(name, content=source))
+            else:
+                recordings.append(RecordingInput(name, path=str(source)))
+        channels = "separate" if request.channels == pb.CHANNEL_MODE_SEPARATE else "mix"
+        session_id = request.session_id or uuid.uuid4().hex
+        structlog.contextvars.bind_contextvars(session_id=session_id, method="SubmitJob")
+        try:
+            job = await asyncio.to_thread(jobs.submit, recordings, channels, dict(request.metadata), session_id)
+        except Exception as exc:
+            log.exception("job_submit_failed")
+            await _abort(context, grpc.StatusCode.UNAVAILABLE, f"the job queue's database is unavailable ({exc}); retry")
+        if self.job_runner is not None:
+            self.job_runner.wake()
+        return _job_pb(job, with_utterances=False)
+
+    async def GetJob(self, request: pb.GetJobRequest, context: grpc.aio.ServicerContext) -> pb.Job:
+        return _job_pb(await self._job(context, request.job_id, self._jobs(context).get), with_utterances=True)
+
+    async def ListJobs(self, request: pb.ListJobsRequest, context: grpc.aio.ServicerContext) -> pb.ListJobsResponse:
+        jobs = self._jobs(context)
+        size = request.page_size or 50
+        if size > 500:
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"page_size={size} is over 500: ask for fewer")
+        state = _JOB_STATES.get(request.state) if request.state else None
+        try:
+            rows, token = await asyncio.to_thread(jobs.list, state, size, request.page_token)
+        except PageTokenError as exc:
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        return pb.ListJobsResponse(jobs=[_job_pb(row, with_utterances=False) for row in rows], next_page_token=token)
+
+    async def CancelJob(self, request: pb.CancelJobRequest, context: grpc.aio.ServicerContext) -> pb.Job:
+        job = await self._job(context, request.job_id, self._jobs(context).cancel)
+        log.info("job_cancel_requested", job_id=request.job_id, state=job.state)
+        return _job_pb(job, with_utterances=True)
+
+    async def WatchJob(
+        self, request: pb.WatchJobRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.Job]:
+        """The job now, then on every change, read from the database (so any replica's work is seen)."""
+        jobs = self._jobs(context)
+        seen = None
+        while True:
+            job = await self._job(context, request.job_id, jobs.get)
+            ended = job.state in ENDED
+            mark = (job.state, job.done_s, job.total_s, job.updated_at)
+            if mark != seen:
+                seen = mark
+                yield _job_pb(job, with_utterances=ended)
+            if ended or self.draining:
+                return
+            await asyncio.sleep(JOB_WATCH_POLL_S)
+
+    def _jobs(self, context: grpc.aio.ServicerContext) -> JobQueue:
+        self.last_arrival = time.monotonic()
+        if self.jobs is None:
+            raise RuntimeError("this servicer has no job queue")
+        return self.jobs
+
+    async def _job(self, context: grpc.aio.ServicerContext, job_id: str, read: Callable[[str], Any]) -> Any:
+        if not job_id:
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "job_id is empty: pass the id SubmitJob returned")
+        try:
+            return await asyncio.to_thread(read, job_id)
+        except JobNotFoundError:
+            await _abort(context, grpc.StatusCode.NOT_FOUND, f"no job {job_id!r} (erased, or never submitted)")
+
+    def _job_source(self, recording: pb.Recording) -> bytes | Path:
+        """A recording's inline bytes, or its path once it is known to lie under ``job_input_dir``."""
+        if recording.WhichOneof("source") == "content":
+            return recording.content
+        if recording.WhichOneof("source") != "uri":
+            raise audio.AudioError("it carries no audio: set content (the file's bytes) or uri (a path)")
+        if not self.settings.job_input_dir:
+            raise PermissionError(
+                "this server reads no paths (job_input_dir is not set): send the file's bytes as content"
+            )
+        root = Path(self.settings.job_input_dir).resolve()
+        uri = recording.uri.removeprefix("file://")
+        path = (root / uri).resolve()
+        if not path.is_relative_to(root):
+            raise PermissionError(f"{recording.uri} lies outside job_input_dir; only files under {root} can be read")
+        if not path.is_file():
+            raise FileNotFoundError(f"no file {recording.uri} under job_input_dir")
+        return path
+
     async def _ready(self, context: grpc.aio.ServicerContext, requests: AsyncIterator[Any] | None = None) -> ModelState:
         self.last_arrival = time.monotonic()
         problem = None
@@ -542,6 +670,50 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
         task = asyncio.create_task(asyncio.to_thread(fn, *args))
         self.background.add(task)
         task.add_done_callback(self.background.discard)
+
+
+def _timestamp(moment: datetime | None) -> Timestamp | None:
+    if moment is None:
+        return None
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def _job_pb(job: JobRow, with_utterances: bool) -> pb.Job:
+    """The API's view of a job row; the estimate comes from the current attempt's pace."""
+    eta_s = 0.0
+    if job.state == RUNNING and job.attempt_done_s > 0 and job.started_at is not None:
+        elapsed = (datetime.now(UTC) - job.started_at).total_seconds()
+        eta_s = max(0.0, elapsed / job.attempt_done_s * (job.total_s - job.done_s))
+    utterances = (job.utterances or {}).get("utterances", []) if with_utterances else []
+    return pb.Job(
+        job_id=job.id,
+        session_id=job.session_id,
+        state=_JOB_STATE_PB[job.state],
+        progress=min(1.0, job.done_s / job.total_s) if job.total_s > 0 else float(job.state == SUCCEEDED),
+        audio_s=job.total_s,
+        created_at=_timestamp(job.created_at),
+        updated_at=_timestamp(job.updated_at),
+        eta_s=eta_s,
+        error=job.error or "",
+        utterances=[
+            pb.Utterance(
+                recording=u["recording"],
+                channel=u["channel"],
+                start_s=u["start_s"],
+                end_s=u["end_s"],
+                label=u["label"],
+                scores=_label_scores(u["scores"]),
+                window_count=u["window_count"],
+            )
+            for u in utterances
+        ],
+        channels=pb.CHANNEL_MODE_SEPARATE if job.channels == "separate" else pb.CHANNEL_MODE_MIX,
+        metadata=dict(job.job_metadata),
+        recordings=[r["name"] for r in job.request["recordings"]],
+        attempts=job.attempts,
+    )
 
 
 def _peer(context: grpc.aio.ServicerContext) -> str:

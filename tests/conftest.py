@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -79,7 +80,16 @@ def tiny_model_groupnorm(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def make_settings(model: Path, **overrides: object) -> Settings:
     """Settings for a server on a free loopback port."""
-    values = dict(host="127.0.0.1", port=0, model=str(model), torch_threads=1, max_queue_delay_ms=20.0)
+    # The job queue gets a database of its own, not emotion-results.db in the working directory.
+    jobs_db = Path(tempfile.mkdtemp(prefix="emotion-jobs-")) / "jobs.db"
+    values = dict(
+        host="127.0.0.1",
+        port=0,
+        model=str(model),
+        torch_threads=1,
+        max_queue_delay_ms=20.0,
+        jobs_database_url=f"sqlite:///{jobs_db}",
+    )
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
 

@@ -27,7 +27,15 @@ def free_port() -> int:
 def run_env(**extra: str) -> dict[str, str]:
     """The environment without the caller's EMOTION_* settings, plugins off, one torch thread."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("EMOTION_")}
-    return {**env, "EMOTION_PLUGINS": "none", "EMOTION_TORCH_THREADS": "1", **extra}
+    # The job queue gets a database of its own, not emotion-results.db in the working directory.
+    jobs_db = Path(tempfile.mkdtemp(prefix="emotion-jobs-")) / "jobs.db"
+    return {
+        **env,
+        "EMOTION_PLUGINS": "none",
+        "EMOTION_TORCH_THREADS": "1",
+        "EMOTION_JOBS_DATABASE_URL": f"sqlite:///{jobs_db}",
+        **extra,
+    }
 
 
 def wait_serving(port: int, proc: subprocess.Popen[str], timeout: float = 60) -> None:

@@ -20,6 +20,16 @@ def test_service_full_name() -> None:
 
     service = emotion_pb2.DESCRIPTOR.services_by_name["EmotionService"]
     assert service.full_name == "emotion.v1.EmotionService"
-    assert [m.name for m in service.methods] == ["Classify", "StreamClassify", "GetModelInfo", "DeleteSession"]
+    assert [m.name for m in service.methods] == [
+        "Classify",
+        "StreamClassify",
+        "GetModelInfo",
+        "DeleteSession",
+        "SubmitJob",
+        "GetJob",
+        "ListJobs",
+        "CancelJob",
+        "WatchJob",
+    ]
     audio = emotion_pb2.Audio.DESCRIPTOR
     assert [f.name for f in audio.oneofs_by_name["source"].fields] == ["content", "raw"]

@@ -26,6 +26,8 @@ from emotion_service.plugins.store.schema import (
     AudioClipRow,
     Base,
     ErasureRow,
+    JobInputRow,
+    JobRow,
     MetadataRow,
     ResultRow,
     SessionRow,
@@ -38,6 +40,8 @@ log = structlog.get_logger(__name__)
 Entry = dict[str, Any]
 
 _INSERTS: dict[str, Callable[..., Any]] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+# The session kind of each result kind: a job's utterances make a "job" session.
+_SESSION_KINDS = {"window": "stream", "classify": "classify", "utterance": "job"}
 
 
 class StoreError(RuntimeError):
@@ -203,7 +207,7 @@ class ResultStore:
 
     def _apply_result(self, conn: Connection, entry: Entry) -> None:
         created = datetime.fromisoformat(entry["created_at"])
-        kind = "stream" if entry["kind"] == "window" else "classify"
+        kind = _SESSION_KINDS[entry["kind"]]
         self._ensure_session(conn, entry["session_id"], kind, entry["model_name"], entry["metadata"], created)
         written = conn.execute(
             self._insert(ResultRow)
@@ -218,6 +222,7 @@ class ResultStore:
                 scores=entry["scores"],
                 model_name=entry["model_name"],
                 created_at=created,
+                channel=entry.get("channel", 0),
             )
             .on_conflict_do_nothing(index_elements=["session_id", "kind", "position"])
         )
@@ -324,11 +329,13 @@ class ResultStore:
 
         Returns how many rows were deleted (0: the store held nothing of it; no record then).
         """
-        tables = [MetadataRow, AlertRow, ResultRow]
+        tables = [MetadataRow, AlertRow, ResultRow, JobRow]
         if inspect(self.engine).has_table(AudioClipRow.__tablename__):
             tables.insert(0, AudioClipRow)
         deleted = 0
         with self.engine.begin() as conn:
+            jobs = select(JobRow.id).where(JobRow.session_id == session_id)
+            deleted += conn.execute(delete(JobInputRow).where(JobInputRow.job_id.in_(jobs))).rowcount
             for table in tables:
                 deleted += conn.execute(delete(table).where(table.session_id == session_id)).rowcount
             deleted += conn.execute(delete(SessionRow).where(SessionRow.id == session_id)).rowcount
@@ -339,6 +346,11 @@ class ResultStore:
                     )
                 )
         return deleted
+
+    def session_ids_before(self, before: datetime) -> list[str]:
+        """Ids of the sessions started before ``before`` (what retention and ``emotion erase --before`` erase)."""
+        with Session(self.engine) as db:
+            return list(db.scalars(select(SessionRow.id).where(SessionRow.started_at < before)))
 
     def session(self, session_id: str) -> SessionRecord | None:
         """One session with its results, alerts and metadata, or None."""
@@ -397,6 +409,7 @@ class ResultStore:
                         index=r.position,
                         model_name=r.model_name,
                         metadata=metadata[r.session_id],
+                        channel=r.channel,
                     )
                 )
             alerts: dict[str, list[Alert]] = defaultdict(list)
@@ -442,6 +455,7 @@ def result_entry(result: Result, cipher: MultiFernet | None) -> Entry:
         "scores": dict(result.scores),
         "model_name": result.model_name,
         "metadata": dict(result.metadata),
+        "channel": result.channel,
         "created_at": _now().isoformat(),
     }
     if cipher is not None and result.audio is not None and result.sample_rate > 0:
@@ -459,6 +473,7 @@ def _upgrade(engine: Engine) -> None:
     that make writes idempotent and record how a session ended (added when missing)."""
     columns = {
         "sessions": {"end_reason": "VARCHAR(64)"},
+        "results": {"channel": "INTEGER NOT NULL DEFAULT 0"},
         "alerts": {"event_id": "VARCHAR(64)"},
     }
     found = inspect(engine)

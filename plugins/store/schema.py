@@ -68,7 +68,10 @@ class MetadataRow(Base):
 
 
 class ResultRow(Base):
-    """One stream window or Classify answer: its span, label and every score."""
+    """One stream window, Classify answer or job utterance: its span, label and every score.
+
+    ``channel`` is the speaker channel of a job utterance analysed per channel (0 otherwise).
+    """
 
     __tablename__ = "results"
     # The unique key makes writes idempotent: a spool replayed twice stores each result once.
@@ -88,6 +91,7 @@ class ResultRow(Base):
     scores: Mapped[dict[str, Any]]
     model_name: Mapped[str] = mapped_column(String)
     created_at: Mapped[datetime]
+    channel: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class AlertRow(Base):
@@ -121,6 +125,51 @@ class ErasureRow(Base):
     requested_by: Mapped[str] = mapped_column(String)
     rows_deleted: Mapped[int] = mapped_column(Integer)
     erased_at: Mapped[datetime]
+
+
+class JobRow(Base):
+    """A job: whole recordings to segment and score, queued in the results database.
+
+    ``state`` is queued, running, succeeded, failed or cancelled. A worker holds a running
+    job by its ``lease_token`` until ``lease_expires_at`` and renews it as it works; a job whose
+    lease expired (its replica died) is taken again by any replica. ``parts`` keeps the
+    utterances of every finished (recording, channel) part, so a resumed job skips them.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_state_created", "state", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    session_id: Mapped[str] = mapped_column(String, index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    channels: Mapped[str] = mapped_column(String(16))
+    # Recording names and, for those given by path, the path: {"recordings": [{"name", "path"}]}.
+    request: Mapped[dict[str, Any]]
+    job_metadata: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    lease_token: Mapped[str | None] = mapped_column(String(32))
+    lease_owner: Mapped[str | None] = mapped_column(String)
+    lease_expires_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    total_s: Mapped[float] = mapped_column(Float, default=0.0)  # seconds of audio in the job
+    done_s: Mapped[float] = mapped_column(Float, default=0.0)
+    # Seconds analysed by the current attempt, and when it started: the pace behind the estimate.
+    attempt_done_s: Mapped[float] = mapped_column(Float, default=0.0)
+    parts: Mapped[dict[str, Any]]
+    utterances: Mapped[dict[str, Any] | None]
+    error: Mapped[str | None] = mapped_column(String)
+
+
+class JobInputRow(Base):
+    """The bytes of a recording submitted inline, until its job ends (then deleted: no audio is kept)."""
+
+    __tablename__ = "job_inputs"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class AudioBase(DeclarativeBase):

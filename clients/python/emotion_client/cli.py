@@ -1,4 +1,4 @@
-"""The ``emotion-client`` command: classify, stream, info, health and interview from a shell.
+"""The ``emotion-client`` command: classify, stream, analyze (jobs), info, health and interview from a shell.
 
 Connection options may come before or after the command, and from the
 environment: ``EMOTION_TARGET``, ``EMOTION_TLS``, ``EMOTION_CA_CERT``,
@@ -27,7 +27,7 @@ from emotion_client.interview import (
     load_segments,
     render_html,
 )
-from emotion_client.results import Alert, StreamSummary, WindowResult
+from emotion_client.results import Alert, Job, StreamSummary, WindowResult
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
@@ -126,6 +126,44 @@ def build_parser() -> argparse.ArgumentParser:
     _add_window_options(stream)
     stream.add_argument("--session-id", default="", help="id of the stream in the server's logs and reports")
     stream.add_argument("--json", action="store_true", help="print one JSON object per event (JSON lines)")
+
+    analyze = command(
+        "analyze",
+        "Analyse whole recordings as a job: utterances found by voice activity, each scored "
+        "(per speaker channel with --channels separate). Prints the job; with --wait, its utterances.",
+    )
+    analyze.add_argument("files", nargs="*", metavar="FILE", type=Path, help="recordings sent as their bytes")
+    analyze.add_argument(
+        "--uri",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a recording the server reads itself, under its job_input_dir (repeatable; for large files)",
+    )
+    analyze.add_argument(
+        "--channels",
+        choices=("mix", "separate"),
+        default="mix",
+        help="mix: the channels are one track (default); separate: each channel is one party, analysed on its own",
+    )
+    analyze.add_argument("--wait", action="store_true", help="wait for the job to end and print its utterances")
+    analyze.add_argument("--json", action="store_true", help="print JSON (session_id, state, utterances, ...)")
+    analyze.add_argument("--session-id", default="", help="the session to store the results under")
+    analyze.add_argument(
+        "--metadata", action="append", default=[], metavar="KEY=VALUE", help="stored with the session (repeatable)"
+    )
+
+    job = command("job", "Show a job (its utterances once it succeeded); --wait for its end, --cancel to cancel it.")
+    job.add_argument("job_id", metavar="JOB_ID")
+    job.add_argument("--wait", action="store_true", help="wait for the job to end")
+    job.add_argument("--cancel", action="store_true", help="cancel it (a job that ended is left as it is)")
+    job.add_argument("--json", action="store_true", help="print JSON")
+
+    jobs = command("jobs", "List jobs, newest first.")
+    jobs.add_argument(
+        "--state", choices=("queued", "running", "succeeded", "failed", "cancelled"), help="only jobs in this state"
+    )
+    jobs.add_argument("--json", action="store_true", help="print JSON")
 
     info = command("info", "Describe the served model, its labels and the batching settings.")
     info.add_argument("--json", action="store_true", help="print JSON")
@@ -254,6 +292,84 @@ def _describe(event: WindowResult | Alert | StreamSummary) -> str:
     )
 
 
+def _analyze(client: EmotionClient, args: argparse.Namespace) -> int:
+    metadata = {}
+    for item in args.metadata:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--metadata {item!r}: write KEY=VALUE")
+        metadata[key] = value
+    job = client.submit_job(
+        args.files, channels=args.channels, uris=args.uri, metadata=metadata, session_id=args.session_id
+    )
+    if not args.json:
+        print(f"job {job.job_id} queued: session {job.session_id}", file=sys.stderr, flush=True)
+    return _show_job(client, job, args)
+
+
+def _job(client: EmotionClient, args: argparse.Namespace) -> int:
+    job = client.cancel_job(args.job_id) if args.cancel else client.get_job(args.job_id)
+    return _show_job(client, job, args)
+
+
+def _show_job(client: EmotionClient, job: Job, args: argparse.Namespace) -> int:
+    if args.wait and not job.ended:
+        job = client.wait_job(job.job_id, on_update=None if args.json else _print_progress)
+    if args.json:
+        _print_json(job.to_dict())
+    else:
+        _print_job(job)
+    return EXIT_FAILED if job.state in ("failed", "cancelled") else EXIT_OK
+
+
+def _print_progress(job: Job) -> None:
+    eta = f", about {job.eta_s:.0f} s left" if job.eta_s > 0 else ""
+    print(f"  {job.state} {job.progress:.0%}{eta}", file=sys.stderr, flush=True)
+
+
+def _print_job(job: Job) -> None:
+    print(
+        f"job {job.job_id}: {job.state}, {job.progress:.0%} of {job.audio_s:.1f} s "
+        f"({', '.join(job.recordings)}; channels {job.channels}); session {job.session_id}"
+    )
+    if job.error:
+        print(f"error: {job.error}")
+    if job.utterances:
+        _print_table(
+            ["REC", "CH", "START", "END", "LABEL", "CONFIDENCE", "NEXT"],
+            [
+                [
+                    str(u.recording),
+                    str(u.channel),
+                    f"{u.start_s:.2f}",
+                    f"{u.end_s:.2f}",
+                    u.label,
+                    f"{u.scores.get(u.label, 0.0):.0%}",
+                    "  ".join(f"{label} {score:.0%}" for label, score in _by_value(u.scores)[1:3]),
+                ]
+                for u in job.utterances
+            ],
+        )
+
+
+def _jobs(client: EmotionClient, args: argparse.Namespace) -> int:
+    found = client.list_jobs(state=args.state or "")
+    if args.json:
+        _print_json([job.to_dict() for job in found])
+        return EXIT_OK
+    if not found:
+        print("no jobs: submit one with 'emotion-client analyze FILE'")
+        return EXIT_OK
+    _print_table(
+        ["JOB", "STATE", "PROGRESS", "AUDIO", "CREATED", "SESSION"],
+        [
+            [j.job_id, j.state, f"{j.progress:.0%}", f"{j.audio_s:.1f} s", j.created_at, j.session_id]
+            for j in found
+        ],
+    )
+    return EXIT_OK
+
+
 def _info(client: EmotionClient, args: argparse.Namespace) -> int:
     info = client.model_info()
     if args.json:
@@ -352,4 +468,13 @@ def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-_COMMANDS = {"classify": _classify, "stream": _stream, "info": _info, "health": _health, "interview": _interview}
+_COMMANDS = {
+    "classify": _classify,
+    "stream": _stream,
+    "analyze": _analyze,
+    "job": _job,
+    "jobs": _jobs,
+    "info": _info,
+    "health": _health,
+    "interview": _interview,
+}

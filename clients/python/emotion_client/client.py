@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -12,16 +13,25 @@ import grpc
 from emotion_client import _health
 from emotion_client.audio import Pacer, PcmFormat
 from emotion_client.connection import DEFAULT_TARGET, Connection, Deadline, PemSource, RetryPolicy, is_retryable
-from emotion_client.errors import EmotionError, from_rpc_error
+from emotion_client.errors import DeadlineExceededError, EmotionError, from_rpc_error
 from emotion_client.messages import (
     AudioInput,
     StreamInput,
     StreamSource,
     classify_request,
+    job_request,
     stream_config,
     stream_source,
 )
-from emotion_client.results import Classification, HealthStatus, ModelInfo, StreamEvent, stream_event
+from emotion_client.results import (
+    JOB_STATES,
+    Classification,
+    HealthStatus,
+    Job,
+    ModelInfo,
+    StreamEvent,
+    stream_event,
+)
 from emotion_client.v1 import emotion_pb2 as pb
 from emotion_client.v1 import emotion_pb2_grpc
 
@@ -144,6 +154,91 @@ class EmotionClient:
         """
         reply = self._unary(self._stub.DeleteSession, pb.DeleteSessionRequest(session_id=session_id), timeout)
         return list(reply.erased)
+
+    def submit_job(
+        self,
+        recordings: Sequence[str | os.PathLike[str] | bytes],
+        *,
+        channels: str = "mix",
+        uris: Sequence[str] = (),
+        metadata: Mapping[str, str] | None = None,
+        session_id: str = "",
+        timeout: float | None = None,
+    ) -> Job:
+        """Queues whole recordings (an interview of an hour) as one job and returns it at once, queued.
+
+        :param recordings: files (paths, sent as their bytes) or encoded files' bytes.
+        :param channels: ``"mix"`` (one track) or ``"separate"`` (each channel one party).
+        :param uris: paths under the server's ``job_input_dir``, read by the server itself
+            (for recordings larger than its ``max_job_bytes``).
+        :param metadata: free-form strings stored with the session.
+        :param session_id: the session to store results under (default: a new one).
+        """
+        request = job_request(recordings, channels, uris, metadata, session_id)
+        return Job.from_pb(self._unary(self._stub.SubmitJob, request, timeout))
+
+    def get_job(self, job_id: str, *, timeout: float | None = None) -> Job:
+        """A job's state and progress, with its utterances once it succeeded."""
+        return Job.from_pb(self._unary(self._stub.GetJob, pb.GetJobRequest(job_id=job_id), timeout))
+
+    def list_jobs(self, *, state: str = "", page_size: int = 50, timeout: float | None = None) -> list[Job]:
+        """Jobs, newest first (every page), optionally only those in ``state`` (queued, running, ...)."""
+        wanted = {name: value for value, name in JOB_STATES.items()}
+        if state and state not in wanted:
+            raise ValueError(f"unknown job state {state!r}: use one of {', '.join(wanted)}")
+        jobs: list[Job] = []
+        token = ""
+        while True:
+            request = pb.ListJobsRequest(state=wanted.get(state, 0), page_size=page_size, page_token=token)
+            reply = self._unary(self._stub.ListJobs, request, timeout)
+            jobs.extend(Job.from_pb(job) for job in reply.jobs)
+            token = reply.next_page_token
+            if not token:
+                return jobs
+
+    def cancel_job(self, job_id: str, *, timeout: float | None = None) -> Job:
+        """Cancels a queued or running job; a job that already ended is returned unchanged."""
+        return Job.from_pb(self._unary(self._stub.CancelJob, pb.CancelJobRequest(job_id=job_id), timeout))
+
+    def watch_job(self, job_id: str, *, timeout: float | None = None) -> Iterator[Job]:
+        """The job now, then each time its progress or state changes; ends after it ended (with its utterances)."""
+        call = self._stub.WatchJob(
+            pb.WatchJobRequest(job_id=job_id), timeout=timeout, metadata=self.connection.metadata()
+        )
+        try:
+            for message in call:
+                yield Job.from_pb(message)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+        finally:
+            call.cancel()
+
+    def wait_job(
+        self,
+        job_id: str,
+        *,
+        timeout: float | None = None,
+        poll_s: float = 1.0,
+        on_update: Callable[[Job], None] | None = None,
+    ) -> Job:
+        """Waits until a job ended and returns it, calling ``on_update`` with each change on the way.
+
+        A server restarting meanwhile (UNAVAILABLE) is waited for, and the job followed again.
+        """
+        deadline = Deadline(timeout)
+        while True:
+            try:
+                for job in self.watch_job(job_id, timeout=deadline.remaining_s()):
+                    if on_update is not None:
+                        on_update(job)
+                    if job.ended:
+                        return job
+            except EmotionError as exc:
+                if exc.code is not grpc.StatusCode.UNAVAILABLE or not deadline.allows_wait(poll_s):
+                    raise
+            if not deadline.allows_wait(poll_s):
+                raise DeadlineExceededError(grpc.StatusCode.DEADLINE_EXCEEDED, f"job {job_id} did not end in time")
+            time.sleep(poll_s)
 
     def health(self, service: str = "", *, timeout: float | None = None) -> HealthStatus:
         """The standard gRPC health status of ``service`` ("" for the whole server).

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union, cast
@@ -46,6 +46,34 @@ def classify_request(
             f"cannot classify a {type(audio).__name__}: pass a path, bytes, RawAudio or a NumPy array with sample_rate"
         )
     return pb.ClassifyRequest(audio=message, request_id=request_id, metadata=dict(metadata or {}))
+
+
+def job_request(
+    recordings: Sequence[str | os.PathLike[str] | bytes],
+    channels: str,
+    uris: Sequence[str],
+    metadata: Mapping[str, str] | None,
+    session_id: str,
+) -> pb.SubmitJobRequest:
+    """The ``SubmitJobRequest`` for files (sent as their bytes), encoded bytes and server-side paths."""
+    modes = {"mix": pb.CHANNEL_MODE_MIX, "separate": pb.CHANNEL_MODE_SEPARATE}
+    if channels not in modes:
+        raise ValueError(f"channels={channels!r}: use 'mix' (one track) or 'separate' (one party per channel)")
+    messages = []
+    for number, recording in enumerate(recordings):
+        if isinstance(recording, (bytes, bytearray, memoryview)):
+            messages.append(pb.Recording(name=f"recording-{number}", content=bytes(recording)))
+            continue
+        path = Path(recording)
+        if not path.is_file():
+            raise AudioInputError(f"{path}: no such file")
+        messages.append(pb.Recording(name=path.name, content=path.read_bytes()))
+    messages.extend(pb.Recording(name=Path(uri).name, uri=uri) for uri in uris)
+    if not messages:
+        raise AudioInputError("a job needs at least one recording (a file, bytes or a server-side uri)")
+    return pb.SubmitJobRequest(
+        recordings=messages, channels=modes[channels], metadata=dict(metadata or {}), session_id=session_id
+    )
 
 
 def _raw_pb(raw: RawAudio) -> pb.Audio:

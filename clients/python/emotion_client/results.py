@@ -218,3 +218,88 @@ class HealthStatus(enum.Enum):
     def serving(self) -> bool:
         """True when the service takes calls."""
         return self is HealthStatus.SERVING
+
+
+@dataclass(frozen=True)
+class Utterance(_Serialisable):
+    """One utterance of a job: a stretch of speech on one channel, its label and scores.
+
+    ``start_s`` / ``end_s`` count from the start of recording ``recording`` (0-based);
+    ``channel`` is the speaker channel with ``channels="separate"`` (0 when mixed).
+    """
+
+    recording: int
+    channel: int
+    start_s: float
+    end_s: float
+    label: str
+    scores: dict[str, float]
+    window_count: int = 1
+
+    @classmethod
+    def from_pb(cls, msg: pb.Utterance) -> Utterance:
+        return cls(
+            recording=msg.recording,
+            channel=msg.channel,
+            start_s=msg.start_s,
+            end_s=msg.end_s,
+            label=msg.label,
+            scores=_scores(msg.scores),
+            window_count=msg.window_count,
+        )
+
+
+JOB_STATES = {
+    pb.JOB_STATE_QUEUED: "queued",
+    pb.JOB_STATE_RUNNING: "running",
+    pb.JOB_STATE_SUCCEEDED: "succeeded",
+    pb.JOB_STATE_FAILED: "failed",
+    pb.JOB_STATE_CANCELLED: "cancelled",
+}
+
+
+@dataclass(frozen=True)
+class Job(_Serialisable):
+    """A job of whole recordings: ``state`` is queued, running, succeeded, failed or cancelled.
+
+    ``utterances`` are filled once it succeeded (by ``get_job`` and ``wait_job``).
+    """
+
+    job_id: str
+    session_id: str
+    state: str
+    progress: float
+    audio_s: float
+    eta_s: float
+    error: str
+    recordings: tuple[str, ...]
+    channels: str
+    attempts: int
+    created_at: str
+    updated_at: str
+    utterances: tuple[Utterance, ...] = ()
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ended(self) -> bool:
+        """Whether it succeeded, failed or was cancelled."""
+        return self.state in ("succeeded", "failed", "cancelled")
+
+    @classmethod
+    def from_pb(cls, msg: pb.Job) -> Job:
+        return cls(
+            job_id=msg.job_id,
+            session_id=msg.session_id,
+            state=JOB_STATES.get(msg.state, "unknown"),
+            progress=msg.progress,
+            audio_s=msg.audio_s,
+            eta_s=msg.eta_s,
+            error=msg.error,
+            recordings=tuple(msg.recordings),
+            channels="separate" if msg.channels == pb.CHANNEL_MODE_SEPARATE else "mix",
+            attempts=msg.attempts,
+            created_at=msg.created_at.ToJsonString() if msg.HasField("created_at") else "",
+            updated_at=msg.updated_at.ToJsonString() if msg.HasField("updated_at") else "",
+            utterances=tuple(Utterance.from_pb(u) for u in msg.utterances),
+            metadata=dict(msg.metadata),
+        )

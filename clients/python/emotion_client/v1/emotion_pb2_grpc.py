@@ -55,6 +55,31 @@ class EmotionServiceStub:
                 request_serializer=emotion_dot_v1_dot_emotion__pb2.DeleteSessionRequest.SerializeToString,
                 response_deserializer=emotion_dot_v1_dot_emotion__pb2.DeleteSessionResponse.FromString,
                 _registered_method=True)
+        self.SubmitJob = channel.unary_unary(
+                '/emotion.v1.EmotionService/SubmitJob',
+                request_serializer=emotion_dot_v1_dot_emotion__pb2.SubmitJobRequest.SerializeToString,
+                response_deserializer=emotion_dot_v1_dot_emotion__pb2.Job.FromString,
+                _registered_method=True)
+        self.GetJob = channel.unary_unary(
+                '/emotion.v1.EmotionService/GetJob',
+                request_serializer=emotion_dot_v1_dot_emotion__pb2.GetJobRequest.SerializeToString,
+                response_deserializer=emotion_dot_v1_dot_emotion__pb2.Job.FromString,
+                _registered_method=True)
+        self.ListJobs = channel.unary_unary(
+                '/emotion.v1.EmotionService/ListJobs',
+                request_serializer=emotion_dot_v1_dot_emotion__pb2.ListJobsRequest.SerializeToString,
+                response_deserializer=emotion_dot_v1_dot_emotion__pb2.ListJobsResponse.FromString,
+                _registered_method=True)
+        self.CancelJob = channel.unary_unary(
+                '/emotion.v1.EmotionService/CancelJob',
+                request_serializer=emotion_dot_v1_dot_emotion__pb2.CancelJobRequest.SerializeToString,
+                response_deserializer=emotion_dot_v1_dot_emotion__pb2.Job.FromString,
+                _registered_method=True)
+        self.WatchJob = channel.unary_stream(
+                '/emotion.v1.EmotionService/WatchJob',
+                request_serializer=emotion_dot_v1_dot_emotion__pb2.WatchJobRequest.SerializeToString,
+                response_deserializer=emotion_dot_v1_dot_emotion__pb2.Job.FromString,
+                _registered_method=True)
 
 
 class EmotionServiceServicer:
@@ -95,6 +120,46 @@ class EmotionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitJob(self, request, context):
+        """Queues whole recordings (an interview of an hour, one channel per party)
+        as a job: segmented into utterances by voice activity, each utterance
+        scored, stored as one session (source "job"). Answers at once with the
+        queued job; poll GetJob or follow WatchJob. Jobs survive a server restart.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetJob(self, request, context):
+        """One job: its state, progress and, once it succeeded, its utterances.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListJobs(self, request, context):
+        """Jobs, newest first, without their utterances.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelJob(self, request, context):
+        """Cancels a queued or running job; a finished job is left as it is.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchJob(self, request, context):
+        """Follows a job: the job now, then again whenever its progress or state
+        changes; the stream ends after the job ended (its last message carries
+        the utterances).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EmotionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -117,6 +182,31 @@ def add_EmotionServiceServicer_to_server(servicer, server):
                     servicer.DeleteSession,
                     request_deserializer=emotion_dot_v1_dot_emotion__pb2.DeleteSessionRequest.FromString,
                     response_serializer=emotion_dot_v1_dot_emotion__pb2.DeleteSessionResponse.SerializeToString,
+            ),
+            'SubmitJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitJob,
+                    request_deserializer=emotion_dot_v1_dot_emotion__pb2.SubmitJobRequest.FromString,
+                    response_serializer=emotion_dot_v1_dot_emotion__pb2.Job.SerializeToString,
+            ),
+            'GetJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetJob,
+                    request_deserializer=emotion_dot_v1_dot_emotion__pb2.GetJobRequest.FromString,
+                    response_serializer=emotion_dot_v1_dot_emotion__pb2.Job.SerializeToString,
+            ),
+            'ListJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJobs,
+                    request_deserializer=emotion_dot_v1_dot_emotion__pb2.ListJobsRequest.FromString,
+                    response_serializer=emotion_dot_v1_dot_emotion__pb2.ListJobsResponse.SerializeToString,
+            ),
+            'CancelJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelJob,
+                    request_deserializer=emotion_dot_v1_dot_emotion__pb2.CancelJobRequest.FromString,
+                    response_serializer=emotion_dot_v1_dot_emotion__pb2.Job.SerializeToString,
+            ),
+            'WatchJob': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchJob,
+                    request_deserializer=emotion_dot_v1_dot_emotion__pb2.WatchJobRequest.FromString,
+                    response_serializer=emotion_dot_v1_dot_emotion__pb2.Job.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -228,6 +318,141 @@ class EmotionService:
             '/emotion.v1.EmotionService/DeleteSession',
             emotion_dot_v1_dot_emotion__pb2.DeleteSessionRequest.SerializeToString,
             emotion_dot_v1_dot_emotion__pb2.DeleteSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emotion.v1.EmotionService/SubmitJob',
+            emotion_dot_v1_dot_emotion__pb2.SubmitJobRequest.SerializeToString,
+            emotion_dot_v1_dot_emotion__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emotion.v1.EmotionService/GetJob',
+            emotion_dot_v1_dot_emotion__pb2.GetJobRequest.SerializeToString,
+            emotion_dot_v1_dot_emotion__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emotion.v1.EmotionService/ListJobs',
+            emotion_dot_v1_dot_emotion__pb2.ListJobsRequest.SerializeToString,
+            emotion_dot_v1_dot_emotion__pb2.ListJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emotion.v1.EmotionService/CancelJob',
+            emotion_dot_v1_dot_emotion__pb2.CancelJobRequest.SerializeToString,
+            emotion_dot_v1_dot_emotion__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/emotion.v1.EmotionService/WatchJob',
+            emotion_dot_v1_dot_emotion__pb2.WatchJobRequest.SerializeToString,
+            emotion_dot_v1_dot_emotion__pb2.Job.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,109 @@
+"""Voice-activity segmentation of whole recordings into utterances, per speaker channel.
+
+The detector is Silero VAD (the ``silero-vad`` wheel ships its ONNX model: MIT licence, no
+download), run by ONNX Runtime on one thread so that it never competes with the model's
+torch threads. An utterance is a stretch of speech between pauses of at least
+``min_silence_s``; speech running longer than ``max_utterance_s`` without such a pause is
+cut there.
+
+With one party per channel (``--channels separate``), each channel is segmented on its own.
+Two cases need care:
+
+- **Cross-talk** (both parties speak at once): each channel keeps its own utterance; both
+  are scored, each on its own channel's audio.
+- **Bleed** (one party's voice leaking into the other's microphone, quieter): the VAD hears
+  speech on both channels. An utterance whose channel is more than ``bleed_margin_db``
+  quieter over its span than the loudest channel is taken as bleed and dropped: the louder
+  channel holds that speech.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+import soxr
+import torch
+
+# Silero VAD runs at 16 kHz (or 8 kHz); other rates are resampled for it only.
+VAD_RATE = 16_000
+
+
+@dataclass(frozen=True)
+class Segment:
+    """An utterance: ``[start, end)`` in samples of the recording at its sample rate, on ``channel``."""
+
+    channel: int
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class SegmenterSettings:
+    """How recordings are cut into utterances."""
+
+    min_silence_s: float = 0.4
+    max_utterance_s: float = 30.0
+    min_speech_s: float = 0.25
+    # Silero's speech probability above which a 32 ms frame is speech.
+    threshold: float = 0.5
+    # Speech kept on each side of a detected utterance.
+    pad_s: float = 0.05
+    bleed_margin_db: float = 10.0
+
+
+class Segmenter:
+    """Finds utterances in mono tracks with Silero VAD; one instance is safe to share between threads."""
+
+    def __init__(self, settings: SegmenterSettings | None = None) -> None:
+        self.settings = settings or SegmenterSettings()
+        # silero_vad sets torch's global thread count to 1 when it is imported: keep the server's.
+        threads = torch.get_num_threads()
+        import silero_vad
+
+        torch.set_num_threads(threads)
+        self._get_speech_timestamps = silero_vad.get_speech_timestamps
+        self._model = silero_vad.load_silero_vad(onnx=True)
+        # The model keeps recurrent state between calls: one recording at a time.
+        self._lock = threading.Lock()
+
+    def segments(self, waveform: np.ndarray, sample_rate: int, channel: int = 0) -> list[Segment]:
+        """The utterances of one mono track, in order."""
+        s = self.settings
+        audio = waveform if sample_rate == VAD_RATE else soxr.resample(waveform, sample_rate, VAD_RATE)
+        with self._lock:
+            stamps = self._get_speech_timestamps(
+                torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)),
+                self._model,
+                threshold=s.threshold,
+                sampling_rate=VAD_RATE,
+                min_speech_duration_ms=int(s.min_speech_s * 1000),
+                min_silence_duration_ms=int(s.min_silence_s * 1000),
+                max_speech_duration_s=s.max_utterance_s,
+                speech_pad_ms=int(s.pad_s * 1000),
+            )
+        scale = sample_rate / VAD_RATE
+        return [
+            Segment(channel, round(stamp["start"] * scale), min(len(waveform), round(stamp["end"] * scale)))
+            for stamp in stamps
+        ]
+
+    def channel_segments(self, tracks: list[np.ndarray], sample_rate: int) -> list[Segment]:
+        """The utterances of every channel (each one party), bleed dropped; ordered by channel, then start."""
+        found = [self.segments(track, sample_rate, channel) for channel, track in enumerate(tracks)]
+        if len(tracks) < 2:
+            return [segment for segments in found for segment in segments]
+        return [segment for segments in found for segment in segments if not self._is_bleed(segment, tracks)]
+
+    def _is_bleed(self, segment: Segment, tracks: list[np.ndarray]) -> bool:
+        levels = [_level_db(track[segment.start : segment.end]) for track in tracks]
+        return levels[segment.channel] < max(levels) - self.settings.bleed_margin_db
+
+
+def _level_db(samples: np.ndarray) -> float:
+    """RMS level in dBFS (-120 for silence)."""
+    if len(samples) == 0:
+        return -120.0
+    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
+    return 20 * np.log10(max(rms, 1e-6))

@@ -1,0 +1,297 @@
+"""The durable job queue: jobs in the results database, taken by one replica at a time.
+
+A replica takes the oldest queued job (or a running one whose lease expired: its replica
+died) in one ``UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED)``: on PostgreSQL
+concurrent replicas skip each other's locked rows, so each job goes to exactly one of
+them; SQLite (one server) takes its write lock for the statement. The taker holds the job
+by a fresh ``lease_token`` and renews the lease as it works; every write of a worker is
+conditional on its token, so a worker that lost its job (lease expired and taken over,
+cancelled, erased) learns it at its next write and stops.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import uuid4
+
+import structlog
+from sqlalchemy import Engine, and_, delete, or_, select, update
+from sqlalchemy.orm import Session, aliased
+
+from emotion_service.plugins.store import ResultStore
+from emotion_service.plugins.store.schema import JobInputRow, JobRow
+
+log = structlog.get_logger(__name__)
+
+QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
+ENDED = (SUCCEEDED, FAILED, CANCELLED)
+
+
+class JobNotFoundError(KeyError):
+    """No job has this id."""
+
+
+@dataclass(frozen=True)
+class RecordingInput:
+    """One recording of a submitted job: inline bytes, or a path the server may read."""
+
+    name: str
+    content: bytes | None = None
+    path: str | None = None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A job a worker holds: its id, the token of its lease, and what it needs to work."""
+
+    job_id: str
+    token: str
+    session_id: str
+    channels: str
+    recordings: list[dict[str, Any]]
+    metadata: dict[str, str]
+    parts: dict[str, Any]
+    attempts: int
+
+
+class JobQueue:
+    """Jobs in the results database at ``url`` (the tables are the store's: see its schema)."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._store: ResultStore | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def store(self) -> ResultStore:
+        """The results database, opened on first use (a server starts while it is away; jobs wait for it)."""
+        with self._lock:
+            if self._store is None:
+                # The store creates and upgrades the tables, the jobs' included; the queue shares its engine.
+                self._store = ResultStore(self._url)
+            return self._store
+
+    @property
+    def engine(self) -> Engine:
+        return self.store.engine
+
+    def close(self) -> None:
+        """Closes pooled connections."""
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+
+    def submit(
+        self, recordings: list[RecordingInput], channels: str, metadata: dict[str, str], session_id: str
+    ) -> JobRow:
+        """Queues a job and its inline recordings in one transaction."""
+        now = _now()
+        job = JobRow(
+            id=uuid4().hex,
+            session_id=session_id,
+            state=QUEUED,
+            channels=channels,
+            request={"recordings": [{"name": r.name, "path": r.path} for r in recordings]},
+            job_metadata=dict(metadata),
+            created_at=now,
+            updated_at=now,
+            attempts=0,
+            total_s=0.0,
+            done_s=0.0,
+            attempt_done_s=0.0,
+            parts={},
+        )
+        with Session(self.engine, expire_on_commit=False) as db, db.begin():
+            db.add(job)
+            db.flush()
+            for position, recording in enumerate(recordings):
+                if recording.content is not None:
+                    db.add(JobInputRow(job_id=job.id, position=position, content=recording.content))
+        log.info("job_submitted", job_id=job.id, session_id=session_id, recordings=len(recordings))
+        return job
+
+    def claim(self, owner: str, lease_s: float) -> Claim | None:
+        """Takes the oldest job no worker holds, or None."""
+        now = _now()
+        token = uuid4().hex
+        free = or_(JobRow.state == QUEUED, and_(JobRow.state == RUNNING, JobRow.lease_expires_at < now))
+        # An alias, so the subquery reads the table on its own rather than correlating with the UPDATE's.
+        candidate = aliased(JobRow)
+        oldest = (
+            select(candidate.id)
+            .where(
+                or_(
+                    candidate.state == QUEUED,
+                    and_(candidate.state == RUNNING, candidate.lease_expires_at < now),
+                )
+            )
+            .order_by(candidate.created_at)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        with self.engine.begin() as conn:
+            taken = conn.execute(
+                update(JobRow)
+                .where(JobRow.id == oldest.scalar_subquery(), free)
+                .values(
+                    state=RUNNING,
+                    lease_token=token,
+                    lease_owner=owner,
+                    lease_expires_at=now + timedelta(seconds=lease_s),
+                    attempts=JobRow.attempts + 1,
+                    started_at=now,
+                    attempt_done_s=0.0,
+                    updated_at=now,
+                )
+                .execution_options(synchronize_session=False)
+            ).rowcount
+        if not taken:
+            return None
+        with Session(self.engine) as db:
+            job = db.scalars(select(JobRow).where(JobRow.lease_token == token)).one()
+            claim = Claim(
+                job_id=job.id,
+                token=token,
+                session_id=job.session_id,
+                channels=job.channels,
+                recordings=list(job.request["recordings"]),
+                metadata=dict(job.job_metadata),
+                parts=dict(job.parts or {}),
+                attempts=job.attempts,
+            )
+        log.info("job_claimed", job_id=claim.job_id, session_id=claim.session_id, attempt=claim.attempts, owner=owner)
+        return claim
+
+    def content(self, job_id: str, position: int) -> bytes | None:
+        """The inline bytes of one recording of a job, or None (given by path)."""
+        with Session(self.engine) as db:
+            row = db.get(JobInputRow, (job_id, position))
+            return None if row is None else bytes(row.content)
+
+    def progress(
+        self,
+        claim: Claim,
+        lease_s: float,
+        done_s: float,
+        attempt_done_s: float,
+        audio_s: float | None = None,
+        parts: dict[str, Any] | None = None,
+    ) -> bool:
+        """Renews the lease and records progress; False when the worker no longer holds the job."""
+        now = _now()
+        values: dict[str, Any] = {
+            "lease_expires_at": now + timedelta(seconds=lease_s),
+            "done_s": done_s,
+            "attempt_done_s": attempt_done_s,
+            "updated_at": now,
+        }
+        if audio_s is not None:
+            values["total_s"] = audio_s
+        if parts is not None:
+            values["parts"] = parts
+        return self._update_held(claim, values)
+
+    def finish(self, claim: Claim, state: str, utterances: list[dict[str, Any]] | None, error: str = "") -> bool:
+        """Ends a held job (succeeded or failed) and deletes its inline recordings; False when not held."""
+        values: dict[str, Any] = {
+            "state": state,
+            "utterances": {"utterances": utterances} if utterances is not None else None,
+            "error": error or None,
+            "lease_token": None,
+            "lease_expires_at": None,
+            "updated_at": _now(),
+        }
+        if state == SUCCEEDED:
+            values["done_s"] = JobRow.total_s
+        with self.engine.begin() as conn:
+            held = conn.execute(
+                update(JobRow).where(JobRow.id == claim.job_id, JobRow.lease_token == claim.token).values(**values)
+            ).rowcount
+            if held:
+                conn.execute(delete(JobInputRow).where(JobInputRow.job_id == claim.job_id))
+        log.info("job_ended", job_id=claim.job_id, session_id=claim.session_id, state=state, error=error or None)
+        return bool(held)
+
+    def release(self, claim: Claim) -> bool:
+        """Puts a held job back in the queue at once (the server is stopping)."""
+        return self._update_held(
+            claim, {"state": QUEUED, "lease_token": None, "lease_expires_at": None, "updated_at": _now()}
+        )
+
+    def cancel(self, job_id: str) -> JobRow:
+        """Cancels a queued or running job (its worker stops at its next write); an ended job is unchanged."""
+        with self.engine.begin() as conn:
+            cancelled = conn.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.state.in_((QUEUED, RUNNING)))
+                .values(state=CANCELLED, lease_token=None, lease_expires_at=None, updated_at=_now())
+            ).rowcount
+            if cancelled:
+                conn.execute(delete(JobInputRow).where(JobInputRow.job_id == job_id))
+        return self.get(job_id)
+
+    def get(self, job_id: str) -> JobRow:
+        """One job (raises :class:`JobNotFoundError`)."""
+        with Session(self.engine) as db:
+            job = db.get(JobRow, job_id)
+            if job is None:
+                raise JobNotFoundError(job_id)
+            db.expunge(job)
+            return job
+
+    def list(self, state: str | None, limit: int, after: str = "") -> tuple[list[JobRow], str]:
+        """Jobs newest first, ``limit`` at most after the page token ``after``; and the next page's token."""
+        query = select(JobRow).order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit + 1)
+        if state is not None:
+            query = query.where(JobRow.state == state)
+        if after:
+            created, job_id = _decode_token(after)
+            query = query.where(
+                or_(JobRow.created_at < created, and_(JobRow.created_at == created, JobRow.id < job_id))
+            )
+        with Session(self.engine) as db:
+            jobs = list(db.scalars(query))
+            for job in jobs:
+                db.expunge(job)
+        if len(jobs) <= limit:
+            return jobs, ""
+        last = jobs[limit - 1]
+        return jobs[:limit], _encode_token(last.created_at, last.id)
+
+    def session_ids_before(self, before: datetime) -> list[str]:
+        """Ids of the sessions started before ``before`` (see :class:`~emotion_service.server.retention.Retention`)."""
+        return self.store.session_ids_before(before)
+
+    def _update_held(self, claim: Claim, values: dict[str, Any]) -> bool:
+        with self.engine.begin() as conn:
+            return bool(
+                conn.execute(
+                    update(JobRow)
+                    .where(JobRow.id == claim.job_id, JobRow.lease_token == claim.token, JobRow.state == RUNNING)
+                    .values(**values)
+                ).rowcount
+            )
+
+
+class PageTokenError(ValueError):
+    """A page token this server did not make."""
+
+
+def _encode_token(created: datetime, job_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{created.isoformat()}|{job_id}".encode()).decode()
+
+
+def _decode_token(token: str) -> tuple[datetime, str]:
+    try:
+        created, job_id = base64.urlsafe_b64decode(token.encode()).decode().split("|", 1)
+        return datetime.fromisoformat(created), job_id
+    except (ValueError, UnicodeDecodeError):
+        raise PageTokenError(f"page_token {token!r} is not one this server made: pass next_page_token") from None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,371 @@
+"""Runs jobs: whole recordings segmented into utterances and scored at low priority.
+
+Each of ``job_workers`` workers takes a job from the durable queue, decodes its recordings
+(one track, or one per channel), finds the utterances by voice activity, and scores each
+through the same ``preprocess`` hooks and batcher as calls, as background work: job windows
+run only while no call waits. Utterances longer than ``window_s`` are scored window by
+window (``hop_s`` apart) and their scores averaged. Every utterance goes through the
+``on_result`` hooks (kind ``"utterance"``, stored under the job's session), the session
+through ``on_session_end`` when the job ends, and the job through ``on_job_end``.
+
+Progress is written at least every third of the lease (renewing it) and after every
+finished (recording, channel) part, whose utterances are kept in the job: a job resumed
+after a restart, or taken over from a dead replica, skips its finished parts. Stored
+results are keyed by their position in the session, so a part run again stores nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import structlog
+
+from emotion_service import audio
+from emotion_service.plugins.manager import PluginHost
+from emotion_service.plugins.types import JobSummary, Result, summarise
+from emotion_service.segmentation import Segment, Segmenter, SegmenterSettings
+from emotion_service.server.config import Settings
+from emotion_service.server.job_queue import FAILED, SUCCEEDED, Claim, JobQueue
+
+log = structlog.get_logger(__name__)
+
+
+def job_limits(settings: Settings) -> audio.AudioLimits:
+    """Bounds on one recording of a job (per channel)."""
+    return audio.AudioLimits(
+        max_bytes=settings.max_job_bytes,
+        max_seconds=settings.max_job_seconds,
+        min_seconds=settings.min_audio_seconds,
+        max_sample_rate=settings.max_sample_rate,
+        max_channels=settings.max_channels,
+        seconds_setting="max_job_seconds",
+        bytes_setting="max_job_bytes",
+        advice="a job accepts at most {limit}: split the recording",
+    )
+
+
+class LostJobError(RuntimeError):
+    """The worker no longer holds its job (cancelled, erased, or taken over after its lease expired)."""
+
+
+@dataclass(frozen=True)
+class ScoredUtterance:
+    """One utterance of a job, as the API returns it."""
+
+    recording: int
+    channel: int
+    start_s: float
+    end_s: float
+    label: str
+    scores: dict[str, float]
+    window_count: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+class JobRunner:
+    """The job workers of one replica; ``state`` gives the loaded model (None while it loads)."""
+
+    def __init__(
+        self, settings: Settings, plugins: PluginHost, queue: JobQueue, state: Callable[[], Any | None]
+    ) -> None:
+        self.settings = settings
+        self.plugins = plugins
+        self.queue = queue
+        self._state = state
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.limits = job_limits(settings)
+        self._segmenter: Segmenter | None = None
+        self._wake = asyncio.Event()
+        self._workers: list[asyncio.Task[None]] = []
+        self._held: dict[str, Claim] = {}
+        self._stopping = False
+
+    @property
+    def segmenter(self) -> Segmenter:
+        """The voice-activity segmenter, loaded with the first job (a server that runs none never loads it)."""
+        if self._segmenter is None:
+            self._segmenter = Segmenter(
+                SegmenterSettings(
+                    min_silence_s=self.settings.job_min_silence_s, max_utterance_s=self.settings.job_max_utterance_s
+                )
+            )
+        return self._segmenter
+
+    def start(self) -> None:
+        """Starts the workers on the running loop."""
+        self._workers = [
+            asyncio.create_task(self._work(n), name=f"job-worker-{n}") for n in range(self.settings.job_workers)
+        ]
+
+    def wake(self) -> None:
+        """A job was submitted here: look now rather than at the next poll."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Stops the workers and puts the jobs they held back in the queue, for this or another replica."""
+        self._stopping = True
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        for claim in list(self._held.values()):
+            await asyncio.to_thread(self.queue.release, claim)
+            log.info("job_released", job_id=claim.job_id)
+
+    async def _work(self, number: int) -> None:
+        while not self._stopping:
+            state = self._state()
+            claim = None
+            if state is not None:
+                try:
+                    claim = await asyncio.to_thread(self.queue.claim, self.owner, self.settings.job_lease_s)
+                except Exception as exc:  # the database is away: try again at the next poll
+                    log.warning("job_claim_failed", reason=f"{type(exc).__name__}: {exc}")
+            if claim is None:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.settings.job_poll_s)
+                except TimeoutError:
+                    pass
+                continue
+            self._held[claim.job_id] = claim
+            try:
+                with structlog.contextvars.bound_contextvars(job_id=claim.job_id, session_id=claim.session_id):
+                    await self._run(state, claim)
+            finally:
+                self._held.pop(claim.job_id, None)
+
+    async def _run(self, state: Any, claim: Claim) -> None:
+        progress = _Progress(self, claim)
+        try:
+            sources = [self._source(claim, position, recording) for position, recording in enumerate(claim.recordings)]
+            durations = [await asyncio.to_thread(_duration, source, self.limits) for source in sources]
+            progress.audio_s = sum(durations)
+            await progress.save(force=True)
+            utterances, results = await self._analyse(state, claim, sources, durations, progress)
+        except LostJobError:
+            log.info("job_lost", reason="cancelled, erased or taken over by another replica")
+            return
+        except (audio.AudioError, JobInputError) as exc:
+            await self._end(claim, FAILED, [], str(exc), progress.audio_s)
+            return
+        except Exception as exc:
+            log.exception("job_failed")
+            await self._end(claim, FAILED, [], f"internal error: {type(exc).__name__}: {exc}", progress.audio_s)
+            return
+        summary = summarise(claim.session_id, results, [], claim.metadata, duration_s=progress.audio_s)
+        await asyncio.to_thread(self.plugins.on_session_end, summary)
+        await self._end(claim, SUCCEEDED, utterances, "", progress.audio_s, results)
+
+    async def _end(
+        self,
+        claim: Claim,
+        state: str,
+        utterances: list[ScoredUtterance],
+        error: str,
+        audio_s: float,
+        results: list[Result] | None = None,
+    ) -> None:
+        rows = [u.to_dict() for u in utterances]
+        if not await asyncio.to_thread(self.queue.finish, claim, state, rows, error):
+            log.info("job_lost", reason="cancelled or erased as it ended")
+            return
+        job = JobSummary(
+            job_id=claim.job_id,
+            session_id=claim.session_id,
+            state=state,
+            recordings=tuple(r["name"] for r in claim.recordings),
+            audio_s=audio_s,
+            utterances=tuple(results or ()),
+            error=error,
+            metadata=claim.metadata,
+        )
+        await asyncio.to_thread(self.plugins.on_job_end, job)
+
+    async def _analyse(
+        self, state: Any, claim: Claim, sources: list[bytes | Path], durations: list[float], progress: _Progress
+    ) -> tuple[list[ScoredUtterance], list[Result]]:
+        rate = state.backend.info.sample_rate
+        utterances: list[ScoredUtterance] = []
+        results: list[Result] = []
+        offset_s = 0.0  # where each recording starts in the session's timeline
+        for number, source in enumerate(sources):
+            tracks = await asyncio.to_thread(self._decode, source, claim.channels == "separate", rate)
+            segments: list[Segment] | None = None
+            for channel, track in enumerate(tracks):
+                key = f"{number}:{channel}"
+                part_s = durations[number] / len(tracks)
+                if key in progress.parts:
+                    done = [ScoredUtterance(**u) for u in progress.parts[key]]
+                else:
+                    if segments is None:
+                        segments = await asyncio.to_thread(self.segmenter.channel_segments, tracks, rate)
+                    mine = [s for s in segments if s.channel == channel]
+                    done = await self._score_part(
+                        state, claim, number, track, mine, progress, part_s, len(results), offset_s
+                    )
+                    progress.parts[key] = [u.to_dict() for u in done]
+                progress.finish_part(part_s, skipped=key in claim.parts)
+                await progress.save(force=True)
+                for utterance in done:
+                    results.append(self._result(state, claim, utterance, len(results), offset_s))
+                utterances.extend(done)
+            offset_s += durations[number]
+        return utterances, results
+
+    async def _score_part(
+        self,
+        state: Any,
+        claim: Claim,
+        number: int,
+        track: np.ndarray,
+        segments: list[Segment],
+        progress: _Progress,
+        part_s: float,
+        first_position: int,
+        offset_s: float,
+    ) -> list[ScoredUtterance]:
+        """Scores one channel's utterances; each goes through ``on_result`` as it is scored."""
+        rate = state.backend.info.sample_rate
+        scored: list[ScoredUtterance] = []
+        for segment in segments:
+            waveform = track[segment.start : segment.end]
+            if len(waveform) < self.settings.min_audio_seconds * rate:
+                continue
+            rows = await self._score_windows(state, claim, waveform, rate)
+            mean = np.mean(rows, axis=0)
+            labels = state.backend.info.labels
+            utterance = ScoredUtterance(
+                recording=number,
+                channel=segment.channel,
+                start_s=round(segment.start / rate, 3),
+                end_s=round(segment.end / rate, 3),
+                label=labels[int(np.argmax(mean))],
+                scores=dict(zip(labels, map(float, mean))),
+                window_count=len(rows),
+            )
+            scored.append(utterance)
+            result = self._result(state, claim, utterance, first_position + len(scored) - 1, offset_s)
+            alerts = await asyncio.to_thread(self.plugins.on_result, replace(result, audio=waveform, sample_rate=rate))
+            for alert in alerts:
+                await asyncio.to_thread(self.plugins.on_alert, alert, claim.session_id)
+            progress.advance(segment.end / max(1, len(track)) * part_s)
+            await progress.save()
+        return scored
+
+    async def _score_windows(self, state: Any, claim: Claim, waveform: np.ndarray, rate: int) -> list[np.ndarray]:
+        """The score rows of an utterance's windows (one window when it is short), at background priority."""
+        window = round(self.settings.window_s * rate)
+        hop = round(self.settings.hop_s * rate)
+        if len(waveform) <= window:
+            starts = [0]
+        else:
+            starts = list(range(0, len(waveform) - window, hop)) + [len(waveform) - window]
+        rows: list[np.ndarray] = []
+        for first in range(0, len(starts), self.settings.job_max_in_flight):
+            futures = []
+            for start in starts[first : first + self.settings.job_max_in_flight]:
+                piece = await asyncio.to_thread(
+                    self.plugins.preprocess,
+                    waveform[start : start + window],
+                    rate,
+                    {"session_id": claim.session_id, "job_id": claim.job_id, "stage": "serve"},
+                )
+                futures.append(state.batcher.submit(piece, background=True))
+            rows.extend(await asyncio.gather(*futures))
+        return rows
+
+    def _result(self, state: Any, claim: Claim, u: ScoredUtterance, position: int, offset_s: float) -> Result:
+        return Result(
+            session_id=claim.session_id,
+            request_id=claim.job_id,
+            kind="utterance",
+            label=u.label,
+            scores=u.scores,
+            start_s=offset_s + u.start_s,
+            end_s=offset_s + u.end_s,
+            index=position,
+            model_name=state.backend.info.name,
+            metadata=claim.metadata,
+            channel=u.channel,
+        )
+
+    def _source(self, claim: Claim, position: int, recording: dict[str, Any]) -> bytes | Path:
+        if recording.get("path"):
+            return Path(recording["path"])
+        content = self.queue.content(claim.job_id, position)
+        if content is None:
+            raise JobInputError(f"recording {position} ({recording['name']!r}) is missing from the job queue")
+        return content
+
+    def _decode(self, source: bytes | Path, separate: bool, rate: int) -> list[np.ndarray]:
+        if separate:
+            return [decoded.waveform for decoded in audio.decode_channels(source, rate, self.limits)]
+        if isinstance(source, bytes):
+            return [audio.decode_content(source, rate, self.limits).waveform]
+        return [audio.decode_file(source, rate, self.limits).waveform]
+
+
+class JobInputError(ValueError):
+    """A job's recording cannot be read; the message says which and why."""
+
+
+class _Progress:
+    """A running job's progress, saved (renewing the lease) at most every third of the lease unless forced."""
+
+    def __init__(self, runner: JobRunner, claim: Claim) -> None:
+        self.runner = runner
+        self.claim = claim
+        self.audio_s = 0.0
+        self.parts: dict[str, Any] = dict(claim.parts)
+        self._finished_s = 0.0  # seconds in finished parts
+        self._skipped_s = 0.0  # of which finished by an earlier attempt
+        self._current_s = 0.0  # seconds done of the part in progress
+        self._saved_at = 0.0
+
+    @property
+    def done_s(self) -> float:
+        return self._finished_s + self._current_s
+
+    def advance(self, part_done_s: float) -> None:
+        self._current_s = part_done_s
+
+    def finish_part(self, part_s: float, skipped: bool) -> None:
+        self._finished_s += part_s
+        self._skipped_s += part_s if skipped else 0.0
+        self._current_s = 0.0
+
+    async def save(self, force: bool = False) -> None:
+        """Writes progress; raises :class:`LostJobError` when the job is no longer this worker's."""
+        lease_s = self.runner.settings.job_lease_s
+        if not force and time.monotonic() - self._saved_at < lease_s / 3:
+            return
+        held = await asyncio.to_thread(
+            self.runner.queue.progress,
+            self.claim,
+            lease_s,
+            self.done_s,
+            self.done_s - self._skipped_s,
+            self.audio_s,
+            self.parts,
+        )
+        if not held:
+            raise LostJobError(self.claim.job_id)
+        self._saved_at = time.monotonic()
+
+
+def _duration(source: bytes | Path, limits: audio.AudioLimits) -> float:
+    """A recording's length from its header, before it is decoded (0 when the header does not say)."""
+    try:
+        return audio.probe(source, limits).duration_s
+    except OSError as exc:
+        raise JobInputError(f"cannot read {source}: {exc.strerror}") from None
