@@ -123,6 +123,15 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
         structlog.contextvars.bind_contextvars(request_id=request_id, session_id=session_id, method="Classify")
         started = time.perf_counter()
         rate = state.backend.info.sample_rate
+        size = len(request.audio.content) + len(request.audio.raw.data)
+        if size > self.settings.max_audio_bytes:
+            # The transport admits larger messages for SubmitJob; a Classify payload keeps its own bound.
+            await _abort(
+                context,
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"audio is {size} bytes; Classify accepts at most {self.settings.max_audio_bytes} "
+                "(max_audio_bytes): use StreamClassify or a job (emotion-client analyze) for long recordings",
+            )
         try:
             decoded = await asyncio.to_thread(self._decode, request.audio, rate)
         except audio.AudioError as exc:

@@ -54,13 +54,15 @@ def wait_serving(port: int, proc: subprocess.Popen[str], timeout: float = 60) ->
 
 
 @contextmanager
-def serving(model: Path, *flags: str) -> Iterator[tuple[int, subprocess.Popen[str], Path]]:
-    """Starts `emotion serve` on a free port, waits for SERVING, kills it on exit if still running.
+def serving(
+    model: Path, *flags: str, env: dict[str, str] | None = None, port: int = 0
+) -> Iterator[tuple[int, subprocess.Popen[str], Path]]:
+    """Starts `emotion serve` on a free port (or ``port``), waits for SERVING, kills it on exit if still running.
 
-    Yields the port, the process and the file its log lines go to (a file, not a
-    pipe: an undrained pipe fills up and blocks the server's logging).
+    ``env`` adds to (or overrides) :func:`run_env`. Yields the port, the process and the file
+    its log lines go to (a file, not a pipe: an undrained pipe fills up and blocks the server's logging).
     """
-    port = free_port()
+    port = port or free_port()
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "server.log"
         with log.open("w") as sink:
@@ -68,7 +70,7 @@ def serving(model: Path, *flags: str) -> Iterator[tuple[int, subprocess.Popen[st
                 [*EMOTION, "serve", "--port", str(port), "--model", str(model), *flags],
                 stderr=sink,
                 text=True,
-                env=run_env(),
+                env=run_env(**(env or {})),
             )
         try:
             wait_serving(port, proc)

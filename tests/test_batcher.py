@@ -90,3 +90,29 @@ async def test_the_next_batch_is_prepared_while_the_current_one_runs() -> None:
     assert [(await f)[0] for f in (first, second)] == [1000.0, 2000.0]
     await batcher.close()
     assert events.index(("prepare", 2000)) < events.index(("forward-end", 1000)), events
+
+
+async def test_calls_go_before_background_work_which_runs_in_small_batches() -> None:
+    recorder = Recorder()
+    batcher = DynamicBatcher(recorder, max_batch_size=8, max_queue_delay_ms=1.0, background_max_batch_size=2)
+    # Background windows queued first (length 100), then calls (length 200): all before the loop starts.
+    background = [batcher.submit(np.zeros(100, np.float32), background=True) for _ in range(6)]
+    calls = [batcher.submit(np.zeros(200, np.float32)) for _ in range(3)]
+    assert batcher.queue_depth == 3, "background work does not count as waiting calls"
+    batcher.start()
+    await asyncio.gather(*calls, *background)
+    await batcher.close()
+    assert recorder.batches[0] == [200, 200, 200], "the calls ran first, together"
+    assert recorder.batches[1:] == [[100, 100]] * 3, "then the background work, two at a time"
+
+
+async def test_background_work_never_fills_the_queue_for_calls() -> None:
+    batcher = DynamicBatcher(Recorder(), max_queue_size=2)
+    for _ in range(5):
+        batcher.submit(np.zeros(100, np.float32), background=True)
+    batcher.submit(np.zeros(100, np.float32))
+    batcher.submit(np.zeros(100, np.float32))
+    with pytest.raises(QueueFullError):
+        batcher.submit(np.zeros(100, np.float32))
+    batcher.start()
+    await batcher.close()

@@ -1,0 +1,226 @@
+"""Whole recordings as jobs, end to end on `emotion serve` processes: segmentation per channel,
+a server killed mid-job, erasure, and two replicas sharing one PostgreSQL queue."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import librosa
+import numpy as np
+import pytest
+import soundfile as sf
+from sqlalchemy import create_engine, inspect, select, text
+
+from emotion_client import EmotionClient
+from emotion_service.audio import load_audio
+from emotion_service.paths import BUNDLED_MODEL
+from emotion_service.plugins.store.schema import JobInputRow, JobRow
+from tests.plugin_helpers import fresh_postgres_database
+from tests.server_process import serving
+
+DATA = Path(__file__).parent / "data"
+RATE = 16_000
+CLIENT = [sys.executable, "-c", "import sys; from emotion_client.cli import main; sys.exit(main())"]
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A clip placed in the test recording: its channel and where its speech lies."""
+
+    channel: int
+    start_s: float
+    end_s: float
+
+
+def two_party_recording(path: Path, seconds: float = 60.0, seed: int = 0) -> list[Placed]:
+    """A two-channel interview made of RAVDESS clips (their speech only) with pauses of 1-2 s
+    between them, each clip on one channel only, over a faint noise floor; returns where each clip lies."""
+    rng = np.random.default_rng(seed)
+    clips = sorted(DATA.glob("*.flac"))
+    audio = np.zeros((int(seconds * RATE), 2), np.float32)
+    placed: list[Placed] = []
+    at = 1.0
+    for number in range(100):
+        speech, _ = librosa.effects.trim(load_audio(clips[number % len(clips)], RATE), top_db=30)
+        if at + len(speech) / RATE > seconds - 1:
+            break
+        channel = int(rng.integers(2))
+        start = int(at * RATE)
+        audio[start : start + len(speech), channel] = speech
+        placed.append(Placed(channel, start / RATE, (start + len(speech)) / RATE))
+        at = (start + len(speech)) / RATE + rng.uniform(1.0, 2.0)
+    audio += rng.normal(0, 10 ** (-60 / 20), audio.shape).astype(np.float32)
+    sf.write(path, audio, RATE, subtype="PCM_16")
+    return placed
+
+
+def analyze(port: int, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLIENT, "--target", f"127.0.0.1:{port}", "analyze", *args],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+
+def store_env(url: str, tmp_path: Path) -> dict[str, str]:
+    """The store and reports plugins on, writing to ``url`` and a report folder under ``tmp_path``."""
+    return {
+        "EMOTION_PLUGINS": "store,reports",
+        "EMOTION_DATABASE_URL": url,
+        "EMOTION_JOBS_DATABASE_URL": url,
+        "EMOTION_STORE_SPOOL_DIR": str(tmp_path / "spool"),
+        "EMOTION_REPORTS_OUTPUT_DIR": str(tmp_path / "reports"),
+    }
+
+
+def test_analyze_finds_every_clip_on_its_channel(tmp_path: Path) -> None:
+    recording = tmp_path / "interview.wav"
+    truth = two_party_recording(recording)
+    url = f"sqlite:///{tmp_path / 'results.db'}"
+    with serving(BUNDLED_MODEL, env=store_env(url, tmp_path)) as (port, _, _):
+        done = analyze(port, str(recording), "--channels", "separate", "--wait", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    utterances = result["utterances"]
+    assert result["state"] == "succeeded" and result["session_id"]
+    assert abs(len(utterances) - len(truth)) <= 2, (len(utterances), len(truth))
+    for clip in truth:
+        found = [
+            u
+            for u in utterances
+            if u["channel"] == clip.channel and u["start_s"] < clip.end_s and u["end_s"] > clip.start_s
+        ]
+        assert len(found) == 1, (clip, found)
+        assert abs(found[0]["start_s"] - clip.start_s) <= 0.5 and abs(found[0]["end_s"] - clip.end_s) <= 0.5
+        assert found[0]["label"] == max(found[0]["scores"], key=found[0]["scores"].get)
+        assert abs(sum(found[0]["scores"].values()) - 1) < 1e-3
+    # Nothing was found on a channel where no clip was.
+    for u in utterances:
+        assert any(c.channel == u["channel"] and u["start_s"] < c.end_s and u["end_s"] > c.start_s for c in truth)
+    # The utterances are stored as a session of kind "job", and the inline recording is gone.
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        kind = conn.execute(text("SELECT kind FROM sessions WHERE id = :s"), {"s": result["session_id"]}).scalar()
+        stored = conn.execute(
+            text("SELECT channel, start_s FROM results WHERE session_id = :s AND kind = 'utterance'"),
+            {"s": result["session_id"]},
+        ).all()
+        inputs = conn.execute(select(JobInputRow.job_id)).all()
+    engine.dispose()
+    assert kind == "job"
+    assert sorted((channel, round(start, 3)) for channel, start in stored) == sorted(
+        (u["channel"], round(u["start_s"], 3)) for u in utterances
+    )
+    assert inputs == []
+
+
+def test_a_job_survives_its_server_being_killed(tmp_path: Path) -> None:
+    recordings = []
+    for number in range(6):
+        path = tmp_path / f"part-{number}.wav"
+        two_party_recording(path, seed=number)
+        recordings.append(path)
+    url = f"sqlite:///{tmp_path / 'results.db'}"
+    env = store_env(url, tmp_path)
+    slow = ("--job-lease-s", "2", "--job-max-in-flight", "1", "--background-max-batch-size", "1")
+    with serving(BUNDLED_MODEL, *slow, env=env) as (port, proc, _):
+        with EmotionClient(f"127.0.0.1:{port}") as client:
+            job = client.submit_job(recordings, channels="separate")
+            deadline = time.monotonic() + 60
+            while (seen := client.get_job(job.job_id)).progress < 0.2:
+                assert time.monotonic() < deadline and not seen.ended, seen
+                time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert seen.state == "running" and seen.progress < 1.0
+    with serving(BUNDLED_MODEL, *slow, env=env) as (port, _, _):
+        with EmotionClient(f"127.0.0.1:{port}") as client:
+            finished = client.wait_job(job.job_id, timeout=180)
+    assert finished.state == "succeeded", finished.error
+    assert finished.attempts == 2
+    assert {u.recording for u in finished.utterances} == set(range(6))
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT COUNT(*) FROM results WHERE session_id = :s"), {"s": finished.session_id}
+        ).scalar()
+        inputs = conn.execute(select(JobInputRow.job_id)).all()
+    engine.dispose()
+    # Every utterance stored once: the part cut short by the kill was run again without duplicates.
+    assert rows == len(finished.utterances)
+    assert inputs == []
+
+
+def test_erase_leaves_no_row_naming_the_session_and_no_report(tmp_path: Path) -> None:
+    recording = tmp_path / "interview.wav"
+    two_party_recording(recording, seconds=20.0)
+    url = f"sqlite:///{tmp_path / 'results.db'}"
+    env = store_env(url, tmp_path)
+    with serving(BUNDLED_MODEL, env=env) as (port, _, _):
+        done = analyze(port, str(recording), "--channels", "separate", "--wait", "--json")
+    assert done.returncode == 0, done.stderr
+    session = json.loads(done.stdout)["session_id"]
+    reports = tmp_path / "reports"
+    assert any(session in path.name for path in reports.iterdir()), "the job's session was reported"
+
+    erased = subprocess.run(
+        [sys.executable, "-m", "emotion_service", "erase", "--session", session],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=120,
+    )
+    assert erased.returncode == 0, erased.stderr
+    assert f"erased session {session}" in erased.stdout
+    engine = create_engine(url)
+    inspector = inspect(engine)
+    with engine.connect() as conn:
+        for table in inspector.get_table_names():
+            if table == "erasures":
+                continue
+            for column in inspector.get_columns(table):
+                hits = conn.execute(
+                    text(f'SELECT COUNT(*) FROM "{table}" WHERE CAST("{column["name"]}" AS TEXT) LIKE :s'),
+                    {"s": f"%{session}%"},
+                ).scalar()
+                assert hits == 0, f"{table}.{column['name']} still names the session"
+        record = conn.execute(text("SELECT requested_by FROM erasures WHERE session_id = :s"), {"s": session}).all()
+    engine.dispose()
+    assert len(record) == 1 and record[0][0].startswith("cli:")
+    assert not [path for path in reports.iterdir() if session in path.name]
+
+
+def test_two_replicas_share_one_queue_each_job_taken_once(tmp_path: Path) -> None:
+    recordings = []
+    for number in range(8):
+        path = tmp_path / f"call-{number}.wav"
+        two_party_recording(path, seconds=20.0, seed=number)
+        recordings.append(path)
+    with fresh_postgres_database() as url:
+        env = store_env(url, tmp_path)
+        with serving(BUNDLED_MODEL, env=env) as (port_a, _, _), serving(BUNDLED_MODEL, env=env) as (port_b, _, _):
+            with EmotionClient(f"127.0.0.1:{port_a}") as a, EmotionClient(f"127.0.0.1:{port_b}") as b:
+                jobs = [(a if n % 2 else b).submit_job([path], channels="separate") for n, path in enumerate(recordings)]
+                finished = [a.wait_job(job.job_id, timeout=180) for job in jobs]
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            rows = conn.execute(select(JobRow.id, JobRow.attempts, JobRow.lease_owner)).all()
+            stored = dict(
+                conn.execute(text("SELECT session_id, COUNT(*) FROM results GROUP BY session_id")).all()  # type: ignore[arg-type]
+            )
+        engine.dispose()
+    assert all(job.state == "succeeded" for job in finished), [job.error for job in finished]
+    assert len(rows) == 8 and all(attempts == 1 for _, attempts, _ in rows), rows
+    assert len({owner for _, _, owner in rows}) == 2, "both replicas took jobs from the one queue"
+    for job in finished:
+        assert stored.get(job.session_id, 0) == len(job.utterances)
