@@ -101,7 +101,7 @@ class EmotionServer:
             max_queue_delay_ms=s.max_queue_delay_ms,
             max_queue_size=s.max_queue_size,
             pad_mixed_lengths=backend.pads_mixed_lengths,
-            background_max_batch_size=s.background_max_batch_size,
+            background_max_batch_size=min(s.background_max_batch_size, s.max_batch_size),
         )
         batcher.start()
         self.servicer.state = ModelState(backend, batcher)
