@@ -70,9 +70,7 @@ async def main(args: argparse.Namespace) -> None:
     configure_logging("warning", "console")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        settings = Settings(
-            port=0, model=str(BUNDLED_MODEL), jobs_database_url=f"sqlite:///{folder / 'jobs.db'}"
-        )
+        settings = Settings(port=0, model=str(BUNDLED_MODEL), jobs_database_url=f"sqlite:///{folder / 'jobs.db'}")
         server = EmotionServer(settings, plugins=load_plugins("none"))
         await server.start()
         await server.load_model()

@@ -364,7 +364,7 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
             await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "a job needs at least one recording")
         recordings = []
         for number, recording in enumerate(request.recordings):
-            name = recording.name or f"recording-{number}"
+            name = recording.name or Path(recording.uri).name or f"recording-{number}"
             try:
                 source = await asyncio.to_thread(self._job_source, recording)
                 await asyncio.to_thread(audio.probe, source, self.jobs_limits)

@@ -210,7 +210,9 @@ def test_two_replicas_share_one_queue_each_job_taken_once(tmp_path: Path) -> Non
         env = store_env(url, tmp_path)
         with serving(BUNDLED_MODEL, env=env) as (port_a, _, _), serving(BUNDLED_MODEL, env=env) as (port_b, _, _):
             with EmotionClient(f"127.0.0.1:{port_a}") as a, EmotionClient(f"127.0.0.1:{port_b}") as b:
-                jobs = [(a if n % 2 else b).submit_job([path], channels="separate") for n, path in enumerate(recordings)]
+                jobs = [
+                    (a if n % 2 else b).submit_job([path], channels="separate") for n, path in enumerate(recordings)
+                ]
                 finished = [a.wait_job(job.job_id, timeout=180) for job in jobs]
         engine = create_engine(url)
         with engine.connect() as conn:

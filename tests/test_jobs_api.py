@@ -1,0 +1,167 @@
+"""The job calls on an in-process server: refusals with a status and a sentence, cancel, the
+completion webhook, listing; and retention and `emotion erase --before` in the database and the
+report folder."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+import soundfile as sf
+from sqlalchemy import create_engine, text
+
+from emotion_client.v1 import emotion_pb2 as pb
+from emotion_service.plugins.builtin.reports import Reports, ReportsConfig
+from emotion_service.plugins.builtin.store import ResultsStore, StoreConfig
+from emotion_service.plugins.builtin.webhook import Webhook, WebhookConfig
+from emotion_service.plugins.manager import build_host
+from emotion_service.plugins.types import Result, SessionSummary
+from emotion_service.server.job_queue import JobQueue
+from emotion_service.server.retention import Retention
+from tests.conftest import load_mono, make_settings, recordings
+from tests.plugin_helpers import emotion, serving
+from tests.test_plugins_alerts import Receiver, receiver_factory  # noqa: F401  (fixture)
+
+RATE = 16_000
+
+
+def wav_bytes(wave: np.ndarray, channels: int = 1) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, np.repeat(wave[:, None], channels, axis=1), RATE, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def speech_with_pauses() -> np.ndarray:
+    pause = np.zeros(RATE, np.float32)
+    return np.concatenate([pause, load_mono(recordings()[0]), pause, load_mono(recordings()[1]), pause])
+
+
+async def test_bad_job_requests_are_refused_with_a_reason(tiny_model: Path, tmp_path: Path) -> None:
+    inside = tmp_path / "allowed"
+    inside.mkdir()
+    (tmp_path / "secret.wav").write_bytes(wav_bytes(speech_with_pauses()))
+    async with serving(tiny_model, build_host({}), job_input_dir=str(inside)) as (_, stub):
+        cases = [
+            (pb.SubmitJobRequest(), grpc.StatusCode.INVALID_ARGUMENT, "at least one recording"),
+            (
+                pb.SubmitJobRequest(recordings=[pb.Recording(name="junk", content=b"not audio at all")]),
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "cannot decode",
+            ),
+            (
+                pb.SubmitJobRequest(recordings=[pb.Recording(uri="../secret.wav")]),
+                grpc.StatusCode.PERMISSION_DENIED,
+                "outside job_input_dir",
+            ),
+            (
+                pb.SubmitJobRequest(recordings=[pb.Recording(uri="missing.wav")]),
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "no file",
+            ),
+        ]
+        for request, code, words in cases:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await stub.SubmitJob(request)
+            assert err.value.code() == code and words in err.value.details(), err.value.details()
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.GetJob(pb.GetJobRequest(job_id="nope"))
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.ListJobs(pb.ListJobsRequest(page_token="garbage"))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_job_by_path_is_analysed_and_the_webhook_hears_its_end(
+    tiny_model: Path,
+    tmp_path: Path,
+    receiver_factory: type[Receiver],  # noqa: F811
+) -> None:
+    receiver = receiver_factory([])
+    (tmp_path / "call.wav").write_bytes(wav_bytes(speech_with_pauses(), channels=2))
+    host = build_host({"webhook": Webhook(WebhookConfig(url=receiver.url, backoff_s=0.01))})
+    async with serving(tiny_model, host, job_input_dir=str(tmp_path)) as (server, stub):
+        job = await stub.SubmitJob(
+            pb.SubmitJobRequest(recordings=[pb.Recording(uri="file://call.wav")], metadata={"interview": "7"})
+        )
+        assert job.state == pb.JOB_STATE_QUEUED and job.recordings == ["call.wav"]
+        updates = [update async for update in stub.WatchJob(pb.WatchJobRequest(job_id=job.job_id), timeout=60)]
+        assert await asyncio.to_thread(server.servicer.plugins.flush)
+    final = updates[-1]
+    assert final.state == pb.JOB_STATE_SUCCEEDED and final.progress == 1.0
+    assert len(final.utterances) == 2, "two clips between pauses"
+    assert all(u.channel == 0 for u in final.utterances), "mixed: one track"
+    assert 1.0 <= final.utterances[0].start_s < 3.0, "after the leading pause (and the clip's own lead-in)"
+    bodies = [body for _, body in receiver.requests if body.get("event") == "job_ended"]
+    assert len(bodies) == 1
+    assert bodies[0]["job"]["job_id"] == job.job_id and bodies[0]["job"]["state"] == "succeeded"
+    assert bodies[0]["job"]["utterance_count"] == 2 and bodies[0]["job"]["metadata"] == {"interview": "7"}
+
+
+async def test_cancel_a_queued_job_and_list_by_state(tiny_model: Path) -> None:
+    # job_workers=0: this replica takes no jobs, so the job stays queued until cancelled.
+    async with serving(tiny_model, build_host({}), job_workers=0) as (_, stub):
+        content = wav_bytes(speech_with_pauses())
+        jobs = [await stub.SubmitJob(pb.SubmitJobRequest(recordings=[pb.Recording(content=content)])) for _ in range(3)]
+        cancelled = await stub.CancelJob(pb.CancelJobRequest(job_id=jobs[0].job_id))
+        assert cancelled.state == pb.JOB_STATE_CANCELLED
+        again = await stub.CancelJob(pb.CancelJobRequest(job_id=jobs[0].job_id))
+        assert again.state == pb.JOB_STATE_CANCELLED, "cancelling twice changes nothing"
+        queued = await stub.ListJobs(pb.ListJobsRequest(state=pb.JOB_STATE_QUEUED))
+        assert {j.job_id for j in queued.jobs} == {jobs[1].job_id, jobs[2].job_id}
+        first = await stub.ListJobs(pb.ListJobsRequest(page_size=2))
+        second = await stub.ListJobs(pb.ListJobsRequest(page_size=2, page_token=first.next_page_token))
+        assert [j.job_id for j in [*first.jobs, *second.jobs]] == [j.job_id for j in reversed(jobs)]
+        assert second.next_page_token == ""
+
+
+def _session(store: ResultsStore, session_id: str, started: datetime, reports: Reports) -> None:
+    result = Result(session_id, session_id, "window", "HAP", {"HAP": 0.9, "SAD": 0.1}, 0.0, 3.0)
+    store.store.write([store.store.result_entry(result)])
+    with store.store.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE sessions SET started_at = :t WHERE id = :s"),
+            {"t": started.replace(tzinfo=None), "s": session_id},
+        )
+    summary = SessionSummary(session_id, 1, 3.0, "HAP", {"HAP": 1.0}, {"HAP": 0.9}, (result,), ())
+    reports.on_session_end(summary)
+
+
+def test_retention_and_erase_before_remove_old_sessions_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"sqlite:///{tmp_path / 'results.db'}"
+    store = ResultsStore(StoreConfig(database_url=url, spool_dir=str(tmp_path / "spool")))
+    reports = Reports(ReportsConfig(output_dir=str(tmp_path / "reports"), html=False))
+    now = datetime.now(UTC)
+    _session(store, "old-one", now - timedelta(days=40), reports)
+    _session(store, "older-one", now - timedelta(days=100), reports)
+    _session(store, "fresh", now - timedelta(days=1), reports)
+    host = build_host({"store": store, "reports": reports})
+    settings = make_settings(Path("unused"), retention_days=30.0, jobs_database_url=url)
+    queue = JobQueue(url)
+    erased = Retention(settings, host, queue).purge(now)
+    queue.close()
+    assert sorted(erased) == ["old-one", "older-one"]
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        assert [r[0] for r in conn.execute(text("SELECT id FROM sessions"))] == ["fresh"]
+        assert sorted(conn.execute(text("SELECT session_id, requested_by FROM erasures")).all()) == [
+            ("old-one", "retention"),
+            ("older-one", "retention"),
+        ]
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["session-fresh.json"]
+
+    monkeypatch.setenv("EMOTION_DATABASE_URL", url)
+    monkeypatch.setenv("EMOTION_STORE_SPOOL_DIR", str(tmp_path / "spool"))
+    monkeypatch.setenv("EMOTION_REPORTS_OUTPUT_DIR", str(tmp_path / "reports"))
+    monkeypatch.delenv("EMOTION_JOBS_DATABASE_URL", raising=False)
+    code = emotion("erase", "--before", (now + timedelta(hours=1)).isoformat(), "--select", "store,reports")
+    assert code == 0
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM sessions")).scalar() == 0
+    engine.dispose()
+    assert list((tmp_path / "reports").iterdir()) == []
+    host.on_shutdown()
