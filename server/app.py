@@ -18,12 +18,13 @@ from emotion_service.plugins.manager import PluginHost, load_plugins
 from emotion_service.server import metrics
 from emotion_service.server.auth import AuthInterceptor, load_keys
 from emotion_service.server.batcher import DynamicBatcher
-from emotion_service.server.config import ConfigError, Settings, results_database_url
+from emotion_service.server.config import ConfigError, Settings, results_database_url, store_database_url
 from emotion_service.server.job_queue import JobQueue
 from emotion_service.server.job_runner import JobRunner
 from emotion_service.server.model import ModelBackend
 from emotion_service.server.retention import Retention
 from emotion_service.server.service import EmotionServicer, ModelState
+from emotion_service.server.web import WebUI
 
 log = structlog.get_logger(__name__)
 
@@ -53,8 +54,12 @@ class EmotionServer:
         limit = max(settings.max_audio_bytes, settings.max_job_bytes) + MESSAGE_OVERHEAD_BYTES
         # Metrics outermost, so refused calls are counted too.
         interceptors: list[grpc.aio.ServerInterceptor] = [metrics.MetricsInterceptor(SERVICE_NAME)]
-        if settings.auth_tokens_file:
-            interceptors.append(AuthInterceptor(load_keys(Path(settings.auth_tokens_file))))
+        keys = load_keys(Path(settings.auth_tokens_file)) if settings.auth_tokens_file else None
+        if keys is not None:
+            interceptors.append(AuthInterceptor(keys))
+        self.web = (
+            WebUI(settings, self.servicer, store_database_url(), keys) if settings.http_port else None
+        )
         self.grpc = grpc.aio.server(
             interceptors=interceptors,
             options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)]
@@ -84,6 +89,8 @@ class EmotionServer:
             mtls=bool(self.settings.tls_client_ca_file),
             auth=bool(self.settings.auth_tokens_file),
         )
+        if self.web is not None:
+            await self.web.start()
         if self.settings.metrics_port:
             metrics.start_metrics_server(self.settings.metrics_port, self.settings.host)
             log.info("metrics_listening", address=f"{self.settings.host}:{self.settings.metrics_port}")
@@ -121,6 +128,8 @@ class EmotionServer:
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         await self._quiesce(deadline)
         await self.grpc.stop(max(0.0, deadline - time.monotonic()))
+        if self.web is not None:
+            await self.web.stop()
         # Jobs in progress go back to the queue (their finished parts kept) for the next replica.
         await self.job_runner.stop()
         await self.retention.stop()

@@ -5,9 +5,11 @@ The tokens file (``auth_tokens_file``) is TOML; only SHA-256 hashes are kept::
     [[keys]]
     name = "interview-platform"          # shows in logs as `client`
     sha256 = "9f86d081884c7d65..."       # emotion token hash TOKEN, or emotion token new
-    scopes = ["classify"]                # classify | admin (admin may do everything)
+    scopes = ["classify"]                # read | classify | admin (admin may do everything)
 
-Health checks stay open so load balancers and probes need no token.
+Health checks stay open so load balancers and probes need no token. The web UI takes the same
+tokens: ``read`` lets a person view sessions, trends and the live monitor; ``classify`` lets a
+caller (or the UI's analyse page) submit audio; ``admin`` may do everything.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from emotion_service.settings import ConfigError
 
 log = structlog.get_logger(__name__)
 
-SCOPES = ("classify", "admin")
+SCOPES = ("read", "classify", "admin")
 # Method prefix -> scope needed; "admin" satisfies every scope and alone may erase sessions.
 # The first matching prefix decides: administrative calls are listed before their service.
 REQUIRED_SCOPE = {
@@ -83,6 +85,21 @@ def load_keys(path: Path) -> list[ApiKey]:
     return keys
 
 
+def identify(keys: list[ApiKey], token: str) -> ApiKey | None:
+    """The key whose hash matches ``token``, compared in constant time against every key."""
+    digest = hash_token(token)
+    found = None
+    for key in keys:
+        if hmac.compare_digest(digest, key.sha256):
+            found = key
+    return found
+
+
+def allows(key: ApiKey, scope: str) -> bool:
+    """Whether ``key`` may do what ``scope`` guards (``admin`` may do everything)."""
+    return scope in key.scopes or "admin" in key.scopes
+
+
 class AuthInterceptor(grpc.aio.ServerInterceptor):
     """UNAUTHENTICATED without a known bearer token, PERMISSION_DENIED without the scope."""
 
@@ -90,13 +107,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         self.keys = keys
 
     def identify(self, token: str) -> ApiKey | None:
-        """The key whose hash matches, compared in constant time against every key."""
-        digest = hash_token(token)
-        found = None
-        for key in self.keys:
-            if hmac.compare_digest(digest, key.sha256):
-                found = key
-        return found
+        """The key whose hash matches."""
+        return identify(self.keys, token)
 
     async def intercept_service(
         self,
@@ -115,7 +127,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             log.info("auth_refused", method=method, reason=reason)
             return _refuse(await continuation(details), grpc.StatusCode.UNAUTHENTICATED,
                            f"{reason}: send metadata 'authorization: Bearer <token>'")
-        if needed not in key.scopes and "admin" not in key.scopes:
+        if not allows(key, needed):
             log.info("auth_refused", method=method, client=key.name, reason=f"scope {needed} missing")
             return _refuse(await continuation(details), grpc.StatusCode.PERMISSION_DENIED,
                            f"client {key.name!r} lacks scope {needed!r} for {method}")

@@ -182,6 +182,12 @@ class Settings:
         metavar="TOML",
     )
     metrics_port: int = setting(0, "Port of the Prometheus metrics endpoint; 0 turns it off.", metavar="PORT")
+    http_port: int = setting(
+        0,
+        "Port of the web UI (sessions, live monitor, trends, analyse a recording) on --host, with the gRPC "
+        "server's TLS and tokens; 0 turns it off.",
+        metavar="PORT",
+    )
     log_level: str = setting("info", "debug, info, warning or error.")
     log_format: str = setting("json", "'json' (one object a line) or 'console' (for people).")
 
@@ -205,6 +211,7 @@ class Settings:
                 "voiced_threshold_db": self.voiced_threshold_db > 0,
                 "grace_period_s": self.grace_period_s >= 0,
                 "metrics_port": 0 <= self.metrics_port <= 65535,
+                "http_port": 0 <= self.http_port <= 65535,
                 "log_level": self.log_level in ("debug", "info", "warning", "error"),
                 "log_format": self.log_format in ("json", "console"),
                 "dtype": self.dtype in ("auto", "float32", "float16", "bfloat16"),
@@ -265,8 +272,11 @@ class Settings:
 
 def results_database_url(settings: Settings) -> str:
     """The database of the job queue and retention: ``jobs_database_url``, else the store plugin's."""
-    if settings.jobs_database_url:
-        return settings.jobs_database_url
+    return settings.jobs_database_url or store_database_url()
+
+
+def store_database_url() -> str:
+    """The store plugin's database (``EMOTION_DATABASE_URL`` or ``[plugins.store] database_url``): what the UI reads."""
     return load_plugin_config(STORE, StoreConfig).database_url
 
 

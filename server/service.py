@@ -36,6 +36,7 @@ from emotion_service.server.job_queue import (
     RecordingInput,
 )
 from emotion_service.server.job_runner import JobRunner, job_limits
+from emotion_service.server.live import LiveHub
 from emotion_service.server.model import ModelBackend
 from emotion_service.server.rpc import abort as _abort
 from emotion_service.server.rpc import abort_stream
@@ -74,6 +75,14 @@ class _Pending:
     silent: bool = False
 
 
+class JobRequestError(ValueError):
+    """A job that cannot be queued: ``code`` is the gRPC status, the message says what to change."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class ModelState:
     """The model and its batcher, once loaded; the servicer answers UNAVAILABLE before."""
 
@@ -90,6 +99,7 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
         self.plugins = plugins
         self.jobs = jobs
         self.job_runner: JobRunner | None = None
+        self.live = LiveHub()
         self.state: ModelState | None = None
         self.draining = False
         self.open_streams = 0
@@ -225,6 +235,9 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
             await abort_stream(context, request_iterator, grpc.StatusCode.RESOURCE_EXHAUSTED, refusal)
         log.info("stream_opened", window_s=window_s, hop_s=hop_s, sample_rate=config.format.sample_rate)
         metadata = dict(config.metadata)
+        self.live.publish(
+            {"type": "stream_started", "session_id": session_id, "metadata": metadata, "labels": list(labels_of(state))}
+        )
         # The reader feeds windows to the batcher as audio arrives, holding at most
         # stream_max_pending_windows unanswered (then it stops reading: gRPC flow control slows
         # the sender); this generator answers them in order.
@@ -245,6 +258,17 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
                     await abort_stream(context, request_iterator, item, errors[0])
                 window = item.window
                 if item.future is None:
+                    self.live.publish(
+                        {
+                            "type": "window",
+                            "session_id": session_id,
+                            "index": window.index,
+                            "start_s": window.start / rate,
+                            "end_s": window.end / rate,
+                            "silent": item.silent,
+                            "skipped": not item.silent,
+                        }
+                    )
                     # No emotion claim: skipped for load, or silent (then the UI and reports show silence).
                     yield pb.StreamClassifyResponse(
                         session_id=session_id,
@@ -289,12 +313,27 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
                         voiced_fraction=item.voiced_fraction,
                     ),
                 )
+                self.live.publish(
+                    {
+                        "type": "window",
+                        "session_id": session_id,
+                        "index": result.index,
+                        "start_s": result.start_s,
+                        "end_s": result.end_s,
+                        "label": result.label,
+                        "scores": result.scores,
+                    }
+                )
                 for alert in await self._on_result(result, session_id):
                     alerts.append(alert)
+                    self.live.publish(
+                        {"type": "alert", "session_id": session_id, "alert": dataclasses.asdict(alert)}
+                    )
                     yield pb.StreamClassifyResponse(session_id=session_id, alert=_alert_pb(alert))
             end_reason = "completed"
         finally:
             reader.cancel()
+            self.live.publish({"type": "stream_ended", "session_id": session_id, "end_reason": end_reason})
             if end_reason != "completed":
                 # A stream the client cancelled or the server ended still closes its session:
                 # end time and reason stored, a report of what was scored.
@@ -359,34 +398,48 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
 
     async def SubmitJob(self, request: pb.SubmitJobRequest, context: grpc.aio.ServicerContext) -> pb.Job:
         """Checks the recordings' headers (and paths), then queues the job durably and answers at once."""
-        jobs = self._jobs(context)
-        if not request.recordings:
-            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "a job needs at least one recording")
-        recordings = []
-        for number, recording in enumerate(request.recordings):
+        self._jobs(context)
+        channels = "separate" if request.channels == pb.CHANNEL_MODE_SEPARATE else "mix"
+        try:
+            job = await self.submit_job(list(request.recordings), channels, dict(request.metadata), request.session_id)
+        except JobRequestError as exc:
+            await _abort(context, exc.code, str(exc))
+        return _job_pb(job, with_utterances=False)
+
+    async def submit_job(
+        self, recordings: list[pb.Recording], channels: str, metadata: dict[str, str], session_id: str = ""
+    ) -> JobRow:
+        """Queues a job (``SubmitJob``, and the web UI's uploads); raises :class:`JobRequestError`."""
+        if self.jobs is None:
+            raise JobRequestError(grpc.StatusCode.UNAVAILABLE, "this server runs no job queue")
+        if not recordings:
+            raise JobRequestError(grpc.StatusCode.INVALID_ARGUMENT, "a job needs at least one recording")
+        inputs = []
+        for number, recording in enumerate(recordings):
             name = recording.name or Path(recording.uri).name or f"recording-{number}"
             try:
                 source = await asyncio.to_thread(self._job_source, recording)
                 await asyncio.to_thread(audio.probe, source, self.jobs_limits)
             except PermissionError as exc:
-                await _abort(context, grpc.StatusCode.PERMISSION_DENIED, f"recording {name!r}: {exc}")
+                raise JobRequestError(grpc.StatusCode.PERMISSION_DENIED, f"recording {name!r}: {exc}") from None
             except (audio.AudioError, FileNotFoundError) as exc:
-                await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"recording {name!r}: {exc}")
+                raise JobRequestError(grpc.StatusCode.INVALID_ARGUMENT, f"recording {name!r}: {exc}") from None
             if isinstance(source, bytes):
-                recordings.append(RecordingInput(name, content=source))
+                inputs.append(RecordingInput(name, content=source))
             else:
-                recordings.append(RecordingInput(name, path=str(source)))
-        channels = "separate" if request.channels == pb.CHANNEL_MODE_SEPARATE else "mix"
-        session_id = request.session_id or uuid.uuid4().hex
-        structlog.contextvars.bind_contextvars(session_id=session_id, method="SubmitJob")
+                inputs.append(RecordingInput(name, path=str(source)))
+        session_id = session_id or uuid.uuid4().hex
+        structlog.contextvars.bind_contextvars(session_id=session_id)
         try:
-            job = await asyncio.to_thread(jobs.submit, recordings, channels, dict(request.metadata), session_id)
+            job = await asyncio.to_thread(self.jobs.submit, inputs, channels, metadata, session_id)
         except Exception as exc:
             log.exception("job_submit_failed")
-            await _abort(context, grpc.StatusCode.UNAVAILABLE, f"the job queue's database is unavailable ({exc}); retry")
+            raise JobRequestError(
+                grpc.StatusCode.UNAVAILABLE, f"the job queue's database is unavailable ({exc}); retry"
+            ) from None
         if self.job_runner is not None:
             self.job_runner.wake()
-        return _job_pb(job, with_utterances=False)
+        return job
 
     async def GetJob(self, request: pb.GetJobRequest, context: grpc.aio.ServicerContext) -> pb.Job:
         return _job_pb(await self._job(context, request.job_id, self._jobs(context).get), with_utterances=True)
@@ -723,6 +776,11 @@ def _job_pb(job: JobRow, with_utterances: bool) -> pb.Job:
         recordings=[r["name"] for r in job.request["recordings"]],
         attempts=job.attempts,
     )
+
+
+def labels_of(state: ModelState) -> tuple[str, ...]:
+    """The labels the served model scores."""
+    return tuple(state.backend.info.labels)
 
 
 def _peer(context: grpc.aio.ServicerContext) -> str:

@@ -347,6 +347,39 @@ class ResultStore:
                 )
         return deleted
 
+    def find_sessions(
+        self,
+        search: str = "",
+        since: datetime | None = None,
+        until: datetime | None = None,
+        kind: str = "",
+        with_alerts: bool = False,
+        limit: int = 500,
+    ) -> list[SessionRecord]:
+        """Sessions newest first, at most ``limit``: ``search`` matches the id or a metadata value
+        (substring), ``since``/``until`` the start time, ``kind`` the source (stream, classify, job)."""
+        condition: ColumnElement[bool] = SessionRow.id.is_not(None)
+        if search:
+            pattern = f"%{search}%"
+            in_metadata = select(MetadataRow.session_id).where(MetadataRow.value.like(pattern))
+            condition = condition & (SessionRow.id.like(pattern) | SessionRow.id.in_(in_metadata))
+        if since is not None:
+            condition = condition & (SessionRow.started_at >= since)
+        if until is not None:
+            condition = condition & (SessionRow.started_at < until)
+        if kind:
+            condition = condition & (SessionRow.kind == kind)
+        if with_alerts:
+            condition = condition & SessionRow.id.in_(select(AlertRow.session_id))
+        with Session(self.engine) as db:
+            ids = list(
+                db.scalars(
+                    select(SessionRow.id).where(condition).order_by(SessionRow.started_at.desc()).limit(limit)
+                )
+            )
+        records = self._load(SessionRow.id.in_(ids))
+        return sorted(records, key=lambda r: r.started_at, reverse=True)
+
     def session_ids_before(self, before: datetime) -> list[str]:
         """Ids of the sessions started before ``before`` (what retention and ``emotion erase --before`` erase)."""
         with Session(self.engine) as db:

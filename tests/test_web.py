@@ -1,0 +1,191 @@
+"""The web UI in a real browser: the system's Chromium driven by Playwright, against `emotion serve`
+with its store, real Classify calls and streams. Checks what a person sees, that the browser logs no
+error, and writes screenshots to build/screenshots (test artefacts, not committed)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from emotion_client import EmotionClient
+from emotion_service.paths import BUNDLED_MODEL
+from emotion_service.server.auth import hash_token
+from tests.server_process import free_port, serving
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+
+DATA = Path(__file__).parent / "data"
+CLIP = DATA / "03-01-05-01-01-01-21.flac"
+SCREENSHOTS = Path(__file__).parent.parent / "build" / "screenshots"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if CHROMIUM is None:
+        message = "no system Chromium: install it with apt-get install chromium (.ci/run does)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with playwright_sync.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@contextmanager
+def ui_server(tmp_path: Path, *flags: str) -> Iterator[tuple[str, str]]:
+    """`emotion serve` with the store on and the web UI on a free port; yields (gRPC target, UI URL)."""
+    http = free_port()
+    env = {
+        "EMOTION_PLUGINS": "store,threshold_alerts",
+        "EMOTION_DATABASE_URL": f"sqlite:///{tmp_path / 'results.db'}",
+        "EMOTION_STORE_SPOOL_DIR": str(tmp_path / "spool"),
+    }
+    with serving(BUNDLED_MODEL, "--http-port", str(http), *flags, env=env) as (port, _, _):
+        yield f"127.0.0.1:{port}", f"http://127.0.0.1:{http}"
+
+
+@contextmanager
+def page_of(browser: object, width: int = 1440, refusals_expected: bool = False) -> Iterator[object]:
+    """A page whose console errors and uncaught exceptions fail the test (``refusals_expected``: except
+    the line Chromium logs for a page answered 401/403, which that test asks for)."""
+    context = browser.new_context(viewport={"width": width, "height": 900}, timezone_id="Europe/Paris")  # type: ignore[attr-defined]
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        yield page
+    finally:
+        context.close()
+    if refusals_expected:
+        errors = [e for e in errors if not e.startswith("Failed to load resource: the server responded with a status of 40")]
+    assert errors == [], f"the browser logged errors: {errors}"
+
+
+def shot(page: object, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
+
+
+def test_sessions_list_and_a_session_timeline(browser: object, tmp_path: Path) -> None:
+    with ui_server(tmp_path) as (target, url):
+        with EmotionClient(target) as client:
+            classified = client.classify(CLIP, metadata={"candidate": "c-42"})
+            events = list(client.stream(CLIP, window_s=1.0, hop_s=0.5))
+        summary = events[-1]
+        windows = [e for e in events if hasattr(e, "index") and not e.silent and not e.skipped]
+        with page_of(browser) as page:
+            page.goto(url + "/")
+            rows = page.locator("table.sessions tbody tr")
+            rows.first.wait_for()
+            assert rows.count() == 2
+            assert page.get_by_role("link", name=summary.session_id).is_visible()
+            assert page.get_by_text("candidate: c-42").is_visible()
+            # Times are shown in the viewer's zone, not as raw UTC ISO strings.
+            assert "T" not in page.locator("table.sessions time").first.inner_text()
+            shot(page, "sessions")
+
+            page.get_by_label("Search").fill("c-42")
+            page.get_by_role("button", name="Filter").click()
+            assert page.locator("table.sessions tbody tr").count() == 1
+            assert page.get_by_role("link", name=classified.session_id).is_visible()
+
+            page.goto(f"{url}/sessions/{summary.session_id}")
+            page.locator("#timeline canvas").first.wait_for()
+            table_rows = page.locator("#windows tbody tr:not(.silence)")
+            assert table_rows.count() == len(windows)
+            assert page.get_by_role("link", name="CSV").is_visible()
+            page.locator("#timeline").hover()
+            shot(page, "session")
+        with page_of(browser, width=375) as narrow:
+            narrow.goto(f"{url}/sessions/{summary.session_id}")
+            narrow.locator("#timeline canvas").first.wait_for()
+            assert narrow.evaluate("document.documentElement.scrollWidth") <= 375 + 1, "no sideways scrolling at 375 px"
+            narrow.keyboard.press("Tab")
+            narrow.keyboard.press("Tab")
+            assert narrow.evaluate("document.activeElement.textContent") == "Sessions", "the nav is reachable by keyboard"
+            shot(narrow, "session-375")
+            narrow.goto(url + "/trends")
+            narrow.locator("#trends canvas").first.wait_for()
+            shot(narrow, "trends-375")
+
+
+def test_live_page_receives_windows_while_a_stream_runs(browser: object, tmp_path: Path) -> None:
+    with ui_server(tmp_path) as (target, url), page_of(browser) as page:
+        page.goto(url + "/live")
+        page.get_by_text("Connected").wait_for()
+        assert page.locator("#live-empty").is_visible()
+        ids: list[str] = []
+
+        def stream() -> None:
+            with EmotionClient(target) as client:
+                for event in client.stream(CLIP, window_s=1.0, hop_s=0.5, realtime=True, session_id="live-demo"):
+                    ids.append(getattr(event, "session_id", ""))
+
+        sender = threading.Thread(target=stream)
+        sender.start()
+        card = page.locator('article.stream[data-session="live-demo"]')
+        card.wait_for(timeout=10_000)
+        page.wait_for_function(
+            "document.querySelector('article.stream[data-session=\"live-demo\"]')?.dataset.windows >= 3",
+            timeout=10_000,
+        )
+        assert sender.is_alive(), "the windows arrived while the stream was still running"
+        assert not page.locator("#live-empty").is_visible()
+        shot(page, "live")
+        sender.join()
+        page.get_by_text("· ended").wait_for(timeout=10_000)
+
+
+def test_an_uploaded_recording_gets_a_timeline(browser: object, tmp_path: Path) -> None:
+    with ui_server(tmp_path) as (_, url), page_of(browser) as page:
+        page.goto(url + "/analyze")
+        shot(page, "analyze")
+        page.get_by_label("Recording").set_input_files(str(CLIP))
+        page.get_by_role("button", name="Analyse").click()
+        page.wait_for_url("**/sessions/**")
+        page.locator("#timeline").wait_for(timeout=30_000)
+        assert page.locator("#windows tbody tr:not(.silence)").count() >= 1
+        assert page.get_by_text("job").first.is_visible()
+
+
+def test_a_missing_or_weak_token_is_refused(browser: object, tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens.toml"
+    tokens.write_text(
+        f'[[keys]]\nname = "viewer"\nsha256 = "{hash_token("view-token")}"\nscopes = ["read"]\n'
+        f'[[keys]]\nname = "platform"\nsha256 = "{hash_token("classify-token")}"\nscopes = ["classify"]\n'
+    )
+    with (
+        ui_server(tmp_path, "--auth-tokens-file", str(tokens)) as (_, url),
+        page_of(browser, refusals_expected=True) as page,
+    ):
+        page.goto(url + "/")
+        page.wait_for_url("**/login**")
+        shot(page, "login")
+        page.get_by_label("Access token").fill("wrong")
+        page.get_by_role("button", name="Log in").click()
+        assert page.get_by_text("That token is not known.").is_visible()
+        page.get_by_label("Access token").fill("classify-token")
+        page.get_by_role("button", name="Log in").click()
+        assert page.get_by_text("lacks the 'read' scope").is_visible(), "classify alone does not let one view results"
+        page.get_by_role("button", name="Log out").click()
+        page.get_by_label("Access token").fill("view-token")
+        page.get_by_role("button", name="Log in").click()
+        page.get_by_role("heading", name="Sessions").wait_for()
+        cookie = next(c for c in page.context.cookies() if c["name"] == "emotion_token")
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        page.goto(url + "/analyze")
+        assert page.get_by_text("lacks the 'classify' scope").is_visible()
+        anonymous = page.context.browser.new_context()
+        assert anonymous.request.get(url + "/api/live").status == 401
+        anonymous.close()
