@@ -17,8 +17,11 @@ $(STAMP): pyproject.toml clients/python/pyproject.toml plugins/examples/emotion-
 
 install: $(STAMP) ## create .venv and install the service, the client and the dev tools
 
-serve: $(STAMP) ## run the service on the bundled model (CPU, localhost:50051)
-	$(BIN)/emotion serve $(ARGS)
+HTTP_PORT ?= 8080
+
+serve: $(STAMP) ## run the service on the bundled model (CPU, localhost:50051) and its web UI (127.0.0.1:8080)
+	@echo "web UI: http://127.0.0.1:$(HTTP_PORT)/   gRPC: localhost:50051"
+	$(BIN)/emotion serve --http-port $(HTTP_PORT) $(ARGS)
 
 test: $(STAMP) ## run the test suite
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

@@ -21,6 +21,7 @@ from emotion_service.server.batcher import DynamicBatcher
 from emotion_service.server.config import ConfigError, Settings, results_database_url, store_database_url
 from emotion_service.server.job_queue import JobQueue
 from emotion_service.server.job_runner import JobRunner
+from emotion_service.server.live import PostgresRelay
 from emotion_service.server.model import ModelBackend
 from emotion_service.server.retention import Retention
 from emotion_service.server.service import EmotionServicer, ModelState
@@ -57,9 +58,10 @@ class EmotionServer:
         keys = load_keys(Path(settings.auth_tokens_file)) if settings.auth_tokens_file else None
         if keys is not None:
             interceptors.append(AuthInterceptor(keys))
-        self.web = (
-            WebUI(settings, self.servicer, store_database_url(), keys) if settings.http_port else None
-        )
+        store_url = store_database_url()
+        self.web = WebUI(settings, self.servicer, store_url, keys) if settings.http_port else None
+        # Live events reach every replica's UI through the shared PostgreSQL database.
+        self.live_relay = PostgresRelay(store_url, self.servicer.live) if PostgresRelay.applies(store_url) else None
         self.grpc = grpc.aio.server(
             interceptors=interceptors,
             options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)]
@@ -89,6 +91,8 @@ class EmotionServer:
             mtls=bool(self.settings.tls_client_ca_file),
             auth=bool(self.settings.auth_tokens_file),
         )
+        if self.live_relay is not None:
+            self.live_relay.start()
         if self.web is not None:
             await self.web.start()
         if self.settings.metrics_port:
@@ -130,6 +134,8 @@ class EmotionServer:
         await self.grpc.stop(max(0.0, deadline - time.monotonic()))
         if self.web is not None:
             await self.web.stop()
+        if self.live_relay is not None:
+            await self.live_relay.stop()
         # Jobs in progress go back to the queue (their finished parts kept) for the next replica.
         await self.job_runner.stop()
         await self.retention.stop()

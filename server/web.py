@@ -165,7 +165,9 @@ class WebUI:
                 MAX_LISTED,
             )
         except StoreError as exc:
-            return self._page(request, "web/error.html", status=503, title="Results store unavailable", message=str(exc))
+            return self._page(
+                request, "web/error.html", status=503, title="Results store unavailable", message=str(exc)
+            )
         if emotion:
             records = [r for r in records if r.summary.dominant_label == emotion]
         total = len(records)
@@ -316,7 +318,9 @@ class WebUI:
         try:
             records = await asyncio.to_thread(self.store.sessions_since, start, end)
         except StoreError as exc:
-            return self._page(request, "web/error.html", status=503, title="Results store unavailable", message=str(exc))
+            return self._page(
+                request, "web/error.html", status=503, title="Results store unavailable", message=str(exc)
+            )
         buckets = _buckets(records, since, until, by)
         labels = sorted({label for r in records for label in r.summary.mean_scores} | set(self._labels()))
         return self._page(
@@ -341,9 +345,7 @@ class WebUI:
                 return self._page(request, "web/analyze.html", status=403, error=_CSRF_ERROR, max_mb=0)
             upload = form.get("recording")
             if not isinstance(upload, UploadFile) or not upload.filename:
-                return self._page(
-                    request, "web/analyze.html", status=400, error="Choose a recording first.", max_mb=0
-                )
+                return self._page(request, "web/analyze.html", status=400, error="Choose a recording first.", max_mb=0)
             content = await upload.read()
             channels = "separate" if form.get("channels") == "separate" else "mix"
             recording = pb.Recording(name=upload.filename, content=content)
@@ -367,9 +369,7 @@ class WebUI:
             return self._page(request, "web/login.html", status=401, error="That token is not known.", next=target)
         log.info("web_login", client=key.name)
         response = RedirectResponse(target, status_code=303)
-        response.set_cookie(
-            TOKEN_COOKIE, token, httponly=True, samesite="strict", secure=self.settings.tls, path="/"
-        )
+        response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict", secure=self.settings.tls, path="/")
         return response
 
     async def logout(self, request: Request) -> Response:
@@ -506,6 +506,7 @@ def _windows(record: SessionRecord, hop_s: float) -> list[dict[str, Any]]:
 
 def _buckets(records: list[SessionRecord], since: date, until: date, by: str) -> list[dict[str, Any]]:
     """Per day (or ISO week): sessions, alerts, and the share of windows each emotion won."""
+
     def key(moment: date) -> date:
         return moment - timedelta(days=moment.weekday()) if by == "week" else moment
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from emotion_client import EmotionClient
 from emotion_service.paths import BUNDLED_MODEL
 from emotion_service.server.auth import hash_token
+from tests.plugin_helpers import fresh_postgres_database
 from tests.server_process import free_port, serving
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
@@ -68,7 +70,9 @@ def page_of(browser: object, width: int = 1440, refusals_expected: bool = False)
     finally:
         context.close()
     if refusals_expected:
-        errors = [e for e in errors if not e.startswith("Failed to load resource: the server responded with a status of 40")]
+        errors = [
+            e for e in errors if not e.startswith("Failed to load resource: the server responded with a status of 40")
+        ]
     assert errors == [], f"the browser logged errors: {errors}"
 
 
@@ -113,7 +117,9 @@ def test_sessions_list_and_a_session_timeline(browser: object, tmp_path: Path) -
             assert narrow.evaluate("document.documentElement.scrollWidth") <= 375 + 1, "no sideways scrolling at 375 px"
             narrow.keyboard.press("Tab")
             narrow.keyboard.press("Tab")
-            assert narrow.evaluate("document.activeElement.textContent") == "Sessions", "the nav is reachable by keyboard"
+            assert narrow.evaluate("document.activeElement.textContent") == "Sessions", (
+                "the nav is reachable by keyboard"
+            )
             shot(narrow, "session-375")
             narrow.goto(url + "/trends")
             narrow.locator("#trends canvas").first.wait_for()
@@ -189,3 +195,33 @@ def test_a_missing_or_weak_token_is_refused(browser: object, tmp_path: Path) -> 
         anonymous = page.context.browser.new_context()
         assert anonymous.request.get(url + "/api/live").status == 401
         anonymous.close()
+
+
+def test_any_replica_shows_every_replicas_streams_and_sessions(browser: object, tmp_path: Path) -> None:
+    with fresh_postgres_database() as database:
+        env = {"EMOTION_PLUGINS": "store", "EMOTION_DATABASE_URL": database, "EMOTION_STORE_SPOOL_DIR": str(tmp_path)}
+        http_a, http_b = free_port(), free_port()
+        with (
+            serving(BUNDLED_MODEL, "--http-port", str(http_a), env=env) as (port_a, _, _),
+            serving(BUNDLED_MODEL, "--http-port", str(http_b), env=env),
+            page_of(browser) as page,
+        ):
+            page.goto(f"http://127.0.0.1:{http_b}/live")
+            page.get_by_text("Connected").wait_for()
+            time.sleep(1.0)  # replica B's relay is listening
+
+            def stream() -> None:
+                with EmotionClient(f"127.0.0.1:{port_a}") as client:
+                    list(client.stream(CLIP, window_s=1.0, hop_s=0.5, realtime=True, session_id="on-replica-a"))
+
+            sender = threading.Thread(target=stream)
+            sender.start()
+            page.wait_for_function(
+                "document.querySelector('article.stream[data-session=\"on-replica-a\"]')?.dataset.windows >= 3",
+                timeout=15_000,
+            )
+            sender.join()
+            page.get_by_text("· ended").wait_for(timeout=10_000)
+            time.sleep(1.0)  # replica A's store writes the session
+            page.goto(f"http://127.0.0.1:{http_b}/")
+            assert page.get_by_role("link", name="on-replica-a").is_visible()
