@@ -337,7 +337,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpars
     token_commands = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
     new = token_commands.add_parser("new", help="print a new random token and its [[keys]] entry")
     new.add_argument("--name", required=True, help="client name, shown in logs (never the token)")
-    new.add_argument("--scopes", nargs="+", default=["classify"], help="classify and/or admin (default: classify)")
+    new.add_argument("--scopes", nargs="+", default=["classify"], help="read (the web UI's pages), classify and/or admin (default: classify)")
     hashed = token_commands.add_parser("hash", help="print the SHA-256 of an existing token")
     hashed.add_argument("token", help="the token to hash")
 

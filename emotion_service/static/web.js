@@ -168,7 +168,7 @@ function followJob() {
     const job = await (await fetch(`/api/jobs/${el.dataset.job}`)).json();
     state.textContent = job.error ? `${job.state}: ${job.error}` : job.state;
     bar.value = job.progress;
-    if (job.state === "succeeded") { location.replace(location.pathname); return; }
+    if (job.state === "succeeded") { location.reload(); return; }
     if (job.state === "failed" || job.state === "cancelled") return;
     setTimeout(poll, 700);
   };
