@@ -108,8 +108,8 @@ def _erase(args: argparse.Namespace) -> int:
 
     from emotion_service.logging import configure_logging
     from emotion_service.plugins.manager import PluginError, load_plugins
-    from emotion_service.server.config import Settings, results_database_url
-    from emotion_service.server.job_queue import JobQueue
+    from emotion_service.plugins.store import ResultStore
+    from emotion_service.server.config import store_database_url
 
     configure_logging("warning", "console")
     _use_config_file(args)
@@ -117,11 +117,11 @@ def _erase(args: argparse.Namespace) -> int:
     if args.session:
         sessions = [args.session]
     else:
-        queue = JobQueue(results_database_url(Settings.load(config_file=args.config)))
+        store = ResultStore(store_database_url())
         try:
-            sessions = queue.session_ids_before(args.before)
+            sessions = store.session_ids_before(args.before)
         finally:
-            queue.close()
+            store.close()
     who = f"cli:{getpass.getuser()}"
     erased_any = False
     try:

@@ -48,7 +48,6 @@ class EmotionServer:
         self.servicer = EmotionServicer(settings, plugins, self.jobs)
         self.job_runner = JobRunner(settings, plugins, self.jobs, lambda: self.servicer.state)
         self.servicer.job_runner = self.job_runner
-        self.retention = Retention(settings, plugins, self.jobs)
         self.health = health.aio.HealthServicer()
         # One limit for every call: a job's inline recording may be larger than a Classify payload
         # (which Classify then refuses by its own max_audio_bytes).
@@ -59,6 +58,7 @@ class EmotionServer:
         if keys is not None:
             interceptors.append(AuthInterceptor(keys))
         store_url = store_database_url()
+        self.retention = Retention(settings, plugins, store_url)
         self.web = WebUI(settings, self.servicer, store_url, keys) if settings.http_port else None
         # Live events reach every replica's UI through the shared PostgreSQL database.
         self.live_relay = PostgresRelay(store_url, self.servicer.live) if PostgresRelay.applies(store_url) else None

@@ -19,7 +19,7 @@ from typing import Any
 from uuid import uuid4
 
 import structlog
-from sqlalchemy import Engine, and_, delete, or_, select, update
+from sqlalchemy import ColumnElement, Engine, and_, delete, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from emotion_service.plugins.store import ResultStore
@@ -118,17 +118,11 @@ class JobQueue:
         """Takes the oldest job no worker holds, or None."""
         now = _now()
         token = uuid4().hex
-        free = or_(JobRow.state == QUEUED, and_(JobRow.state == RUNNING, JobRow.lease_expires_at < now))
         # An alias, so the subquery reads the table on its own rather than correlating with the UPDATE's.
         candidate = aliased(JobRow)
         oldest = (
             select(candidate.id)
-            .where(
-                or_(
-                    candidate.state == QUEUED,
-                    and_(candidate.state == RUNNING, candidate.lease_expires_at < now),
-                )
-            )
+            .where(_free(candidate, now))
             .order_by(candidate.created_at)
             .limit(1)
             .with_for_update(skip_locked=True)
@@ -136,7 +130,7 @@ class JobQueue:
         with self.engine.begin() as conn:
             taken = conn.execute(
                 update(JobRow)
-                .where(JobRow.id == oldest.scalar_subquery(), free)
+                .where(JobRow.id == oldest.scalar_subquery(), _free(JobRow, now))
                 .values(
                     state=RUNNING,
                     lease_token=token,
@@ -262,10 +256,6 @@ class JobQueue:
         last = jobs[limit - 1]
         return jobs[:limit], _encode_token(last.created_at, last.id)
 
-    def session_ids_before(self, before: datetime) -> list[str]:
-        """Ids of the sessions started before ``before`` (see :class:`~emotion_service.server.retention.Retention`)."""
-        return self.store.session_ids_before(before)
-
     def _update_held(self, claim: Claim, values: dict[str, Any]) -> bool:
         with self.engine.begin() as conn:
             return bool(
@@ -275,6 +265,11 @@ class JobQueue:
                     .values(**values)
                 ).rowcount
             )
+
+
+def _free(jobs: Any, now: datetime) -> ColumnElement[bool]:
+    """Jobs no worker holds: queued, or running under a lease that expired (its replica died)."""
+    return or_(jobs.state == QUEUED, and_(jobs.state == RUNNING, jobs.lease_expires_at < now))
 
 
 class PageTokenError(ValueError):

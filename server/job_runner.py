@@ -34,6 +34,7 @@ from emotion_service.plugins.types import JobSummary, Result, summarise
 from emotion_service.segmentation import Segment, Segmenter, SegmenterSettings
 from emotion_service.server.config import Settings
 from emotion_service.server.job_queue import FAILED, SUCCEEDED, Claim, JobQueue
+from emotion_service.server.model import labelled
 
 log = structlog.get_logger(__name__)
 
@@ -104,7 +105,7 @@ class JobRunner:
     def start(self) -> None:
         """Starts the workers on the running loop."""
         self._workers = [
-            asyncio.create_task(self._work(n), name=f"job-worker-{n}") for n in range(self.settings.job_workers)
+            asyncio.create_task(self._work(), name=f"job-worker-{n}") for n in range(self.settings.job_workers)
         ]
 
     def wake(self) -> None:
@@ -121,7 +122,7 @@ class JobRunner:
             await asyncio.to_thread(self.queue.release, claim)
             log.info("job_released", job_id=claim.job_id)
 
-    async def _work(self, number: int) -> None:
+    async def _work(self) -> None:
         while not self._stopping:
             state = self._state()
             claim = None
@@ -242,15 +243,12 @@ class JobRunner:
             if len(waveform) < self.settings.min_audio_seconds * rate:
                 continue
             rows = await self._score_windows(state, claim, waveform, rate)
-            mean = np.mean(rows, axis=0)
-            labels = state.backend.info.labels
             utterance = ScoredUtterance(
                 recording=number,
                 channel=segment.channel,
                 start_s=round(segment.start / rate, 3),
                 end_s=round(segment.end / rate, 3),
-                label=labels[int(np.argmax(mean))],
-                scores=dict(zip(labels, map(float, mean))),
+                **labelled(state.backend.info.labels, np.mean(rows, axis=0)),
                 window_count=len(rows),
             )
             scored.append(utterance)

@@ -43,6 +43,11 @@ class ModelInfo:
     architecture: str
 
 
+def labelled(labels: tuple[str, ...], scores: np.ndarray) -> dict[str, Any]:
+    """The winning label and the score of every label, from one row of model output."""
+    return {"label": labels[int(np.argmax(scores))], "scores": dict(zip(labels, map(float, scores)))}
+
+
 class ModelBackend:
     """Scores batches of mono waveforms with a Hugging Face audio classifier.
 

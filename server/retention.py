@@ -1,7 +1,7 @@
 """Retention: sessions older than ``retention_days`` are erased on a schedule, as an erasure would.
 
 Every ``retention_check_s`` the server lists the sessions started before the cutoff in the
-results database and erases each through the plugins' ``on_erase`` hooks (store rows, jobs,
+results store's database and erases each through the plugins' ``on_erase`` hooks (store rows, jobs,
 reports, retained audio), recorded as requested by ``retention``. Off when ``retention_days``
 is 0. With several replicas each runs it; an erasure of a session already gone does nothing.
 """
@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from emotion_service.plugins.manager import PluginHost
+from emotion_service.plugins.store import ResultStore
 from emotion_service.server.config import Settings
-from emotion_service.server.job_queue import JobQueue
 
 log = structlog.get_logger(__name__)
 
@@ -25,10 +25,12 @@ REQUESTED_BY = "retention"
 class Retention:
     """The periodic purge of one replica."""
 
-    def __init__(self, settings: Settings, plugins: PluginHost, jobs: JobQueue) -> None:
+    def __init__(self, settings: Settings, plugins: PluginHost, store_url: str) -> None:
+        """``store_url``: the results store's database, where the sessions are."""
         self.settings = settings
         self.plugins = plugins
-        self.jobs = jobs
+        self._store_url = store_url
+        self._store: ResultStore | None = None
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -40,11 +42,19 @@ class Retention:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        self.close()
+
+    def close(self) -> None:
+        """Closes the database connections it opened."""
+        if self._store is not None:
+            self._store.close()
 
     def purge(self, now: datetime | None = None) -> list[str]:
         """Erases every session started more than ``retention_days`` before ``now``; their ids."""
         cutoff = (now or datetime.now(UTC)) - timedelta(days=self.settings.retention_days)
-        expired = self.jobs.session_ids_before(cutoff)
+        if self._store is None:
+            self._store = ResultStore(self._store_url)
+        expired = self._store.session_ids_before(cutoff)
         for session_id in expired:
             self.plugins.on_erase(session_id, REQUESTED_BY)
         if expired:

@@ -17,6 +17,7 @@ import numpy as np
 import structlog
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from emotion_client.results import JOB_STATES
 from emotion_client.v1 import emotion_pb2 as pb
 from emotion_client.v1 import emotion_pb2_grpc
 from emotion_service import audio
@@ -37,7 +38,7 @@ from emotion_service.server.job_queue import (
 )
 from emotion_service.server.job_runner import JobRunner, job_limits
 from emotion_service.server.live import LiveHub
-from emotion_service.server.model import ModelBackend
+from emotion_service.server.model import ModelBackend, labelled
 from emotion_service.server.rpc import abort as _abort
 from emotion_service.server.rpc import abort_stream
 from emotion_service.server.windows import Window, Windower
@@ -54,14 +55,7 @@ LAG_HORIZON_S = 10.0
 MIN_LAG_SAMPLES = 20
 # How often WatchJob reads its job from the database.
 JOB_WATCH_POLL_S = 0.5
-_JOB_STATES = {
-    pb.JOB_STATE_QUEUED: "queued",
-    pb.JOB_STATE_RUNNING: "running",
-    pb.JOB_STATE_SUCCEEDED: "succeeded",
-    pb.JOB_STATE_FAILED: "failed",
-    pb.JOB_STATE_CANCELLED: "cancelled",
-}
-_JOB_STATE_PB = {name: value for value, name in _JOB_STATES.items()}
+_JOB_STATE_PB = {name: value for value, name in JOB_STATES.items()}
 
 
 @dataclasses.dataclass
@@ -153,7 +147,7 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
             session_id=session_id,
             request_id=request_id,
             kind="classify",
-            **_labelled(labels, scores),
+            **labelled(labels, scores),
             start_s=0.0,
             end_s=decoded.duration_s,
             model_name=state.backend.info.name,
@@ -235,8 +229,9 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
             await abort_stream(context, request_iterator, grpc.StatusCode.RESOURCE_EXHAUSTED, refusal)
         log.info("stream_opened", window_s=window_s, hop_s=hop_s, sample_rate=config.format.sample_rate)
         metadata = dict(config.metadata)
+        labels = state.backend.info.labels
         self.live.publish(
-            {"type": "stream_started", "session_id": session_id, "metadata": metadata, "labels": list(labels_of(state))}
+            {"type": "stream_started", "session_id": session_id, "metadata": metadata, "labels": list(labels)}
         )
         # The reader feeds windows to the batcher as audio arrives, holding at most
         # stream_max_pending_windows unanswered (then it stops reading: gRPC flow control slows
@@ -249,7 +244,6 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
         )
         results: list[Result] = []
         alerts: list[Alert] = []
-        labels = state.backend.info.labels
         end_reason = "cancelled"  # unless the loop below finishes or the server aborts the call
         try:
             while (item := await outbox.get()) is not None:
@@ -291,7 +285,7 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
                     session_id=session_id,
                     request_id=session_id,
                     kind="window",
-                    **_labelled(labels, scores),
+                    **labelled(labels, scores),
                     start_s=window.start / rate,
                     end_s=window.end / rate,
                     index=window.index,
@@ -449,7 +443,7 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
         size = request.page_size or 50
         if size > 500:
             await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"page_size={size} is over 500: ask for fewer")
-        state = _JOB_STATES.get(request.state) if request.state else None
+        state = JOB_STATES.get(request.state) if request.state else None
         try:
             rows, token = await asyncio.to_thread(jobs.list, state, size, request.page_token)
         except PageTokenError as exc:
@@ -778,11 +772,6 @@ def _job_pb(job: JobRow, with_utterances: bool) -> pb.Job:
     )
 
 
-def labels_of(state: ModelState) -> tuple[str, ...]:
-    """The labels the served model scores."""
-    return tuple(state.backend.info.labels)
-
-
 def _peer(context: grpc.aio.ServicerContext) -> str:
     """Who called, when token auth is off: the peer address."""
     return f"peer {context.peer()}"
@@ -800,11 +789,6 @@ def _encoding(fmt: pb.PcmFormat) -> str:
     if fmt.encoding not in _ENCODINGS:
         raise audio.AudioError("PCM encoding is unspecified: set format.encoding to PCM_ENCODING_S16LE or _F32LE")
     return _ENCODINGS[fmt.encoding]
-
-
-def _labelled(labels: tuple[str, ...], scores: np.ndarray) -> dict[str, Any]:
-    """The winning label and the score of every label, from one row of model output."""
-    return {"label": labels[int(np.argmax(scores))], "scores": dict(zip(labels, map(float, scores)))}
 
 
 def _label_scores(scores: dict[str, float], by_score: bool = True) -> list[pb.LabelScore]:

@@ -207,6 +207,7 @@ class WebUI:
                 message=f"No session {session_id!r} in the results store: it may have been erased, or its id is mistyped.",
             )
         labels = sorted(record.summary.mean_scores) if record else list(self._labels())
+        windows = _with_silences(record, self.settings.hop_s) if record else []
         return self._page(
             request,
             "web/session.html",
@@ -214,8 +215,8 @@ class WebUI:
             record=record,
             row=_row(record) if record else None,
             labels=labels,
-            timeline=_timeline(record, self.settings.hop_s) if record else {"x": [], "series": {}},
-            windows=_windows(record, self.settings.hop_s) if record else [],
+            timeline=_timeline(windows, labels),
+            windows=windows,
             job={"id": job.id, "state": job.state} if job else None,
             running=running,
         )
@@ -473,27 +474,9 @@ def _row(record: SessionRecord) -> dict[str, Any]:
     }
 
 
-def _timeline(record: SessionRecord, hop_s: float) -> dict[str, Any]:
-    """uPlot's columns: window mid-times, and each label's score, with a null where a pause was
-    (so the line breaks there: a pause is drawn as a pause, not bridged)."""
-    labels = sorted(record.summary.mean_scores)
-    x: list[float] = []
-    series: dict[str, list[float | None]] = {label: [] for label in labels}
-    previous_end = None
-    for r in sorted(record.summary.results, key=lambda r: (r.start_s, r.channel)):
-        if previous_end is not None and r.start_s - previous_end > SILENCE_GAP_HOPS * hop_s:
-            x.append((previous_end + r.start_s) / 2)
-            for label in labels:
-                series[label].append(None)
-        x.append(round((r.start_s + r.end_s) / 2, 3))
-        for label in labels:
-            series[label].append(round(r.scores.get(label, 0.0), 4))
-        previous_end = r.end_s
-    return {"x": x, "series": series}
-
-
-def _windows(record: SessionRecord, hop_s: float) -> list[dict[str, Any]]:
-    """The table under the chart: every result, with the silences between them as rows of their own."""
+def _with_silences(record: SessionRecord, hop_s: float) -> list[dict[str, Any]]:
+    """Every result in time order, with the pauses between them (gaps over ``SILENCE_GAP_HOPS``
+    hops: nothing was stored there) as rows of their own: what the chart and the table both show."""
     rows: list[dict[str, Any]] = []
     previous_end = None
     for r in sorted(record.summary.results, key=lambda r: (r.start_s, r.channel)):
@@ -502,6 +485,24 @@ def _windows(record: SessionRecord, hop_s: float) -> list[dict[str, Any]]:
         rows.append({"silence": False, "result": r})
         previous_end = r.end_s
     return rows
+
+
+def _timeline(rows: list[dict[str, Any]], labels: list[str]) -> dict[str, Any]:
+    """uPlot's columns: window mid-times, and each label's score, with a null where a pause was
+    (so the line breaks there: a pause is drawn as a pause, not bridged)."""
+    x: list[float] = []
+    series: dict[str, list[float | None]] = {label: [] for label in labels}
+    for row in rows:
+        if row["silence"]:
+            x.append((row["start_s"] + row["end_s"]) / 2)
+            for label in labels:
+                series[label].append(None)
+            continue
+        r = row["result"]
+        x.append(round((r.start_s + r.end_s) / 2, 3))
+        for label in labels:
+            series[label].append(round(r.scores.get(label, 0.0), 4))
+    return {"x": x, "series": series}
 
 
 def _buckets(records: list[SessionRecord], since: date, until: date, by: str) -> list[dict[str, Any]]:

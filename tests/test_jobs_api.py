@@ -21,7 +21,6 @@ from emotion_service.plugins.builtin.store import ResultsStore, StoreConfig
 from emotion_service.plugins.builtin.webhook import Webhook, WebhookConfig
 from emotion_service.plugins.manager import build_host
 from emotion_service.plugins.types import Result, SessionSummary
-from emotion_service.server.job_queue import JobQueue
 from emotion_service.server.retention import Retention
 from tests.conftest import load_mono, make_settings, recordings
 from tests.plugin_helpers import emotion, serving
@@ -140,10 +139,10 @@ def test_retention_and_erase_before_remove_old_sessions_only(tmp_path: Path, mon
     _session(store, "older-one", now - timedelta(days=100), reports)
     _session(store, "fresh", now - timedelta(days=1), reports)
     host = build_host({"store": store, "reports": reports})
-    settings = make_settings(Path("unused"), retention_days=30.0, jobs_database_url=url)
-    queue = JobQueue(url)
-    erased = Retention(settings, host, queue).purge(now)
-    queue.close()
+    settings = make_settings(Path("unused"), retention_days=30.0)
+    retention = Retention(settings, host, url)
+    erased = retention.purge(now)
+    retention.close()
     assert sorted(erased) == ["old-one", "older-one"]
     engine = create_engine(url)
     with engine.connect() as conn:
