@@ -13,6 +13,9 @@ $(STAMP): pyproject.toml clients/python/pyproject.toml plugins/examples/emotion-
 	# torch first and pinned, so no dependency can pull a CUDA build onto a CPU machine.
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e ./clients/python -e ".[dev,tune,export]" -e ./plugins/examples/emotion-csv-export
+	# emotion train --teacher speaker-encoder reads only the pretrained weights inside the resemblyzer
+	# wheel and never imports it: its webrtcvad dependency is a C build that needs pkg_resources.
+	$(BIN)/pip install -q --no-deps resemblyzer==0.1.4
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install the service, the client and the dev tools

@@ -163,6 +163,20 @@ class EmotionTrainingArguments(TrainingArguments):
         default=0.5, metadata={"help": "Share of training clips passed through the plugins' augment hooks."}
     )
     max_seconds: float = field(default=6.0, metadata={"help": "Training clips longer than this are randomly cropped."})
+    teacher: Literal["none", "speaker-encoder"] = field(
+        default="none",
+        metadata={
+            "help": "speaker-encoder: distil from a linear probe on resemblyzer's pretrained speaker embeddings of "
+            "the clean training clips, out of fold by speaker (training only; the exported model is unchanged in "
+            "kind and cost). Needs the resemblyzer wheel."
+        },
+    )
+    distillation_weight: float = field(
+        default=0.5,
+        metadata={
+            "help": "With --teacher: share of the loss given to the teacher's soft labels (the rest: the labels)."
+        },
+    )
     class_weights: Literal["balanced", "none"] = field(
         default="balanced", metadata={"help": "balanced: weight the loss by inverse class frequency."}
     )
@@ -213,6 +227,11 @@ def parse_args(argv: Sequence[str]) -> Arguments:
     *groups, unknown = parser.parse_args_into_dataclasses(args=list(argv), return_remaining_strings=True)
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    training = groups[-1]
+    if not 0 <= training.distillation_weight <= 1:
+        parser.error(f"--distillation_weight must lie in [0, 1], not {training.distillation_weight}")
+    if training.teacher != "none" and importlib.util.find_spec("resemblyzer") is None:
+        parser.error(f"--teacher {training.teacher} needs the resemblyzer wheel: pip install resemblyzer")
     return tuple(groups)  # type: ignore[return-value]
 
 
@@ -232,8 +251,10 @@ class ClipDataset(torch.utils.data.Dataset):
         augment_probability: float = 0.0,
         max_samples: int | None = None,
         seed: int = 0,
+        soft_labels: np.ndarray | None = None,
     ) -> None:
         self.waves, self.label_ids = list(waves), list(label_ids)
+        self.soft_labels = soft_labels  # a teacher's probabilities per clip (--teacher), or None
         self.augment, self.augment_probability = augment, augment_probability
         self.max_samples, self.seed = max_samples, seed
         self.epoch = 0  # set by EpochCallback, so each epoch draws new augmentations reproducibly
@@ -250,7 +271,10 @@ class ClipDataset(torch.utils.data.Dataset):
             if self.max_samples and len(wave) > self.max_samples:
                 start = int(rng.integers(0, len(wave) - self.max_samples + 1))
                 wave = wave[start : start + self.max_samples]
-        return {"input_values": wave, "labels": self.label_ids[index]}
+        item = {"input_values": wave, "labels": self.label_ids[index]}
+        if self.soft_labels is not None:
+            item["soft_labels"] = self.soft_labels[index]
+        return item
 
 
 @dataclass
@@ -268,6 +292,8 @@ class Collator:
             return_attention_mask=True,
         )
         batch["labels"] = torch.tensor([f["labels"] for f in features])
+        if "soft_labels" in features[0]:
+            batch["soft_labels"] = torch.from_numpy(np.stack([f["soft_labels"] for f in features]))
         return dict(batch)
 
 
@@ -282,7 +308,8 @@ class EpochCallback(TrainerCallback):
 
 
 class WeightedTrainer(Trainer):
-    """A Trainer whose cross-entropy weights each class (inverse frequency against imbalance)."""
+    """A Trainer whose cross-entropy weights each class (inverse frequency against imbalance), mixed with a
+    teacher's soft labels when the batch carries them (``--teacher``, weight ``--distillation_weight``)."""
 
     def __init__(self, *args: Any, class_weights: torch.Tensor | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -295,12 +322,16 @@ class WeightedTrainer(Trainer):
         return_outputs: bool = False,
         num_items_in_batch: Any = None,
     ) -> Any:
-        outputs = model(**{key: value for key, value in inputs.items() if key != "labels"})
+        outputs = model(**{key: value for key, value in inputs.items() if key not in ("labels", "soft_labels")})
         logits = outputs.logits
         weight = None if self.class_weights is None else self.class_weights.to(logits.device, logits.dtype)
         loss = torch.nn.functional.cross_entropy(
             logits, inputs["labels"], weight=weight, label_smoothing=self.args.label_smoothing_factor
         )
+        if "soft_labels" in inputs:  # cross-entropy against the teacher's probabilities (KL up to a constant)
+            distilled = -(inputs["soft_labels"].to(logits.dtype) * logits.log_softmax(-1)).sum(-1).mean()
+            share = self.args.distillation_weight
+            loss = (1 - share) * loss + share * distilled
         return (loss, outputs) if return_outputs else loss
 
 
@@ -440,13 +471,20 @@ def run_training(
 
     ids = {label: i for i, label in enumerate(labels)}
     train_ids = [ids[e.label] for e in corpus.train]
+    train_waves = decode(corpus.train)
+    soft = None
+    if training_args.teacher == "speaker-encoder":
+        from emotion_service.tuning.teacher import speaker_encoder_soft_labels
+
+        soft = speaker_encoder_soft_labels(train_waves, train_ids, [e.speaker for e in corpus.train], len(labels))
     train_set = ClipDataset(
-        decode(corpus.train),
+        train_waves,
         train_ids,
         augment=lambda wave, rng: plugins.augment(wave, rate, rng),
         augment_probability=training_args.augment_probability,
         max_samples=int(training_args.max_seconds * rate),
         seed=training_args.seed,
+        soft_labels=soft,
     )
     val_set = ClipDataset(decode(corpus.val), [ids[e.label] for e in corpus.val]) if corpus.val else None
     trainer = WeightedTrainer(
