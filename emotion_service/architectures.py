@@ -113,7 +113,8 @@ class LogMelFeatureExtractor(SeamlessM4TFeatureExtractor):
         frames = frames - frames.mean(dim=-1, keepdim=True)
         emphasised = torch.cat([frames[..., :1] * (1 - 0.97), frames[..., 1:] - 0.97 * frames[..., :-1]], dim=-1)
         window = torch.as_tensor(self.window, dtype=torch.float32, device=device)
-        power = torch.fft.rfft(emphasised * window, n=512).abs().pow(2)
+        spectrum = torch.fft.rfft(emphasised * window, n=512)
+        power = spectrum.real.square() + spectrum.imag.square()  # |X|^2 without abs()'s slow complex sqrt
         energies = power @ torch.as_tensor(self.mel_filters, dtype=torch.float32, device=device)
         counts = torch.where(lengths >= frame, 1 + (lengths - frame) // hop, torch.zeros_like(lengths))
         valid = torch.arange(energies.shape[1], device=device)[None, :] < counts[:, None]
@@ -214,7 +215,8 @@ class _ConvBlock(nn.Module):
         # Zeroing the padding before each conv makes a padded clip's valid frames see exactly the
         # zeros a lone clip's conv padding sees: batches of mixed lengths give the same answers.
         features = features * _frame_mask(frames, features.shape[-1])[:, None, None, :]
-        features = self.pool(torch.relu(self.norm(self.conv(features))))
+        # ReLU after the pool, on a quarter of the values: max and ReLU commute, the result is the same.
+        features = torch.relu(self.pool(self.norm(self.conv(features))))
         return features, (frames // 2).clamp(min=1)  # a very short clip keeps one (partial) step
 
 
@@ -273,7 +275,11 @@ class LogMelCNNModel(LogMelCNNPreTrainedModel):
         features = self.input_norm(input_features.transpose(1, 2))
         if self.training:
             features = self._spec_augment(features, frames)
-        features = features.unsqueeze(1)
+        # (batch, 1, mel, frames) with channels-last strides (the same memory, with one channel): the
+        # convs then answer channels-last maps, on which CPU convolution and max pooling run several
+        # times faster than on NCHW maps (pooling took a third of the forward pass, the first conv
+        # another third).
+        features = features.unsqueeze(-1).permute(0, 3, 1, 2)
         for block in self.encoder.layers:
             features, frames = block(features, frames)
         return features, frames
