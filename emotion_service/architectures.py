@@ -8,6 +8,7 @@ Importing this module registers them; :mod:`server.model` imports it, so every l
 emotion recognition. On a few hundred clips from a dozen speakers, 2-D convolutions (local in time
 and frequency, shared weights) and SpecAugment masks generalise to new speakers better than a
 transformer of the same size, which has too little data to learn locality itself.
+``logmel-cnn-ensemble``: several such CNNs in one folder, their logits averaged.
 """
 
 from __future__ import annotations
@@ -304,7 +305,25 @@ class LogMelCNNModel(LogMelCNNPreTrainedModel):
         return features * keep
 
 
-class LogMelCNNForAudioClassification(LogMelCNNPreTrainedModel):
+class _Classifier(LogMelCNNPreTrainedModel):
+    """The classifiers' forward: logits from :meth:`logits`, and the loss when labels are given."""
+
+    def logits(self, input_features: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(
+        self,
+        input_features: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> SequenceClassifierOutput:
+        logits = self.logits(input_features, attention_mask)
+        loss = None if labels is None else nn.functional.cross_entropy(logits, labels)
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+class LogMelCNNForAudioClassification(_Classifier):
     """:class:`LogMelCNNModel`, then mean and max over valid frames, dropout and a linear head."""
 
     def __init__(self, config: LogMelCNNConfig) -> None:
@@ -314,21 +333,46 @@ class LogMelCNNForAudioClassification(LogMelCNNPreTrainedModel):
         self.classifier = nn.Linear(2 * config.channels[-1], config.num_labels)
         self.post_init()
 
-    def forward(
-        self,
-        input_features: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        **kwargs: Any,
-    ) -> SequenceClassifierOutput:
+    def logits(self, input_features: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         maps, frames = self.cnn(input_features, attention_mask)
         sequence = maps.mean(dim=2)  # (batch, channels, frames'): frequency pooled
         mask = _frame_mask(frames, sequence.shape[-1])[:, None, :]
         mean = (sequence * mask).sum(-1) / frames[:, None]
         peak = sequence.masked_fill(~mask, torch.finfo(sequence.dtype).min).amax(-1)
-        logits = self.classifier(self.dropout(torch.cat([mean, peak], dim=-1)))
-        loss = None if labels is None else nn.functional.cross_entropy(logits, labels)
-        return SequenceClassifierOutput(loss=loss, logits=logits)
+        return self.classifier(self.dropout(torch.cat([mean, peak], dim=-1)))
+
+
+class LogMelCNNEnsembleConfig(LogMelCNNConfig):
+    """A :class:`LogMelCNNConfig` shared by ``members`` CNNs of the same shape (``logmel-cnn-ensemble``).
+
+    :param members: how many CNNs (seeds of one recipe) the model averages.
+    """
+
+    model_type = "logmel-cnn-ensemble"
+
+    def __init__(self, members: int = 2, **kwargs: Any) -> None:
+        if members < 1:
+            raise ValueError(f"members must be at least 1, not {members}")
+        self.members = members
+        super().__init__(**kwargs)
+
+
+class LogMelCNNEnsembleForAudioClassification(_Classifier):
+    """Several :class:`LogMelCNNForAudioClassification` trained apart (different seeds), one folder:
+    the logits are their mean. Averaging seeds removes much of the seed-to-seed spread a model
+    trained on a few hundred clips has; the features are computed once for all members.
+    Built from trained folders by ``python -m emotion_service.tuning.ensemble``."""
+
+    config_class = LogMelCNNEnsembleConfig
+    base_model_prefix = "members"
+
+    def __init__(self, config: LogMelCNNEnsembleConfig) -> None:
+        super().__init__(config)
+        self.members = nn.ModuleList(LogMelCNNForAudioClassification(config) for _ in range(config.members))
+        self.post_init()
+
+    def logits(self, input_features: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        return torch.stack([member.logits(input_features, attention_mask) for member in self.members]).mean(0)
 
 
 def _frame_mask(frames: torch.Tensor, length: int) -> torch.Tensor:
@@ -339,3 +383,6 @@ def _frame_mask(frames: torch.Tensor, length: int) -> torch.Tensor:
 AutoConfig.register(LogMelCNNConfig.model_type, LogMelCNNConfig)
 AutoModelForAudioClassification.register(LogMelCNNConfig, LogMelCNNForAudioClassification)
 AutoFeatureExtractor.register(LogMelCNNConfig, LogMelFeatureExtractor)
+AutoConfig.register(LogMelCNNEnsembleConfig.model_type, LogMelCNNEnsembleConfig)
+AutoModelForAudioClassification.register(LogMelCNNEnsembleConfig, LogMelCNNEnsembleForAudioClassification)
+AutoFeatureExtractor.register(LogMelCNNEnsembleConfig, LogMelFeatureExtractor)
