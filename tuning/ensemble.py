@@ -34,7 +34,8 @@ def build_ensemble(folders: Sequence[Path], output: Path) -> Path:
         if type(config) is not LogMelCNNConfig:
             raise ValueError(f"{folder} is a {config.model_type!r} model; only logmel-cnn folders combine")
     shape = {k: v for k, v in configs[0].to_dict().items() if k not in _INCIDENTAL}
-    front_end = AutoFeatureExtractor.from_pretrained(folders[0]).to_dict()
+    extractor = AutoFeatureExtractor.from_pretrained(folders[0])
+    front_end = extractor.to_dict()
     for folder, config in zip(folders[1:], configs[1:]):
         if {k: v for k, v in config.to_dict().items() if k not in _INCIDENTAL} != shape:
             raise ValueError(f"{folder} differs from {folders[0]} in shape or labels")
@@ -45,7 +46,7 @@ def build_ensemble(folders: Sequence[Path], output: Path) -> Path:
     for member, folder in zip(ensemble.members, folders):
         member.load_state_dict(AutoModelForAudioClassification.from_pretrained(folder).state_dict())
     ensemble.save_pretrained(output)
-    AutoFeatureExtractor.from_pretrained(folders[0]).save_pretrained(output)
+    extractor.save_pretrained(output)
     commands = "\n\n".join(
         f"Member {i}, `{folder}`:\n\n```\n{_command(folder)}\n```" for i, folder in enumerate(folders)
     )

@@ -230,8 +230,13 @@ def parse_args(argv: Sequence[str]) -> Arguments:
     training = groups[-1]
     if not 0 <= training.distillation_weight <= 1:
         parser.error(f"--distillation_weight must lie in [0, 1], not {training.distillation_weight}")
-    if training.teacher != "none" and importlib.util.find_spec("resemblyzer") is None:
-        parser.error(f"--teacher {training.teacher} needs the resemblyzer wheel: pip install resemblyzer")
+    if training.teacher == "speaker-encoder":
+        from emotion_service.tuning.teacher import encoder_weights
+
+        try:
+            encoder_weights()
+        except ValueError as exc:
+            parser.error(str(exc))
     return tuple(groups)  # type: ignore[return-value]
 
 
