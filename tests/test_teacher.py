@@ -9,7 +9,7 @@ import torch
 from safetensors.numpy import load_file
 
 from emotion_service.audio import load_audio
-from emotion_service.tuning.finetune import WeightedTrainer, parse_args
+from emotion_service.tuning.finetune import WeightedTrainer, parse_args, parse_dict
 from emotion_service.tuning.teacher import SpeakerEncoder, soft_labels
 from tests.conftest import recordings
 from tests.plugin_helpers import emotion
@@ -92,3 +92,10 @@ def test_a_distillation_weight_outside_0_1_fails_naming_the_flag(weight: str, ca
     with pytest.raises(SystemExit):
         parse_args(["--data", "x", "--teacher", "speaker-encoder", "--distillation_weight", weight])
     assert "--distillation_weight" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("key", ["distillation_weight", "augment_probability"])
+def test_a_sweep_config_outside_0_1_is_refused_naming_the_key(key: str) -> None:
+    # A Ray Tune trial's config goes through parse_dict, not the command-line parser.
+    with pytest.raises(ValueError, match=f"--{key} must lie in"):
+        parse_dict({"data": "x", "output_dir": "out", key: 1.5})

@@ -205,6 +205,15 @@ class EmotionTrainingArguments(TrainingArguments):
         default=3, metadata={"help": "With --num_workers: restarts from the last checkpoint after a worker dies."}
     )
 
+    def __post_init__(self) -> None:
+        # Checked here rather than in the parser, so a Ray Tune sweep's config (parse_dict) fails as a flag does.
+        for name in ("augment_probability", "distillation_weight"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"--{name} must lie in [0, 1], not {getattr(self, name)}")
+        if self.max_seconds <= 0:
+            raise ValueError(f"--max_seconds must be positive, not {self.max_seconds}")
+        super().__post_init__()
+
 
 ARGUMENT_GROUPS = (ModelArguments, DataArguments, EmotionTrainingArguments)
 Arguments = tuple[ModelArguments, DataArguments, EmotionTrainingArguments]
@@ -224,12 +233,13 @@ def argument_parser() -> HfArgumentParser:
 def parse_args(argv: Sequence[str]) -> Arguments:
     """Parses `emotion train` flags; an unknown flag exits at once with its name."""
     parser = argument_parser()
-    *groups, unknown = parser.parse_args_into_dataclasses(args=list(argv), return_remaining_strings=True)
+    try:
+        *groups, unknown = parser.parse_args_into_dataclasses(args=list(argv), return_remaining_strings=True)
+    except ValueError as exc:  # a value the argument dataclasses refuse, named in the message
+        parser.error(str(exc))
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     training = groups[-1]
-    if not 0 <= training.distillation_weight <= 1:
-        parser.error(f"--distillation_weight must lie in [0, 1], not {training.distillation_weight}")
     if training.teacher == "speaker-encoder":
         from emotion_service.tuning.teacher import encoder_weights
 
