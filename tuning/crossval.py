@@ -22,7 +22,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from emotion_service.tuning.bundled import DEFAULT_DATA, TEST_SPEAKERS, _relative, train_flags
+from emotion_service.tuning.bundled import DEFAULT_DATA, EPOCHS, TEST_SPEAKERS, _relative, train_flags
 from emotion_service.tuning.datasets import load_ravdess, parse_speakers, speaker_ids, split_by_speaker
 
 # The conditions of the headline table, besides clean audio (babble needs a pool; see conditions.py).
@@ -76,7 +76,7 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     )
     parser.add_argument("--cv", type=int, default=3, help="number of speaker folds [default: 3]")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds; each fold trains once per seed")
-    parser.add_argument("--epochs", type=int, default=30, help="training epochs per run [default: 30]")
+    parser.add_argument("--epochs", type=int, default=EPOCHS, help=f"training epochs per run [default: {EPOCHS}]")
     parser.add_argument("--jobs", type=int, default=1, help="runs trained at once, one torch thread each")
     parser.add_argument("--data", type=Path, default=_relative(DEFAULT_DATA), help="RAVDESS folder")
     parser.add_argument("--output", type=Path, default=Path("build/cv"), help="folder of the fold models")
