@@ -53,6 +53,9 @@ class LogMelFeatureExtractor(SeamlessM4TFeatureExtractor):
     :param energy_floor_db: with ``normalize_level``, add a floor this many dB below the voiced
         mean to every filterbank energy before the log: the noise floor and quantisation of
         near-silent frames, which differ between microphones, stop driving the features.
+    :param noise_margin_db: with ``voiced_threshold_db``, voiced frames must also be this many dB
+        above the clip's noise floor (:func:`emotion_service.voice_activity.voiced_frames`), so
+        the pauses of a noisy recording are trimmed like a quiet one's.
     """
 
     def __init__(
@@ -63,6 +66,7 @@ class LogMelFeatureExtractor(SeamlessM4TFeatureExtractor):
         silence_floor_dbfs: float = -100.0,
         normalize_level: bool = False,
         energy_floor_db: float | None = None,
+        noise_margin_db: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -72,8 +76,11 @@ class LogMelFeatureExtractor(SeamlessM4TFeatureExtractor):
         self.silence_floor_dbfs = silence_floor_dbfs
         self.normalize_level = normalize_level
         self.energy_floor_db = energy_floor_db
+        self.noise_margin_db = noise_margin_db
         if energy_floor_db is not None and not normalize_level:
             raise ValueError("energy_floor_db is relative to the voiced level: it needs normalize_level")
+        if noise_margin_db is not None and voiced_threshold_db is None:
+            raise ValueError("noise_margin_db refines voice detection: it needs voiced_threshold_db")
 
     @property
     def robust(self) -> bool:
@@ -122,7 +129,9 @@ class LogMelFeatureExtractor(SeamlessM4TFeatureExtractor):
         voiced = valid
         if self.voiced_threshold_db is not None:
             levels = voice_activity.frame_levels_db(frames / 2**15)
-            found = voice_activity.voiced_frames(levels, valid, self.voiced_threshold_db, self.silence_floor_dbfs)
+            found = voice_activity.voiced_frames(
+                levels, valid, self.voiced_threshold_db, self.silence_floor_dbfs, self.noise_margin_db
+            )
             # A clip with no voiced frame (a silent window) keeps all its frames: nothing to trim to.
             voiced = torch.where(found.any(dim=1, keepdim=True), found, valid)
         if self.normalize_level:

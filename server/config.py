@@ -94,6 +94,11 @@ class Settings:
     voiced_threshold_db: float = setting(
         35.0, "A frame is voiced within this many dB of the stream's speech level (its loudest windows so far)."
     )
+    noise_margin_db: float = setting(
+        6.0,
+        "A frame is voiced only this many dB above the stream's noise floor (the quietest frames of its "
+        "quietest window so far): on a noisy line, pauses are silence too.",
+    )
     grace_period_s: float = setting(10.0, "On SIGTERM, how long in-flight calls may take to finish.")
     default_deadline_s: float = setting(30.0, "Deadline for calls that set none; queued work past it is dropped.")
     stream_max_pending_windows: int = setting(
@@ -209,6 +214,7 @@ class Settings:
                 "hop_s": 0 < self.hop_s <= self.window_s,
                 "silence_voiced_fraction": 0 <= self.silence_voiced_fraction <= 1,
                 "voiced_threshold_db": self.voiced_threshold_db > 0,
+                "noise_margin_db": self.noise_margin_db >= 0,
                 "grace_period_s": self.grace_period_s >= 0,
                 "metrics_port": 0 <= self.metrics_port <= 65535,
                 "http_port": 0 <= self.http_port <= 65535,

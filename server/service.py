@@ -564,7 +564,7 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
             outbox.put_nowait(code)
 
         limit = self.settings.max_stream_seconds
-        voicing = StreamVoicing(self.settings.voiced_threshold_db)
+        voicing = StreamVoicing(self.settings.voiced_threshold_db, noise_margin_db=self.settings.noise_margin_db)
         try:
             while (message := await self._next_message(request_iterator)) is not None:
                 if message.WhichOneof("payload") != "audio_content":

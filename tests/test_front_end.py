@@ -8,6 +8,7 @@ import torch
 from transformers import AutoFeatureExtractor
 
 import emotion_service.architectures  # noqa: F401  (registers the log-mel extractor)
+from emotion_service import degradations
 from emotion_service.architectures import LogMelFeatureExtractor
 from emotion_service.voice_activity import StreamVoicing
 from tests.conftest import load_mono, recordings
@@ -67,6 +68,34 @@ def test_a_long_inner_pause_is_cut_down_to_its_margins(speech: np.ndarray) -> No
     assert frames_added <= 16
 
 
+@pytest.mark.parametrize("snr_db", [20.0, 10.0])
+def test_the_pauses_of_a_noisy_recording_are_trimmed_with_a_noise_margin(speech: np.ndarray, snr_db: float) -> None:
+    pause = np.zeros(int(2.5 * RATE), np.float32)
+    padded = np.concatenate([pause, speech, pause])
+    noisy = degradations.noise_transform("white", snr_db)(padded, np.random.default_rng(0))
+    speech_steps = features(extractor(**ROBUST), speech).shape[0]
+    pause_steps = 2 * 125  # 2.5 s on each side, in stacked 20 ms steps
+    # Without the margin the noise-filled pauses are within 35 dB of the speech: all of them stay.
+    assert features(extractor(**ROBUST), noisy).shape[0] > speech_steps + 0.9 * pause_steps
+    kept = features(extractor(**ROBUST, noise_margin_db=6.0), noisy).shape[0]
+    assert kept < speech_steps + 0.2 * pause_steps
+
+
+def test_at_a_very_low_snr_the_loudest_frames_still_count_as_voice(speech: np.ndarray) -> None:
+    pause = np.zeros(int(2.5 * RATE), np.float32)
+    noisy = degradations.noise_transform("white", -5.0)(
+        np.concatenate([pause, speech, pause]), np.random.default_rng(0)
+    )
+    all_steps = features(extractor(**ROBUST), noisy).shape[0]
+    kept = features(extractor(**ROBUST, noise_margin_db=6.0), noisy).shape[0]
+    assert 0 < kept < all_steps / 2
+
+
+def test_a_noise_margin_needs_voice_detection() -> None:
+    with pytest.raises(ValueError, match="needs voiced_threshold_db"):
+        extractor(noise_margin_db=6.0)
+
+
 def test_a_silent_clip_keeps_its_frames_and_stays_finite() -> None:
     fe = extractor(**ROBUST)
     out = fe.torch_features([np.zeros(RATE, np.float32), np.full(RATE, 1e-6, np.float32)], CPU)
@@ -86,10 +115,11 @@ def test_call_and_batched_torch_features_are_one_implementation(speech: np.ndarr
 
 
 def test_the_settings_travel_in_preprocessor_config(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    extractor(**ROBUST).save_pretrained(tmp_path)
+    settings = {**ROBUST, "noise_margin_db": 6.0}
+    extractor(**settings).save_pretrained(tmp_path)
     loaded = AutoFeatureExtractor.from_pretrained(tmp_path)
     assert isinstance(loaded, LogMelFeatureExtractor)
-    assert {key: getattr(loaded, key) for key in ROBUST} == ROBUST
+    assert {key: getattr(loaded, key) for key in settings} == settings
     assert loaded.batches_in_torch
 
 
@@ -107,3 +137,16 @@ def test_a_pause_in_a_stream_is_silence_against_the_speakers_level(speech: np.nd
     room = (np.random.default_rng(0).standard_normal(2 * RATE) * 10 ** (-85 / 20)).astype(np.float32)
     assert voicing.voiced_fraction(room) == 0.0  # far under the speech so far
     assert voicing.voiced_fraction(np.zeros(2 * RATE, np.float32)) == 0.0
+
+
+def test_on_a_noisy_line_a_pause_is_silence_against_the_streams_noise_floor(speech: np.ndarray) -> None:
+    rng = np.random.default_rng(0)
+    pause = np.zeros(2 * RATE, np.float32)
+    # One recording: speech, then a pause, on a line with white noise 20 dB under the speech.
+    line = degradations.noise_transform("white", 20.0)(np.concatenate([speech[RATE : 3 * RATE], pause]), rng)
+    talk, gap = line[: 2 * RATE], line[2 * RATE :]
+    level_only, with_floor = StreamVoicing(threshold_db=35.0), StreamVoicing(threshold_db=35.0, noise_margin_db=6.0)
+    assert with_floor.voiced_fraction(talk) > 0.3
+    level_only.voiced_fraction(talk)
+    assert level_only.voiced_fraction(gap) > 0.9  # the noise is within 35 dB of the speech
+    assert with_floor.voiced_fraction(gap) < 0.2  # but no louder than the line's floor
