@@ -50,9 +50,10 @@ THREADS = 1
 
 
 # The robust front end, saved in the model's preprocessor_config.json so serving computes it too:
-# silence trimmed by voice activity, level and per-bin statistics taken on voiced frames, and a
-# floor 50 dB under the voiced level so the noise floor of near-silent frames does not count.
-FRONT_END = {"voiced_threshold_db": 35, "trim_margin_s": 0.15, "normalize_level": True,
+# silence trimmed by voice activity (also 6 dB over the clip's noise floor, so a noisy recording's
+# pauses are trimmed too: chosen by tuning/crossval.py), level and per-bin statistics taken on voiced
+# frames, and a floor 50 dB under the voiced level so the noise floor of near-silent frames does not count.
+FRONT_END = {"voiced_threshold_db": 35, "trim_margin_s": 0.15, "noise_margin_db": 6, "normalize_level": True,
              "energy_floor_db": 50, "normalize_per_clip": True}  # fmt: skip
 
 
