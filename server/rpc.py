@@ -12,8 +12,10 @@ import structlog
 
 log = structlog.get_logger(__name__)
 
-# How long a refused stream's pending requests are read before the status is sent.
-DRAIN_SECONDS = 1.0
+# How long a refused stream's pending requests are read before the status is sent. An upload
+# half-closes well within it; on a busy server (the very moment streams are refused) its writes
+# can lag by more than a second, and a client still writing gets INTERNAL, not the refusal.
+DRAIN_SECONDS = 3.0
 
 
 async def abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
@@ -26,7 +28,7 @@ async def abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, messag
 async def abort_stream(
     context: grpc.aio.ServicerContext, requests: AsyncIterator[Any], code: grpc.StatusCode, message: str
 ) -> NoReturn:
-    """Ends a client-streaming call after reading what the client already sent (for at most a second).
+    """Ends a client-streaming call after reading what the client already sent (for at most ``DRAIN_SECONDS``).
 
     A grpc.aio client still writing when the server's status arrives reports
     INTERNAL "Internal error from Core" instead of that status (grpc/grpc#36066);
