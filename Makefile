@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install serve test proto proto-check model evaluate bench clean
+.PHONY: install serve test test-dtype mutation-check proto proto-check model evaluate bench clean
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml plugins/examples/emotion-csv-export/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,13 @@ serve: $(STAMP) ## run the service on the bundled model (CPU, localhost:50051) a
 
 test: $(STAMP) ## run the test suite
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+test-dtype: $(STAMP) ## the dtype-sensitive tests as on a CPU with bf16 (AMX / AVX-512 BF16) and as on one without
+	EMOTION_ASSUME_CPU_BF16=1 $(BIN)/python -m pytest -q -m dtype_sensitive $(PYTEST_ARGS)
+	EMOTION_ASSUME_CPU_BF16=0 $(BIN)/python -m pytest -q -m dtype_sensitive $(PYTEST_ARGS)
+
+mutation-check: $(STAMP) ## break each promise's guard on purpose (tests/mutations.toml); every test named must fail
+	$(BIN)/python tests/mutation_check.py
 
 proto: $(STAMP) ## regenerate the client stubs from protos/
 	$(BIN)/python clients/python/generate.py

@@ -259,11 +259,13 @@ def _evaluate(args: argparse.Namespace) -> int:
             examples, others = split_by_speaker(examples, parse_speakers(args.speakers))
         if args.conditions:
             return _evaluate_conditions(args, examples, others)
-        metrics = evaluate(args.model, examples, args.output, device=args.device, torch_threads=args.torch_threads)
+        metrics = evaluate(
+            args.model, examples, args.output, device=args.device, torch_threads=args.torch_threads, dtype=args.dtype
+        )
     except (ValueError, OSError, ModelNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    summary = {key: metrics[key] for key in ("n", "accuracy", "uar", "macro_f1")}
+    summary = {key: metrics[key] for key in ("n", "accuracy", "uar", "macro_f1", "dtype")}
     print(
         json.dumps(
             {**summary, "skipped": skipped, "roc_auc_macro": metrics["roc_auc"]["macro"], "output": str(args.output)}
@@ -282,7 +284,13 @@ def _evaluate_conditions(args: argparse.Namespace, examples: list, others: list)
     pool = [load_audio(example.path) for example in others[: args.babble_clips]] if others else []
     conditions = select(args.conditions, pool)
     rows = evaluate_conditions(
-        args.model, examples, args.output, conditions, device=args.device, torch_threads=args.torch_threads
+        args.model,
+        examples,
+        args.output,
+        conditions,
+        device=args.device,
+        torch_threads=args.torch_threads,
+        dtype=args.dtype,
     )
     print(conditions_table(rows), end="")
     print(f"wrote {args.output}/conditions.json, conditions.md, accuracy_vs_snr.png and conditions/<name>/metrics.json")
@@ -453,6 +461,13 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpars
         "--output", type=Path, default=Path("evaluation"), help="folder for the results [default: evaluation]"
     )
     evaluate.add_argument("--device", default="auto", help="auto, cpu or cuda:N [default: auto]")
+    evaluate.add_argument(
+        "--dtype",
+        choices=("auto", "float32", "float16", "bfloat16"),
+        default="auto",
+        help="the weights' type, as `emotion serve --dtype`: auto picks bfloat16 on CPUs with AMX / AVX-512 BF16, "
+        "so figures can differ between machines; metrics.json records the dtype scored in [default: auto]",
+    )
     evaluate.add_argument(
         "--conditions",
         metavar="LIST",

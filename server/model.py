@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -220,12 +221,29 @@ def cpu_flags() -> set[str]:
     return set()
 
 
+# Tests and CI set this to 1 (or 0) to make dtype=auto behave as on a CPU with (or without)
+# AMX / AVX-512 BF16, so both paths run on any machine (torch runs bfloat16 everywhere, slowly
+# where the instructions are missing). Unset: the CPU's own flags decide.
+ASSUME_CPU_BF16_ENV = "EMOTION_ASSUME_CPU_BF16"
+
+
+def cpu_runs_bf16() -> bool:
+    """Whether this CPU runs bfloat16 well (AMX or AVX-512 BF16), or what
+    ``EMOTION_ASSUME_CPU_BF16`` (1 or 0) says it does."""
+    assumed = os.environ.get(ASSUME_CPU_BF16_ENV, "").strip()
+    if assumed:
+        if assumed not in ("0", "1"):
+            raise ValueError(f"{ASSUME_CPU_BF16_ENV}={assumed!r}: use 1 (as on a bf16 CPU), 0 (as without), or unset it")
+        return assumed == "1"
+    return bool(cpu_flags() & set(_CPU_BF16_FLAGS))
+
+
 def auto_dtype(device: torch.device) -> str:
     """The fastest dtype the hardware runs well: bf16 on CUDA that supports it (else fp16), bf16 on
-    CPUs with AMX or AVX-512 BF16 instructions, float32 elsewhere."""
+    CPUs with AMX or AVX-512 BF16 instructions (:func:`cpu_runs_bf16`), float32 elsewhere."""
     if device.type == "cuda":
         return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-    return "bfloat16" if cpu_flags() & set(_CPU_BF16_FLAGS) else "float32"
+    return "bfloat16" if cpu_runs_bf16() else "float32"
 
 
 def _check_clips(rate: int) -> list[np.ndarray]:
@@ -263,52 +281,75 @@ def _not_found(name_or_path: str, problem: str) -> str:
     )
 
 
-VERSION_CACHE = ".emotion-weights.sha256.json"
 # Config keys that say where or with what a model was saved, not what it is.
 _CONFIG_KEYS_NOT_HASHED = ("_name_or_path", "transformers_version", "_commit_hash")
+# Files of a model folder that change answers: weights, the JSON settings every loader reads
+# (config.json, preprocessor_config.json, a sharded checkpoint's index, label maps), text label
+# or vocabulary files, a SentencePiece model and remote code.
+_VERSIONED_SUFFIXES = (".safetensors", ".bin", ".json", ".txt", ".model", ".py")
+# ... and files beside them that no loader reads: what training and evaluation wrote there.
+_NOT_VERSIONED = frozenset(
+    {
+        "metrics.json",
+        "conditions.json",
+        "trainer_state.json",
+        "all_results.json",
+        "train_results.json",
+        "eval_results.json",
+        "training_args.bin",
+        "train_seconds.txt",
+        # A cache of weight hashes the service used to write beside the model.
+        ".emotion-weights.sha256.json",
+    }
+)
 
 
 def model_version(name_or_path: str, config: Any) -> str:
-    """A short hash of what the model computes: its config (without its path) and its weight bytes.
+    """A short content hash of what the model computes: every file of its folder that changes answers.
 
-    The same weights in two folders give one version; any changed weight gives another, even at
-    the same file size. Hashing a multi-GB checkpoint takes seconds, so each weight file's hash
-    is cached beside it (:data:`VERSION_CACHE`, keyed by size and modification time) and a
-    restart reads it back. A hub id is hashed by its config and the hub commit it resolved to.
+    For a folder: the bytes of its weights and of every settings file a loader reads
+    (``config.json``, ``preprocessor_config.json``, label, vocabulary and index files;
+    see :data:`_VERSIONED_SUFFIXES`), each under its name. JSON files are hashed as their
+    parsed content with sorted keys, without the keys that only say where or with which
+    ``transformers`` it was saved, so re-saving the same model gives the same version. What
+    training and evaluation leave beside a model (``metrics.json``, ``README.md``,
+    ``evaluation/``; :data:`_NOT_VERSIONED`) is not hashed. The same files in two folders give
+    one version; any changed weight or setting gives another, even at the same file size.
+
+    The bytes are hashed at every load, with no cache (a cache keyed by size and modification
+    time would trust a file rewritten within the same timestamp): about 2 ms for the bundled
+    0.9 MB model, a few seconds per GB for a large checkpoint, once at start-up. A hub id is
+    hashed by its config and the hub commit it resolved to.
     """
     settings = {k: v for k, v in config.to_dict().items() if k not in _CONFIG_KEYS_NOT_HASHED}
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
     path = Path(name_or_path)
     if path.is_dir():
-        for name, file_hash in _weight_hashes(path):
-            digest.update(f"{name}:{file_hash}".encode())
+        for name, file_hash in _file_hashes(path):
+            digest.update(f"{name}:{file_hash}\n".encode())
     else:
         digest.update(str(getattr(config, "_commit_hash", "") or "").encode())
     return digest.hexdigest()[:12]
 
 
-def _weight_hashes(folder: Path) -> list[tuple[str, str]]:
-    cache_path = folder / VERSION_CACHE
-    try:
-        cache = json.loads(cache_path.read_text())
-    except (OSError, ValueError):
-        cache = {}
-    hashes, fresh = [], {}
-    for weights in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
-        stat = weights.stat()
-        key = f"{stat.st_size}:{stat.st_mtime_ns}"
-        cached = cache.get(weights.name, {})
-        file_hash = cached.get("sha256") if cached.get("key") == key else None
-        if file_hash is None:
-            file_hash = _sha256_file(weights)
-        fresh[weights.name] = {"key": key, "sha256": file_hash}
-        hashes.append((weights.name, file_hash))
-    if fresh != cache:
-        try:
-            cache_path.write_text(json.dumps(fresh, indent=1, sort_keys=True) + "\n")
-        except OSError as exc:  # a read-only model folder (a container image): hash again next start
-            log.info("model_version_cache_not_written", path=str(cache_path), reason=str(exc))
+def _file_hashes(folder: Path) -> list[tuple[str, str]]:
+    """(name, sha256) of each file of ``folder`` that changes the model's answers, by name."""
+    hashes = []
+    for file in sorted(folder.iterdir()):
+        if file.is_file() and file.suffix in _VERSIONED_SUFFIXES and file.name not in _NOT_VERSIONED:
+            hashes.append((file.name, _json_sha256(file) if file.suffix == ".json" else _sha256_file(file)))
     return hashes
+
+
+def _json_sha256(path: Path) -> str:
+    """The hash of a JSON file's content (keys sorted, save-time keys dropped); of its bytes if it is not JSON."""
+    try:
+        content = json.loads(path.read_bytes())
+    except (ValueError, UnicodeDecodeError):
+        return _sha256_file(path)
+    if isinstance(content, dict):
+        content = {k: v for k, v in content.items() if k not in _CONFIG_KEYS_NOT_HASHED}
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
 def _sha256_file(path: Path) -> str:

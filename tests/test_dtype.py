@@ -9,7 +9,7 @@ import torch
 
 from emotion_service.paths import BUNDLED_MODEL
 from emotion_service.server import model as model_module
-from emotion_service.server.model import ModelBackend, auto_dtype
+from emotion_service.server.model import ASSUME_CPU_BF16_ENV, ModelBackend, auto_dtype
 
 
 @pytest.mark.parametrize(
@@ -21,8 +21,27 @@ from emotion_service.server.model import ModelBackend, auto_dtype
     ],
 )
 def test_auto_dtype_reads_the_cpu_flags(monkeypatch: pytest.MonkeyPatch, flags: set[str], expected: str) -> None:
+    monkeypatch.delenv(ASSUME_CPU_BF16_ENV, raising=False)
     monkeypatch.setattr(model_module, "cpu_flags", lambda: flags)
     assert auto_dtype(torch.device("cpu")) == expected
+
+
+@pytest.mark.parametrize(("assumed", "expected"), [("1", "bfloat16"), ("0", "float32")])
+def test_the_switch_makes_auto_behave_as_on_a_cpu_with_or_without_bf16(
+    monkeypatch: pytest.MonkeyPatch, assumed: str, expected: str
+) -> None:
+    monkeypatch.setenv(ASSUME_CPU_BF16_ENV, assumed)
+    for flags in ({"avx2"}, {"avx512f", "avx512_bf16", "amx_bf16"}):  # whatever the CPU says
+        monkeypatch.setattr(model_module, "cpu_flags", lambda flags=flags: flags)
+        assert auto_dtype(torch.device("cpu")) == expected
+    served = ModelBackend.load(str(BUNDLED_MODEL), dtype="auto", torch_threads=1)
+    assert served.info.dtype == expected  # the bundled model's scores agree in bf16: auto keeps it
+
+
+def test_a_bad_switch_value_is_refused_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ASSUME_CPU_BF16_ENV, "yes")
+    with pytest.raises(ValueError, match="EMOTION_ASSUME_CPU_BF16='yes'"):
+        auto_dtype(torch.device("cpu"))
 
 
 def test_this_machines_flags_are_read() -> None:
@@ -44,9 +63,16 @@ def test_auto_keeps_bf16_when_scores_agree_and_falls_back_when_they_drift(monkey
     np.testing.assert_allclose(fallen.predict(clip), reference.predict(clip), atol=1e-6)
 
 
-def test_an_explicit_dtype_is_used_as_asked() -> None:
-    backend = ModelBackend.load(str(BUNDLED_MODEL), dtype="bfloat16", torch_threads=1)
-    assert backend.info.dtype == "bfloat16"
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_an_explicit_dtype_is_used_as_asked_whatever_the_cpu(monkeypatch: pytest.MonkeyPatch, dtype: str) -> None:
+    clips = [np.random.default_rng(i).standard_normal(32000).astype(np.float32) * 0.1 for i in range(3)]
+    reference = ModelBackend.load(str(BUNDLED_MODEL), dtype="float32", torch_threads=1).predict(clips)
+    for assumed in ("0", "1"):
+        monkeypatch.setenv(ASSUME_CPU_BF16_ENV, assumed)
+        backend = ModelBackend.load(str(BUNDLED_MODEL), dtype=dtype, torch_threads=1)
+        assert backend.info.dtype == dtype and next(backend.model.parameters()).dtype == getattr(torch, dtype)
+        # Both paths answer, and bf16 stays within the tolerance dtype=auto allows.
+        assert np.abs(backend.predict(clips) - reference).max() <= model_module.DTYPE_TOLERANCE
 
 
 def test_int8_quantisation_is_reported_and_stays_close() -> None:

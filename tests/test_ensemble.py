@@ -43,12 +43,12 @@ def test_the_ensemble_serves_the_mean_of_its_members_logits(tmp_path: Path) -> N
     clips = [load_audio(path) for path in recordings()[:3]]
     clips[1] = clips[1][:20000]  # mixed lengths in one batch
 
-    served = ModelBackend.load(str(folder), device="cpu")
+    served = ModelBackend.load(str(folder), device="cpu", dtype="float32")
     assert served.info.architecture == "LogMelCNNEnsembleForAudioClassification"
     assert list(served.info.labels) == list(LABELS)
     logits = []
     for member in members:
-        backend = ModelBackend.load(str(member), device="cpu")
+        backend = ModelBackend.load(str(member), device="cpu", dtype="float32")
         features = backend.feature_extractor.torch_features(clips, torch.device("cpu"))
         with torch.inference_mode():
             logits.append(backend.model(**features).logits)

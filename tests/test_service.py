@@ -211,7 +211,11 @@ async def test_bad_streams_are_invalid_argument(stub, requests, message: str) ->
 class GatedBackend(ModelBackend):
     """The real model, held at a gate so tests can fill the queue deterministically."""
 
-    gate: threading.Event
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        # Open while loading: the load itself runs forward passes (dtype=auto's check).
+        self.gate = threading.Event()
+        self.gate.set()
 
     def forward(self, inputs):  # type: ignore[no-untyped-def]
         self.gate.wait(10)
@@ -220,8 +224,6 @@ class GatedBackend(ModelBackend):
 
 async def gated_server(model: Path, **overrides: object) -> tuple[EmotionServer, GatedBackend]:
     backend = GatedBackend.load(str(model), torch_threads=1)
-    backend.gate = threading.Event()
-    backend.gate.set()
     srv = EmotionServer(make_settings(model, **overrides))
     await srv.start()
     await srv.load_model(backend)
@@ -277,7 +279,7 @@ async def test_request_whose_deadline_passed_in_the_queue_is_not_run(tiny_model:
 
 
 async def test_health_turns_serving_after_load_and_calls_wait_for_it(tiny_model: Path) -> None:
-    srv = EmotionServer(make_settings(tiny_model))
+    srv = EmotionServer(make_settings(tiny_model, dtype="float32"))  # what GetModelInfo must then report
     await srv.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{srv.port}") as channel:

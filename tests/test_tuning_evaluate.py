@@ -72,3 +72,20 @@ def test_roc_skips_a_class_without_positives() -> None:
     curves = roc_one_vs_rest(["A", "B", "A"], probabilities, ["A", "B"])
     assert curves["A"]["auc"] == 1.0
     assert roc_one_vs_rest(["A", "A"], probabilities[:2], ["A", "B"]) == {"A": None, "B": None}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_evaluate_scores_in_the_dtype_asked_and_records_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], dtype: str
+) -> None:
+    """`--dtype` is honoured whatever the CPU, and every metrics.json says what it was scored in."""
+    from emotion_service.paths import BUNDLED_MODEL
+
+    manifest = str(write_manifest(tmp_path))
+    output = tmp_path / dtype
+    args = ["evaluate", str(BUNDLED_MODEL), manifest, "--dataset", "csv", "--dtype", dtype, "--output", str(output)]
+    assert emotion(*args) == 0
+    assert json.loads((output / "metrics.json").read_text())["dtype"] == dtype
+    assert json.loads(capsys.readouterr().out)["dtype"] == dtype
+    assert emotion(*args, "--conditions", "level-20dB") == 0
+    assert json.loads((output / "conditions" / "level-20dB" / "metrics.json").read_text())["dtype"] == dtype

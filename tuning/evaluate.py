@@ -26,30 +26,34 @@ log = structlog.get_logger(__name__)
 
 
 def score_examples(
-    model: str, examples: Sequence[Example], device: str = "auto", torch_threads: int = 0
+    model: str, examples: Sequence[Example], device: str = "auto", torch_threads: int = 0, dtype: str = "auto"
 ) -> tuple[list[str], np.ndarray]:
     """Label names and (clips, labels) probabilities, each clip scored on its own as a Classify request is.
 
     Loads the model with the server's ModelBackend and runs the same ``preprocess`` plugins
     (selected by EMOTION_PLUGINS) with stage "serve", so the figures are the service's own.
     """
-    scorer = _Scorer(model, device, torch_threads)
-    # Decoded one at a time: a large corpus is never held in memory whole.
-    waves = (load_audio(example.path, scorer.rate) for example in examples)
-    return scorer.labels, scorer.score(waves, "evaluate", len(examples))
+    scorer = _Scorer(model, device, torch_threads, dtype)
+    return scorer.labels, scorer.score_examples(examples)
 
 
 class _Scorer:
     """The server's backend and preprocess plugins, scoring clips one by one as Classify does."""
 
-    def __init__(self, model: str, device: str, torch_threads: int) -> None:
+    def __init__(self, model: str, device: str, torch_threads: int, dtype: str = "auto") -> None:
         from emotion_service.plugins.manager import load_plugins
         from emotion_service.server.model import ModelBackend
 
-        self.backend = ModelBackend.load(model, device=device, torch_threads=torch_threads)
+        self.backend = ModelBackend.load(model, device=device, dtype=dtype, torch_threads=torch_threads)
+        # What the figures were scored in: dtype=auto differs between CPUs (bf16 where it runs well).
+        self.dtype = self.backend.info.dtype
         self.plugins = load_plugins()
         self.rate = self.backend.info.sample_rate
         self.labels = list(self.backend.info.labels)
+
+    def score_examples(self, examples: Sequence[Example]) -> np.ndarray:
+        # Decoded one at a time: a large corpus is never held in memory whole.
+        return self.score((load_audio(example.path, self.rate) for example in examples), "evaluate", len(examples))
 
     def score(self, waves: Iterable[np.ndarray], desc: str, total: int) -> np.ndarray:
         rows = []
@@ -65,10 +69,11 @@ def evaluate_conditions(
     conditions: Sequence[Condition],
     device: str = "auto",
     torch_threads: int = 0,
+    dtype: str = "auto",
 ) -> list[dict[str, Any]]:
     """Scores the examples under each condition; writes ``conditions/<name>/metrics.json``, a summary
     (``conditions.json``, ``conditions.md``) and ``accuracy_vs_snr.png`` into ``output``."""
-    scorer = _Scorer(model, device, torch_threads)
+    scorer = _Scorer(model, device, torch_threads, dtype)
     clean = [load_audio(example.path, scorer.rate) for example in examples]
     y_true = [example.label for example in examples]
     rows = []
@@ -76,7 +81,9 @@ def evaluate_conditions(
         waves = [condition.apply(wave, index) for index, wave in enumerate(clean)]
         probabilities = scorer.score(waves, condition.name, len(waves))
         metrics = compute_metrics(y_true, [scorer.labels[i] for i in probabilities.argmax(axis=1)], scorer.labels)
-        metrics.update(condition=condition.name, family=condition.family, snr_db=condition.snr_db, model=model)
+        metrics.update(
+            condition=condition.name, family=condition.family, snr_db=condition.snr_db, model=model, dtype=scorer.dtype
+        )
         folder = output / "conditions" / condition.name
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
@@ -131,12 +138,18 @@ def roc_one_vs_rest(y_true: Sequence[str], probabilities: np.ndarray, labels: Se
 
 
 def evaluate(
-    model: str, examples: Sequence[Example], output: Path, device: str = "auto", torch_threads: int = 0
+    model: str,
+    examples: Sequence[Example],
+    output: Path,
+    device: str = "auto",
+    torch_threads: int = 0,
+    dtype: str = "auto",
 ) -> dict[str, Any]:
     """Scores `examples`, writes metrics.json, confusion.png and roc.png into `output`, returns the metrics."""
     if not examples:
         raise ValueError("no examples to evaluate (check the dataset, its labels and --speakers)")
-    labels, probabilities = score_examples(model, examples, device, torch_threads)
+    scorer = _Scorer(model, device, torch_threads, dtype)
+    labels, probabilities = scorer.labels, scorer.score_examples(examples)
     foreign = {example.label for example in examples} - set(labels)
     if foreign:
         raise ValueError(
@@ -149,6 +162,7 @@ def evaluate(
     aucs = {label: curve["auc"] for label, curve in curves.items() if curve is not None}
     metrics["roc_auc"] = {"per_class": aucs, "macro": float(np.mean(list(aucs.values()))) if aucs else None}
     metrics["model"] = model
+    metrics["dtype"] = scorer.dtype
     output.mkdir(parents=True, exist_ok=True)
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     _plot_confusion(np.asarray(metrics["confusion_matrix"]), labels, output / "confusion.png")
