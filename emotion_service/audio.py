@@ -183,6 +183,10 @@ class PcmStreamDecoder:
         """Seconds of audio received so far."""
         return self.frames_in / self.source_rate
 
+    def seconds_of(self, chunk_bytes: int) -> float:
+        """Seconds of audio a chunk of ``chunk_bytes`` would complete: known before it is decoded."""
+        return (len(self._pending) + chunk_bytes) // self._frame_bytes / self.source_rate
+
     def feed(self, chunk: bytes) -> np.ndarray:
         """Adds a chunk; returns the mono samples it completes, at the target rate."""
         data = self._pending + chunk

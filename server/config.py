@@ -121,6 +121,16 @@ class Settings:
     )
     max_streams: int = setting(64, "Most concurrent StreamClassify calls; beyond it RESOURCE_EXHAUSTED.")
     max_stream_seconds: float = setting(4 * 3600.0, "Most audio one stream may carry, in seconds.")
+    max_stream_message_bytes: int = setting(
+        1024 * 1024,
+        "Largest audio_content of one stream message, in bytes (1 s of 48 kHz stereo float32 is 384 KiB); "
+        "a larger one ends the stream with INVALID_ARGUMENT before it is decoded.",
+    )
+    max_stream_message_seconds: float = setting(
+        10.0,
+        "Most audio one stream message may carry, in seconds (read from its size and the stream's format "
+        "before decoding, so a low declared sample rate cannot inflate a small message).",
+    )
     stream_idle_timeout_s: float = setting(
         60.0,
         "A stream sending nothing for this long is closed (DEADLINE_EXCEEDED).",
@@ -230,6 +240,8 @@ class Settings:
                 "stream_admission_queue_depth": self.stream_admission_queue_depth >= 1,
                 "stream_admission_lag_s": self.stream_admission_lag_s > 0,
                 "max_stream_seconds": self.max_stream_seconds > 0,
+                "max_stream_message_bytes": self.max_stream_message_bytes > 0,
+                "max_stream_message_seconds": self.max_stream_message_seconds > 0,
                 "stream_idle_timeout_s": self.stream_idle_timeout_s > 0,
                 "job_workers": self.job_workers >= 0,
                 "job_lease_s": self.job_lease_s > 0,

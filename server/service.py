@@ -380,6 +380,11 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
             await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "session_id is empty: name the session to erase")
         requested_by = structlog.contextvars.get_contextvars().get("client") or _peer(context)
         structlog.contextvars.bind_contextvars(session_id=request.session_id, method="DeleteSession")
+        # The hooks a call that just ended left running (its alerts, its session's end, its report)
+        # finish first: run after the erasure, they would write the session back.
+        started = list(self.background)
+        if started:
+            await asyncio.wait(started)
         try:
             erased = await asyncio.to_thread(self.plugins.on_erase, request.session_id, requested_by)
         except PluginError as exc:
@@ -570,13 +575,11 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
                 if message.WhichOneof("payload") != "audio_content":
                     fail(grpc.StatusCode.INVALID_ARGUMENT, "config was sent twice: only the first message carries it")
                     return
-                windows = windower.push(decoder.feed(message.audio_content))
-                if decoder.seconds_in > limit:
-                    fail(
-                        grpc.StatusCode.RESOURCE_EXHAUSTED,
-                        f"stream exceeded {limit:g} s of audio (max_stream_seconds): start a new stream",
-                    )
+                refusal = self._message_refusal(decoder, len(message.audio_content))
+                if refusal is not None:
+                    fail(*refusal)
                     return
+                windows = windower.push(decoder.feed(message.audio_content))
                 if not await self._submit_windows(context, state, windows, session_id, outbox, fail, slots, voicing):
                     return
             windower.push(decoder.finish())
@@ -596,6 +599,28 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
         except Exception as exc:  # whatever breaks, the response side gets a status, never silence
             log.exception("stream_reader_failed")
             fail(grpc.StatusCode.INTERNAL, f"stream reader failed: {type(exc).__name__}: {exc}")
+
+    def _message_refusal(self, decoder: audio.PcmStreamDecoder, size: int) -> tuple[grpc.StatusCode, str] | None:
+        """Why a stream message must not be decoded, or None: its bytes and its audio are judged by
+        its size and the stream's format before a sample is decoded, so memory stays bounded."""
+        settings = self.settings
+        if size > settings.max_stream_message_bytes:
+            return grpc.StatusCode.INVALID_ARGUMENT, (
+                f"a stream message carries {size / 2**20:.1f} MiB; at most {settings.max_stream_message_bytes} "
+                "bytes are accepted (max_stream_message_bytes): send the audio in smaller chunks, e.g. 100 ms each"
+            )
+        seconds = decoder.seconds_of(size)
+        if seconds > settings.max_stream_message_seconds:
+            return grpc.StatusCode.INVALID_ARGUMENT, (
+                f"a stream message carries {seconds:.1f} s of audio at the declared {decoder.source_rate} Hz; "
+                f"at most {settings.max_stream_message_seconds:g} s are accepted (max_stream_message_seconds): "
+                "send shorter chunks, and check the format's sample rate"
+            )
+        if decoder.seconds_in + seconds > settings.max_stream_seconds:
+            return grpc.StatusCode.RESOURCE_EXHAUSTED, (
+                f"stream exceeded {settings.max_stream_seconds:g} s of audio (max_stream_seconds): start a new stream"
+            )
+        return None
 
     async def _next_message(
         self, request_iterator: AsyncIterator[pb.StreamClassifyRequest]

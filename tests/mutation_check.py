@@ -36,6 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TABLE = ROOT / "tests" / "mutations.toml"
 # The package's import root maps these top-level folders onto emotion_service.* (pyproject.toml).
 PACKAGE_FOLDERS = ("server", "plugins", "tuning")
+# The other distributions installed in editable mode from this tree: their copies go first too.
+IMPORT_ROOTS = (".", "clients/python", "plugins/examples/emotion-csv-export")
 SKIPPED = {".venv", ".git", "build", "runs", "dist", ".pytest_cache", "emotion-reports", "emotion-csv"}
 
 
@@ -114,7 +116,8 @@ def _forget_bytecode(path: Path) -> None:
 def run_tests(root: Path, mutation: Mutation) -> tuple[bool, float, str]:
     """Runs the mutation's tests in ``root``; returns (passed, seconds, last lines of output)."""
     env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
-    env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    roots = [str((root / folder).resolve()) for folder in IMPORT_ROOTS]
+    env["PYTHONPATH"] = os.pathsep.join([*roots, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--no-header", *mutation.tests]
     start = time.monotonic()
     try:

@@ -136,7 +136,7 @@ def test_example_package_is_discovered_by_its_entry_point(monkeypatch: pytest.Mo
     example = next(info for info in host.describe() if info.name == "csv_export")
     assert example.source == "emotion_csv_export"
     assert example.distribution == "emotion-csv-export 0.1.0"
-    assert example.hooks == ("on_session_end",)
+    assert example.hooks == ("on_session_end", "on_erase")
     assert load_plugins("none").names() == []
 
 
@@ -152,6 +152,9 @@ async def test_example_plugin_runs_in_a_real_server(
         rows = list(csv.DictReader(f))
     assert len(rows) == len(windows) >= 3
     assert [row["label"] for row in rows] == [w.label for w in windows]
+    # A plugin that writes erases what it wrote: the file goes with the session.
+    erased = load_plugins("csv_export").on_erase("csv-session", "test")
+    assert not (tmp_path / "csv-session.csv").exists() and erased
 
 
 async def test_raising_on_result_still_answers(tiny_model: Path) -> None:

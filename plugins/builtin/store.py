@@ -171,7 +171,11 @@ class ResultsStore:
                 "the results database is unreachable and writes wait in the spool: retry the erasure later"
             )
         deleted = self.store.erase(session_id, requested_by)
-        return [f"store: {deleted} rows"] if deleted else None
+        # Writes the database refused (kept for a person to look at) name the session too.
+        rejected = self.spool.erase(session_id)
+        erased = [f"store: {deleted} rows"] if deleted else []
+        erased += [f"spool: {rejected} rejected writes"] if rejected else []
+        return erased or None
 
     @hookimpl
     def on_shutdown(self) -> None:

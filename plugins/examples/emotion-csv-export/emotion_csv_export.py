@@ -24,12 +24,16 @@ if TYPE_CHECKING:
 hookimpl = pluggy.HookimplMarker("emotion")
 
 
+def _path(session_id: str) -> Path:
+    folder = Path(os.environ.get("EMOTION_CSV_EXPORT_DIR") or "emotion-csv")
+    return folder / (re.sub(r"[^A-Za-z0-9._-]", "_", session_id) + ".csv")
+
+
 @hookimpl
 def on_session_end(summary: SessionSummary) -> list[str]:
     """Writes one row per window: index, start, end, label, then each emotion's score."""
-    folder = Path(os.environ.get("EMOTION_CSV_EXPORT_DIR") or "emotion-csv")
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / (re.sub(r"[^A-Za-z0-9._-]", "_", summary.session_id) + ".csv")
+    path = _path(summary.session_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
     labels = sorted(summary.mean_scores)
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
@@ -39,3 +43,13 @@ def on_session_end(summary: SessionSummary) -> list[str]:
                 [r.index, f"{r.start_s:.3f}", f"{r.end_s:.3f}", r.label, *(f"{r.scores[k]:.4f}" for k in labels)]
             )
     return [str(path)]
+
+
+@hookimpl
+def on_erase(session_id: str, requested_by: str) -> list[str] | None:
+    """A plugin that writes anything about a session must remove it when the session is erased."""
+    path = _path(session_id)
+    if not path.exists():
+        return None
+    path.unlink()
+    return [f"emotion-csv-export: {path.name}"]
