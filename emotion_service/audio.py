@@ -17,6 +17,8 @@ Every failure is an :class:`AudioError` whose message tells a person what to fix
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -98,16 +100,46 @@ def decode_file(path: Path, target_rate: int, limits: AudioLimits = UNLIMITED) -
         return _decode_encoded(handle, target_rate, limits, name=str(path))
 
 
-def decode_channels(source: bytes | Path, target_rate: int, limits: AudioLimits) -> list[Decoded]:
-    """Decodes an encoded file (bytes, or a path) keeping its channels apart: one :class:`Decoded` each.
+def decode_channel(source: bytes | Path, target_rate: int, limits: AudioLimits, channel: int) -> Decoded:
+    """Decodes one channel of an encoded file (bytes, or a path), the others skipped as it reads.
 
-    For recordings with one party per channel; limits apply per channel as to a mono file.
+    For recordings with one party per channel: a job holds one channel at a time, so its memory
+    is that of a mono file whatever the channel count; limits apply as to a mono file.
     """
+    with _opened(source, limits) as (handle, name):
+        return _read_encoded(handle, target_rate, limits, name, channel=channel)
+
+
+def channel_power(source: bytes | Path, limits: AudioLimits, frame_s: float = 0.01) -> tuple[np.ndarray, float]:
+    """Each channel's mean power per ``frame_s`` frame, read block by block: ``(power, frames per second)``.
+
+    ``power`` is ``(channels, frames)`` float32, 400 bytes per second per channel at 10 ms: what
+    comparing the channels' levels needs, without holding their audio.
+    """
+    with _opened(source, limits) as (handle, name):
+        blocks = _Blocks(handle, limits, name)
+        hop = max(1, round(blocks.rate * frame_s))
+        rest = np.zeros((0, blocks.channels), np.float32)
+        parts = []
+        for frames in blocks:
+            data = np.concatenate([rest, frames]) if len(rest) else frames
+            usable = len(data) - len(data) % hop
+            parts.append(np.square(data[:usable]).reshape(-1, hop, blocks.channels).mean(axis=1))
+            rest = data[usable:]
+        if len(rest):
+            parts.append(np.square(rest).mean(axis=0, keepdims=True))
+        power = np.concatenate(parts) if parts else np.zeros((0, blocks.channels), np.float32)
+        return np.ascontiguousarray(power.T, dtype=np.float32), blocks.rate / hop
+
+
+@contextmanager
+def _opened(source: bytes | Path, limits: AudioLimits) -> Iterator[tuple[BinaryIO, str]]:
     if isinstance(source, bytes):
         _check_size(len(source), limits)
-        return _read_encoded(io.BytesIO(source), target_rate, limits, "audio", split=True)
+        yield io.BytesIO(source), "audio"
+        return
     with open(source, "rb") as handle:
-        return _read_encoded(handle, target_rate, limits, str(source), split=True)
+        yield handle, str(source)
 
 
 @dataclass(frozen=True)
@@ -207,24 +239,42 @@ class PcmStreamDecoder:
 
 
 class _Collector:
-    """Mono blocks at the source rate in, one bounded waveform at the target rate out."""
+    """Mono blocks at the source rate in, one bounded waveform at the target rate out.
 
-    def __init__(self, source_rate: int, target_rate: int, limits: AudioLimits) -> None:
+    With the length known from the header (``expected_frames``), the output is written into one
+    array allocated up front, so the peak is the output plus a block, not twice the output.
+    """
+
+    def __init__(self, source_rate: int, target_rate: int, limits: AudioLimits, expected_frames: int = 0) -> None:
         self.source_rate = source_rate
         self.target_rate = target_rate
         self.limits = limits
         self.frames = 0
         self._resampler = _resampler(source_rate, target_rate)
         self._parts: list[np.ndarray] = []
+        # A few samples of slack: the resampler's output count per block varies by one or two.
+        capacity = int(np.ceil(expected_frames * target_rate / source_rate)) + 64 if expected_frames else 0
+        self._buffer = np.empty(capacity, np.float32)
+        self._filled = 0
 
     def add(self, mono: np.ndarray) -> None:
         self.frames += len(mono)
         if self.frames > self.limits.max_seconds * self.source_rate:
             raise AudioError(_too_long(0.0, self.limits, at_least=True))
-        self._parts.append(_resample_chunk(self._resampler, mono, last=False))
+        self._store(_resample_chunk(self._resampler, mono, last=False))
+
+    def _store(self, samples: np.ndarray) -> None:
+        end = self._filled + len(samples)
+        if not self._parts and end <= len(self._buffer):
+            self._buffer[self._filled : end] = samples
+            self._filled = end
+            return
+        if not self._parts:  # the header's length was short: go on in parts
+            self._parts.append(self._buffer[: self._filled])
+        self._parts.append(samples)
 
     def finish(self) -> Decoded:
-        self._parts.append(_resample_chunk(self._resampler, np.zeros(0, np.float32), last=True))
+        self._store(_resample_chunk(self._resampler, np.zeros(0, np.float32), last=True))
         duration = self.frames / self.source_rate
         if self.frames == 0:
             raise AudioError("audio is empty: it holds no samples")
@@ -232,52 +282,78 @@ class _Collector:
             raise AudioError(
                 f"audio is {duration:.3f} s long; at least {self.limits.min_seconds:g} s is needed to classify it"
             )
-        waveform = np.concatenate(self._parts) if len(self._parts) > 1 else self._parts[0]
+        if not self._parts:
+            waveform = self._buffer[: self._filled]
+        else:
+            waveform = np.concatenate(self._parts) if len(self._parts) > 1 else self._parts[0]
         return Decoded(np.ascontiguousarray(waveform, dtype=np.float32), self.target_rate, duration)
 
 
 def _decode_encoded(source: BinaryIO, target_rate: int, limits: AudioLimits, name: str = "audio") -> Decoded:
-    return _read_encoded(source, target_rate, limits, name, split=False)[0]
+    return _read_encoded(source, target_rate, limits, name)
 
 
-def _read_encoded(source: BinaryIO, target_rate: int, limits: AudioLimits, name: str, split: bool) -> list[Decoded]:
-    """One :class:`Decoded` (mono), or one per channel when ``split``."""
-    try:
-        reader = sf.SoundFile(source)
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise AudioError(
-            f"cannot decode {name} ({_reason(exc)}): send a WAV, FLAC, OGG/Vorbis or MP3 file, or raw PCM with its format"
-        ) from None
-    with reader:
-        rate, channels = reader.samplerate, reader.channels
-        if rate <= 0 or channels <= 0:
-            raise AudioError(f"audio header is invalid (sample rate {rate}, {channels} channels)")
-        _check_rate_and_channels(rate, channels, limits)
+class _Blocks:
+    """An encoded file's frames, ``(frames, channels)`` float32 blocks, checked against the limits.
+
+    The header is checked first (rate, channels, a stated length), then the file is read block
+    by block, so no more than a block is decoded at a time whatever the file claims.
+    """
+
+    def __init__(self, source: BinaryIO, limits: AudioLimits, name: str) -> None:
+        try:
+            self.reader = sf.SoundFile(source)
+        except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+            raise AudioError(
+                f"cannot decode {name} ({_reason(exc)}): send a WAV, FLAC, OGG/Vorbis or MP3 file, or raw PCM with its format"
+            ) from None
+        self.name = name
+        self.limits = limits
+        self.rate, self.channels = self.reader.samplerate, self.reader.channels
+        if self.rate <= 0 or self.channels <= 0:
+            raise AudioError(f"audio header is invalid (sample rate {self.rate}, {self.channels} channels)")
+        _check_rate_and_channels(self.rate, self.channels, limits)
         # libsndfile reports a length it cannot know (a FLAC whose header says 0) as its largest count.
-        known = 0 < reader.frames < UNKNOWN_FRAMES
-        if known and reader.frames / rate > limits.max_seconds:
-            raise AudioError(_too_long(reader.frames / rate, limits))
-        collectors = [_Collector(rate, target_rate, limits) for _ in range(channels if split else 1)]
+        self.known = 0 < self.reader.frames < UNKNOWN_FRAMES
+        if self.known and self.reader.frames / self.rate > limits.max_seconds:
+            raise AudioError(_too_long(self.reader.frames / self.rate, limits))
+
+    def __iter__(self) -> Iterator[np.ndarray]:
         # A file of unknown length is read in small blocks: libsndfile fails the read that crosses
         # its end, so that failure, after audio was decoded, is taken as the end (losing < 4096 frames).
-        block = max(1, int(rate * BLOCK_SECONDS)) if known else UNKNOWN_LENGTH_BLOCK
-        while True:
-            try:
-                frames = reader.read(block, dtype="float32", always_2d=True)
-            except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-                if not known and collectors[0].frames > 0:
-                    break
-                raise AudioError(f"{name} is corrupt ({_reason(exc)}): the file could not be read to its end") from None
-            if len(frames) == 0:
-                break
-            if not np.isfinite(frames).all():
-                raise AudioError(f"{name} contains NaN or infinite samples")
-            if split:
-                for channel, collector in enumerate(collectors):
-                    collector.add(np.ascontiguousarray(frames[:, channel]))
-            else:
-                collectors[0].add(_to_mono(frames))
-        return [collector.finish() for collector in collectors]
+        block = max(1, int(self.rate * BLOCK_SECONDS)) if self.known else UNKNOWN_LENGTH_BLOCK
+        read = 0
+        with self.reader:
+            while True:
+                try:
+                    frames = self.reader.read(block, dtype="float32", always_2d=True)
+                except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+                    if not self.known and read > 0:
+                        return
+                    raise AudioError(
+                        f"{self.name} is corrupt ({_reason(exc)}): the file could not be read to its end"
+                    ) from None
+                if len(frames) == 0:
+                    return
+                if not np.isfinite(frames).all():
+                    raise AudioError(f"{self.name} contains NaN or infinite samples")
+                read += len(frames)
+                if read > self.limits.max_seconds * self.rate:  # a file lying about its length
+                    raise AudioError(_too_long(0.0, self.limits, at_least=True))
+                yield frames
+
+
+def _read_encoded(
+    source: BinaryIO, target_rate: int, limits: AudioLimits, name: str, channel: int | None = None
+) -> Decoded:
+    """The file mixed to mono, or only ``channel`` of it."""
+    blocks = _Blocks(source, limits, name)
+    if channel is not None and not 0 <= channel < blocks.channels:
+        raise AudioError(f"{name} has {blocks.channels} channel(s); there is no channel {channel}")
+    collector = _Collector(blocks.rate, target_rate, limits, blocks.reader.frames if blocks.known else 0)
+    for frames in blocks:
+        collector.add(_to_mono(frames) if channel is None else np.ascontiguousarray(frames[:, channel]))
+    return collector.finish()
 
 
 def _check_rate_and_channels(sample_rate: int, channels: int, limits: AudioLimits) -> None:

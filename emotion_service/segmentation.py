@@ -14,7 +14,8 @@ Two cases need care:
 - **Bleed** (one party's voice leaking into the other's microphone, quieter): the VAD hears
   speech on both channels. An utterance whose channel is more than ``bleed_margin_db``
   quieter over its span than the loudest channel is taken as bleed and dropped: the louder
-  channel holds that speech.
+  channel holds that speech. The levels come from each channel's power per 10 ms
+  (:func:`emotion_service.audio.channel_power`), so the channels' audio is never held together.
 """
 
 from __future__ import annotations
@@ -89,21 +90,19 @@ class Segmenter:
             for stamp in stamps
         ]
 
-    def channel_segments(self, tracks: list[np.ndarray], sample_rate: int) -> list[Segment]:
-        """The utterances of every channel (each one party), bleed dropped; ordered by channel, then start."""
-        found = [self.segments(track, sample_rate, channel) for channel, track in enumerate(tracks)]
-        if len(tracks) < 2:
-            return [segment for segments in found for segment in segments]
-        return [segment for segments in found for segment in segments if not self._is_bleed(segment, tracks)]
+    def is_bleed(self, segment: Segment, power: np.ndarray, frame_rate: float, sample_rate: int) -> bool:
+        """Whether ``segment`` is another party's voice leaking into its channel: over its span its
+        channel is more than ``bleed_margin_db`` quieter than the loudest channel.
 
-    def _is_bleed(self, segment: Segment, tracks: list[np.ndarray]) -> bool:
-        levels = [_level_db(track[segment.start : segment.end]) for track in tracks]
+        ``power``: each channel's mean power per frame (:func:`emotion_service.audio.channel_power`),
+        ``frame_rate`` frames per second; the recording's own audio is not needed.
+        """
+        first = int(segment.start * frame_rate / sample_rate)
+        last = max(first + 1, int(np.ceil(segment.end * frame_rate / sample_rate)))
+        levels = [_power_db(float(span.mean(dtype=np.float64)) if len(span) else 0.0) for span in power[:, first:last]]
         return levels[segment.channel] < max(levels) - self.settings.bleed_margin_db
 
 
-def _level_db(samples: np.ndarray) -> float:
-    """RMS level in dBFS (-120 for silence)."""
-    if len(samples) == 0:
-        return -120.0
-    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
-    return 20 * np.log10(max(rms, 1e-6))
+def _power_db(mean_square: float) -> float:
+    """RMS level in dBFS of a mean power (-120 for silence)."""
+    return 10 * np.log10(max(mean_square, 1e-12))

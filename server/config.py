@@ -154,7 +154,11 @@ class Settings:
         "Largest recording sent inline in SubmitJob, in bytes (also raises the gRPC message limit); "
         "larger ones go by path under job_input_dir.",
     )
-    max_job_seconds: float = setting(4 * 3600.0, "Longest recording a job accepts, in seconds (per channel).")
+    max_job_seconds: float = setting(
+        4 * 3600.0,
+        "Most audio one job may carry, in seconds: every recording and, with --channels separate, every "
+        "channel counted. Channels are analysed one at a time, so memory is that of one channel.",
+    )
     job_input_dir: str = setting(
         "",
         "Folder whose files jobs may name by path (Recording.uri); empty: jobs take inline bytes only.",

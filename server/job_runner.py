@@ -200,20 +200,27 @@ class JobRunner:
         results: list[Result] = []
         offset_s = 0.0  # where each recording starts in the session's timeline
         for number, source in enumerate(sources):
-            tracks = await asyncio.to_thread(self._decode, source, claim.channels == "separate", rate)
-            segments: list[Segment] | None = None
-            for channel, track in enumerate(tracks):
+            separate = claim.channels == "separate"
+            # One channel's audio at a time: with --channels separate the channels are compared by
+            # their power per 10 ms (for bleed), each decoded alone; the mix is decoded to mono.
+            power, frame_rate = (
+                await asyncio.to_thread(audio.channel_power, source, self.limits) if separate else (None, 0.0)
+            )
+            channels = len(power) if power is not None else 1
+            for channel in range(channels):
                 key = f"{number}:{channel}"
-                part_s = durations[number] / len(tracks)
+                part_s = durations[number] / channels
                 if key in progress.parts:
                     done = [ScoredUtterance(**u) for u in progress.parts[key]]
                 else:
-                    if segments is None:
-                        segments = await asyncio.to_thread(self.segmenter.channel_segments, tracks, rate)
-                    mine = [s for s in segments if s.channel == channel]
+                    track = await asyncio.to_thread(self._decode, source, channel if separate else None, rate)
+                    mine = await asyncio.to_thread(self.segmenter.segments, track, rate, channel)
+                    if power is not None and channels > 1:
+                        mine = [s for s in mine if not self.segmenter.is_bleed(s, power, frame_rate, rate)]
                     done = await self._score_part(
                         state, claim, number, track, mine, progress, part_s, len(results), offset_s
                     )
+                    del track  # before the next channel is decoded
                     progress.parts[key] = [u.to_dict() for u in done]
                 progress.finish_part(part_s, skipped=key in claim.parts)
                 await progress.save(force=True)
@@ -305,12 +312,13 @@ class JobRunner:
             raise JobInputError(f"recording {position} ({recording['name']!r}) is missing from the job queue")
         return content
 
-    def _decode(self, source: bytes | Path, separate: bool, rate: int) -> list[np.ndarray]:
-        if separate:
-            return [decoded.waveform for decoded in audio.decode_channels(source, rate, self.limits)]
+    def _decode(self, source: bytes | Path, channel: int | None, rate: int) -> np.ndarray:
+        """One channel of the recording (``channel``), or all of them mixed to mono (None)."""
+        if channel is not None:
+            return audio.decode_channel(source, rate, self.limits, channel).waveform
         if isinstance(source, bytes):
-            return [audio.decode_content(source, rate, self.limits).waveform]
-        return [audio.decode_file(source, rate, self.limits).waveform]
+            return audio.decode_content(source, rate, self.limits).waveform
+        return audio.decode_file(source, rate, self.limits).waveform
 
 
 class JobInputError(ValueError):

@@ -414,15 +414,25 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
         if not recordings:
             raise JobRequestError(grpc.StatusCode.INVALID_ARGUMENT, "a job needs at least one recording")
         inputs = []
+        total_s = 0.0  # audio to analyse, every recording and (separate) every channel together
         for number, recording in enumerate(recordings):
             name = recording.name or Path(recording.uri).name or f"recording-{number}"
             try:
                 source = await asyncio.to_thread(self._job_source, recording)
-                await asyncio.to_thread(audio.probe, source, self.jobs_limits)
+                header = await asyncio.to_thread(audio.probe, source, self.jobs_limits)
             except PermissionError as exc:
                 raise JobRequestError(grpc.StatusCode.PERMISSION_DENIED, f"recording {name!r}: {exc}") from None
             except (audio.AudioError, FileNotFoundError) as exc:
                 raise JobRequestError(grpc.StatusCode.INVALID_ARGUMENT, f"recording {name!r}: {exc}") from None
+            total_s += header.duration_s * (header.channels if channels == "separate" else 1)
+            if total_s > self.settings.max_job_seconds:
+                raise JobRequestError(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"the job holds {total_s / 60:.0f} min of audio with recording {name!r}"
+                    + (" (each channel counted: --channels separate)" if channels == "separate" else "")
+                    + f"; a job accepts at most {self.settings.max_job_seconds / 60:g} min (max_job_seconds): "
+                    "split it into several jobs",
+                )
             if isinstance(source, bytes):
                 inputs.append(RecordingInput(name, content=source))
             else:
@@ -568,7 +578,6 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
             errors.append(message)
             outbox.put_nowait(code)
 
-        limit = self.settings.max_stream_seconds
         voicing = StreamVoicing(self.settings.voiced_threshold_db, noise_margin_db=self.settings.noise_margin_db)
         try:
             while (message := await self._next_message(request_iterator)) is not None:

@@ -109,34 +109,65 @@ def test_a_worker_killed_mid_run_resumes_from_the_last_checkpoint(ray_cluster: s
     manifest = write_manifest(tmp_path)
     attempts = tmp_path / "attempts.log"
     output = tmp_path / "model"
+    epochs, steps_per_epoch = KILL_EPOCHS, 12 // (2 * 2)  # 12 clips, 2 workers at batch 2
     killer = subprocess.Popen(
         [sys.executable, "-c", _KILLER, str(attempts), str(output / "ray")],
         stdout=subprocess.PIPE,
         text=True,
     )
-    train(ray_cluster, output, manifest, workers=2, batch=2, epochs=20, **{ATTEMPT_LOG_ENV: str(attempts)})
+    train(ray_cluster, output, manifest, workers=2, batch=2, epochs=epochs, **{ATTEMPT_LOG_ENV: str(attempts)})
     killed = killer.communicate(timeout=30)[0].strip()
     assert killed.startswith("killed"), killed
     lines = attempts.read_text().splitlines()
     first, later = lines[:2], lines[2:]
     assert all("resume=None" in line for line in first)
     assert later and all("resume=" in line and "resume=None" not in line for line in later), lines
+    # Killed after Ray registered a checkpoint at some global step, before the last one.
+    reports_then, step_then = (int(word.split("=")[1]) for word in killed.split()[2:4])
+    assert 1 <= reports_then and step_then == reports_then * steps_per_epoch < epochs * steps_per_epoch, killed
+    # Ray's record of every checkpoint the run reported, over both attempts: one per epoch, each at
+    # the global step that follows the one before. A restarted group that trained from step 0 again
+    # would have reported its first epochs twice (more reports than epochs, steps counted from 3 again).
+    snapshot = json.loads((output / "ray" / output.name / "checkpoint_manager_snapshot.json").read_text())
+    kept = [(index, result["metrics"]["step"]) for index, result in
+            zip(snapshot["checkpoint_report_indices"], snapshot["checkpoint_results"])]  # fmt: skip
+    assert all(step == (index + 1) * steps_per_epoch for index, step in kept), (
+        f"after the restart the global step did not continue from the checkpoint: (report, step) {kept}"
+    )
+    assert snapshot["current_report_index"] == epochs, (
+        f"{snapshot['current_report_index']} checkpoints reported for {epochs} epochs: epochs were trained twice"
+    )
+    assert snapshot["latest_checkpoint_result"]["metrics"]["step"] == epochs * steps_per_epoch
+    # The exported weights are the last checkpoint's, trained through to the last step.
+    last = json.loads((output / f"checkpoint-{epochs * steps_per_epoch}" / "trainer_state.json").read_text())
+    assert last["global_step"] == epochs * steps_per_epoch
     assert (output / "model.safetensors").is_file()
     shutil.rmtree(output / "ray", ignore_errors=True)
 
 
-# Waits until Ray has registered a checkpoint, then SIGKILLs one worker of the first attempt.
+# Epochs of the kill test: enough that the run is still training when the killer strikes after the
+# first checkpoint, few enough to keep the restarted attempt short.
+KILL_EPOCHS = 8
+
+# Waits until Ray has registered a checkpoint, then SIGKILLs one worker of the first attempt and
+# prints the reports Ray had registered by then and the global step of the latest one.
 _KILLER = """
-import os, signal, sys, time
+import json, os, signal, sys, time
 from pathlib import Path
 attempts, storage = Path(sys.argv[1]), Path(sys.argv[2])
 deadline = time.time() + 400
 while time.time() < deadline:
     # The controller's snapshot lists the checkpoints it has registered (a folder appears while it uploads).
-    if attempts.is_file() and list(storage.rglob("checkpoint_manager_snapshot.json")):
+    snapshots = list(storage.rglob("checkpoint_manager_snapshot.json")) if storage.is_dir() else []
+    if attempts.is_file() and snapshots:
+        try:
+            snapshot = json.loads(snapshots[0].read_text())
+        except ValueError:  # caught while Ray rewrites it
+            continue
+        step = snapshot["latest_checkpoint_result"]["metrics"]["step"]
         pid = int(attempts.read_text().splitlines()[0].split("pid=")[1].split()[0])
         os.kill(pid, signal.SIGKILL)
-        print(f"killed {pid}")
+        print(f"killed {pid} reports={snapshot['current_report_index']} step={step}")
         break
     time.sleep(0.2)
 else:

@@ -6,12 +6,14 @@ message, a stream as a whole, and a job with all its channels.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import numpy as np
 import pytest
+import soundfile as sf
 
 from emotion_client.v1 import emotion_pb2 as pb
 from emotion_client.v1 import emotion_pb2_grpc
@@ -69,3 +71,47 @@ def test_a_stream_is_bounded_as_a_whole(tiny_model: Path) -> None:
             list(stub.StreamClassify(stream(fmt, [second] * 6), timeout=30))
         assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert "max_stream_seconds" in refused.value.details()
+
+
+def silent_flac(rate: int, channels: int, seconds: float) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, np.zeros((int(rate * seconds), channels), np.int16), rate, format="FLAC", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+@pytest.mark.slow
+def test_a_job_holds_one_channel_at_a_time_and_all_channels_count_against_its_limit(tiny_model: Path) -> None:
+    """An 8-channel, 10-minute FLAC of silence (a few KiB) is 80 minutes of audio with all its
+    channels counted: a server that takes at most an hour refuses it. A 4-channel one is
+    analysed channel by channel, each decoded into one array sized from the header: held
+    together (as before) its channels were 4 x 38 MB of 16 kHz float32, and twice that while
+    they were concatenated."""
+    def separate(channels: int) -> pb.SubmitJobRequest:
+        bomb = silent_flac(8000, channels, 600.0)
+        assert len(bomb) < 512 * 1024
+        return pb.SubmitJobRequest(
+            recordings=[pb.Recording(name="bomb.flac", content=bomb)], channels=pb.CHANNEL_MODE_SEPARATE
+        )
+
+    request = separate(4)
+    with serving(tiny_model, env={"EMOTION_MAX_JOB_SECONDS": "3600"}) as (port, _, _), grpc.insecure_channel(
+        f"127.0.0.1:{port}"
+    ) as channel:
+        with pytest.raises(grpc.RpcError) as refused:
+            emotion_pb2_grpc.EmotionServiceStub(channel).SubmitJob(separate(8), timeout=30)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "80 min" in refused.value.details() and "max_job_seconds" in refused.value.details()
+    with serving(tiny_model) as (port, proc, _), grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = emotion_pb2_grpc.EmotionServiceStub(channel)
+        # A first small job loads the voice-activity model (once per server, not per job).
+        warm_up = pb.SubmitJobRequest(recordings=[pb.Recording(content=silent_flac(8000, 2, 2.0))])
+        *_, warm = stub.WatchJob(pb.WatchJobRequest(job_id=stub.SubmitJob(warm_up, timeout=30).job_id), timeout=60)
+        assert warm.state == pb.JOB_STATE_SUCCEEDED, warm.error
+        before = reset_peak(proc.pid)
+        job = stub.SubmitJob(request, timeout=30)
+        *_, last = stub.WatchJob(pb.WatchJobRequest(job_id=job.job_id), timeout=240)
+        grown = peak_rss_mb(proc.pid) - before
+        assert last.state == pb.JOB_STATE_SUCCEEDED, last.error
+        assert last.audio_s == pytest.approx(600.0, abs=1)
+    print(f"\njob bomb: peak RSS grew {grown:.1f} MiB over {before:.0f} MiB")
+    assert grown < 100, f"analysing the 4-channel job took {grown:.0f} MiB"

@@ -1,8 +1,10 @@
-"""model_version names what the model computes: its weight bytes and its config, not its folder."""
+"""model_version names what the model computes: the content of every file of its folder that changes
+answers (weights, config.json, preprocessor_config.json, label files), not its folder, not its notes."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -10,11 +12,11 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoConfig
 
 from emotion_service.paths import BUNDLED_MODEL
-from emotion_service.server.model import VERSION_CACHE, model_version
+from emotion_service.server.model import model_version
 
 
 def copy_model(target: Path) -> Path:
-    shutil.copytree(BUNDLED_MODEL, target, ignore=shutil.ignore_patterns("evaluation", VERSION_CACHE))
+    shutil.copytree(BUNDLED_MODEL, target, ignore=shutil.ignore_patterns("evaluation", ".emotion-weights*"))
     return target
 
 
@@ -22,35 +24,58 @@ def version(folder: Path) -> str:
     return model_version(str(folder), AutoConfig.from_pretrained(folder))
 
 
-def test_same_weights_in_two_folders_give_one_version(tmp_path: Path) -> None:
+def edit_json(path: Path, **changes: object) -> None:
+    path.write_text(json.dumps(json.loads(path.read_text()) | changes, indent=2) + "\n")
+
+
+def test_same_files_in_two_folders_give_one_version(tmp_path: Path) -> None:
     first, second = copy_model(tmp_path / "a"), copy_model(tmp_path / "elsewhere" / "b")
     assert version(first) == version(second)
     assert len(version(first)) == 12
 
 
-def test_a_changed_weight_of_the_same_size_gives_another_version(tmp_path: Path) -> None:
+def test_a_changed_weight_of_the_same_size_and_time_gives_another_version(tmp_path: Path) -> None:
     folder = copy_model(tmp_path / "m")
     before = version(folder)
     weights = folder / "model.safetensors"
+    stat = weights.stat()
     tensors = load_file(weights)
     name = sorted(tensors)[0]
     tensors[name] = tensors[name].clone()
     tensors[name].view(-1)[0] += 1.0
-    size = weights.stat().st_size
     save_file(tensors, weights, metadata={"format": "pt"})
-    assert weights.stat().st_size == size
+    # Same size and modification time: only the bytes tell (a size-and-mtime cache would not).
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert weights.stat().st_size == stat.st_size and weights.stat().st_mtime_ns == stat.st_mtime_ns
     assert version(folder) != before
 
 
-def test_weight_hashes_are_cached_beside_the_model_and_reused(tmp_path: Path) -> None:
+def test_a_changed_front_end_setting_gives_another_version(tmp_path: Path) -> None:
     folder = copy_model(tmp_path / "m")
-    first = version(folder)
-    cache = json.loads((folder / VERSION_CACHE).read_text())
-    assert set(cache) == {"model.safetensors"}
-    # A cache entry is trusted while size and mtime match: plant a different hash and see it used.
-    cache["model.safetensors"]["sha256"] = "0" * 64
-    (folder / VERSION_CACHE).write_text(json.dumps(cache))
-    assert version(folder) != first
-    # Touching the file invalidates the entry: the real hash comes back.
-    (folder / "model.safetensors").touch()
-    assert version(folder) == first
+    before = version(folder)
+    settings = folder / "preprocessor_config.json"
+    assert json.loads(settings.read_text())["noise_margin_db"] == 6
+    edit_json(settings, noise_margin_db=12)
+    assert version(folder) != before
+    edit_json(settings, noise_margin_db=6)
+    assert version(folder) == before, "the same settings again, written anew, are the same version"
+
+
+def test_a_changed_label_file_gives_another_version(tmp_path: Path) -> None:
+    folder = copy_model(tmp_path / "m")
+    (folder / "labels.txt").write_text("ANG\nDIS\nFEA\nHAP\nNEU\nSAD\n")
+    before = version(folder)
+    (folder / "labels.txt").write_text("ANG\nDIS\nFEA\nHAP\nSAD\nNEU\n")
+    assert version(folder) != before
+    (folder / "label_map.json").write_text('{"NEU": "neutral"}')
+    assert version(folder) != before
+
+
+def test_resaving_with_another_transformers_and_notes_beside_the_model_keep_the_version(tmp_path: Path) -> None:
+    folder = copy_model(tmp_path / "m")
+    before = version(folder)
+    edit_json(folder / "config.json", transformers_version="9.9.9")  # re-saved: the same model
+    (folder / "README.md").write_text("retrained notes\n")
+    edit_json(folder / "metrics.json", accuracy=0.01)  # evaluated again: the same model
+    (folder / "train_seconds.txt").write_text("123\n")
+    assert version(folder) == before

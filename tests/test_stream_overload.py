@@ -47,6 +47,40 @@ async def test_a_sender_faster_than_the_model_gets_skipped_windows_not_a_dead_st
     assert responses[-1].HasField("summary") and responses[-1].summary.window_count == len(scored)
 
 
+async def test_a_full_inference_queue_skips_a_streams_window_and_the_stream_goes_on(
+    tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Slots are plenty and wait long: only the batcher's own queue (one waiting request) can turn
+    # a window away, so every skip here is a full queue, and the admitted stream must survive it.
+    settings = {
+        "max_queue_size": 1,
+        "max_batch_size": 1,
+        "stream_max_pending_windows": 64,
+        "stream_backpressure_s": 60.0,
+        "window_s": 1.0,
+        "hop_s": 0.5,
+    }
+    async with serving(tiny_model, build_host({}), **settings) as (server, stub):
+        batcher = server.servicer.state.batcher
+        predict = batcher.run_batch
+
+        def slow_predict(waveforms):  # type: ignore[no-untyped-def]
+            time.sleep(0.3)
+            return predict(waveforms)
+
+        monkeypatch.setattr(batcher, "run_batch", slow_predict)
+        responses = await all_at_once(stub, stream_requests(ravdess_interview()[: 16000 * 8], "queue-full"))
+    windows = [r.window for r in responses if r.HasField("window")]
+    assert [w.index for w in windows] == list(range(len(windows))), "every window answered once, in order"
+    skipped = [w for w in windows if w.skipped]
+    scored = [w for w in windows if not w.skipped and not w.silent]
+    assert skipped, "the queue never filled: the test no longer overloads it"
+    assert scored and all(w.label and len(w.scores) == 6 for w in scored)
+    assert all(not w.label and not w.scores for w in skipped)
+    assert len(windows) >= 14, "the stream went on to its end"
+    assert responses[-1].HasField("summary") and responses[-1].summary.window_count == len(scored)
+
+
 async def test_new_streams_are_refused_with_a_retry_hint_while_windows_run_late(tiny_model: Path) -> None:
     async with serving(tiny_model, build_host({})) as (server, stub):
         for _ in range(30):

@@ -99,3 +99,24 @@ def test_a_sweep_config_outside_0_1_is_refused_naming_the_key(key: str) -> None:
     # A Ray Tune trial's config goes through parse_dict, not the command-line parser.
     with pytest.raises(ValueError, match=f"--{key} must lie in"):
         parse_dict({"data": "x", "output_dir": "out", key: 1.5})
+
+
+def test_each_probe_fold_holds_out_whole_speakers_whatever_the_clip_order() -> None:
+    # Clips of six speakers in no particular order (as a corpus lists them: by emotion, by take...).
+    # Each speaker's clips share a private direction that gives their labels away, so a probe that
+    # saw any clip of a speaker labels that speaker's other clips almost perfectly: out of fold by
+    # speaker it can only guess, whichever way the clips are ordered.
+    rng = np.random.default_rng(1)
+    speakers = [f"s{i % 6}" for i in range(120)]
+    rng.shuffle(speakers)
+    labels = rng.integers(0, 3, 120)
+    embeddings = rng.normal(size=(120, 64)) * 0.1
+    for i, speaker in enumerate(speakers):
+        embeddings[i, int(speaker[1:]) * 10 + labels[i]] += 3.0
+    probabilities = soft_labels(embeddings, labels.tolist(), speakers, classes=3)
+    accuracy = (probabilities.argmax(1) == labels).mean()
+    assert accuracy < 0.6, f"out-of-fold accuracy {accuracy:.0%}: a probe labelled clips of speakers it was fitted on"
+    # The same clips listed speaker by speaker: the same folds, so the same soft labels.
+    order = np.argsort(speakers, kind="stable")
+    grouped = soft_labels(embeddings[order], labels[order].tolist(), [speakers[i] for i in order], classes=3)
+    np.testing.assert_allclose(grouped, probabilities[order], atol=1e-5)

@@ -29,23 +29,56 @@ when its statistic falls back below a lower level (hysteresis):
   of the ``smoothing_windows`` before them, by total variation distance
   ``0.5 * sum(|a - b|)``: the share of probability mass that moved between
   emotions (0 = same, 1 = completely different).
+
+A test fires only once its statistic has stayed at or above its level for
+``persistence_windows`` consecutive windows: real speech wobbles between
+neighbouring emotions from one window to the next, a real change lasts.
+
+The defaults are calibrated for the bundled model on real sessions of the
+RAVDESS training actors (``python -m emotion_service.tuning.alert_calibration``,
+run by ``make model``): they are read from the model folder's
+``alert_calibration.json``, which also states the false alarms per hour of
+steady speech they give.
+
+Each alert explains itself: which emotion moved, from what to what, over which
+seconds, and how its statistic ranks among the session's own earlier values.
 """
 
 from __future__ import annotations
 
+import json
+from bisect import bisect_left, insort
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.stats import chi2
 from scipy.stats import f as f_dist
 
+from emotion_service.paths import BUNDLED_MODEL
 from emotion_service.plugins.hookspecs import hookimpl
 from emotion_service.plugins.session_state import SessionStates
 from emotion_service.plugins.types import Alert, Result, SessionSummary
 from emotion_service.settings import check, load_plugin_config, setting
 
 NAME = "anomaly"
+CALIBRATION_FILE = "alert_calibration.json"
+# Used only when the bundled model's calibration file is missing (e.g. an install without models/).
+FALLBACK = {"smoothing_windows": 3, "persistence_windows": 1, "false_alarm_rate": 0.005,
+            "shift_threshold": 0.35, "shift_rearm": 0.15}  # fmt: skip
+
+
+def calibrated_defaults(model_folder: Any = BUNDLED_MODEL) -> dict[str, Any]:
+    """The settings ``tuning/alert_calibration.py`` chose for a model (the bundled one by default)."""
+    try:
+        settings = json.loads((model_folder / CALIBRATION_FILE).read_text())["settings"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return dict(FALLBACK)
+    return {name: type(value)(settings.get(name, value)) for name, value in FALLBACK.items()}
+
+
+CALIBRATED = calibrated_defaults()
 
 
 @dataclass(frozen=True)
@@ -54,16 +87,24 @@ class AnomalyConfig:
 
     warmup_windows: int = setting(10, "Windows that form the baseline before the baseline test starts.")
     smoothing_windows: int = setting(
-        3, "Windows averaged before comparing (and the length of each stretch of the shift test)."
+        CALIBRATED["smoothing_windows"],
+        "Windows averaged before comparing (and the length of each stretch of the shift test).",
+    )
+    persistence_windows: int = setting(
+        CALIBRATED["persistence_windows"],
+        "Consecutive windows a test's statistic must stay at or above its level before it fires.",
     )
     false_alarm_rate: float = setting(
-        0.005, "Share of windows of a steady session on which the baseline test may fire (sets its alert level)."
+        CALIBRATED["false_alarm_rate"],
+        "Nominal share of windows of a steady session on which the baseline test's statistic exceeds its "
+        "level (sets the level; calibrated on real sessions for the bundled model).",
     )
     min_std: float = setting(0.05, "Floor of each emotion's standard deviation (the ridge added to the covariance).")
     shift_threshold: float = setting(
-        0.35, "Total variation distance between consecutive stretches that raises an alert."
+        CALIBRATED["shift_threshold"],
+        "Total variation distance between consecutive stretches that raises an alert (calibrated on real sessions).",
     )
-    shift_rearm: float = setting(0.15, "The shift test re-arms below this distance.")
+    shift_rearm: float = setting(CALIBRATED["shift_rearm"], "The shift test re-arms below this distance.")
     max_sessions: int = setting(10_000, "Most concurrent sessions whose state is kept (least recently used dropped).")
 
     def __post_init__(self) -> None:
@@ -73,6 +114,7 @@ class AnomalyConfig:
             {
                 "warmup_windows": (self.warmup_windows >= 2, "must be at least 2"),
                 "smoothing_windows": (self.smoothing_windows >= 1, "must be at least 1"),
+                "persistence_windows": (self.persistence_windows >= 1, "must be at least 1"),
                 "false_alarm_rate": (0 < self.false_alarm_rate < 0.5, "must lie in (0, 0.5)"),
                 "min_std": (self.min_std > 0, "must be positive"),
                 "shift_threshold": (0 < self.shift_threshold <= 1, "must lie in (0, 1]"),
@@ -119,8 +161,53 @@ def overlap_inflation(n: int, overlap: float) -> float:
     return 1 + 2 * sum((1 - k / n) * max(0.0, 1 - k * step) for k in range(1, n))
 
 
+def shift_statistic(stretches: np.ndarray | list[np.ndarray], n: int) -> float:
+    """The shift test's statistic: total variation distance between the mean of the last ``n`` rows and
+    that of the ``n`` rows before them."""
+    rows = np.asarray(stretches)
+    return 0.5 * float(np.abs(rows[-n:].mean(axis=0) - rows[-2 * n : -n].mean(axis=0)).sum())
+
+
+class History:
+    """A session's earlier values of one statistic, to say how unusual a new one is."""
+
+    def __init__(self) -> None:
+        self._sorted: list[float] = []
+
+    def __len__(self) -> int:
+        return len(self._sorted)
+
+    def share_below(self, value: float) -> float:
+        """Share of the earlier values strictly below ``value`` (1.0 when there are none)."""
+        if not self._sorted:
+            return 1.0
+        return bisect_left(self._sorted, value) / len(self._sorted)
+
+    def add(self, value: float) -> None:
+        insort(self._sorted, value)
+
+
+@dataclass(frozen=True)
+class Firing:
+    """A test that fired: its statistic, how it ranks in the session, and the stretches it compared."""
+
+    test: str
+    value: float
+    level: float
+    share_below: float  # share of the session's earlier values of the statistic below this one
+    earlier: int  # how many earlier values there were
+    before: np.ndarray  # the mean scores it compared against (the baseline, or the earlier stretch)
+    after: np.ndarray  # the mean scores of the latest stretch
+    start_s: float  # from the start of the first window compared ...
+    end_s: float  # ... to the end of the latest one
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        """Unpacks as ``(test, value)``, as :meth:`SessionTracker.update` returned before."""
+        return iter((self.test, self.value))
+
+
 class SessionTracker:
-    """The two tests for one session; :meth:`update` returns ``(test, statistic)`` for each that fires."""
+    """The two tests for one session; :meth:`update` returns a :class:`Firing` for each that fires."""
 
     def __init__(self, labels: tuple[str, ...], config: AnomalyConfig) -> None:
         self.labels = labels
@@ -130,11 +217,15 @@ class SessionTracker:
         self.rearm_level = float(np.sqrt(chi2.ppf(0.5, self.degrees)))
         self.overlap = 0.0
         self.last_distance = 0.0  # the baseline statistic of the latest window (0 during warm-up)
+        self.last_shift = 0.0  # the shift statistic of the latest window (0 until it has 2n windows)
         self._last_span: tuple[float, float] | None = None
         self.baseline = Baseline(len(labels))
         self.recent: deque[np.ndarray] = deque(maxlen=2 * config.smoothing_windows)
+        self.spans: deque[tuple[float, float]] = deque(maxlen=2 * config.smoothing_windows)
         self.baseline_armed = True
         self.shift_armed = True
+        self.runs = {"baseline": 0, "shift": 0}  # consecutive windows at or above each level
+        self.history = {"baseline": History(), "shift": History()}
 
     def _alert_level(self) -> float:
         """The distance a steady session exceeds on ``false_alarm_rate`` of its windows.
@@ -148,7 +239,19 @@ class SessionTracker:
         quantile = f_dist.ppf(1 - self.config.false_alarm_rate, p, effective - p)
         return float(np.sqrt(p * (effective - 1) / (effective - p) * quantile))
 
-    def update(self, x: np.ndarray, span: tuple[float, float] | None = None) -> list[tuple[str, float]]:
+    def _persisted(self, test: str, exceeded: bool) -> bool:
+        self.runs[test] = self.runs[test] + 1 if exceeded else 0
+        return self.runs[test] >= self.config.persistence_windows
+
+    def _firing(self, test: str, value: float, level: float, before: np.ndarray, first: int) -> Firing:
+        n = self.config.smoothing_windows
+        history = self.history[test]
+        # The shift compares two stretches, so the change lies within both; the baseline test, the latest one.
+        start = self.spans[first][0] if test == "shift" else self.spans[-min(n, len(self.spans))][0]
+        return Firing(test, value, level, history.share_below(value), len(history), before,
+                      np.mean(list(self.recent)[-n:], axis=0), start, self.spans[-1][1])  # fmt: skip
+
+    def update(self, x: np.ndarray, span: tuple[float, float] | None = None) -> list[Firing]:
         """Feeds one window's score vector (``span``: its start and end in seconds, for the overlap)."""
         c = self.config
         n = c.smoothing_windows
@@ -157,6 +260,7 @@ class SessionTracker:
                 self.overlap = max(0.0, self._last_span[1] - span[0]) / (span[1] - span[0])
             self._last_span = span
         self.recent.append(x)
+        self.spans.append(span if span is not None else (0.0, 0.0))
         fired = []
         if self.baseline.count >= c.warmup_windows:
             stretch = list(self.recent)[-n:]
@@ -164,24 +268,68 @@ class SessionTracker:
             distance = self.baseline.distance(np.mean(stretch, axis=0), len(stretch), inflation, c.min_std)
             self.last_distance = distance
             self.alert_level = self._alert_level()
-            if self.baseline_armed and distance >= self.alert_level:
+            persisted = self._persisted("baseline", distance >= self.alert_level)
+            if self.baseline_armed and persisted:
                 self.baseline_armed = False
-                fired.append(("baseline", distance))
+                fired.append(self._firing("baseline", distance, self.alert_level, self.baseline.mean.copy(), 0))
             elif not self.baseline_armed and distance < self.rearm_level:
                 self.baseline_armed = True
+            self.history["baseline"].add(distance)
         if self.baseline_armed and len(self.recent) > n:
             # The window leaving the compared stretch joins the baseline: the
             # stretch is never compared with a baseline that already holds it.
             self.baseline.add(self.recent[-n - 1])
         if len(self.recent) == 2 * n:
             stretches = list(self.recent)
-            shift = 0.5 * float(np.abs(np.mean(stretches[n:], axis=0) - np.mean(stretches[:n], axis=0)).sum())
-            if self.shift_armed and shift >= c.shift_threshold:
+            shift = shift_statistic(stretches, n)
+            self.last_shift = shift
+            persisted = self._persisted("shift", shift >= c.shift_threshold)
+            if self.shift_armed and persisted:
                 self.shift_armed = False
-                fired.append(("shift", shift))
+                fired.append(self._firing("shift", shift, c.shift_threshold, np.mean(stretches[:n], axis=0), 0))
             elif not self.shift_armed and shift < c.shift_rearm:
                 self.shift_armed = True
+            self.history["shift"].add(shift)
         return fired
+
+
+def explain(labels: tuple[str, ...], firing: Firing) -> tuple[str, str, dict[str, str]]:
+    """The alert's label, its sentence and its details: what moved, from what to what, when, how unusual.
+
+    E.g. ``NEU 70% -> ANG 55% between 12.0 s and 18.0 s; larger than 99.5% of this session's
+    200 earlier changes``.
+    """
+    rose = labels[int(np.argmax(firing.after - firing.before))]
+    was = labels[int(np.argmax(firing.before))]
+    usual = " (its usual)" if firing.test == "baseline" else ""
+    move = (
+        f"{was} {firing.before[labels.index(was)]:.0%}{usual} -> {rose} {firing.after[labels.index(rose)]:.0%}"
+        f" between {firing.start_s:.1f} s and {firing.end_s:.1f} s"
+    )
+    if firing.earlier == 0:
+        rank = "the first comparison of this session"
+    else:
+        share = firing.share_below
+        digits = 1 if 0.99 <= share < 1 else 0
+        rank = f"larger than {share:.{digits}%} of this session's {firing.earlier} earlier " + (
+            "changes" if firing.test == "shift" else "distances from its usual"
+        )
+    if firing.test == "shift":
+        what = f"sudden shift of emotion: {move} ({firing.value:.0%} of the score mass moved); {rank}"
+    else:
+        what = f"emotion far from this session's usual: {move} (distance {firing.value:.1f}); {rank}"
+    details = {
+        "from_label": was,
+        "from_score": f"{firing.before[labels.index(was)]:.3f}",
+        "to_label": rose,
+        "to_score": f"{firing.after[labels.index(rose)]:.3f}",
+        "start_s": f"{firing.start_s:.1f}",
+        "end_s": f"{firing.end_s:.1f}",
+        "level": f"{firing.level:.4g}",
+        "session_share_below": f"{firing.share_below:.4f}",
+        "session_earlier": str(firing.earlier),
+    }
+    return rose, what, details
 
 
 class AnomalyDetector:
@@ -203,31 +351,22 @@ class AnomalyDetector:
         tracker = trackers.setdefault(labels, SessionTracker(labels, self.config))
         x = np.array([result.scores[label] for label in labels])
         fired = tracker.update(x, (result.start_s, result.end_s))
-        return [self._alert(result, tracker, test, value) for test, value in fired]
+        return [self._alert(result, tracker, firing) for firing in fired]
 
     @hookimpl
     def on_session_end(self, summary: SessionSummary) -> None:
         """Forgets the finished session."""
         self._sessions.drop(summary.session_id)
 
-    def _alert(self, result: Result, tracker: SessionTracker, test: str, value: float) -> Alert:
-        n = self.config.smoothing_windows
-        stretches = list(tracker.recent)
-        latest = np.mean(stretches[-n:], axis=0)
-        if test == "baseline":
-            moved = latest - tracker.baseline.mean
-            message = f"emotion scores far from this session's baseline (Mahalanobis distance {value:.1f})"
-        else:
-            moved = latest - np.mean(stretches[:n], axis=0)
-            message = f"sudden shift of emotion: {value:.0%} of the score mass moved within {2 * n} windows"
-        label = tracker.labels[int(np.argmax(moved))]
+    def _alert(self, result: Result, tracker: SessionTracker, firing: Firing) -> Alert:
+        label, message, details = explain(tracker.labels, firing)
         return Alert(
             kind="anomaly",
             label=label,
             severity="warning",
-            message=f"{message}; {label} rose most",
-            value=value,
+            message=message,
+            value=firing.value,
             time_s=result.end_s,
             source=NAME,
-            details={"test": test, "window_index": str(result.index)},
+            details={"test": firing.test, "window_index": str(result.index), **details},
         )

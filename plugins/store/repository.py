@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 import numpy as np
 import structlog
@@ -170,10 +171,10 @@ class ResultStore:
 
     @staticmethod
     def alert_entry(session_id: str, alert: Alert, event_id: str | None = None) -> Entry:
-        """The write of one alert; ``event_id`` (default: a new one) makes it idempotent."""
+        """The write of one alert; ``event_id`` (default: :func:`alert_event_id`) makes it idempotent."""
         return {
             "op": "alert",
-            "event_id": event_id or uuid4().hex,
+            "event_id": event_id or alert_event_id(session_id, alert),
             "session_id": session_id,
             "alert": dataclasses.asdict(alert),
             "created_at": _now().isoformat(),
@@ -469,6 +470,16 @@ class ResultStore:
             summary = replace(summary, model_name=summary.model_name or s.model_name)
             records.append(SessionRecord(summary, s.started_at, s.kind))  # type: ignore[arg-type]
         return records
+
+
+def alert_event_id(session_id: str, alert: Alert) -> str:
+    """The key of an alert's idempotent write, derived from what it is: its session and every field.
+
+    The same alert handed to the store again (replayed from the spool, or raised again when a job
+    is retried after its worker lost its lease) has the same id, so it is stored once.
+    """
+    content = json.dumps([session_id, dataclasses.asdict(alert)], sort_keys=True, default=str)
+    return hashlib.sha256(content.encode()).hexdigest()[:32]
 
 
 def result_entry(result: Result, cipher: MultiFernet | None) -> Entry:

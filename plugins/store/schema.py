@@ -101,7 +101,7 @@ class AlertRow(Base):
     __table_args__ = (Index("uq_alerts_event_id", "event_id", unique=True),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    # Made when the alert is handed to the store: the key of its idempotent write.
+    # Derived from the alert's session and content (repository.alert_event_id): the key of its idempotent write.
     event_id: Mapped[str | None] = mapped_column(String(64))
     session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String)
