@@ -46,7 +46,9 @@ class EmotionServer:
         plugins = plugins or load_plugins()
         self.jobs = JobQueue(results_database_url(settings))
         self.servicer = EmotionServicer(settings, plugins, self.jobs)
-        self.job_runner = JobRunner(settings, plugins, self.jobs, lambda: self.servicer.state)
+        self.job_runner = JobRunner(
+            settings, plugins, self.jobs, lambda: self.servicer.state, erasures=self.servicer.erasures
+        )
         self.servicer.job_runner = self.job_runner
         self.health = health.aio.HealthServicer()
         # One limit for every call: a job's inline recording may be larger than a Classify payload
@@ -58,7 +60,7 @@ class EmotionServer:
         if keys is not None:
             interceptors.append(AuthInterceptor(keys))
         store_url = store_database_url()
-        self.retention = Retention(settings, plugins, store_url)
+        self.retention = Retention(settings, plugins, store_url, erasures=self.servicer.erasures)
         self.web = WebUI(settings, self.servicer, store_url, keys) if settings.http_port else None
         # Live events reach every replica's UI through the shared PostgreSQL database.
         self.live_relay = PostgresRelay(store_url, self.servicer.live) if PostgresRelay.applies(store_url) else None

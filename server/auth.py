@@ -19,6 +19,7 @@ import hmac
 import secrets
 import tomllib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,19 @@ REQUIRED_SCOPE = {
     "/grpc.reflection.v1.ServerReflection/": "classify",
 }
 OPEN_PREFIXES = ("/grpc.health.v1.Health/",)
+
+
+# The key of the call being served (None without token auth): jobs and sessions belong to it.
+CALLER: ContextVar[ApiKey | None] = ContextVar("emotion_caller", default=None)
+
+
+def caller_scope() -> tuple[str, str | None]:
+    """The calling key's name ("" without token auth) and the owner its reads are limited to:
+    its own name, or None (everything) without token auth and for an ``admin`` key."""
+    key = CALLER.get()
+    if key is None:
+        return "", None
+    return key.name, None if "admin" in key.scopes else key.name
 
 
 @dataclass(frozen=True)
@@ -132,6 +146,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             return _refuse(await continuation(details), grpc.StatusCode.PERMISSION_DENIED,
                            f"client {key.name!r} lacks scope {needed!r} for {method}")
         structlog.contextvars.bind_contextvars(client=key.name)
+        CALLER.set(key)
         return await continuation(details)
 
 

@@ -207,6 +207,12 @@ class Settings:
         "server's TLS and tokens; 0 turns it off.",
         metavar="PORT",
     )
+    web_session_secret_file: str = setting(
+        "",
+        "File holding a secret that signs the web UI's login sessions; give every replica behind one load "
+        "balancer the same file. Empty: a random secret per process (a restart logs everyone out).",
+        metavar="FILE",
+    )
     log_level: str = setting("info", "debug, info, warning or error.")
     log_format: str = setting("json", "'json' (one object a line) or 'console' (for people).")
 

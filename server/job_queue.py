@@ -19,11 +19,11 @@ from typing import Any
 from uuid import uuid4
 
 import structlog
-from sqlalchemy import ColumnElement, Engine, and_, delete, or_, select, update
+from sqlalchemy import ColumnElement, Engine, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from emotion_service.plugins.store import ResultStore
-from emotion_service.plugins.store.schema import JobInputRow, JobRow
+from emotion_service.plugins.store.schema import JobInputRow, JobRow, ResultRow, SessionOwnerRow
 
 log = structlog.get_logger(__name__)
 
@@ -32,7 +32,11 @@ ENDED = (SUCCEEDED, FAILED, CANCELLED)
 
 
 class JobNotFoundError(KeyError):
-    """No job has this id."""
+    """No job has this id (or none the caller may see: another key's job is not told apart from none)."""
+
+
+class SessionOwnedError(PermissionError):
+    """The session id belongs to another API key."""
 
 
 @dataclass(frozen=True)
@@ -86,9 +90,14 @@ class JobQueue:
                 self._store.close()
 
     def submit(
-        self, recordings: list[RecordingInput], channels: str, metadata: dict[str, str], session_id: str
+        self,
+        recordings: list[RecordingInput],
+        channels: str,
+        metadata: dict[str, str],
+        session_id: str,
+        owner: str = "",
     ) -> JobRow:
-        """Queues a job and its inline recordings in one transaction."""
+        """Queues a job and its inline recordings in one transaction; ``owner``: the submitting key's name."""
         now = _now()
         job = JobRow(
             id=uuid4().hex,
@@ -104,6 +113,7 @@ class JobQueue:
             done_s=0.0,
             attempt_done_s=0.0,
             parts={},
+            owner=owner,
         )
         with Session(self.engine, expire_on_commit=False) as db, db.begin():
             db.add(job)
@@ -216,8 +226,12 @@ class JobQueue:
             claim, {"state": QUEUED, "lease_token": None, "lease_expires_at": None, "updated_at": _now()}
         )
 
-    def cancel(self, job_id: str) -> JobRow:
-        """Cancels a queued or running job (its worker stops at its next write); an ended job is unchanged."""
+    def cancel(self, job_id: str, owner: str | None = None) -> JobRow:
+        """Cancels a queued or running job (its worker stops at its next write); an ended job is unchanged.
+
+        ``owner``: only that key's job (None: any job, as without token auth or for admin).
+        """
+        self.get(job_id, owner)
         with self.engine.begin() as conn:
             cancelled = conn.execute(
                 update(JobRow)
@@ -228,20 +242,27 @@ class JobQueue:
                 conn.execute(delete(JobInputRow).where(JobInputRow.job_id == job_id))
         return self.get(job_id)
 
-    def get(self, job_id: str) -> JobRow:
-        """One job (raises :class:`JobNotFoundError`)."""
+    def get(self, job_id: str, owner: str | None = None) -> JobRow:
+        """One job (raises :class:`JobNotFoundError`); with ``owner``, only that key's job."""
         with Session(self.engine) as db:
             job = db.get(JobRow, job_id)
-            if job is None:
+            if job is None or (owner is not None and (job.owner or "") != owner):
                 raise JobNotFoundError(job_id)
             db.expunge(job)
             return job
 
-    def list(self, state: str | None, limit: int, after: str = "") -> tuple[list[JobRow], str]:
-        """Jobs newest first, ``limit`` at most after the page token ``after``; and the next page's token."""
+    def list(
+        self, state: str | None, limit: int, after: str = "", owner: str | None = None
+    ) -> tuple[list[JobRow], str]:
+        """Jobs newest first, ``limit`` at most after the page token ``after``; and the next page's token.
+
+        ``owner``: only that key's jobs (None: all, as without token auth or for admin).
+        """
         query = select(JobRow).order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit + 1)
         if state is not None:
             query = query.where(JobRow.state == state)
+        if owner is not None:
+            query = query.where(JobRow.owner == owner)
         if after:
             created, job_id = _decode_token(after)
             query = query.where(
@@ -255,6 +276,32 @@ class JobQueue:
             return jobs, ""
         last = jobs[limit - 1]
         return jobs[:limit], _encode_token(last.created_at, last.id)
+
+    def claim_session(self, session_id: str, owner: str) -> None:
+        """Records ``owner`` as the session's key the first time the id is named; raises
+        :class:`SessionOwnedError` when another key named it first."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                self.store._insert(SessionOwnerRow)
+                .values(session_id=session_id, owner=owner, claimed_at=_now())
+                .on_conflict_do_nothing(index_elements=["session_id"])
+            )
+            holder = conn.execute(
+                select(SessionOwnerRow.owner).where(SessionOwnerRow.session_id == session_id)
+            ).scalar_one()
+        if holder != owner:
+            raise SessionOwnedError(session_id)
+
+    def stream_extent(self, session_id: str) -> tuple[int, float]:
+        """The stored windows of a session: the next window index and where its audio ended (seconds),
+        so a stream that continues the session numbers its windows after them."""
+        with self.engine.connect() as conn:
+            last, end = conn.execute(
+                select(func.max(ResultRow.position), func.max(ResultRow.end_s)).where(
+                    ResultRow.session_id == session_id, ResultRow.kind == "window"
+                )
+            ).one()
+        return (-1 if last is None else last) + 1, end or 0.0
 
     def _update_held(self, claim: Claim, values: dict[str, Any]) -> bool:
         with self.engine.begin() as conn:

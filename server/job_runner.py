@@ -5,8 +5,11 @@ Each of ``job_workers`` workers takes a job from the durable queue, decodes its 
 through the same ``preprocess`` hooks and batcher as calls, as background work: job windows
 run only while no call waits. Utterances longer than ``window_s`` are scored window by
 window (``hop_s`` apart) and their scores averaged. Every utterance goes through the
-``on_result`` hooks (kind ``"utterance"``, stored under the job's session), the session
-through ``on_session_end`` when the job ends, and the job through ``on_job_end``.
+``on_result`` hooks (kind ``"utterance"``, stored under the job's session). The alerts they
+raise, the session's end (``on_session_end``) and the job's (``on_job_end``) are handed to the
+plugins once per job, after the job's end is written, and only by the worker whose write of it
+succeeded: a part run again after a takeover, or a worker that lost its job, fires none of them
+again. The alerts of every finished part are kept with the part, so a resumed job fires them too.
 
 Progress is written at least every third of the lease (renewing it) and after every
 finished (recording, channel) part, whose utterances are kept in the job: a job resumed
@@ -17,6 +20,7 @@ results are keyed by their position in the session, so a part run again stores n
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import socket
 import time
@@ -30,9 +34,10 @@ import structlog
 
 from emotion_service import audio
 from emotion_service.plugins.manager import PluginHost
-from emotion_service.plugins.types import JobSummary, Result, summarise
+from emotion_service.plugins.types import Alert, JobSummary, Result, summarise
 from emotion_service.segmentation import Segment, Segmenter, SegmenterSettings
 from emotion_service.server.config import Settings
+from emotion_service.server.erasure import Erasures
 from emotion_service.server.job_queue import FAILED, SUCCEEDED, Claim, JobQueue
 from emotion_service.server.model import labelled
 
@@ -77,11 +82,18 @@ class JobRunner:
     """The job workers of one replica; ``state`` gives the loaded model (None while it loads)."""
 
     def __init__(
-        self, settings: Settings, plugins: PluginHost, queue: JobQueue, state: Callable[[], Any | None]
+        self,
+        settings: Settings,
+        plugins: PluginHost,
+        queue: JobQueue,
+        state: Callable[[], Any | None],
+        erasures: Erasures | None = None,
     ) -> None:
         self.settings = settings
         self.plugins = plugins
         self.queue = queue
+        # Sessions erased while this process runs: their jobs stop before writing anything more.
+        self.erasures = erasures if erasures is not None else Erasures(plugins)
         self._state = state
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self.limits = job_limits(settings)
@@ -157,15 +169,14 @@ class JobRunner:
             log.info("job_lost", reason="cancelled, erased or taken over by another replica")
             return
         except (audio.AudioError, JobInputError) as exc:
-            await self._end(claim, FAILED, [], str(exc), progress.audio_s)
+            await self._end(claim, FAILED, [], str(exc), progress.audio_s, alerts=progress.alerts)
             return
         except Exception as exc:
             log.exception("job_failed")
-            await self._end(claim, FAILED, [], f"internal error: {type(exc).__name__}: {exc}", progress.audio_s)
+            error = f"internal error: {type(exc).__name__}: {exc}"
+            await self._end(claim, FAILED, [], error, progress.audio_s, alerts=progress.alerts)
             return
-        summary = summarise(claim.session_id, results, [], claim.metadata, duration_s=progress.audio_s)
-        await asyncio.to_thread(self.plugins.on_session_end, summary)
-        await self._end(claim, SUCCEEDED, utterances, "", progress.audio_s, results)
+        await self._end(claim, SUCCEEDED, utterances, "", progress.audio_s, results, progress.alerts)
 
     async def _end(
         self,
@@ -175,11 +186,22 @@ class JobRunner:
         error: str,
         audio_s: float,
         results: list[Result] | None = None,
+        alerts: list[Alert] | None = None,
     ) -> None:
+        """Writes the job's end; then, only when that write was this worker's, hands its alerts,
+        its session's end and its own end to the plugins: once per job, whoever ran which part."""
         rows = [u.to_dict() for u in utterances]
-        if not await asyncio.to_thread(self.queue.finish, claim, state, rows, error):
-            log.info("job_lost", reason="cancelled or erased as it ended")
+        if claim.session_id in self.erasures:
+            log.info("job_lost", reason="its session was erased")
             return
+        if not await asyncio.to_thread(self.queue.finish, claim, state, rows, error):
+            log.info("job_lost", reason="cancelled, erased or taken over as it ended")
+            return
+        for alert in alerts or ():
+            await asyncio.to_thread(self.plugins.on_alert, alert, claim.session_id)
+        if state == SUCCEEDED:
+            summary = summarise(claim.session_id, results or [], list(alerts or ()), claim.metadata, duration_s=audio_s)
+            await asyncio.to_thread(self.plugins.on_session_end, summary)
         job = JobSummary(
             job_id=claim.job_id,
             session_id=claim.session_id,
@@ -212,16 +234,20 @@ class JobRunner:
                 part_s = durations[number] / channels
                 if key in progress.parts:
                     done = [ScoredUtterance(**u) for u in progress.parts[key]]
+                    progress.alerts.extend(Alert(**a) for a in progress.parts.get(_alerts_key(key), []))
                 else:
+                    part_alerts: list[Alert] = []
                     track = await asyncio.to_thread(self._decode, source, channel if separate else None, rate)
                     mine = await asyncio.to_thread(self.segmenter.segments, track, rate, channel)
                     if power is not None and channels > 1:
                         mine = [s for s in mine if not self.segmenter.is_bleed(s, power, frame_rate, rate)]
                     done = await self._score_part(
-                        state, claim, number, track, mine, progress, part_s, len(results), offset_s
+                        state, claim, number, track, mine, progress, part_s, len(results), offset_s, part_alerts
                     )
                     del track  # before the next channel is decoded
                     progress.parts[key] = [u.to_dict() for u in done]
+                    progress.parts[_alerts_key(key)] = [dataclasses.asdict(a) for a in part_alerts]
+                    progress.alerts.extend(part_alerts)
                 progress.finish_part(part_s, skipped=key in claim.parts)
                 await progress.save(force=True)
                 for utterance in done:
@@ -241,8 +267,10 @@ class JobRunner:
         part_s: float,
         first_position: int,
         offset_s: float,
+        alerts: list[Alert],
     ) -> list[ScoredUtterance]:
-        """Scores one channel's utterances; each goes through ``on_result`` as it is scored."""
+        """Scores one channel's utterances; each goes through ``on_result`` as it is scored, and the
+        alerts they raise are added to ``alerts`` (handed on once the job's end is written)."""
         rate = state.backend.info.sample_rate
         scored: list[ScoredUtterance] = []
         for segment in segments:
@@ -260,9 +288,10 @@ class JobRunner:
             )
             scored.append(utterance)
             result = self._result(state, claim, utterance, first_position + len(scored) - 1, offset_s)
-            alerts = await asyncio.to_thread(self.plugins.on_result, replace(result, audio=waveform, sample_rate=rate))
-            for alert in alerts:
-                await asyncio.to_thread(self.plugins.on_alert, alert, claim.session_id)
+            if claim.session_id in self.erasures:
+                raise LostJobError(claim.job_id)  # erased on this replica: write nothing more of it
+            raised = await asyncio.to_thread(self.plugins.on_result, replace(result, audio=waveform, sample_rate=rate))
+            alerts.extend(raised)
             progress.advance(segment.end / max(1, len(track)) * part_s)
             await progress.save()
         return scored
@@ -333,6 +362,7 @@ class _Progress:
         self.claim = claim
         self.audio_s = 0.0
         self.parts: dict[str, Any] = dict(claim.parts)
+        self.alerts: list[Alert] = []  # raised so far (finished parts' included), handed on at the end
         self._finished_s = 0.0  # seconds in finished parts
         self._skipped_s = 0.0  # of which finished by an earlier attempt
         self._current_s = 0.0  # seconds done of the part in progress
@@ -367,6 +397,11 @@ class _Progress:
         if not held:
             raise LostJobError(self.claim.job_id)
         self._saved_at = time.monotonic()
+
+
+def _alerts_key(part: str) -> str:
+    """Where a finished part's alerts are kept in the job's ``parts``, next to its utterances."""
+    return f"alerts/{part}"
 
 
 def _duration(source: bytes | Path, limits: audio.AudioLimits) -> float:

@@ -1,9 +1,11 @@
 """Retention: sessions older than ``retention_days`` are erased on a schedule, as an erasure would.
 
 Every ``retention_check_s`` the server lists the sessions started before the cutoff in the
-results store's database and erases each through the plugins' ``on_erase`` hooks (store rows, jobs,
-reports, retained audio), recorded as requested by ``retention``. Off when ``retention_days``
-is 0. With several replicas each runs it; an erasure of a session already gone does nothing.
+results store's database, and the sessions of the jobs submitted before it (a cancelled or failed
+job may have made no session), and erases each as DeleteSession does (every plugin's ``on_erase``:
+store rows, jobs in any state, reports, retained audio; then the job queue's database),
+recorded as requested by ``retention``. Off when ``retention_days`` is 0. With several
+replicas each runs it; an erasure of a session already gone does nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import structlog
 from emotion_service.plugins.manager import PluginHost
 from emotion_service.plugins.store import ResultStore
 from emotion_service.server.config import Settings
+from emotion_service.server.erasure import Erasures
 
 log = structlog.get_logger(__name__)
 
@@ -25,10 +28,14 @@ REQUESTED_BY = "retention"
 class Retention:
     """The periodic purge of one replica."""
 
-    def __init__(self, settings: Settings, plugins: PluginHost, store_url: str) -> None:
-        """``store_url``: the results store's database, where the sessions are."""
+    def __init__(
+        self, settings: Settings, plugins: PluginHost, store_url: str, erasures: Erasures | None = None
+    ) -> None:
+        """``store_url``: the results store's database, where the sessions are; ``erasures``: the
+        server's erasure path (default: the plugins' ``on_erase`` only)."""
         self.settings = settings
         self.plugins = plugins
+        self.erasures = erasures if erasures is not None else Erasures(plugins)
         self._store_url = store_url
         self._store: ResultStore | None = None
         self._task: asyncio.Task[None] | None = None
@@ -54,9 +61,9 @@ class Retention:
         cutoff = (now or datetime.now(UTC)) - timedelta(days=self.settings.retention_days)
         if self._store is None:
             self._store = ResultStore(self._store_url)
-        expired = self._store.session_ids_before(cutoff)
+        expired = self.erasures.session_ids_before(self._store.session_ids_before(cutoff), cutoff)
         for session_id in expired:
-            self.plugins.on_erase(session_id, REQUESTED_BY)
+            self.erasures.erase(session_id, REQUESTED_BY)
         if expired:
             log.info("retention_purged", sessions=len(expired), cutoff=cutoff.isoformat())
         return expired

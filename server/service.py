@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import functools
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -14,6 +15,7 @@ from typing import Any
 
 import grpc
 import numpy as np
+import sqlalchemy.exc
 import structlog
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -25,8 +27,10 @@ from emotion_service.plugins.manager import PluginError, PluginHost
 from emotion_service.plugins.store.schema import JobRow
 from emotion_service.plugins.types import Alert, Result, summarise
 from emotion_service.server import metrics
+from emotion_service.server.auth import caller_scope
 from emotion_service.server.batcher import DeadlineExpiredError, DynamicBatcher, QueueFullError, ShuttingDownError
 from emotion_service.server.config import Settings
+from emotion_service.server.erasure import ERASED_MESSAGE, Erasures
 from emotion_service.server.job_queue import (
     ENDED,
     RUNNING,
@@ -35,6 +39,7 @@ from emotion_service.server.job_queue import (
     JobQueue,
     PageTokenError,
     RecordingInput,
+    SessionOwnedError,
 )
 from emotion_service.server.job_runner import JobRunner, job_limits
 from emotion_service.server.live import LiveHub
@@ -92,6 +97,8 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
         self.settings = settings
         self.plugins = plugins
         self.jobs = jobs
+        # Sessions erased here: their streams and jobs stop before writing them again.
+        self.erasures = Erasures(plugins, jobs)
         self.job_runner: JobRunner | None = None
         self.live = LiveHub()
         self.state: ModelState | None = None
@@ -102,6 +109,10 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
         self.last_arrival = 0.0
         self.background: set[asyncio.Task[Any]] = set()
         self._lags: collections.deque[tuple[float, float]] = collections.deque(maxlen=1000)
+        # Sessions streaming on this replica now, and where recent ones ended (a session continued
+        # later numbers its windows after its earlier streams').
+        self._streaming: set[str] = set()
+        self._extents: collections.OrderedDict[str, tuple[int, float]] = collections.OrderedDict()
         self.limits = audio.AudioLimits(
             max_bytes=settings.max_audio_bytes,
             max_seconds=settings.max_audio_seconds,
@@ -227,6 +238,26 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
         if refusal is not None:
             context.set_trailing_metadata(((RETRY_PUSHBACK_KEY, str(ADMISSION_RETRY_MS)),))
             await abort_stream(context, request_iterator, grpc.StatusCode.RESOURCE_EXHAUSTED, refusal)
+        if session_id in self._streaming:
+            await abort_stream(
+                context,
+                request_iterator,
+                grpc.StatusCode.ALREADY_EXISTS,
+                f"session {session_id!r} is streaming already: one live stream per session; wait for it to "
+                "end to continue the session, or use another session id",
+            )
+        name, limited_to = caller_scope()
+        first_index, offset_s = 0, 0.0
+        if config.session_id:
+            try:
+                if name:
+                    await self._claim_session(session_id, name, limited_to is None)
+                first_index, offset_s = await self._continuation(session_id)
+            except JobRequestError as exc:
+                await abort_stream(context, request_iterator, exc.code, str(exc))
+            except DATABASE_AWAY as exc:
+                await abort_stream(context, request_iterator, grpc.StatusCode.UNAVAILABLE, _database_away(exc))
+        self._streaming.add(session_id)
         log.info("stream_opened", window_s=window_s, hop_s=hop_s, sample_rate=config.format.sample_rate)
         metadata = dict(config.metadata)
         labels = state.backend.info.labels
@@ -256,9 +287,9 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
                         {
                             "type": "window",
                             "session_id": session_id,
-                            "index": window.index,
-                            "start_s": window.start / rate,
-                            "end_s": window.end / rate,
+                            "index": first_index + window.index,
+                            "start_s": offset_s + window.start / rate,
+                            "end_s": offset_s + window.end / rate,
                             "silent": item.silent,
                             "skipped": not item.silent,
                         }
@@ -267,9 +298,9 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
                     yield pb.StreamClassifyResponse(
                         session_id=session_id,
                         window=pb.WindowResult(
-                            index=window.index,
-                            start_s=window.start / rate,
-                            end_s=window.end / rate,
+                            index=first_index + window.index,
+                            start_s=offset_s + window.start / rate,
+                            end_s=offset_s + window.end / rate,
                             skipped=not item.silent,
                             silent=item.silent,
                             voiced_fraction=item.voiced_fraction,
@@ -286,9 +317,9 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
                     request_id=session_id,
                     kind="window",
                     **labelled(labels, scores),
-                    start_s=window.start / rate,
-                    end_s=window.end / rate,
-                    index=window.index,
+                    start_s=offset_s + window.start / rate,
+                    end_s=offset_s + window.end / rate,
+                    index=first_index + window.index,
                     model_name=state.backend.info.name,
                     metadata=metadata,
                     audio=window.waveform,
@@ -318,6 +349,9 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
                         "scores": result.scores,
                     }
                 )
+                if session_id in self.erasures:  # erased while it ran: nothing more of it is written
+                    end_reason = "erased"
+                    await abort_stream(context, request_iterator, grpc.StatusCode.ABORTED, ERASED_MESSAGE)
                 for alert in await self._on_result(result, session_id):
                     alerts.append(alert)
                     self.live.publish(
@@ -327,8 +361,14 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
             end_reason = "completed"
         finally:
             reader.cancel()
+            self._streaming.discard(session_id)
+            self._extents[session_id] = (first_index + windower.count, offset_s + decoder.seconds_in)
+            while len(self._extents) > MAX_REMEMBERED_SESSIONS:
+                self._extents.popitem(last=False)
             self.live.publish({"type": "stream_ended", "session_id": session_id, "end_reason": end_reason})
-            if end_reason != "completed":
+            if end_reason == "erased":
+                log.info("stream_closed", end_reason=end_reason)
+            elif end_reason != "completed":
                 # A stream the client cancelled or the server ended still closes its session:
                 # end time and reason stored, a report of what was scored.
                 end_reason = _abort_reason(context, end_reason)
@@ -337,6 +377,8 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
                 self._in_background(self.plugins.on_session_end, summary)
         summary = summarise(session_id, results, alerts, metadata, duration_s=decoder.seconds_in)
         log.info("stream_closed", windows=summary.window_count, dominant=summary.dominant_label, end_reason=end_reason)
+        if session_id in self.erasures:
+            await abort_stream(context, request_iterator, grpc.StatusCode.ABORTED, ERASED_MESSAGE)
         self._in_background(self.plugins.on_session_end, summary)
         yield pb.StreamClassifyResponse(
             session_id=session_id,
@@ -380,13 +422,15 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
             await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "session_id is empty: name the session to erase")
         requested_by = structlog.contextvars.get_contextvars().get("client") or _peer(context)
         structlog.contextvars.bind_contextvars(session_id=request.session_id, method="DeleteSession")
-        # The hooks a call that just ended left running (its alerts, its session's end, its report)
-        # finish first: run after the erasure, they would write the session back.
+        # A stream or job of the session still running here stops writing it from now on; the hooks
+        # a call left running (its results, alerts, session's end, report) finish first: run after
+        # the erasure, they would write the session back.
+        self.erasures.mark(request.session_id)
         started = list(self.background)
         if started:
             await asyncio.wait(started)
         try:
-            erased = await asyncio.to_thread(self.plugins.on_erase, request.session_id, requested_by)
+            erased = await asyncio.to_thread(self.erasures.erase, request.session_id, requested_by)
         except PluginError as exc:
             await _abort(context, grpc.StatusCode.INTERNAL, f"erasure incomplete: {exc}; retry it")
         if not erased:
@@ -399,16 +443,34 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
         """Checks the recordings' headers (and paths), then queues the job durably and answers at once."""
         self._jobs(context)
         channels = "separate" if request.channels == pb.CHANNEL_MODE_SEPARATE else "mix"
+        name, limited_to = caller_scope()
         try:
-            job = await self.submit_job(list(request.recordings), channels, dict(request.metadata), request.session_id)
+            job = await self.submit_job(
+                list(request.recordings),
+                channels,
+                dict(request.metadata),
+                request.session_id,
+                owner=name,
+                may_join_any_session=limited_to is None,
+            )
         except JobRequestError as exc:
             await _abort(context, exc.code, str(exc))
         return _job_pb(job, with_utterances=False)
 
     async def submit_job(
-        self, recordings: list[pb.Recording], channels: str, metadata: dict[str, str], session_id: str = ""
+        self,
+        recordings: list[pb.Recording],
+        channels: str,
+        metadata: dict[str, str],
+        session_id: str = "",
+        owner: str = "",
+        may_join_any_session: bool = True,
     ) -> JobRow:
-        """Queues a job (``SubmitJob``, and the web UI's uploads); raises :class:`JobRequestError`."""
+        """Queues a job (``SubmitJob``, and the web UI's uploads); raises :class:`JobRequestError`.
+
+        ``owner``: the submitting key's name (token auth); a ``session_id`` another key owns is
+        refused unless ``may_join_any_session`` (no token auth, or an admin key).
+        """
         if self.jobs is None:
             raise JobRequestError(grpc.StatusCode.UNAVAILABLE, "this server runs no job queue")
         if not recordings:
@@ -440,7 +502,11 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
         session_id = session_id or uuid.uuid4().hex
         structlog.contextvars.bind_contextvars(session_id=session_id)
         try:
-            job = await asyncio.to_thread(self.jobs.submit, inputs, channels, metadata, session_id)
+            if owner:
+                await self._claim_session(session_id, owner, may_join_any_session)
+            job = await asyncio.to_thread(self.jobs.submit, inputs, channels, metadata, session_id, owner)
+        except JobRequestError:
+            raise
         except Exception as exc:
             log.exception("job_submit_failed")
             raise JobRequestError(
@@ -451,7 +517,8 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
         return job
 
     async def GetJob(self, request: pb.GetJobRequest, context: grpc.aio.ServicerContext) -> pb.Job:
-        return _job_pb(await self._job(context, request.job_id, self._jobs(context).get), with_utterances=True)
+        get = functools.partial(self._jobs(context).get, owner=caller_scope()[1])
+        return _job_pb(await self._job(context, request.job_id, get), with_utterances=True)
 
     async def ListJobs(self, request: pb.ListJobsRequest, context: grpc.aio.ServicerContext) -> pb.ListJobsResponse:
         jobs = self._jobs(context)
@@ -460,13 +527,16 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
             await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"page_size={size} is over 500: ask for fewer")
         state = JOB_STATES.get(request.state) if request.state else None
         try:
-            rows, token = await asyncio.to_thread(jobs.list, state, size, request.page_token)
+            rows, token = await asyncio.to_thread(jobs.list, state, size, request.page_token, caller_scope()[1])
         except PageTokenError as exc:
             await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except DATABASE_AWAY as exc:
+            await _abort(context, grpc.StatusCode.UNAVAILABLE, _database_away(exc))
         return pb.ListJobsResponse(jobs=[_job_pb(row, with_utterances=False) for row in rows], next_page_token=token)
 
     async def CancelJob(self, request: pb.CancelJobRequest, context: grpc.aio.ServicerContext) -> pb.Job:
-        job = await self._job(context, request.job_id, self._jobs(context).cancel)
+        cancel = functools.partial(self._jobs(context).cancel, owner=caller_scope()[1])
+        job = await self._job(context, request.job_id, cancel)
         log.info("job_cancel_requested", job_id=request.job_id, state=job.state)
         return _job_pb(job, with_utterances=True)
 
@@ -474,10 +544,10 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
         self, request: pb.WatchJobRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.Job]:
         """The job now, then on every change, read from the database (so any replica's work is seen)."""
-        jobs = self._jobs(context)
+        get = functools.partial(self._jobs(context).get, owner=caller_scope()[1])
         seen = None
         while True:
-            job = await self._job(context, request.job_id, jobs.get)
+            job = await self._job(context, request.job_id, get)
             ended = job.state in ENDED
             mark = (job.state, job.done_s, job.total_s, job.updated_at)
             if mark != seen:
@@ -486,6 +556,30 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
             if ended or self.draining:
                 return
             await asyncio.sleep(JOB_WATCH_POLL_S)
+
+    async def _claim_session(self, session_id: str, owner: str, may_join_any: bool) -> None:
+        """Makes ``owner`` the session's key if no key named it before; raises :class:`JobRequestError`
+        (PERMISSION_DENIED) when another key did, unless ``may_join_any`` (an admin key)."""
+        if self.jobs is None:
+            return
+        try:
+            await asyncio.to_thread(self.jobs.claim_session, session_id, owner)
+        except SessionOwnedError:
+            if not may_join_any:
+                raise JobRequestError(
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    f"session {session_id!r} belongs to another client: use a session id of your own "
+                    "(or leave it empty for a new one)",
+                ) from None
+
+    async def _continuation(self, session_id: str) -> tuple[int, float]:
+        """Where a stream continuing ``session_id`` starts: the next window index and the seconds
+        already streamed (this replica's memory first, then the stored windows)."""
+        if session_id in self._extents:
+            return self._extents[session_id]
+        if self.jobs is None:
+            return 0, 0.0
+        return await asyncio.to_thread(self.jobs.stream_extent, session_id)
 
     def _jobs(self, context: grpc.aio.ServicerContext) -> JobQueue:
         self.last_arrival = time.monotonic()
@@ -500,6 +594,8 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
             return await asyncio.to_thread(read, job_id)
         except JobNotFoundError:
             await _abort(context, grpc.StatusCode.NOT_FOUND, f"no job {job_id!r} (erased, or never submitted)")
+        except DATABASE_AWAY as exc:
+            await _abort(context, grpc.StatusCode.UNAVAILABLE, _database_away(exc))
 
     def _job_source(self, recording: pb.Recording) -> bytes | Path:
         """A recording's inline bytes, or its path once it is known to lie under ``job_input_dir``."""
@@ -744,7 +840,11 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
             await _abort(context, grpc.StatusCode.INTERNAL, f"inference failed: {type(exc).__name__}: {exc}")
 
     async def _on_result(self, result: Result, session_id: str) -> list[Alert]:
-        alerts = await asyncio.to_thread(self.plugins.on_result, result)
+        # Tracked with the background hooks, so that an erasure waits for it.
+        task = asyncio.ensure_future(asyncio.to_thread(self.plugins.on_result, result))
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+        alerts = await asyncio.shield(task)
         for alert in alerts:
             log.info("alert", kind=alert.kind, label=alert.label, source=alert.source)
             self._in_background(self.plugins.on_alert, alert, session_id)
@@ -804,6 +904,16 @@ def _job_pb(job: JobRow, with_utterances: bool) -> pb.Job:
         recordings=[r["name"] for r in job.request["recordings"]],
         attempts=job.attempts,
     )
+
+
+# Where recent sessions' streams ended, remembered for this many sessions (then read from the store).
+MAX_REMEMBERED_SESSIONS = 10_000
+# The job queue's database is away (or refuses connections): the call can be retried.
+DATABASE_AWAY = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, sqlalchemy.exc.TimeoutError)
+
+
+def _database_away(exc: BaseException) -> str:
+    return f"the job queue's database is unavailable ({str(exc).splitlines()[0]}); retry"
 
 
 def _peer(context: grpc.aio.ServicerContext) -> str:

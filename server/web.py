@@ -1,61 +1,95 @@
 """The web UI, for the people who read the results: sessions, a live monitor, trends, analyse a recording.
 
-A Starlette app served by uvicorn in the gRPC server's own event loop (``--http-port``), on the
-same host, with the same TLS files and the same API keys. Pages are Jinja2 templates from the
+A Starlette app served by uvicorn on a thread and event loop of its own (``--http-port``), on the
+same host, with the same TLS files and the same API keys: rendering a page or an export never
+holds up a gRPC call (what the UI needs from the gRPC side, a job submitted or the live streams,
+is handed to the gRPC loop). Pages are Jinja2 templates from the
 one template set (the reports' colours and stylesheet); charts are drawn by uPlot, vendored in
 ``emotion_service/static/vendor/uplot`` so the UI works offline. Every chart has a table beside it.
 
 - ``/``: sessions, newest first, searchable and filterable; ``/sessions/{id}``: one session's
   timeline, distribution, alerts and windows, with downloads (JSON, CSV, the HTML report).
 - ``/live``: the streams running on this replica, updated by server-sent events (``/events``).
-- ``/trends``: sessions, emotions and alerts per day or week over a chosen range.
+- ``/trends``: sessions, emotions and alerts per day, week or month over a chosen range (dates
+  from ``EARLIEST_DAY`` to a year ahead; at most ``MAX_BUCKETS`` rows, coarser buckets past that),
+  counted by the database.
 - ``/analyze``: upload (or record in the browser) a recording; it becomes a job, through the same
   decoding, limits, batcher and plugins as ``SubmitJob``, and its page shows the timeline.
 
-With token auth on, the UI asks for a token once and keeps it in an HttpOnly, SameSite=Strict
-cookie; viewing needs the ``read`` scope, ``/analyze`` needs ``classify``. Forms carry a CSRF
-token (double submit: a cookie and a hidden field that must match). No audio is ever served.
+With token auth on, the UI asks for a token once, checks it against the server's keys, and keeps
+a signed, encrypted session (the key's name and scopes, never the token; Fernet with a per-process
+key or ``web_session_secret_file``, valid ``SESSION_TTL_S``) in an HttpOnly, SameSite=Strict cookie;
+viewing needs the ``read`` scope, ``/analyze`` needs ``classify``. Forms carry a CSRF token (double
+submit: a cookie and a hidden field that must match). Request bodies are bounded before they are
+held: an upload by its declared size, and as it streams. No audio is ever served.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import concurrent.futures
 import contextlib
+import copy
 import csv
+import hashlib
 import hmac
 import io
 import json
 import secrets
+import threading
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
-from urllib.parse import urlencode
+from pathlib import Path
+from typing import Any, TypeVar
 
 import structlog
 import uvicorn
+from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session as DbSession
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
-from starlette.requests import Request
+from starlette.formparsers import MultiPartException
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import Message, Receive
 
 from emotion_client.v1 import emotion_pb2 as pb
 from emotion_service.html import render
 from emotion_service.plugins.reports.documents import session_document, session_html
 from emotion_service.plugins.store import ResultStore, StoreError
+from emotion_service.plugins.store.schema import AlertRow, ResultRow, SessionRow
 from emotion_service.plugins.types import SessionRecord
 from emotion_service.server.auth import ApiKey, allows, identify
 from emotion_service.server.config import Settings
 from emotion_service.server.job_queue import JobNotFoundError
 from emotion_service.server.service import EmotionServicer, JobRequestError
 
+T = TypeVar("T")
+
 log = structlog.get_logger(__name__)
 
-TOKEN_COOKIE = "emotion_token"
+SESSION_COOKIE = "emotion_session"
 CSRF_COOKIE = "emotion_csrf"
+# A login lasts this long (the cookie and the signed session both expire).
+SESSION_TTL_S = 12 * 3600
 PAGE_SIZE = 25
+# Form fields beside an upload (CSRF token, channels, the multipart framing): the body may exceed
+# the recording limit by this much.
+FORM_OVERHEAD_BYTES = 64 * 1024
+# Bodies of the forms without a file (login, logout).
+MAX_FORM_BYTES = 16 * 1024
+# Trends: dates from this day to a year ahead; at most this many rows (coarser buckets past it).
+EARLIEST_DAY = date(2000, 1, 1)
+MAX_BUCKETS = 400
+# A session page shows at most this many windows a page, and a timeline of at most this many
+# points (consecutive windows averaged past it).
+WINDOWS_PER_PAGE = 1000
+MAX_TIMELINE_POINTS = 2000
 # The sessions list reads at most this many of the newest matching sessions (the emotion filter
 # is applied to them).
 MAX_LISTED = 500
@@ -64,11 +98,29 @@ SILENCE_GAP_HOPS = 1.5
 
 
 class _EmbeddedServer(uvicorn.Server):
-    """uvicorn in the gRPC server's loop: the gRPC server owns SIGTERM/SIGINT and stops this one."""
+    """uvicorn on the UI's thread: the gRPC server owns SIGTERM/SIGINT and stops this one."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+class RequestTooLarge(MultiPartException):
+    """A request body over its limit (a MultiPartException, so that the parser closes its temporary files)."""
+
+    def __init__(self, size: int | None, limit: int) -> None:
+        super().__init__(f"body over {limit} bytes")
+        self.size = size
+        self.limit = limit
+
+
+class WebError(Exception):
+    """A request the UI answers with a page saying what to change (``status``: 400, 413...)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
 
 
 class WebUI:
@@ -83,7 +135,10 @@ class WebUI:
         self._store_url = store_url
         self._store: ResultStore | None = None
         self._server: _EmbeddedServer | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None
+        self._grpc_loop: asyncio.AbstractEventLoop | None = None
+        self._sessions = Fernet(_session_key(settings.web_session_secret_file))
         self.app = Starlette(
             routes=[
                 Route("/", self.sessions),
@@ -111,7 +166,9 @@ class WebUI:
         return self._server.servers[0].sockets[0].getsockname()[1]
 
     async def start(self) -> None:
+        """Starts uvicorn on a thread with its own event loop; returns once it listens."""
         s = self.settings
+        self._grpc_loop = asyncio.get_running_loop()
         config = uvicorn.Config(
             self.app,
             host=s.host,
@@ -121,20 +178,31 @@ class WebUI:
             ssl_certfile=s.tls_cert_file or None,
             ssl_keyfile=s.tls_key_file or None,
             lifespan="off",
+            # Open server-sent event streams never end by themselves: a stop waits this long for them.
+            timeout_graceful_shutdown=2,
         )
         self._server = _EmbeddedServer(config)
-        self._task = asyncio.create_task(self._server.serve(), name="web-ui")
+        self._thread = threading.Thread(target=self._serve, name="web-ui", daemon=True)
+        self._thread.start()
         while not self._server.started:
-            if self._task.done():
-                await self._task  # raises why it could not start (e.g. the port is taken)
+            if not self._thread.is_alive():
+                # Why it could not start (e.g. the port is taken: uvicorn exits).
+                raise self._failure or RuntimeError("the web UI stopped before it listened")
             await asyncio.sleep(0.01)
         scheme = "https" if s.tls else "http"
         log.info("web_ui_listening", url=f"{scheme}://{s.host}:{self.port}/")
 
+    def _serve(self) -> None:
+        assert self._server is not None
+        try:
+            asyncio.run(self._server.serve())
+        except BaseException as exc:  # noqa: BLE001 - handed to start(), which raises it on the gRPC loop
+            self._failure = exc
+
     async def stop(self) -> None:
-        if self._server is not None and self._task is not None:
+        if self._server is not None and self._thread is not None:
             self._server.should_exit = True
-            await self._task
+            await asyncio.to_thread(self._thread.join)
         if self._store is not None:
             self._store.close()
 
@@ -144,6 +212,24 @@ class WebUI:
             self._store = ResultStore(self._store_url)
         return self._store
 
+    async def _on_grpc_loop(self, call: Callable[[], T]) -> T:
+        """``call()`` run on the gRPC server's loop (which owns the live hub), its answer awaited here."""
+        assert self._grpc_loop is not None
+        done: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                done.set_result(call())
+            except BaseException as exc:  # noqa: BLE001 - handed back to the caller
+                done.set_exception(exc)
+
+        self._grpc_loop.call_soon_threadsafe(run)
+        return await asyncio.wrap_future(done)
+
+    async def _await_on_grpc_loop(self, coroutine: Awaitable[T]) -> T:
+        assert self._grpc_loop is not None
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, self._grpc_loop))  # type: ignore[arg-type]
+
     # --- pages -------------------------------------------------------------------------------
 
     async def sessions(self, request: Request) -> Response:
@@ -152,14 +238,17 @@ class WebUI:
         q = request.query_params
         search, source, emotion = q.get("q", "").strip(), q.get("source", ""), q.get("emotion", "")
         with_alerts = q.get("alerts") == "1"
-        since, until = _day(q.get("since")), _day(q.get("until"))
-        page = int(q["page"]) if q.get("page", "").isdigit() and int(q["page"]) > 0 else 1
+        try:
+            since, until = _day(q.get("since"), "From"), _day(q.get("until"), "To")
+        except WebError as exc:
+            return self._page(request, "web/error.html", status=exc.status, title="Check the dates", message=exc.message)
+        page = int(q["page"]) if q.get("page", "").isdigit() and 0 < int(q["page"]) <= MAX_LISTED else 1
         try:
             records = await asyncio.to_thread(
                 self.store.find_sessions,
                 search,
-                since,
-                until + timedelta(days=1) if until else None,
+                _midnight(since) if since else None,
+                _midnight(until) + timedelta(days=1) if until else None,
                 source,
                 with_alerts,
                 MAX_LISTED,
@@ -208,6 +297,10 @@ class WebUI:
             )
         labels = sorted(record.summary.mean_scores) if record else list(self._labels())
         windows = _with_silences(record, self.settings.hop_s) if record else []
+        pages = max(1, -(-len(windows) // WINDOWS_PER_PAGE))
+        raw_page = request.query_params.get("page", "")
+        page = int(raw_page) if raw_page.isdigit() and 0 < int(raw_page) <= pages else 1
+        shown = windows[(page - 1) * WINDOWS_PER_PAGE : page * WINDOWS_PER_PAGE]
         return self._page(
             request,
             "web/session.html",
@@ -216,7 +309,10 @@ class WebUI:
             row=_row(record) if record else None,
             labels=labels,
             timeline=_timeline(windows, labels),
-            windows=windows,
+            windows=shown,
+            window_page=page,
+            window_pages=pages,
+            window_count=sum(not w["silence"] for w in windows),
             job={"id": job.id, "state": job.state} if job else None,
             running=running,
         )
@@ -227,8 +323,9 @@ class WebUI:
         record = await self._record(request.path_params["session_id"])
         if record is None:
             return JSONResponse({"error": "no such session"}, status_code=404)
+        body = await asyncio.to_thread(lambda: json.dumps(session_document(record), indent=2))
         return Response(
-            json.dumps(session_document(record), indent=2),
+            body,
             media_type="application/json",
             headers={"Content-Disposition": f'attachment; filename="session-{record.summary.session_id}.json"'},
         )
@@ -239,15 +336,8 @@ class WebUI:
         record = await self._record(request.path_params["session_id"])
         if record is None:
             return JSONResponse({"error": "no such session"}, status_code=404)
-        labels = sorted(record.summary.mean_scores)
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(["index", "channel", "start_s", "end_s", "label", *labels])
-        for r in record.summary.results:
-            writer.writerow([r.index, r.channel, f"{r.start_s:.3f}", f"{r.end_s:.3f}", r.label,
-                             *(f"{r.scores.get(label, 0.0):.4f}" for label in labels)])  # fmt: skip
         return Response(
-            out.getvalue(),
+            await asyncio.to_thread(_csv, record),
             media_type="text/csv",
             headers={"Content-Disposition": f'attachment; filename="session-{record.summary.session_id}.csv"'},
         )
@@ -268,7 +358,9 @@ class WebUI:
     async def live_state(self, request: Request) -> Response:
         if (refusal := self._refuse(request, "read", api=True)) is not None:
             return refusal
-        return JSONResponse({"streams": list(self.servicer.live.running.values())})
+        running = self.servicer.live.running
+        streams = await self._on_grpc_loop(lambda: copy.deepcopy(list(running.values())))
+        return JSONResponse({"streams": streams})
 
     async def events(self, request: Request) -> Response:
         """Server-sent events of this replica's streams (``?session=ID``: one session's only)."""
@@ -311,19 +403,23 @@ class WebUI:
         if (refusal := self._refuse(request, "read")) is not None:
             return refusal
         q = request.query_params
-        until = _day(q.get("until")) or datetime.now(UTC).date()
-        since = _day(q.get("since")) or until - timedelta(days=29)
-        by = q.get("by", "day") if q.get("by") in ("day", "week") else "day"
-        start = datetime(since.year, since.month, since.day, tzinfo=UTC)
-        end = datetime(until.year, until.month, until.day, tzinfo=UTC) + timedelta(days=1)
         try:
-            records = await asyncio.to_thread(self.store.sessions_since, start, end)
+            until = _day(q.get("until"), "To") or datetime.now(UTC).date()
+            since = _day(q.get("since"), "From") or max(EARLIEST_DAY, until - timedelta(days=29))
+            if since > until:
+                raise WebError(400, f"The range starts ({since}) after it ends ({until}): swap the dates.")
+        except WebError as exc:
+            return self._page(request, "web/error.html", status=exc.status, title="Check the dates", message=exc.message)
+        asked = q.get("by") if q.get("by") in BUCKET_SIZES else "day"
+        by = next(size for size in BUCKET_SIZES[BUCKET_SIZES.index(asked) :] if _bucket_count(since, until, size) <= MAX_BUCKETS)
+        try:
+            counts = await asyncio.to_thread(_trend_counts, self.store, _midnight(since), _midnight(until) + timedelta(days=1))
         except StoreError as exc:
             return self._page(
                 request, "web/error.html", status=503, title="Results store unavailable", message=str(exc)
             )
-        buckets = _buckets(records, since, until, by)
-        labels = sorted({label for r in records for label in r.summary.mean_scores} | set(self._labels()))
+        buckets = _buckets(counts, since, until, by)
+        labels = sorted({label for b in buckets for label in b["shares"]} | set(self._labels()))
         return self._page(
             request,
             "web/trends.html",
@@ -332,34 +428,67 @@ class WebUI:
             since=since.isoformat(),
             until=until.isoformat(),
             by=by,
-            total_sessions=len(records),
-            total_alerts=sum(len(r.summary.alerts) for r in records),
+            coarsened=asked if by != asked else "",
+            max_buckets=MAX_BUCKETS,
+            earliest=EARLIEST_DAY.isoformat(),
+            latest=_latest_day().isoformat(),
+            total_sessions=sum(b["sessions"] for b in buckets),
+            total_alerts=sum(b["alerts"] for b in buckets),
         )
 
     async def analyze(self, request: Request) -> Response:
         if (refusal := self._refuse(request, "classify")) is not None:
             return refusal
+        max_bytes = self.settings.max_job_bytes
+        max_mb = _mb(max_bytes)
         if request.method == "GET":
-            return self._page(request, "web/analyze.html", error="", max_mb=self.settings.max_job_bytes // 2**20)
-        async with request.form(max_files=1, max_part_size=self.settings.max_job_bytes) as form:
-            if not self._csrf_ok(request, form.get("csrf")):
-                return self._page(request, "web/analyze.html", status=403, error=_CSRF_ERROR, max_mb=0)
-            upload = form.get("recording")
-            if not isinstance(upload, UploadFile) or not upload.filename:
-                return self._page(request, "web/analyze.html", status=400, error="Choose a recording first.", max_mb=0)
-            content = await upload.read()
-            channels = "separate" if form.get("channels") == "separate" else "mix"
-            recording = pb.Recording(name=upload.filename, content=content)
+            return self._page(request, "web/analyze.html", error="", max_mb=max_mb, max_bytes=max_bytes)
+
+        def again(status: int, error: str) -> Response:
+            return self._page(request, "web/analyze.html", status=status, error=error, max_mb=max_mb, max_bytes=max_bytes)
+
         try:
-            job = await self.servicer.submit_job([recording], channels, {"source": "web upload"})
+            request = _bounded(request, max_bytes + FORM_OVERHEAD_BYTES)
+            # Files go to a temporary file past 1 MiB, and the body is cut off at the limit: an
+            # upload is never held whole in memory before it is known to fit.
+            async with request.form(max_files=1, max_fields=8, max_part_size=FORM_OVERHEAD_BYTES) as form:
+                if not self._csrf_ok(request, form.get("csrf")):
+                    return again(403, _CSRF_ERROR)
+                upload = form.get("recording")
+                if not isinstance(upload, UploadFile) or not upload.filename:
+                    return again(400, "Choose a recording first.")
+                if upload.size is not None and upload.size > max_bytes:
+                    raise RequestTooLarge(upload.size, max_bytes)
+                content = await upload.read()
+                channels = "separate" if form.get("channels") == "separate" else "mix"
+                recording = pb.Recording(name=upload.filename, content=content)
+                del content
+        except RequestTooLarge as exc:
+            log.info("web_upload_refused", declared_bytes=exc.size, limit_bytes=max_bytes)
+            return again(413, _too_large(exc.size, max_bytes))
+        except MultiPartException as exc:
+            return again(400, f"The form could not be read ({exc}): reload the page and try again.")
+        except ClientDisconnect:
+            return Response(status_code=400)
+        key = self._key(request)
+        try:
+            job = await self._await_on_grpc_loop(
+                self.servicer.submit_job(
+                    [recording],
+                    channels,
+                    {"source": "web upload"},
+                    owner=key.name if key else "",
+                    may_join_any_session=key is None or allows(key, "admin"),
+                )
+            )
         except JobRequestError as exc:
-            return self._page(request, "web/analyze.html", status=400, error=str(exc), max_mb=0)
+            return again(400, str(exc))
         return RedirectResponse(f"/sessions/{job.session_id}?job={job.id}", status_code=303)
 
     async def login(self, request: Request) -> Response:
         if request.method == "GET":
             return self._page(request, "web/login.html", error="", next=_safe_next(request.query_params.get("next")))
-        form = await request.form()
+        form = await self._small_form(request)
         target = _safe_next(str(form.get("next", "/")))
         if not self._csrf_ok(request, form.get("csrf")):
             return self._page(request, "web/login.html", status=403, error=_CSRF_ERROR, next=target)
@@ -370,28 +499,63 @@ class WebUI:
             return self._page(request, "web/login.html", status=401, error="That token is not known.", next=target)
         log.info("web_login", client=key.name)
         response = RedirectResponse(target, status_code=303)
-        response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict", secure=self.settings.tls, path="/")
+        # The session names the key and its scopes; the token itself is never stored in the browser.
+        session = json.dumps({"name": key.name, "scopes": sorted(key.scopes), "nonce": secrets.token_urlsafe(8)})
+        response.set_cookie(
+            SESSION_COOKIE,
+            self._sessions.encrypt(session.encode()).decode(),
+            max_age=SESSION_TTL_S,
+            httponly=True,
+            samesite="strict",
+            secure=self.settings.tls,
+            path="/",
+        )
         return response
 
     async def logout(self, request: Request) -> Response:
-        form = await request.form()
+        form = await self._small_form(request)
         if not self._csrf_ok(request, form.get("csrf")):
             return HTMLResponse(_CSRF_ERROR, status_code=403)
         response = RedirectResponse("/login", status_code=303)
-        response.delete_cookie(TOKEN_COOKIE, path="/")
+        response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict", secure=self.settings.tls)
         return response
 
     # --- helpers -----------------------------------------------------------------------------
+
+    async def _small_form(self, request: Request) -> dict[str, Any]:
+        """A form without a file (login, logout), its body bounded; empty when it is not readable."""
+        try:
+            async with _bounded(request, MAX_FORM_BYTES).form(max_files=0, max_fields=8) as form:
+                return dict(form)
+        except (MultiPartException, ClientDisconnect):
+            return {}
+
+    def _key(self, request: Request) -> ApiKey | None:
+        """The caller's key: a bearer token (scripts), else the signed session of the cookie."""
+        if self.keys is None:
+            return None
+        header = request.headers.get("authorization", "")
+        if header.lower().startswith("bearer "):
+            token = header[7:].strip()
+            return identify(self.keys, token) if token else None
+        cookie = request.cookies.get(SESSION_COOKIE, "")
+        if not cookie:
+            return None
+        try:
+            session = json.loads(self._sessions.decrypt(cookie.encode(), ttl=SESSION_TTL_S))
+        except (InvalidToken, ValueError):
+            return None
+        # The key must still be one of the server's, and the session never grants more than it has now.
+        key = next((k for k in self.keys if k.name == session.get("name")), None)
+        if key is None:
+            return None
+        return ApiKey(key.name, key.sha256, key.scopes & frozenset(session.get("scopes", ())))
 
     def _refuse(self, request: Request, scope: str, api: bool = False) -> Response | None:
         """None when the caller may do what ``scope`` guards; else the login page, or 401/403."""
         if self.keys is None:
             return None
-        token = request.cookies.get(TOKEN_COOKIE, "")
-        header = request.headers.get("authorization", "")
-        if header.lower().startswith("bearer "):
-            token = header[7:].strip()
-        key = identify(self.keys, token) if token else None
+        key = self._key(request)
         if key is None:
             if api:
                 return JSONResponse({"error": "a token is needed: log in at /login"}, status_code=401)
@@ -436,6 +600,49 @@ class WebUI:
             return None
 
 
+def _session_key(secret_file: str) -> bytes:
+    """The Fernet key that signs and encrypts login sessions: from ``web_session_secret_file`` (so
+    that replicas behind one load balancer accept each other's sessions), else random per process."""
+    if not secret_file:
+        return Fernet.generate_key()
+    secret = Path(secret_file).read_bytes().strip()
+    return base64.urlsafe_b64encode(hashlib.sha256(b"emotion web session\0" + secret).digest())
+
+
+def _bounded(request: Request, limit: int) -> Request:
+    """``request`` whose body is refused past ``limit`` bytes: at once from its Content-Length, else
+    (chunked) as it streams, by :class:`RequestTooLarge` from the first chunk over."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise RequestTooLarge(int(declared), limit)
+    receive = request.receive
+    seen = 0
+
+    async def counted() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise RequestTooLarge(None, limit)
+        return message
+
+    bounded: Receive = counted
+    return Request(request.scope, bounded)
+
+
+def _mb(size: int) -> str:
+    return f"{size / 2**20:.0f} MB" if size >= 10 * 2**20 else f"{size / 2**20:.1f} MB"
+
+
+def _too_large(size: int | None, limit: int) -> str:
+    what = f"This recording is {_mb(size)}" if size else "This recording is larger than that"
+    return (
+        f"{what}; the most this page takes is {_mb(limit)}. Shorten or compress it (FLAC or MP3), "
+        "or have it submitted as a job by path (job_input_dir)."
+    )
+
+
 _CSRF_ERROR = "The form expired (its security token did not match): reload the page and try again."
 
 
@@ -444,13 +651,6 @@ def _safe_next(target: str | None) -> str:
     if not target or not target.startswith("/") or target.startswith("//"):
         return "/"
     return target
-
-
-def _day(text: str | None) -> date | None:
-    try:
-        return date.fromisoformat(text) if text else None
-    except ValueError:
-        return None
 
 
 def _query(values: dict[str, str]) -> str:
@@ -492,6 +692,8 @@ def _timeline(rows: list[dict[str, Any]], labels: list[str]) -> dict[str, Any]:
     (so the line breaks there: a pause is drawn as a pause, not bridged)."""
     x: list[float] = []
     series: dict[str, list[float | None]] = {label: [] for label in labels}
+    if len(rows) > MAX_TIMELINE_POINTS:
+        return _averaged_timeline(rows, labels, -(-len(rows) // MAX_TIMELINE_POINTS))
     for row in rows:
         if row["silence"]:
             x.append((row["start_s"] + row["end_s"]) / 2)
@@ -505,31 +707,139 @@ def _timeline(rows: list[dict[str, Any]], labels: list[str]) -> dict[str, Any]:
     return {"x": x, "series": series}
 
 
-def _buckets(records: list[SessionRecord], since: date, until: date, by: str) -> list[dict[str, Any]]:
-    """Per day (or ISO week): sessions, alerts, and the share of windows each emotion won."""
+def _averaged_timeline(rows: list[dict[str, Any]], labels: list[str], every: int) -> dict[str, Any]:
+    """A long session's timeline in at most ``MAX_TIMELINE_POINTS`` points: each the mean of
+    ``every`` consecutive windows (a null where they were all pauses); the table keeps every window."""
+    x: list[float] = []
+    series: dict[str, list[float | None]] = {label: [] for label in labels}
+    for i in range(0, len(rows), every):
+        chunk = rows[i : i + every]
+        scored = [row["result"] for row in chunk if not row["silence"]]
+        first, last = chunk[0], chunk[-1]
+        start = first["start_s"] if first["silence"] else first["result"].start_s
+        end = last["end_s"] if last["silence"] else last["result"].end_s
+        x.append(round((start + end) / 2, 3))
+        for label in labels:
+            mean = sum(r.scores.get(label, 0.0) for r in scored) / len(scored) if scored else None
+            series[label].append(None if mean is None else round(mean, 4))
+    return {"x": x, "series": series, "averaged": every}
 
-    def key(moment: date) -> date:
-        return moment - timedelta(days=moment.weekday()) if by == "week" else moment
 
-    grouped: dict[date, list[SessionRecord]] = defaultdict(list)
-    for record in records:
-        grouped[key(record.started_at.astimezone(UTC).date())].append(record)
+def _latest_day() -> date:
+    return datetime.now(UTC).date() + timedelta(days=366)
+
+
+def _day(text: str | None, name: str) -> date | None:
+    """A date of a form (``YYYY-MM-DD``) between ``EARLIEST_DAY`` and a year ahead; None when empty;
+    :class:`WebError` (400) saying what is wrong otherwise."""
+    if not text:
+        return None
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise WebError(400, f"{name}: {text[:40]!r} is not a date; use YYYY-MM-DD.") from None
+    if not EARLIEST_DAY <= day <= _latest_day():
+        raise WebError(400, f"{name}: {day} is out of range; choose a date from {EARLIEST_DAY} to {_latest_day()}.")
+    return day
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+BUCKET_SIZES = ("day", "week", "month")
+
+
+def _bucket_start(day: date, by: str) -> date:
+    if by == "week":
+        return day - timedelta(days=day.weekday())
+    if by == "month":
+        return day.replace(day=1)
+    return day
+
+
+def _next_bucket(day: date, by: str) -> date:
+    if by == "month":
+        return date(day.year + day.month // 12, day.month % 12 + 1, 1)
+    return day + timedelta(days=7 if by == "week" else 1)
+
+
+def _bucket_count(since: date, until: date, by: str) -> int:
+    if by == "month":
+        return (until.year - since.year) * 12 + until.month - since.month + 1
+    start = _bucket_start(since, by)
+    return (until - start).days // (7 if by == "week" else 1) + 1
+
+
+def _csv(record: SessionRecord) -> str:
+    labels = sorted(record.summary.mean_scores)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["index", "channel", "start_s", "end_s", "label", *labels])
+    for r in record.summary.results:
+        writer.writerow([r.index, r.channel, f"{r.start_s:.3f}", f"{r.end_s:.3f}", r.label,
+                         *(f"{r.scores.get(label, 0.0):.4f}" for label in labels)])  # fmt: skip
+    return out.getvalue()
+
+
+class TrendCounts:
+    """Per UTC day: sessions started, their alerts, and the windows each label won (counted by the database)."""
+
+    def __init__(self) -> None:
+        self.sessions: Counter[date] = Counter()
+        self.alerts: Counter[date] = Counter()
+        self.wins: dict[date, Counter[str]] = defaultdict(Counter)
+
+
+def _trend_counts(store: ResultStore, start: datetime, end: datetime) -> TrendCounts:
+    """Three grouped queries over ``[start, end)``: rows per day (and label), never the results themselves."""
+    day = func.date(SessionRow.started_at)
+    in_range = (SessionRow.started_at >= start) & (SessionRow.started_at < end)
+    counts = TrendCounts()
+
+    def as_date(value: Any) -> date:
+        return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+    try:
+        with DbSession(store.engine) as db:
+            for when, n in db.execute(select(day, func.count()).where(in_range).group_by(day)):
+                counts.sessions[as_date(when)] += n
+            joined = select(day, func.count()).join(SessionRow, AlertRow.session_id == SessionRow.id)
+            for when, n in db.execute(joined.where(in_range).group_by(day)):
+                counts.alerts[as_date(when)] += n
+            wins = select(day, ResultRow.label, func.count()).join(SessionRow, ResultRow.session_id == SessionRow.id)
+            for when, label, n in db.execute(wins.where(in_range).group_by(day, ResultRow.label)):
+                counts.wins[as_date(when)][label] += n
+    except StoreError:
+        raise
+    except Exception as exc:  # the database is away or refuses: the page says so (503)
+        raise StoreError(f"the results store could not be read: {type(exc).__name__}") from exc
+    return counts
+
+
+def _buckets(counts: TrendCounts, since: date, until: date, by: str) -> list[dict[str, Any]]:
+    """Per day, ISO week or month: sessions, alerts, and the share of windows each emotion won."""
+    sessions: Counter[date] = Counter()
+    alerts: Counter[date] = Counter()
+    wins: dict[date, Counter[str]] = defaultdict(Counter)
+    for day, n in counts.sessions.items():
+        sessions[_bucket_start(day, by)] += n
+    for day, n in counts.alerts.items():
+        alerts[_bucket_start(day, by)] += n
+    for day, labels in counts.wins.items():
+        wins[_bucket_start(day, by)].update(labels)
     buckets = []
-    day = key(since)
+    day = _bucket_start(since, by)
     while day <= until:
-        chosen = grouped.get(day, [])
-        wins: Counter[str] = Counter()
-        for record in chosen:
-            for result in record.summary.results:
-                wins[result.label] += 1
-        total = sum(wins.values())
+        won = wins.get(day, Counter())
+        total = sum(won.values())
         buckets.append(
             {
                 "start": day.isoformat(),
-                "sessions": len(chosen),
-                "alerts": sum(len(r.summary.alerts) for r in chosen),
-                "shares": {label: count / total for label, count in wins.items()} if total else {},
+                "sessions": sessions.get(day, 0),
+                "alerts": alerts.get(day, 0),
+                "shares": {label: count / total for label, count in won.items()} if total else {},
             }
         )
-        day += timedelta(days=7 if by == "week" else 1)
+        day = _next_bucket(day, by)
     return buckets

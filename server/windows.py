@@ -38,6 +38,7 @@ class Windower:
         self._buffer = np.zeros(0, np.float32)
         self._offset = 0  # stream position of _buffer[0]
         self._next = 0  # index of the next window
+        self.count = 0  # windows cut so far, the tail's included
 
     @property
     def total(self) -> int:
@@ -68,5 +69,6 @@ class Windower:
         return []
 
     def _cut(self, index: int, start: int, length: int) -> Window:
+        self.count = max(self.count, index + 1)
         lo = start - self._offset
         return Window(index, start, self._buffer[lo : lo + length].copy())

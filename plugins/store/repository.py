@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import hmac
 import json
+import os
+import secrets
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -15,7 +18,19 @@ from typing import Any
 import numpy as np
 import structlog
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from sqlalchemy import ColumnElement, Connection, Engine, create_engine, delete, event, inspect, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    create_engine,
+    delete,
+    event,
+    func,
+    inspect,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -31,6 +46,8 @@ from emotion_service.plugins.store.schema import (
     JobRow,
     MetadataRow,
     ResultRow,
+    SessionOwnerRow,
+    SecretRow,
     SessionRow,
 )
 from emotion_service.plugins.types import Alert, Result, SessionRecord, SessionSummary, summarise
@@ -47,6 +64,12 @@ _SESSION_KINDS = {"window": "stream", "classify": "classify", "utterance": "job"
 
 class StoreError(RuntimeError):
     """The results database cannot be used; the message says which and why."""
+
+
+# The key of the erasure records' HMAC of a session id: this environment variable, else one
+# generated once and kept in the database's ``store_secrets`` table (shared by every replica).
+ERASURE_KEY_ENV = "EMOTION_ERASURE_KEY"
+_ERASURE_SECRET = "erasure_key"
 
 
 KEY_HELP = 'make one with: python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
@@ -120,7 +143,10 @@ class ResultStore:
     encrypted 16-bit PCM. Without it, no audio is written and that table is not created.
     """
 
-    def __init__(self, url: str, must_exist: bool = False, audio_key: str | bytes | None = None) -> None:
+    def __init__(
+        self, url: str, must_exist: bool = False, audio_key: str | bytes | None = None, erasure_key: str | None = None
+    ) -> None:
+        self._erasure_key: bytes | None = (erasure_key or os.environ.get(ERASURE_KEY_ENV) or "").encode() or None
         try:
             self._cipher = None if audio_key is None else audio_cipher(audio_key)
         except ValueError as exc:
@@ -144,6 +170,7 @@ class ResultStore:
                     raise StoreError(f"no results database at {path} (is the store plugin writing elsewhere?)")
                 path.parent.mkdir(parents=True, exist_ok=True)
         self.url = _redact(url)
+        self.is_sqlite = backend == "sqlite"
         self.engine: Engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
         if backend == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -151,6 +178,7 @@ class ResultStore:
         try:
             Base.metadata.create_all(self.engine)
             _upgrade(self.engine)
+            self._hash_old_erasure_records()
             if self._cipher is not None:
                 AudioBase.metadata.create_all(self.engine)
         except Exception as exc:
@@ -194,9 +222,20 @@ class ResultStore:
         }
 
     def write(self, entries: Sequence[Entry]) -> None:
-        """Applies entries in order, in one transaction; writing the same entry twice stores it once."""
+        """Applies entries in order, in one transaction; writing the same entry twice stores it once.
+
+        Entries of an erased session are dropped: a stream or job still running, or a write replayed
+        from the spool, cannot bring an erased session back.
+        """
         with self.engine.begin() as conn:
+            erased = self._erased(conn, {str(entry.get("session_id")) for entry in entries})
+            if erased:
+                log.warning("store_write_of_erased_session_dropped", entries=sum(
+                    1 for entry in entries if entry.get("session_id") in erased
+                ))
             for entry in entries:
+                if entry.get("session_id") in erased:
+                    continue
                 apply = self._APPLY.get(entry.get("op", ""))
                 if apply is None:
                     raise StoreError(f"unknown store entry {entry.get('op')!r}")
@@ -326,9 +365,12 @@ class ResultStore:
     }
 
     def erase(self, session_id: str, requested_by: str) -> int:
-        """Deletes every row of the session (retained audio included) and records the erasure.
+        """Deletes every row of the session (jobs in any state with their inputs, retained audio
+        included) and records the erasure under a keyed hash of the id (never the id).
 
-        Returns how many rows were deleted (0: the store held nothing of it; no record then).
+        Returns how many rows were deleted (0: the store held nothing of it; no record then). On
+        SQLite the deleted bytes are zeroed (``secure_delete``) and the WAL is checkpointed and
+        truncated, so no byte of the session stays in the database's files.
         """
         tables = [MetadataRow, AlertRow, ResultRow, JobRow]
         if inspect(self.engine).has_table(AudioClipRow.__tablename__):
@@ -343,10 +385,58 @@ class ResultStore:
             if deleted:
                 conn.execute(
                     self._insert(ErasureRow).values(
-                        session_id=session_id, requested_by=requested_by, rows_deleted=deleted, erased_at=_now()
+                        session_hash=self.erasure_id(session_id, conn),
+                        requested_by=requested_by,
+                        rows_deleted=deleted,
+                        erased_at=_now(),
                     )
                 )
+        if deleted:
+            self.compact()
         return deleted
+
+    def _hash_old_erasure_records(self) -> None:
+        """Erasure records an older version wrote with the plain session id get its keyed hash instead."""
+        with self.engine.begin() as conn:
+            old = conn.execute(
+                select(ErasureRow.id, ErasureRow.session_hash).where(func.length(ErasureRow.session_hash) != 64)
+            ).all()
+            for row_id, session_id in old:
+                conn.execute(
+                    update(ErasureRow)
+                    .where(ErasureRow.id == row_id)
+                    .values(session_hash=self.erasure_id(session_id, conn))
+                )
+        if old:
+            self.compact()
+
+    def erasure_id(self, session_id: str, conn: Connection | None = None) -> str:
+        """The keyed hash (HMAC-SHA256) an erasure record keeps of a session id."""
+        return hmac.new(self._key(conn), session_id.encode(), hashlib.sha256).hexdigest()
+
+    def is_erased(self, session_id: str) -> bool:
+        """Whether the session was erased (an erasure record holds its keyed hash)."""
+        with self.engine.connect() as conn:
+            return bool(self._erased(conn, {session_id}))
+
+    def _erased(self, conn: Connection, session_ids: set[str]) -> set[str]:
+        by_hash = {self.erasure_id(s, conn): s for s in session_ids}
+        found = conn.execute(select(ErasureRow.session_hash).where(ErasureRow.session_hash.in_(by_hash)))
+        return {by_hash[h] for h in found.scalars()}
+
+    def _key(self, conn: Connection | None = None) -> bytes:
+        """The erasure key: ``EMOTION_ERASURE_KEY``, else the one this database keeps (made once)."""
+        if self._erasure_key is None:
+            self._erasure_key = _stored_secret(self.engine, self._insert, conn).encode()
+        return self._erasure_key
+
+    def compact(self) -> None:
+        """SQLite: moves the WAL into the file and truncates it (deleted rows were zeroed by
+        ``secure_delete``), so deleted bytes stay neither in the WAL nor in free pages."""
+        if not self.is_sqlite:
+            return
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def find_sessions(
         self,
@@ -382,9 +472,13 @@ class ResultStore:
         return sorted(records, key=lambda r: r.started_at, reverse=True)
 
     def session_ids_before(self, before: datetime) -> list[str]:
-        """Ids of the sessions started before ``before`` (what retention and ``emotion erase --before`` erase)."""
+        """Ids of the sessions started before ``before``, and of the jobs submitted before it (a
+        cancelled or failed job may have made no session): what retention and ``emotion erase
+        --before`` erase."""
         with Session(self.engine) as db:
-            return list(db.scalars(select(SessionRow.id).where(SessionRow.started_at < before)))
+            sessions = list(db.scalars(select(SessionRow.id).where(SessionRow.started_at < before)))
+            jobs = db.scalars(select(JobRow.session_id).where(JobRow.created_at < before).distinct())
+            return sessions + sorted(set(jobs) - set(sessions))
 
     def session(self, session_id: str) -> SessionRecord | None:
         """One session with its results, alerts and metadata, or None."""
@@ -519,6 +613,7 @@ def _upgrade(engine: Engine) -> None:
         "sessions": {"end_reason": "VARCHAR(64)"},
         "results": {"channel": "INTEGER NOT NULL DEFAULT 0"},
         "alerts": {"event_id": "VARCHAR(64)"},
+        "jobs": {"owner": "VARCHAR"},
     }
     found = inspect(engine)
     with engine.begin() as conn:
@@ -537,8 +632,19 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _stored_secret(engine: Engine, insert: Callable[..., Any], conn: Connection | None = None) -> str:
+    """The erasure key kept in the database: made once (the first replica to ask inserts it)."""
+    values = {"name": _ERASURE_SECRET, "value": secrets.token_hex(32)}
+    if conn is not None:  # inside the caller's transaction
+        conn.execute(insert(SecretRow).values(**values).on_conflict_do_nothing(index_elements=["name"]))
+        return str(conn.execute(select(SecretRow.value).where(SecretRow.name == _ERASURE_SECRET)).scalar_one())
+    with engine.begin() as own:
+        return _stored_secret(engine, insert, own)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA secure_delete=ON")  # deleted rows are zeroed, not left in free space
     cursor.close()

@@ -116,15 +116,28 @@ class AlertRow(Base):
 
 
 class ErasureRow(Base):
-    """A record that a session was erased: when, who asked, which session; none of its content."""
+    """A record that a session was erased: when, who asked, and a keyed hash of the session id
+    (HMAC-SHA256 under the erasure key: see ``repository.ResultStore.erasure_id``), never the id
+    nor any content. It is also the tombstone every write checks: an erased session is not written again.
+    """
 
     __tablename__ = "erasures"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    session_id: Mapped[str] = mapped_column(String, index=True)
+    # The column keeps its first name (session_id) so that older databases need no migration of it.
+    session_hash: Mapped[str] = mapped_column("session_id", String, index=True)
     requested_by: Mapped[str] = mapped_column(String)
     rows_deleted: Mapped[int] = mapped_column(Integer)
     erased_at: Mapped[datetime]
+
+
+class SecretRow(Base):
+    """A secret the store made once (the erasure key when ``EMOTION_ERASURE_KEY`` is unset)."""
+
+    __tablename__ = "store_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String)
 
 
 class JobRow(Base):
@@ -160,6 +173,19 @@ class JobRow(Base):
     parts: Mapped[dict[str, Any]]
     utterances: Mapped[dict[str, Any] | None]
     error: Mapped[str | None] = mapped_column(String)
+    # The API key's name that submitted it, with token auth (empty without): only it (or admin) sees it.
+    owner: Mapped[str | None] = mapped_column(String)
+
+
+class SessionOwnerRow(Base):
+    """Which API key a session id belongs to, with token auth: written when a stream or a job first
+    names the id, so another key can neither stream into it nor submit a job under it."""
+
+    __tablename__ = "session_owners"
+
+    session_id: Mapped[str] = mapped_column(String, primary_key=True)
+    owner: Mapped[str] = mapped_column(String)
+    claimed_at: Mapped[datetime]
 
 
 class JobInputRow(Base):
