@@ -42,6 +42,10 @@ REQUIRED_SCOPE = {
     "/grpc.reflection.v1.ServerReflection/": "classify",
 }
 OPEN_PREFIXES = ("/grpc.health.v1.Health/",)
+# A refused stream is ended after at most this long: what its client already sent is dropped
+# unparsed meanwhile, so the refusal reaches a client still writing (grpc/grpc#36066) without
+# the server spending on it what an authorised stream gets (server/rpc.py's DRAIN_SECONDS).
+REFUSED_DRAIN_SECONDS = 0.5
 
 
 # The key of the call being served (None without token auth): jobs and sessions belong to it.
@@ -161,15 +165,16 @@ def _refuse(handler: grpc.RpcMethodHandler | None, code: grpc.StatusCode, messag
         yield  # makes this an async generator, as stream handlers are
 
     async def stream_in(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
-        await abort_stream(context, requests, code, message)
+        await abort_stream(context, requests, code, message, REFUSED_DRAIN_SECONDS)
 
     async def stream_in_stream_out(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        await abort_stream(context, requests, code, message)
+        await abort_stream(context, requests, code, message, REFUSED_DRAIN_SECONDS)
         yield
 
     if handler is None:
         return grpc.unary_unary_rpc_method_handler(unary)
-    kwargs = dict(request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer)
+    # A refused caller's messages are never parsed: their bytes are dropped as they arrive.
+    kwargs = dict(request_deserializer=_discard, response_serializer=handler.response_serializer)
     if handler.unary_unary:
         return grpc.unary_unary_rpc_method_handler(unary, **kwargs)
     if handler.unary_stream:
@@ -177,3 +182,8 @@ def _refuse(handler: grpc.RpcMethodHandler | None, code: grpc.StatusCode, messag
     if handler.stream_unary:
         return grpc.stream_unary_rpc_method_handler(stream_in, **kwargs)
     return grpc.stream_stream_rpc_method_handler(stream_in_stream_out, **kwargs)
+
+
+def _discard(data: bytes) -> None:
+    """The request deserializer of a refused call: nothing of an unauthorised message is kept."""
+    return None

@@ -26,16 +26,20 @@ async def abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, messag
 
 
 async def abort_stream(
-    context: grpc.aio.ServicerContext, requests: AsyncIterator[Any], code: grpc.StatusCode, message: str
+    context: grpc.aio.ServicerContext,
+    requests: AsyncIterator[Any],
+    code: grpc.StatusCode,
+    message: str,
+    drain_s: float = DRAIN_SECONDS,
 ) -> NoReturn:
-    """Ends a client-streaming call after reading what the client already sent (for at most ``DRAIN_SECONDS``).
+    """Ends a client-streaming call after reading what the client already sent (for at most ``drain_s``).
 
     A grpc.aio client still writing when the server's status arrives reports
     INTERNAL "Internal error from Core" instead of that status (grpc/grpc#36066);
     letting it finish its writes first delivers the real code and message.
     """
     with contextlib.suppress(Exception):
-        await asyncio.wait_for(_consume(requests), DRAIN_SECONDS)
+        await asyncio.wait_for(_consume(requests), drain_s)
     await abort(context, code, message)
 
 

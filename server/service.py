@@ -24,6 +24,7 @@ from emotion_client.v1 import emotion_pb2 as pb
 from emotion_client.v1 import emotion_pb2_grpc
 from emotion_service import audio
 from emotion_service.plugins.manager import PluginError, PluginHost
+from emotion_service.plugins.store import StoreError
 from emotion_service.plugins.store.schema import JobRow
 from emotion_service.plugins.types import Alert, Result, summarise
 from emotion_service.server import metrics
@@ -282,6 +283,8 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
                     end_reason = f"aborted: {item.name}"
                     await abort_stream(context, request_iterator, item, errors[0])
                 window = item.window
+                if item.silent:
+                    slots.release()
                 if item.future is None:
                     self.live.publish(
                         {
@@ -432,7 +435,10 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
         try:
             erased = await asyncio.to_thread(self.erasures.erase, request.session_id, requested_by)
         except PluginError as exc:
-            await _abort(context, grpc.StatusCode.INTERNAL, f"erasure incomplete: {exc}; retry it")
+            # The results database being away is worth a retry (UNAVAILABLE); anything else is a fault.
+            away = isinstance(exc.cause, DATABASE_AWAY)
+            code = grpc.StatusCode.UNAVAILABLE if away else grpc.StatusCode.INTERNAL
+            await _abort(context, code, f"erasure incomplete: {exc}; retry it")
         if not erased:
             await _abort(
                 context, grpc.StatusCode.NOT_FOUND, f"no session {request.session_id!r} in the store or the reports"
@@ -756,6 +762,9 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
             if voiced < self.settings.silence_voiced_fraction:
                 log.info("stream_window_silent", index=window.index, voiced_fraction=round(voiced, 3))
                 metrics.WINDOWS_SILENT.inc()
+                # A silent window needs no model, but it waits to be answered like any other: it
+                # holds a slot, so a client that sends silence and reads nothing is slowed, not buffered.
+                await slots.acquire()
                 outbox.put_nowait(_Pending(window, None, ready_at, voiced, silent=True))
                 continue
             try:
@@ -909,7 +918,7 @@ def _job_pb(job: JobRow, with_utterances: bool) -> pb.Job:
 # Where recent sessions' streams ended, remembered for this many sessions (then read from the store).
 MAX_REMEMBERED_SESSIONS = 10_000
 # The job queue's database is away (or refuses connections): the call can be retried.
-DATABASE_AWAY = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, sqlalchemy.exc.TimeoutError)
+DATABASE_AWAY = (StoreError, sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, sqlalchemy.exc.TimeoutError)
 
 
 def _database_away(exc: BaseException) -> str:

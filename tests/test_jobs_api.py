@@ -21,6 +21,7 @@ from emotion_service.plugins.builtin.store import ResultsStore, StoreConfig
 from emotion_service.plugins.builtin.webhook import Webhook, WebhookConfig
 from emotion_service.plugins.manager import build_host
 from emotion_service.plugins.types import Result, SessionSummary
+from emotion_service.server.job_queue import JobQueue, RecordingInput
 from emotion_service.server.retention import Retention
 from tests.conftest import load_mono, make_settings, recordings
 from tests.plugin_helpers import emotion, serving
@@ -138,19 +139,37 @@ def test_retention_and_erase_before_remove_old_sessions_only(tmp_path: Path, mon
     _session(store, "old-one", now - timedelta(days=40), reports)
     _session(store, "older-one", now - timedelta(days=100), reports)
     _session(store, "fresh", now - timedelta(days=1), reports)
+    # Jobs that made no session (cancelled while queued, failed before any utterance) still hold
+    # their metadata and recordings: retention erases them by their age too.
+    queue = JobQueue(url)
+    for session_id, end in (("cancelled-job", "cancel"), ("failed-job", "fail"), ("fresh-job", "cancel")):
+        job = queue.submit([RecordingInput("call.wav", content=b"RIFF...")], "mix", {"who": session_id}, session_id)
+        if end == "cancel":
+            queue.cancel(job.id)
+        else:
+            claim = queue.claim("replica", 60.0)
+            assert claim is not None and queue.finish(claim, "failed", None, "unreadable")
+        age = timedelta(days=1 if session_id.startswith("fresh") else 50)
+        with store.store.engine.begin() as conn:
+            conn.execute(
+                text("UPDATE jobs SET created_at = :t WHERE session_id = :s"),
+                {"t": (now - age).replace(tzinfo=None), "s": session_id},
+            )
+    queue.close()
     host = build_host({"store": store, "reports": reports})
     settings = make_settings(Path("unused"), retention_days=30.0)
     retention = Retention(settings, host, url)
     erased = retention.purge(now)
     retention.close()
-    assert sorted(erased) == ["old-one", "older-one"]
+    assert sorted(erased) == ["cancelled-job", "failed-job", "old-one", "older-one"]
     engine = create_engine(url)
     with engine.connect() as conn:
         assert [r[0] for r in conn.execute(text("SELECT id FROM sessions"))] == ["fresh"]
-        assert sorted(conn.execute(text("SELECT session_id, requested_by FROM erasures")).all()) == [
-            ("old-one", "retention"),
-            ("older-one", "retention"),
-        ]
+        assert [r[0] for r in conn.execute(text("SELECT session_id FROM jobs"))] == ["fresh-job"]
+        # The erasure records keep a keyed hash of each id, never the id.
+        assert sorted(conn.execute(text("SELECT session_id, requested_by FROM erasures")).all()) == sorted(
+            (store.store.erasure_id(s), "retention") for s in ("cancelled-job", "failed-job", "old-one", "older-one")
+        )
     assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["session-fresh.json"]
 
     monkeypatch.setenv("EMOTION_DATABASE_URL", url)
@@ -161,6 +180,32 @@ def test_retention_and_erase_before_remove_old_sessions_only(tmp_path: Path, mon
     assert code == 0
     with engine.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM sessions")).scalar() == 0
+        assert conn.execute(text("SELECT COUNT(*) FROM jobs")).scalar() == 0, "erase --before erases jobs too"
     engine.dispose()
     assert list((tmp_path / "reports").iterdir()) == []
     host.on_shutdown()
+
+
+async def test_job_calls_and_erasure_answer_unavailable_while_the_database_is_away(tiny_model: Path, tmp_path: Path) -> None:
+    """Nothing listens on the database's port: every call that needs it says UNAVAILABLE (retry),
+    not UNKNOWN or INTERNAL."""
+    away = "postgresql+psycopg://emotion@127.0.0.1:1/none?connect_timeout=2"
+    store = ResultsStore(StoreConfig(database_url=away, spool_dir=str(tmp_path / "spool")))
+    async with serving(tiny_model, build_host({"store": store}), job_workers=0, jobs_database_url=away) as (_, stub):
+        content = wav_bytes(speech_with_pauses())
+        calls = {
+            "SubmitJob": stub.SubmitJob(pb.SubmitJobRequest(recordings=[pb.Recording(content=content)])),
+            "GetJob": stub.GetJob(pb.GetJobRequest(job_id="0" * 32)),
+            "CancelJob": stub.CancelJob(pb.CancelJobRequest(job_id="0" * 32)),
+            "ListJobs": stub.ListJobs(pb.ListJobsRequest()),
+            "DeleteSession": stub.DeleteSession(pb.DeleteSessionRequest(session_id="s")),
+        }
+        for name, call in calls.items():
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await call
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE, f"{name}: {err.value.code()} {err.value.details()}"
+            assert "retry" in err.value.details()
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            async for _ in stub.WatchJob(pb.WatchJobRequest(job_id="0" * 32)):
+                pass
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -193,5 +195,30 @@ async def test_stream_limits_say_which_limit(tiny_model: Path) -> None:
             gate.set()
             await reading
             first.cancel()
+    finally:
+        await srv.stop(grace=0)
+
+
+async def test_an_unauthenticated_stream_is_refused_at_once(tiny_model: Path, tokens_file: Path) -> None:
+    """A client without a token that keeps writing gets UNAUTHENTICATED within a second; what it
+    sent meanwhile is dropped unparsed, not read for as long as a served stream's refusal."""
+    srv = await start_server(make_settings(tiny_model, auth_tokens_file=str(tokens_file)))
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{srv.port}") as channel:
+            stub = emotion_pb2_grpc.EmotionServiceStub(channel)
+
+            async def endless() -> AsyncIterator[pb.StreamClassifyRequest]:
+                fmt = pb.PcmFormat(encoding=pb.PCM_ENCODING_S16LE, sample_rate=16000, channels=1)
+                yield pb.StreamClassifyRequest(config=pb.StreamConfig(format=fmt))
+                for _ in range(1000):
+                    yield pb.StreamClassifyRequest(audio_content=bytes(32000))
+                    await asyncio.sleep(0.01)
+
+            started = time.monotonic()
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                async for _ in stub.StreamClassify(endless()):
+                    pass
+            assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            assert time.monotonic() - started < 1.5
     finally:
         await srv.stop(grace=0)

@@ -295,7 +295,9 @@ def test_excluded_speakers_are_never_trained_on(tmp_path) -> None:
     never_had = train("never-had", str(kept))
     everyone = train("everyone", str(manifest))
     assert excluded.keys() == never_had.keys()
-    assert all(np.array_equal(excluded[key], never_had[key]) for key in excluded), "the excluded speakers were trained on"
+    assert all(np.array_equal(excluded[key], never_had[key]) for key in excluded), (
+        "the excluded speakers were trained on"
+    )
     assert not all(np.array_equal(excluded[key], everyone[key]) for key in excluded)
     half = len(recordings()) // 2
     card = " ".join((tmp_path / "excluded" / "README.md").read_text().split())

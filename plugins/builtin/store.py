@@ -12,7 +12,7 @@ stored Fernet-encrypted in ``audio_clips``, never in plaintext.
 No request waits on the database: the hooks hand each write to the store's own writer
 thread (:class:`~emotion_service.plugins.workers.SinkWorker`), which writes them in batches,
 one transaction each. While the database is unreachable (or the writer's queue is full),
-writes go to a durable local spool (``spool_dir``, fsynced JSON lines) and are replayed in
+writes go to a durable local spool (``spool_dir``, a SQLite file in WAL mode) and are replayed in
 order when it is back. Writes are idempotent (results keyed by session, kind and window,
 alerts by an event id), so a replay stores nothing twice: every answered result ends up in
 the database exactly once.
