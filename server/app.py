@@ -22,7 +22,7 @@ from emotion_service.server.config import ConfigError, Settings, results_databas
 from emotion_service.server.job_queue import JobQueue
 from emotion_service.server.job_runner import JobRunner
 from emotion_service.server.live import PostgresRelay
-from emotion_service.server.model import ModelBackend
+from emotion_service.server.model import ModelBackend, audio_capacity
 from emotion_service.server.retention import Retention
 from emotion_service.server.service import EmotionServicer, ModelState
 from emotion_service.server.web import WebUI
@@ -107,6 +107,8 @@ class EmotionServer:
         if backend is None:
             backend = await asyncio.to_thread(ModelBackend.load, s.model, s.device, s.dtype, s.torch_threads, s.quantize)
         await asyncio.to_thread(backend.warm_up)
+        capacity = await asyncio.to_thread(audio_capacity, backend, s.window_s, s.max_batch_size)
+        log.info("model_capacity_measured", audio_seconds_per_second=round(capacity, 1), window_s=s.window_s)
         batcher = DynamicBatcher(
             backend.forward,
             prepare=backend.features,
@@ -117,7 +119,7 @@ class EmotionServer:
             background_max_batch_size=min(s.background_max_batch_size, s.max_batch_size),
         )
         batcher.start()
-        self.servicer.state = ModelState(backend, batcher)
+        self.servicer.state = ModelState(backend, batcher, capacity)
         self.job_runner.start()
         self.retention.start()
         metrics.MODEL.info({k: str(v) for k, v in vars(backend.info).items()})

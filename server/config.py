@@ -119,7 +119,14 @@ class Settings:
         1.5,
         "New streams are refused while the p95 window lag (last sample to answer) of the last 10 s exceeds this.",
     )
-    max_streams: int = setting(64, "Most concurrent StreamClassify calls; beyond it RESOURCE_EXHAUSTED.")
+    stream_admission_utilisation: float = setting(
+        0.8,
+        "New streams are admitted while the open streams ask for at most this share of the model's capacity "
+        "(seconds of audio scored per second, measured at load; each stream asks window_s / hop_s).",
+    )
+    max_streams: int = setting(
+        1000, "Most concurrent StreamClassify calls, whatever the capacity; beyond it RESOURCE_EXHAUSTED."
+    )
     max_stream_seconds: float = setting(4 * 3600.0, "Most audio one stream may carry, in seconds.")
     max_stream_message_bytes: int = setting(
         1024 * 1024,
@@ -249,6 +256,7 @@ class Settings:
                 "stream_backpressure_s": self.stream_backpressure_s > 0,
                 "stream_admission_queue_depth": self.stream_admission_queue_depth >= 1,
                 "stream_admission_lag_s": self.stream_admission_lag_s > 0,
+                "stream_admission_utilisation": 0 < self.stream_admission_utilisation <= 1,
                 "max_stream_seconds": self.max_stream_seconds > 0,
                 "max_stream_message_bytes": self.max_stream_message_bytes > 0,
                 "max_stream_message_seconds": self.max_stream_message_seconds > 0,

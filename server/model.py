@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,6 +202,23 @@ class ModelBackend:
         gap = float(np.abs(alone - together).max() / (1.0 + np.abs(alone).max()))
         self.pads_mixed_lengths = gap < BATCH_INVARIANCE_TOLERANCE
         log.info("model_warmed_up", pads_mixed_lengths=self.pads_mixed_lengths, padding_gap=gap)
+
+
+def audio_capacity(backend: ModelBackend, window_s: float, batch_size: int, repeats: int = 3) -> float:
+    """Seconds of audio the model scores per second of wall time, in full batches of ``window_s``
+    clips: features and forward pass of one batch timed end to end (the fastest of ``repeats``).
+
+    Stream admission compares what open streams ask for (``window_s / hop_s`` each) with this.
+    Conservative: the batcher overlaps features with the forward pass, which this does not count.
+    """
+    rng = np.random.default_rng(2)
+    clips = [(rng.standard_normal(int(window_s * backend.info.sample_rate)) * 0.1).astype(np.float32)] * batch_size
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        backend.predict(clips)
+        best = min(best, time.perf_counter() - started)
+    return batch_size * window_s / best
 
 
 # The largest change of any probability on the check clips that a faster dtype may cause before

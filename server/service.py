@@ -86,9 +86,11 @@ class JobRequestError(ValueError):
 class ModelState:
     """The model and its batcher, once loaded; the servicer answers UNAVAILABLE before."""
 
-    def __init__(self, backend: ModelBackend, batcher: DynamicBatcher) -> None:
+    def __init__(self, backend: ModelBackend, batcher: DynamicBatcher, capacity: float = float("inf")) -> None:
         self.backend = backend
         self.batcher = batcher
+        # Seconds of audio the model scores per second, measured at load (stream admission).
+        self.capacity = capacity
 
 
 class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
@@ -105,6 +107,8 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
         self.state: ModelState | None = None
         self.draining = False
         self.open_streams = 0
+        # Seconds of audio per second the admitted streams ask the model to score (window_s / hop_s each).
+        self.demand = 0.0
         # Calls inside a handler now, and when the last one arrived: the drain waits on both.
         self.in_flight = 0
         self.last_arrival = 0.0
@@ -235,7 +239,7 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
             await abort_stream(
                 context, request_iterator, grpc.StatusCode.INVALID_ARGUMENT, f"invalid stream config: {exc}"
             )
-        refusal = self._admission_refusal(state)
+        refusal = self._admission_refusal(state, window_s / hop_s)
         if refusal is not None:
             context.set_trailing_metadata(((RETRY_PUSHBACK_KEY, str(ADMISSION_RETRY_MS)),))
             await abort_stream(context, request_iterator, grpc.StatusCode.RESOURCE_EXHAUSTED, refusal)
@@ -259,6 +263,8 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
             except DATABASE_AWAY as exc:
                 await abort_stream(context, request_iterator, grpc.StatusCode.UNAVAILABLE, _database_away(exc))
         self._streaming.add(session_id)
+        demand = window_s / hop_s
+        self.demand += demand
         log.info("stream_opened", window_s=window_s, hop_s=hop_s, sample_rate=config.format.sample_rate)
         metadata = dict(config.metadata)
         labels = state.backend.info.labels
@@ -365,6 +371,7 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
         finally:
             reader.cancel()
             self._streaming.discard(session_id)
+            self.demand -= demand
             self._extents[session_id] = (first_index + windower.count, offset_s + decoder.seconds_in)
             while len(self._extents) > MAX_REMEMBERED_SESSIONS:
                 self._extents.popitem(last=False)
@@ -802,8 +809,22 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
         self._lags.append((time.monotonic(), lag_s))
         metrics.WINDOW_LAG.observe(lag_s)
 
-    def _admission_refusal(self, state: ModelState) -> str | None:
-        """Why a new stream must wait, or None: the queue is deep, or recent windows are answered late."""
+    def _admission_refusal(self, state: ModelState, demand: float) -> str | None:
+        """Why a new stream must wait, or None.
+
+        First by what the open streams ask for, so a fast ramp is refused before any window is
+        late: each stream needs ``window_s / hop_s`` seconds of audio scored per second, and
+        together they may ask at most ``stream_admission_utilisation`` of the model's measured
+        capacity. Then by what is seen: a deep queue, or recent windows answered late.
+        """
+        budget = self.settings.stream_admission_utilisation * state.capacity
+        if self.demand + demand > budget:
+            return (
+                f"server busy: its {self.open_streams - 1} open streams ask for {self.demand:.0f} s of audio scored "
+                f"per second of the {state.capacity:.0f} it can score (stream_admission_utilisation="
+                f"{self.settings.stream_admission_utilisation:g}); retry in {ADMISSION_RETRY_MS / 1000:g} s or on "
+                "another replica"
+            )
         depth = state.batcher.queue_depth
         if depth >= self.settings.stream_admission_queue_depth:
             return (

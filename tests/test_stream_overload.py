@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from emotion_client.v1 import emotion_pb2 as pb
 from emotion_service.plugins.manager import build_host
+from emotion_service.server.rpc import DRAIN_SECONDS
 from tests.conftest import recordings
 from tests.plugin_helpers import ravdess_interview, serving, stream_requests
 
@@ -112,3 +114,37 @@ async def test_any_reader_failure_ends_the_stream_with_a_status(
             await all_at_once(stub, stream_requests(ravdess_interview()[: 16000 * 4], "broken-reader"))
         assert failed.value.code() == grpc.StatusCode.INTERNAL
         assert "stream reader failed: KeyError" in (failed.value.details() or "")
+
+
+async def test_a_fast_ramp_is_refused_by_what_the_open_streams_ask_before_any_window_is_late(tiny_model: Path) -> None:
+    """Eight streams open at once, none has sent audio yet: the ones whose windows the model could
+    not score (with its measured capacity) are refused at once, naming the setting; the admitted
+    ones go on, and a closed stream's share is free again."""
+    async with serving(tiny_model, build_host({})) as (server, stub):
+        capacity = server.servicer.state.capacity
+        window_s = 1.0
+        hop_s = window_s * 5.5 / (0.8 * capacity)  # each stream asks capacity * 0.8 / 5.5: five fit
+        assert 0 < hop_s <= window_s
+        fmt = pb.PcmFormat(encoding=pb.PCM_ENCODING_S16LE, sample_rate=16000, channels=1)
+        release = asyncio.Event()
+
+        async def quiet() -> AsyncIterator[pb.StreamClassifyRequest]:
+            yield pb.StreamClassifyRequest(config=pb.StreamConfig(format=fmt, window_s=window_s, hop_s=hop_s))
+            await release.wait()
+
+        async def outcome() -> str:
+            try:
+                async for _ in stub.StreamClassify(quiet(), timeout=30):
+                    pass
+            except grpc.aio.AioRpcError as err:
+                assert "stream_admission_utilisation" in err.details(), err.details()
+                return err.code().name
+            return "completed"
+
+        calls = [asyncio.ensure_future(outcome()) for _ in range(8)]
+        await asyncio.sleep(DRAIN_SECONDS + 0.8)  # a refusal first reads what its client sent, for DRAIN_SECONDS
+        refused = [call.result() for call in calls if call.done()]
+        assert refused == ["RESOURCE_EXHAUSTED"] * 3
+        release.set()
+        assert sorted(await asyncio.gather(*calls)) == ["RESOURCE_EXHAUSTED"] * 3 + ["completed"] * 5
+        assert server.servicer.demand == pytest.approx(0.0, abs=1e-9)
