@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install serve test test-dtype mutation-check proto proto-check model evaluate bench clean
+.PHONY: install serve test test-dtype mutation-check proto proto-check model calibrate-alerts evaluate bench clean
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml plugins/examples/emotion-csv-export/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ proto-check: $(STAMP) ## fail when the committed stubs are stale
 
 model: $(STAMP) ## retrain the bundled model with emotion train + emotion evaluate (../shared/data/ravdess, actors 01-18)
 	$(BIN)/python -m emotion_service.tuning.bundled
+	$(MAKE) calibrate-alerts
+
+calibrate-alerts: $(STAMP) ## recalibrate the anomaly plugin's defaults for the bundled model (actors 01-18; figures on the card)
+	$(BIN)/python -m emotion_service.tuning.alert_calibration
 
 bench: $(STAMP) ## print serving throughput figures
 	$(BIN)/python bench/serve_throughput.py

@@ -310,14 +310,17 @@ def explain(labels: tuple[str, ...], firing: Firing) -> tuple[str, str, dict[str
         rank = "the first comparison of this session"
     else:
         share = firing.share_below
-        digits = 1 if 0.99 <= share < 1 else 0
-        rank = f"larger than {share:.{digits}%} of this session's {firing.earlier} earlier " + (
-            "changes" if firing.test == "shift" else "distances from its usual"
-        )
+        what = "changes" if firing.test == "shift" else "distances from its usual"
+        if share >= 1:
+            rank = f"larger than any of this session's {firing.earlier} earlier {what}"
+        else:
+            digits = 1 if share >= 0.99 else 0
+            rank = f"larger than {share:.{digits}%} of this session's {firing.earlier} earlier {what}"
+    now = f"{was} now {firing.after[labels.index(was)]:.0%}; " if was != rose else ""
     if firing.test == "shift":
-        what = f"sudden shift of emotion: {move} ({firing.value:.0%} of the score mass moved); {rank}"
+        what = f"sudden shift of emotion: {move} ({now}{firing.value:.0%} of the score mass moved); {rank}"
     else:
-        what = f"emotion far from this session's usual: {move} (distance {firing.value:.1f}); {rank}"
+        what = f"emotion far from this session's usual: {move} ({now}distance {firing.value:.1f}); {rank}"
     details = {
         "from_label": was,
         "from_score": f"{firing.before[labels.index(was)]:.3f}",

@@ -54,7 +54,9 @@ class ThresholdAlertsConfig:
 @dataclass
 class _SessionState:
     recent: deque[dict[str, float]]
+    spans: deque[tuple[float, float]]
     disarmed: set[str] = field(default_factory=set)
+    previous: dict[str, float] = field(default_factory=dict)  # each emotion's smoothed score one window before
 
 
 class ThresholdAlerts:
@@ -69,6 +71,7 @@ class ThresholdAlerts:
         """Updates the session's smoothed scores; returns the alerts that fire now."""
         state = self._new_state() if result.kind == "classify" else self._sessions.get(result.session_id)
         state.recent.append(result.scores)
+        state.spans.append((result.start_s, result.end_s))
         alerts = []
         for label, threshold in self.config.thresholds.items():
             if label not in result.scores:
@@ -76,9 +79,10 @@ class ThresholdAlerts:
             smoothed = sum(scores.get(label, 0.0) for scores in state.recent) / len(state.recent)
             if label not in state.disarmed and smoothed >= threshold:
                 state.disarmed.add(label)
-                alerts.append(self._alert(result, label, smoothed, threshold, len(state.recent)))
+                alerts.append(self._alert(result, label, smoothed, threshold, state))
             elif label in state.disarmed and smoothed < threshold - self.config.hysteresis:
                 state.disarmed.discard(label)
+            state.previous[label] = smoothed
         return alerts
 
     @hookimpl
@@ -87,17 +91,29 @@ class ThresholdAlerts:
         self._sessions.drop(summary.session_id)
 
     def _new_state(self) -> _SessionState:
-        return _SessionState(recent=deque(maxlen=self.config.smoothing_windows))
+        n = self.config.smoothing_windows
+        return _SessionState(recent=deque(maxlen=n), spans=deque(maxlen=n))
 
-    def _alert(self, result: Result, label: str, smoothed: float, threshold: float, windows: int) -> Alert:
+    def _alert(self, result: Result, label: str, smoothed: float, threshold: float, state: _SessionState) -> Alert:
+        """E.g. ``ANG 64% reached its threshold 60% (mean of 3 window(s) between 3.0 s and 9.0 s); ANG was
+        41% one window before``: what rose, over which seconds, from what."""
         rearm = threshold - self.config.hysteresis
+        windows = len(state.recent)
+        start, end = state.spans[0][0], state.spans[-1][1]
+        span = f" between {start:.1f} s and {end:.1f} s" if result.kind != "classify" else ""
+        message = f"{label} {smoothed:.0%} reached its threshold {threshold:.0%} (mean of {windows} window(s){span})"
+        details = {"threshold": f"{threshold:g}", "rearm_below": f"{rearm:g}", "windows": str(windows),
+                   "start_s": f"{start:.1f}", "end_s": f"{end:.1f}"}  # fmt: skip
+        if label in state.previous:
+            message += f"; {label} was {state.previous[label]:.0%} one window before"
+            details["previous"] = f"{state.previous[label]:.3f}"
         return Alert(
             kind="threshold",
             label=label,
             severity=self.config.severity,  # type: ignore[arg-type]
-            message=f"{label} score {smoothed:.2f} reached its threshold {threshold:.2f} (mean of {windows} window(s))",
+            message=message,
             value=smoothed,
             time_s=result.end_s,
             source=NAME,
-            details={"threshold": f"{threshold:g}", "rearm_below": f"{rearm:g}", "windows": str(windows)},
+            details=details,
         )
