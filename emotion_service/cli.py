@@ -109,24 +109,30 @@ def _erase(args: argparse.Namespace) -> int:
     from emotion_service.logging import configure_logging
     from emotion_service.plugins.manager import PluginError, load_plugins
     from emotion_service.plugins.store import ResultStore
-    from emotion_service.server.config import store_database_url
+    from emotion_service.server.config import Settings, results_database_url, store_database_url
+    from emotion_service.server.erasure import Erasures
+    from emotion_service.server.job_queue import JobQueue
 
     configure_logging("warning", "console")
     _use_config_file(args)
     host = load_plugins(args.select)
+    # The job queue's database (the store's unless jobs_database_url says otherwise) holds jobs
+    # in every state, also those that made no session (cancelled or failed early).
+    jobs = JobQueue(results_database_url(Settings.load(config_file=args.config)))
+    erasures = Erasures(host, jobs)
     if args.session:
         sessions = [args.session]
     else:
         store = ResultStore(store_database_url())
         try:
-            sessions = store.session_ids_before(args.before)
+            sessions = erasures.session_ids_before(store.session_ids_before(args.before), args.before)
         finally:
             store.close()
     who = f"cli:{getpass.getuser()}"
     erased_any = False
     try:
         for session_id in sessions:
-            erased = host.on_erase(session_id, who)
+            erased = erasures.erase(session_id, who)
             if erased:
                 erased_any = True
                 print(f"erased session {session_id}: " + "; ".join(erased))
@@ -135,6 +141,7 @@ def _erase(args: argparse.Namespace) -> int:
         return 1
     finally:
         host.on_shutdown()
+        jobs.close()
     if not erased_any:
         what = f"session {args.session!r}" if args.session else f"session started before {args.before.isoformat()}"
         print(f"no {what} found (plugins: {', '.join(host.names()) or 'none'})", file=sys.stderr)

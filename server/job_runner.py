@@ -101,6 +101,7 @@ class JobRunner:
         self._wake = asyncio.Event()
         self._workers: list[asyncio.Task[None]] = []
         self._held: dict[str, Claim] = {}
+        self._ending: set[asyncio.Future[None]] = set()  # jobs' ends being handed to the plugins
         self._stopping = False
 
     @property
@@ -130,6 +131,7 @@ class JobRunner:
         for worker in self._workers:
             worker.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
+        await asyncio.gather(*self._ending, return_exceptions=True)
         for claim in list(self._held.values()):
             await asyncio.to_thread(self.queue.release, claim)
             log.info("job_released", job_id=claim.job_id)
@@ -197,11 +199,6 @@ class JobRunner:
         if not await asyncio.to_thread(self.queue.finish, claim, state, rows, error):
             log.info("job_lost", reason="cancelled, erased or taken over as it ended")
             return
-        for alert in alerts or ():
-            await asyncio.to_thread(self.plugins.on_alert, alert, claim.session_id)
-        if state == SUCCEEDED:
-            summary = summarise(claim.session_id, results or [], list(alerts or ()), claim.metadata, duration_s=audio_s)
-            await asyncio.to_thread(self.plugins.on_session_end, summary)
         job = JobSummary(
             job_id=claim.job_id,
             session_id=claim.session_id,
@@ -212,7 +209,21 @@ class JobRunner:
             error=error,
             metadata=claim.metadata,
         )
-        await asyncio.to_thread(self.plugins.on_job_end, job)
+        # Not cancelled by a stopping server: stop() waits for it, so the end is handed on once.
+        handing = asyncio.ensure_future(asyncio.to_thread(self._hand_over, job, list(alerts or ())))
+        self._ending.add(handing)
+        handing.add_done_callback(self._ending.discard)
+        await asyncio.shield(handing)
+
+    def _hand_over(self, job: JobSummary, alerts: list[Alert]) -> None:
+        """The plugins' part of a job's end: its alerts, its session's end (succeeded), its own end."""
+        for alert in alerts:
+            self.plugins.on_alert(alert, job.session_id)
+        if job.state == SUCCEEDED:
+            self.plugins.on_session_end(
+                summarise(job.session_id, list(job.utterances), alerts, job.metadata, duration_s=job.audio_s)
+            )
+        self.plugins.on_job_end(job)
 
     async def _analyse(
         self, state: Any, claim: Claim, sources: list[bytes | Path], durations: list[float], progress: _Progress

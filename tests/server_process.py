@@ -55,11 +55,11 @@ def wait_serving(port: int, proc: subprocess.Popen[str], timeout: float = 60) ->
 
 @contextmanager
 def serving(
-    model: Path, *flags: str, env: dict[str, str] | None = None, port: int = 0
+    model: Path, *flags: str, env: dict[str, str] | None = None, port: int = 0, cwd: Path | None = None
 ) -> Iterator[tuple[int, subprocess.Popen[str], Path]]:
     """Starts `emotion serve` on a free port (or ``port``), waits for SERVING, kills it on exit if still running.
 
-    ``env`` adds to (or overrides) :func:`run_env`. Yields the port, the process and the file
+    ``env`` adds to (or overrides) :func:`run_env`; ``cwd`` is its working folder (default: the caller's). Yields the port, the process and the file
     its log lines go to (a file, not a pipe: an undrained pipe fills up and blocks the server's logging).
     """
     port = port or free_port()
@@ -71,6 +71,7 @@ def serving(
                 stderr=sink,
                 text=True,
                 env=run_env(**(env or {})),
+                cwd=cwd,
             )
         try:
             wait_serving(port, proc)

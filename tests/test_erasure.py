@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import grpc
@@ -14,7 +17,10 @@ from emotion_client.v1 import emotion_pb2_grpc
 from emotion_service.plugins.builtin.reports import Reports, ReportsConfig
 from emotion_service.plugins.builtin.store import ResultsStore, StoreConfig
 from emotion_service.plugins.builtin.threshold_alerts import ThresholdAlerts, ThresholdAlertsConfig
+from emotion_service.plugins.hookspecs import hookimpl
 from emotion_service.plugins.manager import build_host
+from emotion_service.plugins.store import ResultStore
+from emotion_service.plugins.types import Alert, Result, SessionSummary
 from emotion_service.server.app import EmotionServer
 from emotion_service.server.auth import hash_token
 from tests.conftest import make_settings
@@ -94,7 +100,8 @@ async def test_delete_session_needs_admin_and_erases_rows_and_reports(tiny_model
     assert list(reports.iterdir()) == []
     with store.store.engine.connect() as conn:
         record = conn.execute(text("SELECT session_id, requested_by, rows_deleted FROM erasures")).one()
-    assert record[0] == "to-erase" and record[1] == "dpo" and record[2] >= 4
+    assert record[0] == store.store.erasure_id("to-erase") != "to-erase", "a keyed hash of the id, never the id"
+    assert record[1] == "dpo" and record[2] >= 4
 
 
 async def test_emotion_erase_on_the_command_line(
@@ -147,3 +154,87 @@ async def test_a_session_erased_the_moment_its_stream_ends_stays_erased(tiny_mod
         await server.stop(grace=1)
     assert rows_naming(store, "at-once") == dict.fromkeys(("sessions", "results", "alerts", "session_metadata"), 0)
     assert not reports.exists() or list(reports.iterdir()) == [], "a report written after the erasure"
+
+
+class Seen:
+    """A plugin noting when each result reaches the plugins."""
+
+    def __init__(self) -> None:
+        self.results: list[float] = []
+
+    @hookimpl
+    def on_result(self, result: Result) -> None:
+        self.results.append(time.monotonic())
+
+
+async def test_a_stream_erased_while_it_runs_ends_aborted_and_writes_nothing_more(tiny_model: Path, tmp_path: Path) -> None:
+    store = ResultsStore(StoreConfig(database_url=f"sqlite:///{tmp_path / 'r.db'}", spool_dir=str(tmp_path / "spool")))
+    reports = tmp_path / "reports"
+    seen = Seen()
+    plugins = build_host(
+        {
+            "threshold_alerts": alerting(),
+            "store": store,
+            "reports": Reports(ReportsConfig(output_dir=str(reports))),
+            "seen": seen,
+        }
+    )
+    server = EmotionServer(make_settings(tiny_model), plugins=plugins)
+    await server.start()
+    await server.load_model()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = emotion_pb2_grpc.EmotionServiceStub(channel)
+            requests = stream_requests(ravdess_interview()[: 16000 * 12], "erased-live", {"c": "1"})
+            windowed = asyncio.Event()
+            erased: list[str] = []
+            erased_at: list[float] = []
+
+            async def messages():  # type: ignore[no-untyped-def]
+                for number, request in enumerate(requests):
+                    if number == len(requests) // 2:  # mid-stream, once windows were stored: erase it
+                        await windowed.wait()
+                        while not rows_naming(store, "erased-live")["results"]:
+                            await asyncio.sleep(0.05)
+                        erased.extend((await stub.DeleteSession(pb.DeleteSessionRequest(session_id="erased-live"))).erased)
+                        erased_at.append(time.monotonic())
+                    yield request
+
+            responses = []
+            with pytest.raises(grpc.aio.AioRpcError) as ended:
+                async for response in stub.StreamClassify(messages(), timeout=60):
+                    responses.append(response)
+                    if response.HasField("window"):
+                        windowed.set()
+            assert ended.value.code() == grpc.StatusCode.ABORTED and "session was erased" in ended.value.details()
+            assert any(line.startswith("store: ") for line in erased)
+            assert not any(r.HasField("summary") for r in responses)
+            assert seen.results and not [t for t in seen.results if t > erased_at[0]], "results handed on after the erasure"
+            await settle(server)
+    finally:
+        await server.stop(grace=1)
+    assert rows_naming(store, "erased-live") == dict.fromkeys(("sessions", "results", "alerts", "session_metadata"), 0)
+    assert not reports.exists() or list(reports.iterdir()) == [], "a report of an erased session"
+
+
+def test_an_erased_session_is_not_written_again(tmp_path: Path) -> None:
+    """The erasure record is a tombstone: writes of the session arriving afterwards (a replica's
+    stream or job still running, a spool replayed late) are dropped, and it keeps no plain id."""
+    gone = "gone-7f3a9c2e"
+    store = ResultStore(f"sqlite:///{tmp_path / 'r.db'}")
+    result = Result(gone, gone, "window", "HAP", {"HAP": 0.9, "SAD": 0.1}, 0.0, 3.0, metadata={"who": "x"})
+    alert = Alert(kind="threshold", message="m", label="HAP", severity="warning", value=0.9, time_s=3.0, source="t")
+    store.write([store.result_entry(result), store.alert_entry(gone, alert)])
+    assert store.erase(gone, "dpo") >= 3 and store.is_erased(gone) and not store.is_erased("kept")
+    late = replace(result, index=1, start_s=1.5, end_s=4.5)
+    kept = replace(late, session_id="kept", request_id="kept")
+    store.write([store.result_entry(late), store.alert_entry(gone, alert), store.result_entry(kept)])
+    summary = SessionSummary(gone, 1, 3.0, "HAP", {"HAP": 1.0}, {"HAP": 0.9}, (late,), ())
+    store.end_session(summary)
+    with store.engine.connect() as conn:
+        for table, column in (("sessions", "id"), ("results", "session_id"), ("alerts", "session_id"),
+                              ("session_metadata", "session_id")):  # fmt: skip
+            assert conn.execute(text(f"SELECT count(*) FROM {table} WHERE {column} = :s"), {"s": gone}).scalar() == 0, table
+        assert conn.execute(text("SELECT count(*) FROM results WHERE session_id = 'kept'")).scalar() == 1
+    store.close()
+    assert gone.encode() not in (tmp_path / "r.db").read_bytes()

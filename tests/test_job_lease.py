@@ -3,13 +3,19 @@ no longer write it: neither finish it, nor fail it, nor renew or release it."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from emotion_service.plugins.hookspecs import hookimpl
+from emotion_service.plugins.manager import build_host
+from emotion_service.plugins.types import Alert, JobSummary, SessionSummary
 from emotion_service.server.job_queue import FAILED, RUNNING, SUCCEEDED, JobQueue, RecordingInput
+from emotion_service.server.job_runner import JobRunner
+from tests.conftest import make_settings
 
 
 @pytest.fixture
@@ -43,3 +49,42 @@ def test_a_worker_that_lost_its_lease_cannot_finish_the_job_another_worker_holds
     row = queue.get(job.id)
     assert row.state == SUCCEEDED and row.utterances == {"utterances": [{"label": "SAD"}]} and row.error is None
     assert queue.content(job.id, 0) is None
+
+
+class Counting:
+    """A plugin counting the end hooks of jobs (what webhooks, reports and alert sinks see)."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    @hookimpl
+    def on_alert(self, alert: Alert, session_id: str) -> None:
+        self.calls.append(f"alert {session_id} {alert.label}")
+
+    @hookimpl
+    def on_session_end(self, summary: SessionSummary) -> None:
+        self.calls.append(f"session_end {summary.session_id} alerts={len(summary.alerts)}")
+
+    @hookimpl
+    def on_job_end(self, job: JobSummary) -> None:
+        self.calls.append(f"job_end {job.session_id} {job.state}")
+
+
+def test_only_the_worker_whose_finish_lands_hands_the_job_end_to_the_plugins(queue: JobQueue) -> None:
+    """A worker that lost its job (taken over after its lease expired) and reaches its end fires no
+    alert, no session end (report) and no job end: the worker that finishes the job fires them once."""
+    counting = Counting()
+    runner = JobRunner(make_settings(Path("unused")), build_host({"counting": counting}), queue, lambda: None)
+    queue.submit([RecordingInput("call.flac", content=b"audio bytes")], "mix", {}, "handed-once")
+    stale = queue.claim("replica-a", lease_s=0.0)
+    time.sleep(0.01)
+    current = queue.claim("replica-b", lease_s=60.0)
+    assert stale is not None and current is not None
+    alert = Alert(kind="threshold", message="m", label="ANG", severity="warning", value=0.9, time_s=1.0, source="t")
+
+    asyncio.run(runner._end(stale, SUCCEEDED, [], "", 3.0, [], [alert]))
+    assert counting.calls == [], "a worker that lost its job handed its end on"
+    asyncio.run(runner._end(current, SUCCEEDED, [], "", 3.0, [], [alert]))
+    assert counting.calls == ["alert handed-once ANG", "session_end handed-once alerts=1", "job_end handed-once succeeded"]
+    asyncio.run(runner._end(current, SUCCEEDED, [], "", 3.0, [], [alert]))
+    assert len(counting.calls) == 3, "an end written twice is handed on once"

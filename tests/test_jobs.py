@@ -21,9 +21,11 @@ from sqlalchemy import create_engine, inspect, select, text
 from emotion_client import EmotionClient
 from emotion_service.audio import load_audio
 from emotion_service.paths import BUNDLED_MODEL
+from emotion_service.plugins.store import ResultStore
 from emotion_service.plugins.store.schema import JobInputRow, JobRow
 from tests.plugin_helpers import fresh_postgres_database
 from tests.server_process import serving
+from tests.test_plugins_alerts import Receiver, receiver_factory  # noqa: F401  (fixture)
 
 DATA = Path(__file__).parent / "data"
 RATE = 16_000
@@ -166,12 +168,16 @@ def test_erase_leaves_no_row_naming_the_session_and_no_report(tmp_path: Path) ->
     two_party_recording(recording, seconds=20.0)
     url = f"sqlite:///{tmp_path / 'results.db'}"
     env = store_env(url, tmp_path)
+    reports = tmp_path / "reports"
     with serving(BUNDLED_MODEL, env=env) as (port, _, _):
         done = analyze(port, str(recording), "--channels", "separate", "--wait", "--json")
-    assert done.returncode == 0, done.stderr
-    session = json.loads(done.stdout)["session_id"]
-    reports = tmp_path / "reports"
-    assert any(session in path.name for path in reports.iterdir()), "the job's session was reported"
+        assert done.returncode == 0, done.stderr
+        session = json.loads(done.stdout)["session_id"]
+        # The report is written once the job's end is (just after --wait returns).
+        deadline = time.monotonic() + 30
+        while not (reports.is_dir() and any(session in path.name for path in reports.iterdir())):
+            assert time.monotonic() < deadline, "the job's session was reported"
+            time.sleep(0.1)
 
     erased = subprocess.run(
         [sys.executable, "-m", "emotion_service", "erase", "--session", session],
@@ -194,7 +200,8 @@ def test_erase_leaves_no_row_naming_the_session_and_no_report(tmp_path: Path) ->
                     {"s": f"%{session}%"},
                 ).scalar()
                 assert hits == 0, f"{table}.{column['name']} still names the session"
-        record = conn.execute(text("SELECT requested_by FROM erasures WHERE session_id = :s"), {"s": session}).all()
+        hashed = ResultStore(url).erasure_id(session)
+        record = conn.execute(text("SELECT requested_by FROM erasures WHERE session_id = :s"), {"s": hashed}).all()
     engine.dispose()
     assert len(record) == 1 and record[0][0].startswith("cli:")
     assert not [path for path in reports.iterdir() if session in path.name]
@@ -226,3 +233,74 @@ def test_two_replicas_share_one_queue_each_job_taken_once(tmp_path: Path) -> Non
     assert len({owner for _, _, owner in rows}) == 2, "both replicas took jobs from the one queue"
     for job in finished:
         assert stored.get(job.session_id, 0) == len(job.utterances)
+
+
+def _run_job(env: dict[str, str], recording: Path, session_id: str, kill_at: float | None) -> tuple[object, str, int]:
+    """Runs a job to its end on `emotion serve`; with ``kill_at``, the first server is killed once the job's
+    progress reaches it and a second one finishes it. Returns the job, the servers' logs, and attempts."""
+    # A short lease: progress is saved every third of it, so the job is seen (and killed) mid-way.
+    slow = ("--job-lease-s", "0.6", "--job-max-in-flight", "1", "--background-max-batch-size", "1")
+    logs = ""
+    if kill_at is not None:
+        with serving(BUNDLED_MODEL, *slow, env=env) as (port, proc, log):
+            with EmotionClient(f"127.0.0.1:{port}") as client:
+                job = client.submit_job([recording], channels="mix", session_id=session_id)
+                deadline = time.monotonic() + 60
+                while (seen := client.get_job(job.job_id)).progress < kill_at:
+                    assert time.monotonic() < deadline and not seen.ended, seen
+                    time.sleep(0.02)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            logs += log.read_text()
+        assert seen.state == "running" and seen.progress < 1.0, seen
+    with serving(BUNDLED_MODEL, *slow, env=env) as (port, proc, log):
+        with EmotionClient(f"127.0.0.1:{port}") as client:
+            if kill_at is None:
+                job = client.submit_job([recording], channels="mix", session_id=session_id)
+            finished = client.wait_job(job.job_id, timeout=180)
+        proc.send_signal(signal.SIGTERM)  # a clean stop delivers what the webhook has queued
+        proc.wait(timeout=60)
+        logs += log.read_text()
+    return finished, logs, finished.attempts
+
+
+def test_a_job_taken_over_fires_its_alerts_report_and_webhooks_once(
+    tmp_path: Path, receiver_factory: type[Receiver]
+) -> None:
+    """A replica killed mid-job and another finishing it: the alerts stored and POSTed, the report
+    written and the job's end POSTed are those of an uninterrupted run of the same job, once each."""
+    recording = tmp_path / "interview.wav"
+    two_party_recording(recording, seconds=180.0)
+    config = tmp_path / "emotion.toml"  # thresholds the bundled model's scores set off on this recording
+    config.write_text('[plugins.threshold_alerts]\nthresholds = {NEU = 0.3, SAD = 0.1}\nhysteresis = 0.05\n')
+    receiver = receiver_factory([])
+    counted = {}
+    for name, kill_at in (("straight", None), ("taken-over", 0.15)):
+        url = f"sqlite:///{tmp_path / f'{name}.db'}"
+        env = {
+            **store_env(url, tmp_path / name),
+            "EMOTION_PLUGINS": "store,reports,threshold_alerts,webhook",
+            "EMOTION_WEBHOOK_URL": receiver.url,
+            "EMOTION_CONFIG": str(config),
+        }
+        finished, logs, attempts = _run_job(env, recording, name, kill_at)
+        assert finished.state == "succeeded", finished.error  # type: ignore[attr-defined]
+        assert attempts == (1 if kill_at is None else 2)
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            stored = conn.execute(
+                text("SELECT kind, label, time_s FROM alerts WHERE session_id = :s ORDER BY time_s, label"), {"s": name}
+            ).all()
+        engine.dispose()
+        posted = [body for _, body in receiver.requests if body.get("session_id") == name]
+        ended = [b for _, b in receiver.requests if b.get("event") == "job_ended" and b["job"]["session_id"] == name]
+        reports = [line for line in logs.splitlines() if '"session_reports_written"' in line and name in line]
+        counted[name] = (
+            sorted((a["alert"]["label"], a["alert"]["time_s"]) for a in posted),
+            [(kind, label, round(t, 3)) for kind, label, t in stored],
+            len(ended),
+            len(reports),
+        )
+    assert counted["straight"][0], "the run raised alerts (else this test shows nothing)"
+    assert counted["taken-over"] == counted["straight"]
+    assert counted["straight"][2:] == (1, 1)

@@ -285,6 +285,7 @@ def main(argv: list[str] | None = None) -> None:
         + results_section(results)
         + conditions_section(results["conditions"])
         + seeds_section(results["seeds"])
+        + RESEARCH_RECORD
     )
     for name in ("test", "emodb"):
         if name in results:
@@ -292,6 +293,16 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name}: accuracy {m['accuracy']:.3f}  UAR {m['uar']:.3f}  macro-F1 {m['macro_f1']:.3f}")
     print(seeds_section(results["seeds"]))
     print(f"wrote {args.output}")
+
+
+RESEARCH_RECORD = """
+## Research record
+
+How this recipe was chosen (speaker-level cross-validation on actors 01-18 and the blind
+comparisons made with it), the models bundled before this one with their tables, and the
+comparison of this model with the one before it under every condition:
+[docs/research.md](../../docs/research.md).
+"""
 
 
 if __name__ == "__main__":
