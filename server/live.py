@@ -14,6 +14,7 @@ connection reconnects and misses what was sent meanwhile); what is stored is nev
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -37,8 +38,18 @@ SUBSCRIBER_QUEUE = 1000
 
 @dataclass(eq=False)  # compared (and hashed) by identity: each browser is its own subscriber
 class Subscriber:
+    """One browser's queue, on the loop that reads it (the web UI's, a thread apart from the gRPC loop)."""
+
     queue: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(SUBSCRIBER_QUEUE))
     dropped: int = 0
+    loop: asyncio.AbstractEventLoop | None = None
+
+    def offer(self, event: dict[str, Any]) -> None:
+        """Queues ``event``, or counts it dropped when the queue is full (on the subscriber's loop)."""
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.dropped += 1
 
 
 class LiveHub:
@@ -74,14 +85,21 @@ class LiveHub:
                 state["windows"] = [*state["windows"][-59:], event]
             elif event["type"] == "alert":
                 state["alerts"] += 1
-        for subscriber in self._subscribers:
-            try:
-                subscriber.queue.put_nowait(event)
-            except asyncio.QueueFull:
-                subscriber.dropped += 1
+        try:
+            here = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        # A copy: subscribers come and go from the web UI's thread.
+        for subscriber in tuple(self._subscribers):
+            if subscriber.loop is None or subscriber.loop is here:
+                subscriber.offer(event)
+            else:  # asyncio queues are not thread-safe: the subscriber's own loop queues it
+                with contextlib.suppress(RuntimeError):  # that loop has closed
+                    subscriber.loop.call_soon_threadsafe(subscriber.offer, event)
 
     def subscribe(self) -> Subscriber:
-        subscriber = Subscriber()
+        """A new subscriber, read on the calling loop (any thread)."""
+        subscriber = Subscriber(loop=asyncio.get_running_loop())
         self._subscribers.add(subscriber)
         return subscriber
 

@@ -214,8 +214,9 @@ def test_a_missing_or_weak_token_is_refused(browser: object, tmp_path: Path) -> 
         page.get_by_label("Access token").fill("view-token")
         page.get_by_role("button", name="Log in").click()
         page.get_by_role("heading", name="Sessions").wait_for()
-        cookie = next(c for c in page.context.cookies() if c["name"] == "emotion_token")
+        cookie = next(c for c in page.context.cookies() if c["name"] == "emotion_session")
         assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        assert "view-token" not in cookie["value"], "the cookie holds a signed session, not the token"
         page.goto(url + "/analyze")
         assert page.get_by_text("lacks the 'classify' scope").is_visible()
         anonymous = page.context.browser.new_context()

@@ -16,7 +16,7 @@ import pytest
 
 from emotion_service.server.app import EmotionServer
 from emotion_service.server.auth import hash_token
-from emotion_service.server.web import CSRF_COOKIE, TOKEN_COOKIE
+from emotion_service.server.web import CSRF_COOKIE, SESSION_COOKIE
 from tests.conftest import make_settings, recordings
 from tests.server_process import free_port
 
@@ -91,12 +91,13 @@ async def test_forms_whose_csrf_token_does_not_match_its_cookie_are_refused(
         ):
             status, set_cookies, body = await call("/login", cookies, fields=fields)
             assert status == 403 and "security token did not match" in body, (cookies, fields)
-            assert TOKEN_COOKIE not in set_cookies, "a forged login logs no one in"
+            assert SESSION_COOKIE not in set_cookies, "a forged login logs no one in"
         status, set_cookies, _ = await call("/login", {CSRF_COOKIE: csrf}, fields=login | {"csrf": csrf})
-        assert status == 303 and set_cookies[TOKEN_COOKIE] == TOKEN
+        assert status == 303 and set_cookies[SESSION_COOKIE]
+        assert TOKEN not in set_cookies[SESSION_COOKIE], "the cookie holds a signed session, never the token"
 
         # Logged in, an upload forged by another site is refused and queues no job.
-        session = {CSRF_COOKIE: csrf, TOKEN_COOKIE: TOKEN}
+        session = {CSRF_COOKIE: csrf, SESSION_COOKIE: set_cookies[SESSION_COOKIE]}
         clip = (recordings()[0].name, recordings()[0].read_bytes())
         status, _, body = await call("/analyze", session, fields={"csrf": "forged", "channels": "mix"}, file=clip)
         assert status == 403 and "security token did not match" in body
@@ -108,6 +109,6 @@ async def test_forms_whose_csrf_token_does_not_match_its_cookie_are_refused(
         assert status == 303
         assert len(server.jobs.list(None, 10)[0]) == 1
         status, set_cookies, _ = await call("/logout", session, fields={"csrf": csrf})
-        assert status == 303 and set_cookies.get(TOKEN_COOKIE, "") == ""
+        assert status == 303 and set_cookies.get(SESSION_COOKIE, "missing") == "", "logging out clears the session"
     finally:
         await server.stop(grace=1)

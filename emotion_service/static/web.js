@@ -214,6 +214,21 @@ function recorder() {
   });
 }
 
+function uploadLimit() {
+  // Says at once that a file is over the server's limit (the server refuses it anyway, unread).
+  const form = document.getElementById("analyze-form");
+  if (!form) return;
+  const limit = Number(form.dataset.maxBytes || 0);
+  form.addEventListener("submit", (event) => {
+    const file = document.getElementById("recording").files[0];
+    if (limit && file && file.size > limit) {
+      event.preventDefault();
+      const status = document.getElementById("record-status");
+      status.textContent = `This recording is ${(file.size / 1048576).toFixed(0)} MB; the most this page takes is ${form.dataset.maxMb}.`;
+    }
+  });
+}
+
 function wav(buffer) {
   const samples = buffer.getChannelData(0);
   const data = new DataView(new ArrayBuffer(44 + samples.length * 2));
@@ -233,5 +248,6 @@ document.addEventListener("DOMContentLoaded", () => {
   followSession();
   liveMonitor();
   followJob();
+  uploadLimit();
   recorder();
 });
