@@ -33,11 +33,13 @@ VAD_RATE = 16_000
 
 @dataclass(frozen=True)
 class Segment:
-    """An utterance: ``[start, end)`` in samples of the recording at its sample rate, on ``channel``."""
+    """An utterance: ``[start, end)`` in samples of the recording at its sample rate, on ``channel``;
+    ``speaker`` once diarized ("S1", ...; see :mod:`emotion_service.diarization`), else empty."""
 
     channel: int
     start: int
     end: int
+    speaker: str = ""
 
 
 @dataclass(frozen=True)
@@ -69,8 +71,11 @@ class Segmenter:
         # The model keeps recurrent state between calls: one recording at a time.
         self._lock = threading.Lock()
 
-    def segments(self, waveform: np.ndarray, sample_rate: int, channel: int = 0) -> list[Segment]:
-        """The utterances of one mono track, in order."""
+    def segments(
+        self, waveform: np.ndarray, sample_rate: int, channel: int = 0, min_silence_s: float | None = None
+    ) -> list[Segment]:
+        """The utterances of one mono track, in order; ``min_silence_s`` overrides the setting (diarization
+        cuts at shorter pauses, where one party may hand over to the other)."""
         s = self.settings
         audio = waveform if sample_rate == VAD_RATE else soxr.resample(waveform, sample_rate, VAD_RATE)
         with self._lock:
@@ -80,7 +85,7 @@ class Segmenter:
                 threshold=s.threshold,
                 sampling_rate=VAD_RATE,
                 min_speech_duration_ms=int(s.min_speech_s * 1000),
-                min_silence_duration_ms=int(s.min_silence_s * 1000),
+                min_silence_duration_ms=int((s.min_silence_s if min_silence_s is None else min_silence_s) * 1000),
                 max_speech_duration_s=s.max_utterance_s,
                 speech_pad_ms=int(s.pad_s * 1000),
             )

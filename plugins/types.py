@@ -32,7 +32,8 @@ class Result:
     """One classified unit: a whole ``Classify`` recording, one stream window, or one utterance of a job.
 
     ``index`` orders results within their session; ``channel`` is a job utterance's speaker
-    channel (0 for everything else).
+    channel (0 for everything else); ``speaker`` is a job utterance's speaker ("S1", "S2", ...:
+    found by diarization, or ``S<channel+1>`` with separate channels; empty otherwise).
 
     ``audio`` is the audio the model scored (mono float32 at ``sample_rate``,
     after the ``preprocess`` hooks), or None (e.g. results read back from the
@@ -51,6 +52,7 @@ class Result:
     model_name: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
     channel: int = 0
+    speaker: str = ""
     audio: np.ndarray | None = field(default=None, repr=False, compare=False)
     sample_rate: int = field(default=0, repr=False, compare=False)
 

@@ -60,6 +60,9 @@ class Claim:
     metadata: dict[str, str]
     parts: dict[str, Any]
     attempts: int
+    # Diarization of mixed recordings (SubmitJobRequest.diarize, num_speakers; 0: found out).
+    diarize: bool = False
+    num_speakers: int = 0
 
 
 class JobQueue:
@@ -96,15 +99,22 @@ class JobQueue:
         metadata: dict[str, str],
         session_id: str,
         owner: str = "",
+        diarize: bool = False,
+        num_speakers: int = 0,
     ) -> JobRow:
-        """Queues a job and its inline recordings in one transaction; ``owner``: the submitting key's name."""
+        """Queues a job and its inline recordings in one transaction; ``owner``: the submitting key's name;
+        ``diarize``: find the speakers of mixed recordings (``num_speakers`` of them; 0: find out)."""
         now = _now()
         job = JobRow(
             id=uuid4().hex,
             session_id=session_id,
             state=QUEUED,
             channels=channels,
-            request={"recordings": [{"name": r.name, "path": r.path} for r in recordings]},
+            request={
+                "recordings": [{"name": r.name, "path": r.path} for r in recordings],
+                "diarize": diarize,
+                "num_speakers": num_speakers,
+            },
             job_metadata=dict(metadata),
             created_at=now,
             updated_at=now,
@@ -166,6 +176,8 @@ class JobQueue:
                 metadata=dict(job.job_metadata),
                 parts=dict(job.parts or {}),
                 attempts=job.attempts,
+                diarize=bool(job.request.get("diarize", False)),
+                num_speakers=int(job.request.get("num_speakers", 0)),
             )
         log.info("job_claimed", job_id=claim.job_id, session_id=claim.session_id, attempt=claim.attempts, owner=owner)
         return claim

@@ -33,6 +33,7 @@ import numpy as np
 import structlog
 
 from emotion_service import audio
+from emotion_service.diarization import Diarizer
 from emotion_service.plugins.manager import PluginHost
 from emotion_service.plugins.types import Alert, JobSummary, Result, summarise
 from emotion_service.segmentation import Segment, Segmenter, SegmenterSettings
@@ -73,6 +74,7 @@ class ScoredUtterance:
     label: str
     scores: dict[str, float]
     window_count: int
+    speaker: str = ""  # "S1", ... diarized or per channel; empty for a mix not diarized
 
     def to_dict(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -98,6 +100,7 @@ class JobRunner:
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self.limits = job_limits(settings)
         self._segmenter: Segmenter | None = None
+        self._diarizer: Diarizer | None = None
         self._wake = asyncio.Event()
         self._workers: list[asyncio.Task[None]] = []
         self._held: dict[str, Claim] = {}
@@ -114,6 +117,24 @@ class JobRunner:
                 )
             )
         return self._segmenter
+
+    @property
+    def diarizer(self) -> Diarizer:
+        """The speaker diarizer, loaded with the first job that asks for it."""
+        if self._diarizer is None:
+            self._diarizer = Diarizer()
+        return self._diarizer
+
+    def _speakers(self, claim: Claim, track: np.ndarray, rate: int, channel: int, separate: bool) -> list[Segment]:
+        """The part's utterances with their speaker: one per channel when separate, found when diarized."""
+        if separate:
+            return [replace(s, speaker=f"S{channel + 1}") for s in self.segmenter.segments(track, rate, channel)]
+        if not claim.diarize:
+            return self.segmenter.segments(track, rate, channel)
+        fine = self.segmenter.segments(track, rate, channel, min_silence_s=self.diarizer.settings.min_silence_s)
+        return self.diarizer.diarize(
+            track, rate, fine, claim.num_speakers, self.settings.job_min_silence_s, self.settings.job_max_utterance_s
+        )
 
     def start(self) -> None:
         """Starts the workers on the running loop."""
@@ -249,7 +270,7 @@ class JobRunner:
                 else:
                     part_alerts: list[Alert] = []
                     track = await asyncio.to_thread(self._decode, source, channel if separate else None, rate)
-                    mine = await asyncio.to_thread(self.segmenter.segments, track, rate, channel)
+                    mine = await asyncio.to_thread(self._speakers, claim, track, rate, channel, separate)
                     if power is not None and channels > 1:
                         mine = [s for s in mine if not self.segmenter.is_bleed(s, power, frame_rate, rate)]
                     done = await self._score_part(
@@ -296,6 +317,7 @@ class JobRunner:
                 end_s=round(segment.end / rate, 3),
                 **labelled(state.backend.info.labels, np.mean(rows, axis=0)),
                 window_count=len(rows),
+                speaker=segment.speaker,
             )
             scored.append(utterance)
             result = self._result(state, claim, utterance, first_position + len(scored) - 1, offset_s)
@@ -342,6 +364,7 @@ class JobRunner:
             model_name=state.backend.info.name,
             metadata=claim.metadata,
             channel=u.channel,
+            speaker=u.speaker,
         )
 
     def _source(self, claim: Claim, position: int, recording: dict[str, Any]) -> bytes | Path:

@@ -23,6 +23,7 @@ from emotion_client.results import JOB_STATES
 from emotion_client.v1 import emotion_pb2 as pb
 from emotion_client.v1 import emotion_pb2_grpc
 from emotion_service import audio
+from emotion_service.diarization import MAX_SPEAKERS
 from emotion_service.plugins.manager import PluginError, PluginHost
 from emotion_service.plugins.store import StoreError
 from emotion_service.plugins.store.schema import JobRow
@@ -465,6 +466,8 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
                 request.session_id,
                 owner=name,
                 may_join_any_session=limited_to is None,
+                diarize=request.diarize,
+                num_speakers=request.num_speakers,
             )
         except JobRequestError as exc:
             await _abort(context, exc.code, str(exc))
@@ -478,6 +481,8 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
         session_id: str = "",
         owner: str = "",
         may_join_any_session: bool = True,
+        diarize: bool = False,
+        num_speakers: int = 0,
     ) -> JobRow:
         """Queues a job (``SubmitJob``, and the web UI's uploads); raises :class:`JobRequestError`.
 
@@ -488,6 +493,11 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
             raise JobRequestError(grpc.StatusCode.UNAVAILABLE, "this server runs no job queue")
         if not recordings:
             raise JobRequestError(grpc.StatusCode.INVALID_ARGUMENT, "a job needs at least one recording")
+        if num_speakers > MAX_SPEAKERS:
+            raise JobRequestError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"num_speakers={num_speakers}: at most {MAX_SPEAKERS} speakers are told apart (0: find out how many)",
+            )
         inputs = []
         total_s = 0.0  # audio to analyse, every recording and (separate) every channel together
         for number, recording in enumerate(recordings):
@@ -517,7 +527,9 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
         try:
             if owner:
                 await self._claim_session(session_id, owner, may_join_any_session)
-            job = await asyncio.to_thread(self.jobs.submit, inputs, channels, metadata, session_id, owner)
+            job = await asyncio.to_thread(
+                self.jobs.submit, inputs, channels, metadata, session_id, owner, diarize, num_speakers
+            )
         except JobRequestError:
             raise
         except Exception as exc:
@@ -926,6 +938,7 @@ def _job_pb(job: JobRow, with_utterances: bool) -> pb.Job:
                 label=u["label"],
                 scores=_label_scores(u["scores"]),
                 window_count=u["window_count"],
+                speaker=u.get("speaker", ""),
             )
             for u in utterances
         ],

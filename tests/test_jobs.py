@@ -265,7 +265,7 @@ def _run_job(env: dict[str, str], recording: Path, session_id: str, kill_at: flo
 
 
 def test_a_job_taken_over_fires_its_alerts_report_and_webhooks_once(
-    tmp_path: Path, receiver_factory: type[Receiver]
+    tmp_path: Path, receiver_factory: type[Receiver]  # noqa: F811  (the fixture)
 ) -> None:
     """A replica killed mid-job and another finishing it: the alerts stored and POSTed, the report
     written and the job's end POSTed are those of an uninterrupted run of the same job, once each."""

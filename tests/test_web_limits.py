@@ -12,7 +12,6 @@ import re
 import socket
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta

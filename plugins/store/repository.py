@@ -46,8 +46,8 @@ from emotion_service.plugins.store.schema import (
     JobRow,
     MetadataRow,
     ResultRow,
-    SessionOwnerRow,
     SecretRow,
+    SessionOwnerRow,
     SessionRow,
 )
 from emotion_service.plugins.types import Alert, Result, SessionRecord, SessionSummary, summarise
@@ -263,6 +263,7 @@ class ResultStore:
                 model_name=entry["model_name"],
                 created_at=created,
                 channel=entry.get("channel", 0),
+                speaker=entry.get("speaker", ""),
             )
             .on_conflict_do_nothing(index_elements=["session_id", "kind", "position"])
         )
@@ -372,7 +373,7 @@ class ResultStore:
         SQLite the deleted bytes are zeroed (``secure_delete``) and the WAL is checkpointed and
         truncated, so no byte of the session stays in the database's files.
         """
-        tables = [MetadataRow, AlertRow, ResultRow, JobRow]
+        tables = [MetadataRow, AlertRow, ResultRow, JobRow, SessionOwnerRow]
         if inspect(self.engine).has_table(AudioClipRow.__tablename__):
             tables.insert(0, AudioClipRow)
         deleted = 0
@@ -538,6 +539,7 @@ class ResultStore:
                         model_name=r.model_name,
                         metadata=metadata[r.session_id],
                         channel=r.channel,
+                        speaker=r.speaker or "",
                     )
                 )
             alerts: dict[str, list[Alert]] = defaultdict(list)
@@ -594,6 +596,7 @@ def result_entry(result: Result, cipher: MultiFernet | None) -> Entry:
         "model_name": result.model_name,
         "metadata": dict(result.metadata),
         "channel": result.channel,
+        "speaker": result.speaker,
         "created_at": _now().isoformat(),
     }
     if cipher is not None and result.audio is not None and result.sample_rate > 0:
@@ -611,7 +614,7 @@ def _upgrade(engine: Engine) -> None:
     that make writes idempotent and record how a session ended (added when missing)."""
     columns = {
         "sessions": {"end_reason": "VARCHAR(64)"},
-        "results": {"channel": "INTEGER NOT NULL DEFAULT 0"},
+        "results": {"channel": "INTEGER NOT NULL DEFAULT 0", "speaker": "VARCHAR(16) NOT NULL DEFAULT ''"},
         "alerts": {"event_id": "VARCHAR(64)"},
         "jobs": {"owner": "VARCHAR"},
     }

@@ -70,7 +70,8 @@ class MetadataRow(Base):
 class ResultRow(Base):
     """One stream window, Classify answer or job utterance: its span, label and every score.
 
-    ``channel`` is the speaker channel of a job utterance analysed per channel (0 otherwise).
+    ``channel`` is the speaker channel of a job utterance analysed per channel (0 otherwise);
+    ``speaker`` its speaker ("S1", ...) when diarized or per channel (empty otherwise).
     """
 
     __tablename__ = "results"
@@ -92,6 +93,7 @@ class ResultRow(Base):
     model_name: Mapped[str] = mapped_column(String)
     created_at: Mapped[datetime]
     channel: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    speaker: Mapped[str] = mapped_column(String(16), default="", server_default="")
 
 
 class AlertRow(Base):
@@ -156,7 +158,8 @@ class JobRow(Base):
     session_id: Mapped[str] = mapped_column(String, index=True)
     state: Mapped[str] = mapped_column(String(16))
     channels: Mapped[str] = mapped_column(String(16))
-    # Recording names and, for those given by path, the path: {"recordings": [{"name", "path"}]}.
+    # Recording names and, for those given by path, the path, and whether to diarize:
+    # {"recordings": [{"name", "path"}], "diarize": bool, "num_speakers": int}.
     request: Mapped[dict[str, Any]]
     job_metadata: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]

@@ -8,6 +8,7 @@ environment: ``EMOTION_TARGET``, ``EMOTION_TLS``, ``EMOTION_CA_CERT``,
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import sys
@@ -146,8 +147,21 @@ def build_parser() -> argparse.ArgumentParser:
         default="mix",
         help="mix: the channels are one track (default); separate: each channel is one party, analysed on its own",
     )
+    analyze.add_argument(
+        "--diarize",
+        action="store_true",
+        help="find who speaks in one-channel recordings: each utterance gets a speaker (S1, S2, ...)",
+    )
+    analyze.add_argument(
+        "--num-speakers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --diarize: how many speakers there are (default 0: the server finds out)",
+    )
     analyze.add_argument("--wait", action="store_true", help="wait for the job to end and print its utterances")
     analyze.add_argument("--json", action="store_true", help="print JSON (session_id, state, utterances, ...)")
+    analyze.add_argument("--csv", action="store_true", help="print the utterances as CSV (implies --wait)")
     analyze.add_argument("--session-id", default="", help="the session to store the results under")
     analyze.add_argument(
         "--metadata", action="append", default=[], metavar="KEY=VALUE", help="stored with the session (repeatable)"
@@ -299,10 +313,18 @@ def _analyze(client: EmotionClient, args: argparse.Namespace) -> int:
         if not sep or not key:
             raise ValueError(f"--metadata {item!r}: write KEY=VALUE")
         metadata[key] = value
+    if args.num_speakers and not args.diarize:
+        raise ValueError("--num-speakers needs --diarize")
     job = client.submit_job(
-        args.files, channels=args.channels, uris=args.uri, metadata=metadata, session_id=args.session_id
+        args.files,
+        channels=args.channels,
+        uris=args.uri,
+        metadata=metadata,
+        session_id=args.session_id,
+        diarize=args.diarize,
+        num_speakers=args.num_speakers,
     )
-    if not args.json:
+    if not args.json and not args.csv:
         print(f"job {job.job_id} queued: session {job.session_id}", file=sys.stderr, flush=True)
     return _show_job(client, job, args)
 
@@ -313,13 +335,30 @@ def _job(client: EmotionClient, args: argparse.Namespace) -> int:
 
 
 def _show_job(client: EmotionClient, job: Job, args: argparse.Namespace) -> int:
-    if args.wait and not job.ended:
-        job = client.wait_job(job.job_id, on_update=None if args.json else _print_progress)
-    if args.json:
+    as_csv = getattr(args, "csv", False)
+    if (args.wait or as_csv) and not job.ended:
+        job = client.wait_job(job.job_id, on_update=None if args.json or as_csv else _print_progress)
+    if as_csv:
+        _print_csv(job)
+    elif args.json:
         _print_json(job.to_dict())
     else:
         _print_job(job)
     return EXIT_FAILED if job.state in ("failed", "cancelled") else EXIT_OK
+
+
+def _print_csv(job: Job) -> None:
+    """The utterances, one row each: where, who, the label and every label's score."""
+    labels = sorted({label for u in job.utterances for label in u.scores})
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(["recording", "channel", "speaker", "start_s", "end_s", "label", *labels])
+    for u in job.utterances:
+        writer.writerow(
+            [u.recording, u.channel, u.speaker, f"{u.start_s:.3f}", f"{u.end_s:.3f}", u.label,
+             *(f"{u.scores.get(label, 0.0):.4f}" for label in labels)]  # fmt: skip
+        )
+    if job.error:
+        print(f"error: {job.error}", file=sys.stderr)
 
 
 def _print_progress(job: Job) -> None:
@@ -336,11 +375,12 @@ def _print_job(job: Job) -> None:
         print(f"error: {job.error}")
     if job.utterances:
         _print_table(
-            ["REC", "CH", "START", "END", "LABEL", "CONFIDENCE", "NEXT"],
+            ["REC", "CH", "SPEAKER", "START", "END", "LABEL", "CONFIDENCE", "NEXT"],
             [
                 [
                     str(u.recording),
                     str(u.channel),
+                    u.speaker or "-",
                     f"{u.start_s:.2f}",
                     f"{u.end_s:.2f}",
                     u.label,

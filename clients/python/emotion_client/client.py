@@ -163,6 +163,8 @@ class EmotionClient:
         uris: Sequence[str] = (),
         metadata: Mapping[str, str] | None = None,
         session_id: str = "",
+        diarize: bool = False,
+        num_speakers: int = 0,
         timeout: float | None = None,
     ) -> Job:
         """Queues whole recordings (an interview of an hour) as one job and returns it at once, queued.
@@ -173,8 +175,10 @@ class EmotionClient:
             (for recordings larger than its ``max_job_bytes``).
         :param metadata: free-form strings stored with the session.
         :param session_id: the session to store results under (default: a new one).
+        :param diarize: find who speaks in mixed recordings: each utterance gets a ``speaker``
+            ("S1", "S2", ...); ``num_speakers`` when known (0: the server finds out).
         """
-        request = job_request(recordings, channels, uris, metadata, session_id)
+        request = job_request(recordings, channels, uris, metadata, session_id, diarize, num_speakers)
         return Job.from_pb(self._unary(self._stub.SubmitJob, request, timeout))
 
     def get_job(self, job_id: str, *, timeout: float | None = None) -> Job:

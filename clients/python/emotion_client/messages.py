@@ -54,6 +54,8 @@ def job_request(
     uris: Sequence[str],
     metadata: Mapping[str, str] | None,
     session_id: str,
+    diarize: bool = False,
+    num_speakers: int = 0,
 ) -> pb.SubmitJobRequest:
     """The ``SubmitJobRequest`` for files (sent as their bytes), encoded bytes and server-side paths."""
     modes = {"mix": pb.CHANNEL_MODE_MIX, "separate": pb.CHANNEL_MODE_SEPARATE}
@@ -71,8 +73,15 @@ def job_request(
     messages.extend(pb.Recording(name=Path(uri).name, uri=uri) for uri in uris)
     if not messages:
         raise AudioInputError("a job needs at least one recording (a file, bytes or a server-side uri)")
+    if num_speakers < 0:
+        raise ValueError(f"num_speakers={num_speakers}: give a count, or 0 to let the server find out")
     return pb.SubmitJobRequest(
-        recordings=messages, channels=modes[channels], metadata=dict(metadata or {}), session_id=session_id
+        recordings=messages,
+        channels=modes[channels],
+        metadata=dict(metadata or {}),
+        session_id=session_id,
+        diarize=diarize,
+        num_speakers=num_speakers,
     )
 
 

@@ -225,7 +225,9 @@ class Utterance(_Serialisable):
     """One utterance of a job: a stretch of speech on one channel, its label and scores.
 
     ``start_s`` / ``end_s`` count from the start of recording ``recording`` (0-based);
-    ``channel`` is the speaker channel with ``channels="separate"`` (0 when mixed).
+    ``channel`` is the speaker channel with ``channels="separate"`` (0 when mixed);
+    ``speaker`` who speaks: "S1", "S2", ... with ``diarize=True`` or ``channels="separate"``
+    (S1 = channel 0), empty for a mixed recording not diarized.
     """
 
     recording: int
@@ -235,6 +237,7 @@ class Utterance(_Serialisable):
     label: str
     scores: dict[str, float]
     window_count: int = 1
+    speaker: str = ""
 
     @classmethod
     def from_pb(cls, msg: pb.Utterance) -> Utterance:
@@ -246,6 +249,7 @@ class Utterance(_Serialisable):
             label=msg.label,
             scores=_scores(msg.scores),
             window_count=msg.window_count,
+            speaker=msg.speaker,
         )
 
 

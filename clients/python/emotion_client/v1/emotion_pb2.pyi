@@ -243,7 +243,7 @@ class Recording(_message.Message):
     def __init__(self, name: _Optional[str] = ..., content: _Optional[bytes] = ..., uri: _Optional[str] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
-    __slots__ = ("recordings", "channels", "metadata", "session_id")
+    __slots__ = ("recordings", "channels", "metadata", "session_id", "diarize", "num_speakers")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -255,14 +255,18 @@ class SubmitJobRequest(_message.Message):
     CHANNELS_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    DIARIZE_FIELD_NUMBER: _ClassVar[int]
+    NUM_SPEAKERS_FIELD_NUMBER: _ClassVar[int]
     recordings: _containers.RepeatedCompositeFieldContainer[Recording]
     channels: ChannelMode
     metadata: _containers.ScalarMap[str, str]
     session_id: str
-    def __init__(self, recordings: _Optional[_Iterable[_Union[Recording, _Mapping]]] = ..., channels: _Optional[_Union[ChannelMode, str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., session_id: _Optional[str] = ...) -> None: ...
+    diarize: bool
+    num_speakers: int
+    def __init__(self, recordings: _Optional[_Iterable[_Union[Recording, _Mapping]]] = ..., channels: _Optional[_Union[ChannelMode, str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., session_id: _Optional[str] = ..., diarize: _Optional[bool] = ..., num_speakers: _Optional[int] = ...) -> None: ...
 
 class Utterance(_message.Message):
-    __slots__ = ("recording", "channel", "start_s", "end_s", "label", "scores", "window_count")
+    __slots__ = ("recording", "channel", "start_s", "end_s", "label", "scores", "window_count", "speaker")
     RECORDING_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     START_S_FIELD_NUMBER: _ClassVar[int]
@@ -270,6 +274,7 @@ class Utterance(_message.Message):
     LABEL_FIELD_NUMBER: _ClassVar[int]
     SCORES_FIELD_NUMBER: _ClassVar[int]
     WINDOW_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SPEAKER_FIELD_NUMBER: _ClassVar[int]
     recording: int
     channel: int
     start_s: float
@@ -277,7 +282,8 @@ class Utterance(_message.Message):
     label: str
     scores: _containers.RepeatedCompositeFieldContainer[LabelScore]
     window_count: int
-    def __init__(self, recording: _Optional[int] = ..., channel: _Optional[int] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., label: _Optional[str] = ..., scores: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ..., window_count: _Optional[int] = ...) -> None: ...
+    speaker: str
+    def __init__(self, recording: _Optional[int] = ..., channel: _Optional[int] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., label: _Optional[str] = ..., scores: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ..., window_count: _Optional[int] = ..., speaker: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
     __slots__ = ("job_id", "session_id", "state", "progress", "audio_s", "created_at", "updated_at", "eta_s", "error", "utterances", "channels", "metadata", "recordings", "attempts")

@@ -1,0 +1,190 @@
+"""Speaker diarization of one-channel conversations: diarization error rate, speakers found, speed.
+
+Builds two-party conversations in one channel from RAVDESS clips (their speech, trimmed): the
+parties take turns of one to three utterances, with pauses of 0.2-1 s between utterances; a man
+and a woman, two men, two women, clean and with white noise at 10 dB SNR; and one speaker alone.
+Each conversation is analysed as a real job (``diarize=True``, count not given) on an in-process
+server with the bundled model; prints per condition the diarization error rate (missed speech,
+false alarm and speaker confusion over the reference speech, 0.25 s collar), the speakers found,
+and the jobs' speed as a real-time factor (audio seconds per second of job).
+
+Actors: the thresholds of :class:`emotion_service.diarization.DiarizationSettings` were tuned with
+``--tune`` on training actors 01-18 only (odd = male); the measurement uses test actors 19-24
+only (19, 21, 23 men; 20, 22, 24 women), never used for tuning.
+
+Targets: DER <= 10 % for a man and a woman, <= 15 % for two speakers of the same gender, one
+speaker found alone, jobs at least 20x faster than real time.
+
+    python bench/diarization.py                # test actors 19-24, real jobs
+    python bench/diarization.py --tune         # training actors 01-18: sweep the thresholds
+    python bench/diarization.py --data /path/to/ravdess --seeds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import grpc
+import librosa
+import numpy as np
+import soundfile as sf
+
+from emotion_service.audio import load_audio
+from emotion_service.diarization import Diarizer, Turn, diarization_error_rate, join
+from emotion_service.paths import BUNDLED_MODEL, REPO_ROOT
+
+RATE = 16_000
+DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "ravdess"
+TEST = {"man+woman": [(19, 20), (21, 22), (23, 24)], "two men": [(19, 21), (21, 23), (19, 23)],
+        "two women": [(20, 22), (22, 24), (20, 24)], "alone": [(19,), (20,), (21,), (22,), (23,), (24,)]}  # fmt: skip
+TRAIN = {"man+woman": [(1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12)],
+         "two men": [(1, 3), (5, 7), (9, 11), (13, 15), (15, 17)],
+         "two women": [(2, 4), (6, 8), (10, 12), (14, 16), (16, 18)],
+         "alone": [(1,), (4,), (9,), (14,), (17,), (18,)]}  # fmt: skip
+TARGETS = {"man+woman": 0.10, "two men": 0.15, "two women": 0.15}
+
+
+def conversation(
+    data: Path, actors: tuple[int, ...], seed: int, turns: int = 12, snr_db: float | None = None
+) -> tuple[np.ndarray, list[Turn]]:
+    """One channel: ``actors`` take turns of 1-3 utterances, 0.2-1 s pauses; with the reference turns."""
+    rng = np.random.default_rng([seed, *actors])
+    clips = {a: sorted((data / f"Actor_{a:02d}").glob("*.flac")) for a in actors}
+    pieces: list[np.ndarray] = [np.zeros(int(0.5 * RATE), np.float32)]
+    reference: list[Turn] = []
+    at = len(pieces[0])
+    for turn in range(turns):
+        actor = actors[turn % len(actors)]
+        for _ in range(int(rng.integers(1, 4))):
+            path = clips[actor][int(rng.integers(len(clips[actor])))]
+            speech, _ = librosa.effects.trim(load_audio(path, RATE), top_db=30)
+            reference.append(Turn(at / RATE, (at + len(speech)) / RATE, f"A{actor:02d}"))
+            pause = np.zeros(int(rng.uniform(0.2, 1.0) * RATE), np.float32)
+            pieces += [speech, pause]
+            at += len(speech) + len(pause)
+    pieces.append(np.zeros(int(0.5 * RATE), np.float32))
+    wave = np.concatenate(pieces)
+    if snr_db is not None:
+        voiced = np.concatenate([wave[int(t.start_s * RATE) : int(t.end_s * RATE)] for t in reference])
+        power = float(np.mean(np.square(voiced, dtype=np.float64)))
+        wave = wave + rng.normal(0, np.sqrt(power / 10 ** (snr_db / 10)), len(wave)).astype(np.float32)
+    return np.clip(wave, -1, 1).astype(np.float32), reference
+
+
+def cases(
+    data: Path, groups: dict[str, list[tuple[int, ...]]], seeds: int
+) -> list[tuple[str, str, np.ndarray, list[Turn]]]:
+    """(group, condition, wave, reference) for every pair, seed and condition (clean, 10 dB)."""
+    out = []
+    for group, pairs in groups.items():
+        for actors, seed, snr in itertools.product(pairs, range(seeds), (None, 10.0)):
+            wave, ref = conversation(data, actors, seed, turns=6 if len(actors) == 1 else 12, snr_db=snr)
+            out.append((group, "clean" if snr is None else "10 dB", wave, ref))
+    return out
+
+
+def tune(data: Path, seeds: int) -> None:
+    """Sweeps the thresholds on training actors 01-18 (the embeddings computed once)."""
+    from emotion_service.segmentation import Segmenter
+
+    segmenter, diarizer = Segmenter(), Diarizer()
+    embedded = []
+    for group, condition, wave, ref in cases(data, TRAIN, seeds):
+        fine = segmenter.segments(wave, RATE, min_silence_s=diarizer.settings.min_silence_s)
+        embedded.append((group, condition, ref, diarizer.embed(wave, RATE, fine)))
+    base = diarizer.settings
+    for change, floor in itertools.product((0.3, 0.4, 0.5, 0.6), (0.65, 0.7, 0.75, 0.8)):
+        diarizer.settings = replace(base, change_threshold=change, same_speaker_similarity=floor)
+        rates: dict[str, list[float]] = {}
+        wrong_count = 0
+        for group, _condition, ref, emb in embedded:
+            found = join(diarizer.label(emb), round(0.4 * RATE), 30 * RATE)  # the job's default pause
+            hyp = [Turn(s.start / RATE, s.end / RATE, s.speaker) for s in found]
+            rates.setdefault(group, []).append(diarization_error_rate(ref, hyp)["der"])
+            wrong_count += len({s.speaker for s in found}) != len({t.speaker for t in ref})
+        summary = "  ".join(f"{g} {np.mean(r):6.1%}" for g, r in rates.items())
+        print(f"change {change:.2f} floor {floor:.2f}: {summary}  wrong count {wrong_count}/{len(embedded)}")
+
+
+async def measure(data: Path, seeds: int) -> None:
+    """Runs every test conversation as a job on an in-process server; prints DER, speakers and speed."""
+    from emotion_client.v1 import emotion_pb2 as pb
+    from emotion_client.v1 import emotion_pb2_grpc
+    from emotion_service.logging import configure_logging
+    from emotion_service.plugins.manager import load_plugins
+    from emotion_service.server.app import EmotionServer
+    from emotion_service.server.config import Settings
+
+    configure_logging("warning", "console")
+    rows: dict[tuple[str, str], list[tuple[dict[str, float], int, int]]] = {}
+    audio_s = job_s = 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(port=0, model=str(BUNDLED_MODEL), jobs_database_url=f"sqlite:///{Path(tmp) / 'jobs.db'}")
+        server = EmotionServer(settings, plugins=load_plugins("none"))
+        await server.start()
+        await server.load_model()
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = emotion_pb2_grpc.EmotionServiceStub(channel)
+            warm = conversation(data, (19, 20), 99, turns=2)[0]
+            for number, (group, condition, wave, ref) in enumerate(
+                [("warm-up", "", warm, []), *cases(data, TEST, seeds)]
+            ):
+                path = Path(tmp) / f"conversation-{number}.wav"
+                sf.write(path, wave, RATE, subtype="PCM_16")
+                started = time.perf_counter()
+                job = await stub.SubmitJob(
+                    pb.SubmitJobRequest(
+                        recordings=[pb.Recording(name=path.name, content=path.read_bytes())], diarize=True
+                    )  # fmt: skip
+                )
+                async for job in stub.WatchJob(pb.WatchJobRequest(job_id=job.job_id)):
+                    pass
+                elapsed = time.perf_counter() - started
+                if job.state != pb.JOB_STATE_SUCCEEDED:
+                    raise SystemExit(f"job failed: {job.error}")
+                if not ref:
+                    continue
+                audio_s, job_s = audio_s + len(wave) / RATE, job_s + elapsed
+                hyp = [Turn(u.start_s, u.end_s, u.speaker) for u in job.utterances]
+                scores = diarization_error_rate(ref, hyp, collar_s=0.25)
+                rows.setdefault((group, condition), []).append(
+                    (scores, len({t.speaker for t in ref}), len({u.speaker for u in job.utterances}))
+                )
+        await server.stop(grace=1)
+
+    print("Diarization of one-channel conversations as jobs (diarize=True, count not given), test actors 19-24")
+    print(
+        f"{'speakers':<10} {'audio':<6} {'n':>3} {'DER':>6} {'missed':>7} {'false al.':>9} {'confus.':>8}  speakers found"
+    )
+    for (group, condition), results in rows.items():
+        mean = {k: float(np.mean([r[0][k] for r in results])) for k in ("der", "missed", "false_alarm", "confusion")}
+        found = ", ".join(str(r[2]) for r in results)
+        target = TARGETS.get(group)
+        verdict = "" if target is None else f"  (target <= {target:.0%})"
+        if group == "alone":
+            verdict = f"  (alone: one found in {sum(r[2] == 1 for r in results)}/{len(results)})"
+        print(
+            f"{group:<10} {condition:<6} {len(results):>3} {mean['der']:6.1%} {mean['missed']:7.1%} "
+            f"{mean['false_alarm']:9.1%} {mean['confusion']:8.1%}  [{found}]{verdict}"
+        )
+    print(
+        f"speed: {audio_s:.0f} s of audio in {job_s:.1f} s of jobs = {audio_s / job_s:.1f}x real time (target >= 20x)"
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="RAVDESS folder of Actor_NN (16 kHz FLAC)")
+    parser.add_argument("--seeds", type=int, default=2, help="conversations per pair and condition (default 2)")
+    parser.add_argument("--tune", action="store_true", help="sweep the thresholds on training actors 01-18")
+    args = parser.parse_args()
+    if args.tune:
+        tune(args.data, args.seeds)
+    else:
+        asyncio.run(measure(args.data, args.seeds))

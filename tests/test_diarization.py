@@ -1,0 +1,130 @@
+"""Speaker diarization of one-channel recordings: the error rate, a diarized job end to end on an
+`emotion serve` process through the client CLI (--diarize, JSON and CSV), and the store's `speaker`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import librosa
+import numpy as np
+import soundfile as sf
+from sqlalchemy import create_engine, text
+
+from emotion_service.audio import load_audio
+from emotion_service.diarization import Turn, diarization_error_rate
+from emotion_service.paths import BUNDLED_MODEL
+from emotion_service.plugins.store import ResultStore
+from emotion_service.plugins.types import Result
+from tests.server_process import serving
+from tests.test_jobs import analyze, store_env
+
+DATA = Path(__file__).parent / "data"
+RATE = 16_000
+
+
+def test_diarization_error_rate_counts_missed_false_alarm_and_confusion() -> None:
+    reference = [Turn(0.0, 4.0, "anna"), Turn(5.0, 9.0, "bob")]
+    perfect = [Turn(0.0, 4.0, "S2"), Turn(5.0, 9.0, "S1")]  # names do not matter, only the mapping
+    assert diarization_error_rate(reference, perfect)["der"] == 0.0
+    # One speaker for everything: bob's scored speech (4 s less 2 x 0.25 s collars) is confusion.
+    merged = diarization_error_rate(reference, [Turn(0.0, 4.0, "S1"), Turn(5.0, 9.0, "S1")])
+    assert abs(merged["confusion"] - 0.5) < 0.01 and merged["missed"] == merged["false_alarm"] == 0.0
+    # Half of anna's turn missed, 1 s of speech in the pause (outside the collars) a false alarm.
+    partial = diarization_error_rate(reference, [Turn(2.0, 4.0, "S1"), Turn(4.0, 9.0, "S2")])
+    assert abs(partial["missed"] - 1.75 / 7) < 0.01 and abs(partial["false_alarm"] - 0.5 / 7) < 0.01
+    assert abs(partial["der"] - (partial["missed"] + partial["false_alarm"] + partial["confusion"])) < 1e-9
+
+
+def one_channel_conversation(path: Path) -> list[Turn]:
+    """Actor 21 (a man) and actor 20 (a woman) taking turns in one channel, 0.6-1 s pauses."""
+    man = [p for p in sorted(DATA.glob("*-21.flac"))][:6]
+    woman = sorted(DATA.glob("*-20.flac"))[0]  # the one clip of actor 20 here, said again each turn
+    rng = np.random.default_rng(0)
+    pieces, truth, at = [np.zeros(RATE // 2, np.float32)], [], RATE // 2
+    for turn in range(10):
+        clip = man[turn // 2] if turn % 2 == 0 else woman
+        speech, _ = librosa.effects.trim(load_audio(clip, RATE), top_db=30)
+        speech = speech * (0.5 + rng.uniform(0, 0.5))
+        truth.append(Turn(at / RATE, (at + len(speech)) / RATE, "man" if turn % 2 == 0 else "woman"))
+        pause = np.zeros(int(rng.uniform(0.6, 1.0) * RATE), np.float32)
+        pieces += [speech, pause]
+        at += len(speech) + len(pause)
+    wave = np.concatenate(pieces) + rng.normal(0, 1e-3, at).astype(np.float32)
+    sf.write(path, wave, RATE, subtype="PCM_16")
+    return truth
+
+
+def speakers_of(utterances: list[dict], truth: list[Turn]) -> dict[str, str]:
+    """For each true turn, the speaker of the utterances overlapping it (one each); the mapping true -> found."""
+    mapping: dict[str, str] = {}
+    for turn in truth:
+        found = {u["speaker"] for u in utterances if u["start_s"] < turn.end_s and u["end_s"] > turn.start_s}
+        assert len(found) == 1, (turn, found)
+        speaker = found.pop()
+        assert mapping.setdefault(turn.speaker, speaker) == speaker, (turn, mapping)
+    assert len(set(mapping.values())) == len(mapping), mapping  # one found speaker per true one
+    return mapping
+
+
+def test_a_diarized_job_labels_each_utterance_with_its_speaker(tmp_path: Path) -> None:
+    recording = tmp_path / "conversation.wav"
+    truth = one_channel_conversation(recording)
+    url = f"sqlite:///{tmp_path / 'results.db'}"
+    with serving(BUNDLED_MODEL, env=store_env(url, tmp_path)) as (port, _, _):
+        done = analyze(port, str(recording), "--diarize", "--wait", "--json")
+        counted = analyze(port, str(recording), "--diarize", "--num-speakers", "2", "--csv")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    utterances = result["utterances"]
+    assert result["state"] == "succeeded"
+    # Two speakers found (the count not given), each true turn labelled as one of them, consistently.
+    assert {u["speaker"] for u in utterances} == {"S1", "S2"}
+    mapping = speakers_of(utterances, truth)
+    assert mapping == {"man": "S1", "woman": "S2"}  # named in order of first appearance
+    # --num-speakers and --csv: the same speakers, one row per utterance.
+    assert counted.returncode == 0, counted.stderr
+    rows = list(csv.DictReader(io.StringIO(counted.stdout)))
+    assert rows and rows[0].keys() >= {"recording", "channel", "speaker", "start_s", "end_s", "label"}
+    rows_as_utterances = [
+        {"speaker": r["speaker"], "start_s": float(r["start_s"]), "end_s": float(r["end_s"])} for r in rows
+    ]
+    assert speakers_of(rows_as_utterances, truth) == mapping
+    # The store keeps each utterance's speaker.
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        stored = conn.execute(
+            text("SELECT start_s, speaker FROM results WHERE session_id = :s AND kind = 'utterance'"),
+            {"s": result["session_id"]},
+        ).all()
+    engine.dispose()
+    assert sorted((round(start, 3), speaker) for start, speaker in stored) == sorted(
+        (round(u["start_s"], 3), u["speaker"]) for u in utterances
+    )
+
+
+def test_the_store_adds_the_speaker_column_to_an_older_database(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    ResultStore(url).close()
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE results DROP COLUMN speaker"))  # as a store of an older version made it
+    engine.dispose()
+    store = ResultStore(url)
+    store.add_result(
+        Result(
+            session_id="s",
+            request_id="j",
+            kind="utterance",
+            label="HAP",
+            scores={"HAP": 1.0},
+            start_s=1.0,
+            end_s=2.0,
+            speaker="S2",
+        )  # fmt: skip
+    )
+    record = store.session("s")
+    store.close()
+    assert record is not None and [r.speaker for r in record.summary.results] == ["S2"]
