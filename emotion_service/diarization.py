@@ -86,7 +86,7 @@ class Diarizer:
     """Labels the voice-activity segments of one mono track with speakers; safe to share between threads."""
 
     def __init__(self, settings: DiarizationSettings | None = None) -> None:
-        from emotion_service.tuning.teacher import SpeakerEncoder
+        from emotion_service.speaker_encoder import SpeakerEncoder
 
         self.settings = settings or DiarizationSettings()
         self._encoder = SpeakerEncoder.from_wheel()

@@ -48,8 +48,8 @@ from emotion_service.server.live import LiveHub
 from emotion_service.server.model import ModelBackend, labelled
 from emotion_service.server.rpc import abort as _abort
 from emotion_service.server.rpc import abort_stream
-from emotion_service.server.windows import Window, Windower
 from emotion_service.voice_activity import StreamVoicing
+from emotion_service.windows import Window, Windower
 
 log = structlog.get_logger(__name__)
 

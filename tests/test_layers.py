@@ -35,8 +35,9 @@ FORBIDDEN = {
     "tuning": ("cli", "server"),
     "shared": ("server", "plugins", "tuning", "cli"),
 }
-# The one documented door from training into serving: evaluate scores through the server's backend.
-ALLOWED = {"tuning": (f"{PACKAGE}.server.model",)}
+# The documented doors from training into serving: evaluation scores through the server's backend,
+# and the alert calibration replays windows at the server's own settings (its defaults).
+ALLOWED = {"tuning": (f"{PACKAGE}.server.model", f"{PACKAGE}.server.config")}
 
 
 def modules() -> dict[str, Path]:

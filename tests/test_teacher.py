@@ -9,8 +9,9 @@ import torch
 from safetensors.numpy import load_file
 
 from emotion_service.audio import load_audio
+from emotion_service.speaker_encoder import SpeakerEncoder
 from emotion_service.tuning.finetune import WeightedTrainer, parse_args, parse_dict
-from emotion_service.tuning.teacher import SpeakerEncoder, soft_labels
+from emotion_service.tuning.teacher import soft_labels
 from tests.conftest import recordings
 from tests.plugin_helpers import emotion
 from tests.tuning_helpers import TINY_CNN, write_manifest

@@ -173,8 +173,8 @@ def build_waveform(spec: SessionSpec, clips: dict[tuple[str, str, str], list[Pat
 
 def stream_windows(waveform: np.ndarray, rate: int, window_s: float, hop_s: float, settings: Any) -> list[Any]:
     """The windows a stream of ``waveform`` gets scored on, as the server cuts them: silent ones left out."""
-    from emotion_service.server.windows import Windower
     from emotion_service.voice_activity import StreamVoicing
+    from emotion_service.windows import Windower
 
     windower = Windower(round(window_s * rate), round(hop_s * rate), round(settings.min_audio_seconds * rate))
     voicing = StreamVoicing(settings.voiced_threshold_db, noise_margin_db=settings.noise_margin_db)

@@ -241,7 +241,7 @@ def parse_args(argv: Sequence[str]) -> Arguments:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     training = groups[-1]
     if training.teacher == "speaker-encoder":
-        from emotion_service.tuning.teacher import encoder_weights
+        from emotion_service.speaker_encoder import encoder_weights
 
         try:
             encoder_weights()
