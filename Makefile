@@ -34,7 +34,7 @@ test-dtype: $(STAMP) ## the dtype-sensitive tests as on a CPU with bf16 (AMX / A
 	EMOTION_ASSUME_CPU_BF16=0 $(BIN)/python -m pytest -q -m dtype_sensitive $(PYTEST_ARGS)
 
 mutation-check: $(STAMP) ## break each promise's guard on purpose (tests/mutations.toml); every test named must fail
-	$(BIN)/python tests/mutation_check.py
+	$(BIN)/python tests/mutation_check.py --baseline
 
 proto: $(STAMP) ## regenerate the client stubs from protos/
 	$(BIN)/python clients/python/generate.py

@@ -13,6 +13,7 @@ in seconds against the tests named for it, and documents which test holds the pr
     python tests/mutation_check.py                 # all of them
     python tests/mutation_check.py --only NAME ... # some
     python tests/mutation_check.py --list          # names and promises, nothing run
+    python tests/mutation_check.py --baseline      # first check that the named tests pass unmutated
 
 Prints one line per mutation and, last, ``mutations: N, caught: N, survived: N``; exits 1 when
 any survives or a mutation no longer applies (its snippet is not found exactly once).
@@ -127,8 +128,10 @@ def run_tests(root: Path, mutation: Mutation) -> tuple[bool, float, str]:
     except subprocess.TimeoutExpired:
         return False, time.monotonic() - start, "timed out (counted as caught: the tests did not pass)"
     tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-3:])
-    if proc.returncode in (4, 5):  # usage error or no tests collected: the table names a test that is gone
-        raise LookupError(f"pytest exit {proc.returncode} (a named test is missing?): {tail}")
+    # Only failing tests (exit 1) catch a mutation: a collection or import error, a usage error or
+    # no test collected means the mutation (or the table) is broken, not that a test held.
+    if proc.returncode not in (0, 1):
+        raise LookupError(f"pytest exit {proc.returncode} (not a test failure): {tail}")
     return proc.returncode == 0, time.monotonic() - start, tail
 
 
@@ -147,6 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these mutations (names in the table)")
     parser.add_argument("--list", action="store_true", help="print the mutations and their promises; run nothing")
     parser.add_argument("--jobs", type=int, default=2, help="mutations checked at once, each in its own copy (2)")
+    parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="first run every named test unmutated in the scratch copy, and stop if one fails (a catch would mean nothing)",
+    )
     args = parser.parse_args(argv)
     mutations = load_table()
     if args.only:
@@ -169,6 +177,14 @@ def main(argv: list[str] | None = None) -> int:
             workspaces.append(workspace)
         free = list(workspaces)
         caught, survived, broken = 0, 0, 0
+        if args.baseline:
+            names = tuple(dict.fromkeys(test for m in mutations for test in m.tests))
+            unmutated = Mutation("baseline", "every named test passes unmutated", "", "", "-", names, 1800.0)
+            passed, seconds, tail = run_tests(workspaces[0], unmutated)
+            print(f"{'baseline':8} {len(names)} named tests unmutated: {'pass' if passed else 'FAIL'} in {seconds:.0f} s")
+            if not passed:
+                print(f"    {tail}")
+                return 2
 
         def one(mutation: Mutation) -> tuple[Mutation, str, str]:
             workspace = free.pop()
