@@ -48,12 +48,14 @@ class Rung:
     windows: int = 0
     skipped: int = 0
     lags: list[float] = field(default_factory=list)
+    failures: dict[str, int] = field(default_factory=dict)  # "admitted: CODE" or "at start: CODE" -> count
 
     def line(self, seconds: float) -> str:
         p50, p95 = (np.percentile(self.lags, [50, 95]) * 1000) if self.lags else (float("nan"), float("nan"))
         return (
             f"N={self.streams:4d}  admitted {self.admitted:4d}  refused {self.refused:4d}  failed {self.failed:3d}  "
             f"windows/s {self.windows / seconds:7.1f}  skipped {self.skipped:5d}  lag p50 {p50:7.0f} ms  p95 {p95:7.0f} ms"
+            + (f"  failures {self.failures}" if self.failures else "")
         )
 
 
@@ -105,6 +107,8 @@ async def one_stream(
             rung.refused += 1
         else:
             rung.failed += 1
+            key = f"{'admitted' if admitted else 'at start'}: {error.code().name}"
+            rung.failures[key] = rung.failures.get(key, 0) + 1
 
 
 async def run_rung(port: int, audio: np.ndarray, streams: int, seconds: float, chunk_ms: int) -> Rung:

@@ -120,7 +120,7 @@ class Settings:
         "New streams are refused while the p95 window lag (last sample to answer) of the last 10 s exceeds this.",
     )
     stream_admission_utilisation: float = setting(
-        0.8,
+        0.7,
         "New streams are admitted while the open streams ask for at most this share of the model's capacity "
         "(seconds of audio scored per second, measured at load; each stream asks window_s / hop_s).",
     )

@@ -123,7 +123,8 @@ async def test_a_fast_ramp_is_refused_by_what_the_open_streams_ask_before_any_wi
     async with serving(tiny_model, build_host({})) as (server, stub):
         capacity = server.servicer.state.capacity
         window_s = 1.0
-        hop_s = window_s * 5.5 / (0.8 * capacity)  # each stream asks capacity * 0.8 / 5.5: five fit
+        share = server.servicer.settings.stream_admission_utilisation
+        hop_s = window_s * 5.5 / (share * capacity)  # each stream asks capacity * share / 5.5: five fit
         assert 0 < hop_s <= window_s
         fmt = pb.PcmFormat(encoding=pb.PCM_ENCODING_S16LE, sample_rate=16000, channels=1)
         release = asyncio.Event()
