@@ -326,6 +326,15 @@ class JobQueue:
             )
 
 
+def eta_seconds(job: JobRow) -> float:
+    """How long a running job still needs at its current attempt's pace (0: not running, or no pace yet)."""
+    if job.state != RUNNING or job.attempt_done_s <= 0 or job.started_at is None:
+        return 0.0
+    started = job.started_at if job.started_at.tzinfo else job.started_at.replace(tzinfo=UTC)
+    elapsed = (_now() - started).total_seconds()
+    return max(0.0, elapsed / job.attempt_done_s * (job.total_s - job.done_s))
+
+
 def _free(jobs: Any, now: datetime) -> ColumnElement[bool]:
     """Jobs no worker holds: queued, or running under a lease that expired (its replica died)."""
     return or_(jobs.state == QUEUED, and_(jobs.state == RUNNING, jobs.lease_expires_at < now))

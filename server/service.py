@@ -9,7 +9,7 @@ import functools
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +35,13 @@ from emotion_service.server.config import Settings
 from emotion_service.server.erasure import ERASED_MESSAGE, Erasures
 from emotion_service.server.job_queue import (
     ENDED,
-    RUNNING,
     SUCCEEDED,
     JobNotFoundError,
     JobQueue,
     PageTokenError,
     RecordingInput,
     SessionOwnedError,
+    eta_seconds,
 )
 from emotion_service.server.job_runner import JobRunner, job_limits
 from emotion_service.server.live import LiveHub
@@ -914,10 +914,7 @@ def _timestamp(moment: datetime | None) -> Timestamp | None:
 
 def _job_pb(job: JobRow, with_utterances: bool) -> pb.Job:
     """The API's view of a job row; the estimate comes from the current attempt's pace."""
-    eta_s = 0.0
-    if job.state == RUNNING and job.attempt_done_s > 0 and job.started_at is not None:
-        elapsed = (datetime.now(UTC) - job.started_at).total_seconds()
-        eta_s = max(0.0, elapsed / job.attempt_done_s * (job.total_s - job.done_s))
+    eta_s = eta_seconds(job)
     utterances = (job.utterances or {}).get("utterances", []) if with_utterances else []
     return pb.Job(
         job_id=job.id,

@@ -44,7 +44,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import structlog
 import uvicorn
@@ -62,14 +62,14 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive
 
 from emotion_client.v1 import emotion_pb2 as pb
-from emotion_service.html import render
+from emotion_service.html import FAVICON_SVG, id_url, render
 from emotion_service.plugins.reports.documents import session_document, session_html
 from emotion_service.plugins.store import ResultStore, StoreError
 from emotion_service.plugins.store.schema import AlertRow, ResultRow, SessionRow
 from emotion_service.plugins.types import SessionRecord
 from emotion_service.server.auth import ApiKey, allows, identify
 from emotion_service.server.config import Settings
-from emotion_service.server.job_queue import JobNotFoundError
+from emotion_service.server.job_queue import JobNotFoundError, eta_seconds
 from emotion_service.server.service import EmotionServicer, JobRequestError
 
 T = TypeVar("T")
@@ -145,10 +145,12 @@ class WebUI:
         self.app = Starlette(
             routes=[
                 Route("/", self.sessions),
-                Route("/sessions/{session_id}.json", self.session_json),
-                Route("/sessions/{session_id}.csv", self.session_csv),
-                Route("/sessions/{session_id}/report", self.session_report),
-                Route("/sessions/{session_id}", self.session),
+                # Ids may hold "/" (sent as %2F, decoded before routing): the path converter takes them whole.
+                Route("/sessions/{session_id:path}.json", self.session_json),
+                Route("/sessions/{session_id:path}.csv", self.session_csv),
+                Route("/sessions/{session_id:path}/report", self.session_report),
+                Route("/sessions/{session_id:path}", self.session),
+                Route("/favicon.ico", self.favicon),
                 Route("/live", self.live),
                 Route("/events", self.events),
                 Route("/api/live", self.live_state),
@@ -158,7 +160,8 @@ class WebUI:
                 Route("/login", self.login, methods=["GET", "POST"]),
                 Route("/logout", self.logout, methods=["POST"]),
                 Mount("/static", StaticFiles(packages=[("emotion_service", "static")]), name="static"),
-            ]
+            ],
+            exception_handlers={404: self.not_found},
         )
 
     @property
@@ -238,6 +241,20 @@ class WebUI:
 
     # --- pages -------------------------------------------------------------------------------
 
+    async def not_found(self, request: Request, exc: Exception) -> Response:
+        """Unknown addresses: the site's page (with its navigation) saying so; JSON under /api."""
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"error": "not found"}, status_code=404)
+        return self._not_found_page(
+            request, "Page not found", "There is no page at this address: it may have moved, or the link is mistyped."
+        )
+
+    def _not_found_page(self, request: Request, title: str, message: str) -> Response:
+        return self._page(request, "web/error.html", status=404, title=title, message=message)
+
+    async def favicon(self, request: Request) -> Response:
+        return Response(FAVICON_SVG, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
+
     async def sessions(self, request: Request) -> Response:
         if (refusal := self._refuse(request, "read")) is not None:
             return refusal
@@ -296,19 +313,21 @@ class WebUI:
                 job = await asyncio.to_thread(self.servicer.jobs.get, job_id)
         running = session_id in self.servicer.live.running
         if record is None and job is None and not running:
-            return self._page(
-                request,
-                "web/error.html",
-                status=404,
-                title="No such session",
-                message=f"No session {session_id!r} in the results store: it may have been erased, or its id is mistyped.",
-            )
+            return self._not_found_page(request, "No such session", _no_session(session_id))
         labels = sorted(record.summary.mean_scores) if record else list(self._labels())
         windows = _with_silences(record, self.settings.hop_s) if record else []
         pages = max(1, -(-len(windows) // WINDOWS_PER_PAGE))
         raw_page = request.query_params.get("page", "")
         page = int(raw_page) if raw_page.isdigit() and 0 < int(raw_page) <= pages else 1
-        shown = windows[(page - 1) * WINDOWS_PER_PAGE : page * WINDOWS_PER_PAGE]
+        offset = (page - 1) * WINDOWS_PER_PAGE
+        shown = windows[offset : page * WINDOWS_PER_PAGE]
+        # Rows are numbered in time order (1, 2, 3...), across pages, silences not counted.
+        number = sum(not w["silence"] for w in windows[:offset])
+        for w in shown:
+            if not w["silence"]:
+                number += 1
+                w["number"] = number
+        results = record.summary.results if record else ()
         return self._page(
             request,
             "web/session.html",
@@ -324,6 +343,9 @@ class WebUI:
             windows_per_page=WINDOWS_PER_PAGE,
             job={"id": job.id, "state": job.state} if job else None,
             running=running,
+            show_channel=bool(record) and (record.kind == "job" or any(r.channel for r in results)),
+            show_speaker=any(r.speaker for r in results),
+            parties=_parties(results, labels),
         )
 
     async def session_json(self, request: Request) -> Response:
@@ -332,11 +354,11 @@ class WebUI:
         record = await self._record(request.path_params["session_id"])
         if record is None:
             return JSONResponse({"error": "no such session"}, status_code=404)
-        body = await asyncio.to_thread(lambda: json.dumps(session_document(record), indent=2))
+        body = await asyncio.to_thread(lambda: json.dumps(_document(record), indent=2))
         return Response(
             body,
             media_type="application/json",
-            headers={"Content-Disposition": f'attachment; filename="session-{record.summary.session_id}.json"'},
+            headers={"Content-Disposition": _attachment(record.summary.session_id, "json")},
         )
 
     async def session_csv(self, request: Request) -> Response:
@@ -348,15 +370,16 @@ class WebUI:
         return Response(
             await asyncio.to_thread(_csv, record),
             media_type="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="session-{record.summary.session_id}.csv"'},
+            headers={"Content-Disposition": _attachment(record.summary.session_id, "csv")},
         )
 
     async def session_report(self, request: Request) -> Response:
         if (refusal := self._refuse(request, "read")) is not None:
             return refusal
-        record = await self._record(request.path_params["session_id"])
+        session_id = request.path_params["session_id"]
+        record = await self._record(session_id)
         if record is None:
-            return HTMLResponse("<p>No such session.</p>", status_code=404)
+            return self._not_found_page(request, "No such session", _no_session(session_id))
         return HTMLResponse(await asyncio.to_thread(session_html, record))
 
     async def live(self, request: Request) -> Response:
@@ -406,7 +429,10 @@ class WebUI:
         except JobNotFoundError:
             return JSONResponse({"error": "no such job"}, status_code=404)
         progress = job.done_s / job.total_s if job.total_s else float(job.state == "succeeded")
-        return JSONResponse({"state": job.state, "progress": min(1.0, progress), "error": job.error or ""})
+        eta_s = eta_seconds(job)  # the API's Job.eta_s
+        return JSONResponse(
+            {"state": job.state, "progress": min(1.0, progress), "eta_s": round(eta_s, 1), "error": job.error or ""}
+        )
 
     async def trends(self, request: Request) -> Response:
         if (refusal := self._refuse(request, "read")) is not None:
@@ -504,7 +530,7 @@ class WebUI:
             )
         except JobRequestError as exc:
             return again(400, str(exc))
-        return RedirectResponse(f"/sessions/{job.session_id}?job={job.id}", status_code=303)
+        return RedirectResponse(f"/sessions/{id_url(job.session_id)}?job={quote(job.id, safe='')}", status_code=303)
 
     async def login(self, request: Request) -> Response:
         if request.method == "GET":
@@ -580,7 +606,7 @@ class WebUI:
         if key is None:
             if api:
                 return JSONResponse({"error": "a token is needed: log in at /login"}, status_code=401)
-            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+            return RedirectResponse(f"/login?next={quote(request.url.path, safe='/')}", status_code=303)
         if not allows(key, scope):
             log.info("web_refused", client=key.name, scope=scope, path=request.url.path)
             message = f"The token of {key.name!r} lacks the {scope!r} scope this page needs."
@@ -672,6 +698,57 @@ def _safe_next(target: str | None) -> str:
     if not target or not target.startswith("/") or target.startswith("//"):
         return "/"
     return target
+
+
+def _no_session(session_id: str) -> str:
+    return f"No session {session_id!r} in the results store: it may have been erased, or its id is mistyped."
+
+
+def _attachment(session_id: str, extension: str) -> str:
+    """A download's Content-Disposition: the id's characters a file name cannot hold become "_"."""
+    name = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in session_id)
+    return f"attachment; filename=\"session-{name}.{extension}\"; filename*=UTF-8''{quote('session-' + session_id + '.' + extension, safe='')}"
+
+
+def _document(record: SessionRecord) -> dict[str, Any]:
+    """The session's JSON report, every window with its channel and speaker."""
+    document = session_document(record)
+    for window, result in zip(document["windows"], record.summary.results, strict=True):
+        window["channel"] = result.channel
+        window["speaker"] = result.speaker
+    return document
+
+
+def _party(result: Any) -> str:
+    return result.speaker or f"channel {result.channel}"
+
+
+def _parties(results: Any, labels: list[str]) -> list[dict[str, Any]]:
+    """Per speaker (else per channel), when there is more than one: share of the scored time, the
+    dominant emotion (most utterances won, then the highest mean score) and the share each emotion won."""
+    groups: dict[str, list[Any]] = defaultdict(list)
+    for r in results:
+        groups[_party(r)].append(r)
+    if len(groups) < 2:
+        return []
+    total = sum(max(0.0, r.end_s - r.start_s) for r in results) or 1.0
+    parties = []
+    for name, rs in sorted(groups.items()):
+        wins = Counter(r.label for r in rs)
+        means = {label: sum(r.scores.get(label, 0.0) for r in rs) / len(rs) for label in labels}
+        dominant = max(wins, key=lambda label: (wins[label], means.get(label, 0.0))) if wins else ""
+        seconds = sum(max(0.0, r.end_s - r.start_s) for r in rs)
+        parties.append(
+            {
+                "name": name,
+                "count": len(rs),
+                "seconds": seconds,
+                "time_share": seconds / total,
+                "dominant": dominant,
+                "shares": {label: wins.get(label, 0) / len(rs) for label in labels},
+            }
+        )
+    return parties
 
 
 def _query(values: dict[str, str]) -> str:
@@ -796,9 +873,9 @@ def _csv(record: SessionRecord) -> str:
     labels = sorted(record.summary.mean_scores)
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["index", "channel", "start_s", "end_s", "label", *labels])
+    writer.writerow(["index", "channel", "speaker", "start_s", "end_s", "label", *labels])
     for r in record.summary.results:
-        writer.writerow([r.index, r.channel, f"{r.start_s:.3f}", f"{r.end_s:.3f}", r.label,
+        writer.writerow([r.index, r.channel, r.speaker, f"{r.start_s:.3f}", f"{r.end_s:.3f}", r.label,
                          *(f"{r.scores.get(label, 0.0):.4f}" for label in labels)])  # fmt: skip
     return out.getvalue()
 

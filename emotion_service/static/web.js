@@ -5,6 +5,18 @@
 const COLOURS = JSON.parse(document.getElementById("colours").textContent);
 const SILENCE = "#c8c8c8";
 const colour = (label) => COLOURS[label] || "#444";
+const NAMES = { ANG: "anger", DIS: "disgust", FEA: "fear", HAP: "happiness", NEU: "neutral", SAD: "sadness" };
+
+// Dark or white text on a chip, whichever contrasts more with its colour (WCAG), as the server does.
+function luminance(hex) {
+  const c = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16) / 255)
+    .map((v) => (v <= 0.04045 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4));
+  return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+}
+function textOn(hex) {
+  const l = luminance(hex);
+  return (1.05 / (l + 0.05)) >= ((l + 0.05) / (luminance("#000000") + 0.05)) ? "#ffffff" : "#000000";
+}
 
 // Times are sent in UTC (ISO 8601) and shown in the viewer's time zone.
 function localTimes(root = document) {
@@ -27,7 +39,15 @@ function timelineChart(el) {
     series: [{ label: "time (s)" }, ...labels.map((l) => ({ label: l, stroke: colour(l), width: 2, spanGaps: false }))],
   };
   const plot = new uPlot(opts, [data.x, ...labels.map((l) => data.series[l])], el);
+  legendCaption(plot, "Scores at the moment under the pointer");
   new ResizeObserver(() => plot.setSize({ width: chartWidth(el), height: 300 })).observe(el);
+}
+
+// uPlot's legend is a table: it gets a caption, as every table does.
+function legendCaption(plot, text) {
+  const table = plot.root.querySelector("table");
+  if (table && !table.caption) table.createCaption().textContent = text;
+  if (table && table.caption) table.caption.className = "visually-hidden";
 }
 
 function trendsChart(el) {
@@ -42,6 +62,7 @@ function trendsChart(el) {
     series: [{ label: "from" }, ...labels.map((l) => ({ label: l, stroke: colour(l), width: 2, points: { show: true } }))],
   };
   const plot = new uPlot(opts, [x, ...series], el);
+  legendCaption(plot, "Shares at the moment under the pointer");
   new ResizeObserver(() => plot.setSize({ width: chartWidth(el), height: 300 })).observe(el);
 }
 
@@ -56,6 +77,8 @@ function chip(label) {
   const span = document.createElement("span");
   span.className = "chip";
   span.style.background = colour(label);
+  span.style.color = textOn(colour(label));
+  if (NAMES[label]) span.title = NAMES[label];
   span.textContent = label;
   return span;
 }
@@ -71,7 +94,8 @@ function followSession() {
   source.addEventListener("window", (message) => {
     const w = JSON.parse(message.data);
     const row = document.createElement("tr");
-    row.append(cell(w.index, "num"), cell(w.start_s.toFixed(1), "num"), cell(w.end_s.toFixed(1), "num"));
+    const number = w.label ? body.querySelectorAll("tr:not(.silence)").length + 1 : "";
+    row.append(cell(number, "num"), cell(w.start_s.toFixed(1), "num"), cell(w.end_s.toFixed(1), "num"));
     if (w.label) {
       const td = document.createElement("td"); td.append(chip(w.label)); row.append(td);
       for (const l of labels) row.append(cell((w.scores[l] || 0).toFixed(3), "num"));
@@ -164,10 +188,14 @@ function followJob() {
   if (!el) return;
   const bar = document.getElementById("job-progress");
   const state = document.getElementById("job-state");
+  const percent = document.getElementById("job-percent");
+  const eta = document.getElementById("job-eta");
   const poll = async () => {
-    const job = await (await fetch(`/api/jobs/${el.dataset.job}`)).json();
+    const job = await (await fetch(`/api/jobs/${encodeURIComponent(el.dataset.job)}`)).json();
     state.textContent = job.error ? `${job.state}: ${job.error}` : job.state;
     bar.value = job.progress;
+    percent.textContent = `${Math.floor(job.progress * 100)} %`;
+    eta.textContent = job.state === "running" && job.eta_s > 0 ? `· about ${duration(job.eta_s)} left` : "";
     if (job.state === "succeeded") { location.reload(); return; }
     if (job.state === "failed" || job.state === "cancelled") return;
     setTimeout(poll, 700);
@@ -227,6 +255,13 @@ function uploadLimit() {
       status.textContent = `This recording is ${(file.size / 1048576).toFixed(0)} MB; the most this page takes is ${form.dataset.maxMb}.`;
     }
   });
+}
+
+function duration(seconds) {
+  const s = Math.max(1, Math.round(seconds));
+  if (s < 60) return `${s} s`;
+  const m = Math.floor(s / 60);
+  return m < 60 ? `${m} min ${s % 60} s` : `${Math.floor(m / 60)} h ${m % 60} min`;
 }
 
 function wav(buffer) {

@@ -1,0 +1,280 @@
+"""The web UI's pages as a person meets them (the issue "Interviews as they are recorded"): ids with
+"/" open and download, unknown addresses get the site's 404 page, no page logs a console error,
+emotion chips are named and legible (WCAG AA, measured in Chromium), tables have captions, a
+session's utterances are numbered in time order with their channel and speaker and a per-party
+summary, a job shows its percentage and ETA, and a 390 px phone sees the emotion and alert columns.
+
+Against the UI alone (its WebUI on uvicorn, a results store written directly, a real job queue with
+a running job, the real servicer without a model):
+no model is loaded, so it runs in seconds."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import update
+
+from emotion_service.plugins.manager import build_host
+from emotion_service.plugins.store import ResultStore
+from emotion_service.plugins.store.schema import JobRow
+from emotion_service.plugins.types import Alert, Result
+from emotion_service.server.config import Settings
+from emotion_service.server.job_queue import JobQueue, RecordingInput
+from emotion_service.server.service import EmotionServicer
+from emotion_service.server.web import WebUI
+from tests.server_process import free_port
+from tests.test_web import browser, page_of  # noqa: F401 - the browser fixture
+
+pytestmark = pytest.mark.timeout(120)
+LABELS = ["ANG", "DIS", "FEA", "HAP", "NEU", "SAD"]
+SLASHED = "team/a b?c#1"
+INTERVIEW = "interview-2"
+
+
+def scores(label: str) -> dict[str, float]:
+    return {other: (0.6 if other == label else 0.08) for other in LABELS}
+
+
+def utterance(session: str, index: int, start: float, end: float, label: str, channel: int, speaker: str) -> Result:
+    return Result(
+        session_id=session, request_id=f"r{index}", kind="utterance", label=label, scores=scores(label),
+        start_s=start, end_s=end, index=index, model_name="test", metadata={"source": "test"},
+        channel=channel, speaker=speaker,
+    )  # fmt: skip
+
+
+def fill(store: ResultStore) -> None:
+    # A job of two channels: the utterances are stored channel by channel (indices 0-5 for channel 0,
+    # 6-11 for channel 1), so index order is not time order.
+    plan = [(0, "S1", "ANG"), (1, "S2", "SAD")]
+    index = 0
+    for channel, speaker, label in plan:
+        for k in range(6):
+            start = k * 4.0 + channel * 2.0
+            store.add_result(
+                utterance(INTERVIEW, index, start, start + (1.5 if channel else 1.0), label, channel, speaker)
+            )
+            index += 1
+    store.add_alert(INTERVIEW, Alert(kind="threshold", message="anger high", label="ANG", severity="warning",
+                                     value=0.6, time_s=4.0, source="threshold_alerts"))  # fmt: skip
+    for k in range(3):
+        store.add_result(utterance(SLASHED, k, k * 2.0, k * 2.0 + 1.0, LABELS[k], 0, ""))
+
+
+# The running job the job page shows: 42 % done, its attempt going at 1 s of audio per second.
+RUNNING: dict[str, str] = {}
+
+
+def running_job(url: str) -> str:
+    """A real queued job, taken by a worker that reported 42 s of its 100 s done after 42 s."""
+    jobs = JobQueue(url)
+    jobs.submit([RecordingInput("call.wav", content=b"RIFF")], "mix", {}, "pending")
+    claim = jobs.claim("web-pages-test", 600.0)
+    assert claim is not None and jobs.progress(claim, 600.0, 42.0, 42.0, 100.0)
+    jobs.close()
+    return claim.job_id
+
+
+def started_42_s_ago(url: str, job_id: str) -> None:
+    """The attempt's clock: it began 42 s ago, so its pace is 1 s of audio per second."""
+    jobs = JobQueue(url)
+    with jobs.engine.begin() as conn:
+        conn.execute(update(JobRow).where(JobRow.id == job_id).values(started_at=datetime.now(UTC) - timedelta(seconds=42)))
+    jobs.close()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("web-pages")
+    url = f"sqlite:///{folder / 'results.db'}"
+    store = ResultStore(url)
+    fill(store)
+    store.close()
+    RUNNING["id"], RUNNING["database"] = running_job(url), url
+    settings = Settings(host="127.0.0.1", http_port=free_port())
+    # The real servicer with its job queue and live hub; no model is loaded (the pages need none).
+    servicer = EmotionServicer(settings, build_host({}), JobQueue(url))
+    ui = WebUI(settings, servicer, url, None)
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(ui.start())
+        started.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert started.wait(30)
+    yield f"http://127.0.0.1:{ui.port}"
+    asyncio.run_coroutine_threadsafe(ui.stop(), loop).result(30)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+
+
+def get(url: str) -> tuple[int, dict[str, str], str]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status, dict(response.headers), response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read().decode()
+
+
+def test_ids_with_a_slash_open_and_download(site: str, browser: object) -> None:  # noqa: F811
+    encoded = urllib.parse.quote(SLASHED, safe="")
+    status, _, body = get(f"{site}/sessions/{encoded}")
+    assert status == 200 and "team/a b?c#1" in body
+    for suffix, kind in ((".json", "application/json"), (".csv", "text/csv"), ("/report", "text/html")):
+        status, headers, body = get(f"{site}/sessions/{encoded}{suffix}")
+        assert status == 200 and headers["content-type"].startswith(kind), suffix
+        assert "/" not in headers.get("content-disposition", "").split('filename="')[-1].split('"')[0]
+    with page_of(browser) as page:
+        page.goto(site + "/")
+        page.get_by_role("link", name=SLASHED).click()
+        page.get_by_role("heading", name=f"Session {SLASHED}").wait_for()
+        assert page.locator("#windows tbody tr:not(.silence)").count() == 3
+        for name in ("JSON", "CSV"):
+            href = page.get_by_role("link", name=name).get_attribute("href")
+            assert href == f"/sessions/{encoded}.{name.lower()}"
+            assert page.request.get(site + href).status == 200
+        page.get_by_role("link", name="HTML report").click()
+        page.get_by_role("heading", name=f"Emotion report: session {SLASHED}").wait_for()
+
+
+def test_unknown_pages_and_sessions_get_the_sites_404_page(site: str, browser: object) -> None:  # noqa: F811
+    for path in ("/no-such-page", "/sessions/nobody", "/sessions/nobody/report", "/static/nothing.css"):
+        status, headers, body = get(site + path)
+        assert status == 404 and headers["content-type"].startswith("text/html"), path
+        assert 'nav aria-label="Main"' in body and "<h1>" in body, path
+    status, headers, _ = get(site + "/api/nothing")
+    assert status == 404 and headers["content-type"].startswith("application/json")
+    with page_of(browser, refusals_expected=True) as page:
+        assert page.goto(site + "/no-such-page").status == 404
+        page.get_by_role("heading", name="Page not found").wait_for()
+        page.get_by_role("link", name="Trends").click()
+        page.wait_for_url("**/trends")
+
+
+def test_no_page_logs_a_console_error(site: str, browser: object) -> None:  # noqa: F811
+    encoded = urllib.parse.quote(SLASHED, safe="")
+    pages = ["/", "/live", "/trends", "/analyze", f"/sessions/{INTERVIEW}", f"/sessions/{INTERVIEW}/report",
+             f"/sessions/{encoded}/report", f"/sessions/{INTERVIEW}?job={RUNNING['id']}"]  # fmt: skip
+    for path in pages:
+        with page_of(browser) as page:
+            failed: list[str] = []
+            page.on("requestfailed", lambda request, failed=failed: failed.append(request.url))
+            page.on("response", lambda r, failed=failed: failed.append(r.url) if r.status >= 400 else None)
+            page.goto(site + path)
+            page.wait_for_timeout(400)
+            # Every page names an icon (without one the browser asks for /favicon.ico).
+            assert page.locator("link[rel~=icon]").count() >= 1, path
+            assert failed == [], (path, failed)
+    assert get(site + "/favicon.ico")[0] == 200
+
+
+CONTRAST = """(selector) => {
+  const rgb = (s) => (s.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => { const f = (v) => { v /= 255; return v <= 0.04045 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+  const background = (el) => { for (; el; el = el.parentElement) { const c = rgb(getComputedStyle(el).backgroundColor);
+    if (c.length === 3 || c[3] > 0) return c.slice(0, 3); } return [255, 255, 255]; };
+  return [...document.querySelectorAll(selector)].filter((el) => el.textContent.trim()).map((el) => {
+    const a = lum(rgb(getComputedStyle(el).color)), b = lum(background(el));
+    return [el.textContent.trim().slice(0, 30), (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)]; });
+}"""
+SMALL_PRINT = ".chip, footer, .sub, small, figcaption, caption, .legend, tr.silence td, .meta dt, .filters label, .warning, .info, .critical"
+
+
+def test_chips_are_named_and_everything_passes_aa_contrast(site: str, browser: object) -> None:  # noqa: F811
+    with page_of(browser) as page:
+        for path in ("/", f"/sessions/{INTERVIEW}", f"/sessions/{INTERVIEW}/report", "/trends", "/live"):
+            page.goto(site + path)
+            ratios = page.evaluate(CONTRAST, SMALL_PRINT)
+            assert ratios, path
+            low = [(text, round(ratio, 2)) for text, ratio in ratios if ratio < 4.5]
+            assert low == [], (path, low)
+            legend = page.locator(".legend").first.inner_text() if page.locator(".legend").count() else ""
+            for code, name in (("ANG", "anger"), ("DIS", "disgust"), ("FEA", "fear"), ("HAP", "happiness"),
+                               ("NEU", "neutral"), ("SAD", "sadness")):  # fmt: skip
+                chips = page.locator(f".chip:text-is('{code}')")
+                if chips.count():  # every emotion with a chip on the page is named, in the legend and its title
+                    assert f"{code} {name}" in legend, (path, legend)
+                    assert chips.first.get_attribute("title") == name
+        page.goto(site + f"/sessions/{INTERVIEW}")
+        assert page.locator(".chip[title]").count() == page.locator(".chip").count()
+        assert page.locator(".legend").inner_text().count(" ") >= 12, "all six emotions are named on a session's page"
+
+
+def test_every_table_has_a_caption(site: str, browser: object) -> None:  # noqa: F811
+    with page_of(browser) as page:
+        for path in ("/", f"/sessions/{INTERVIEW}", f"/sessions/{INTERVIEW}/report", "/trends"):
+            page.goto(site + path)
+            tables = page.locator("table")
+            assert tables.count() >= 1, path
+            captions = page.evaluate(
+                "[...document.querySelectorAll('table')].map((t) => t.caption?.textContent.trim() || '')"
+            )
+            assert all(captions), (path, captions)
+
+
+def test_utterances_in_time_order_with_channel_speaker_and_parties(site: str, browser: object) -> None:  # noqa: F811
+    with page_of(browser) as page:
+        page.goto(f"{site}/sessions/{INTERVIEW}")
+        rows = page.locator("#windows tbody tr:not(.silence)")
+        assert rows.count() == 12
+        numbers = [int(rows.nth(i).locator("td").first.inner_text()) for i in range(12)]
+        assert numbers == list(range(1, 13)), numbers
+        headers = page.locator("#windows thead th").all_inner_texts()
+        assert "Channel" in headers and "Speaker" in headers
+        first, second = rows.nth(0).locator("td").all_inner_texts(), rows.nth(1).locator("td").all_inner_texts()
+        assert first[3:6] == ["0", "S1", "ANG"] and second[3:6] == ["1", "S2", "SAD"], (first, second)
+        parties = page.locator("#parties tbody tr")
+        assert parties.count() == 2
+        s1, s2 = parties.nth(0).inner_text(), parties.nth(1).inner_text()
+        assert s1.startswith("S1") and "40 %" in s1 and "ANG" in s1, s1
+        assert s2.startswith("S2") and "60 %" in s2 and "SAD" in s2, s2
+    _, _, body = get(f"{site}/sessions/{INTERVIEW}.json")
+    windows = json.loads(body)["windows"]
+    assert {(w["channel"], w["speaker"]) for w in windows} == {(0, "S1"), (1, "S2")}
+    _, _, body = get(f"{site}/sessions/{INTERVIEW}.csv")
+    assert {(r["channel"], r["speaker"]) for r in csv.DictReader(io.StringIO(body))} == {("0", "S1"), ("1", "S2")}
+    # A session of one party has no per-party table.
+    _, _, body = get(f"{site}/sessions/{urllib.parse.quote(SLASHED, safe='')}")
+    assert 'id="parties"' not in body
+
+
+def test_a_job_shows_its_percentage_and_eta(site: str, browser: object) -> None:  # noqa: F811
+    started_42_s_ago(RUNNING["database"], RUNNING["id"])
+    status, _, body = get(f"{site}/api/jobs/{RUNNING['id']}")
+    job = json.loads(body)
+    assert status == 200 and job["progress"] == pytest.approx(0.42) and 50 < job["eta_s"] < 70
+    with page_of(browser) as page:
+        page.goto(f"{site}/sessions/pending?job={RUNNING['id']}")
+        page.get_by_text("42 %").wait_for()
+        assert "left" in page.locator("#job-eta").inner_text()
+        assert "min" in page.locator("#job-eta").inner_text() or " s " in page.locator("#job-eta").inner_text() + " "
+
+
+def test_a_phone_sees_the_emotion_and_alert_columns(site: str, browser: object) -> None:  # noqa: F811
+    with page_of(browser, width=390) as page:
+        for path, table, columns in (("/", "table.sessions", ("Dominant emotion", "Alerts")),
+                                     (f"/sessions/{INTERVIEW}", "#windows", ("Emotion",))):  # fmt: skip
+            page.goto(site + path)
+            assert page.evaluate("document.documentElement.scrollWidth") <= 391, path
+            for name in columns:
+                header = page.locator(f"{table} thead th", has_text=name).first
+                box = header.bounding_box()
+                assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, (path, name, box)
+            cells = page.locator(f"{table} tbody tr").first.locator(".chip").first.bounding_box()
+            assert cells is not None and cells["x"] + cells["width"] <= 390, (path, cells)
