@@ -96,7 +96,11 @@ class EmotionServer:
         if self.live_relay is not None:
             self.live_relay.start()
         if self.web is not None:
-            await self.web.start()
+            try:
+                await self.web.start()
+            except OSError:
+                await self.grpc.stop(0)  # nothing was served yet: the caller reports the port
+                raise
         if self.settings.metrics_port:
             metrics.start_metrics_server(self.settings.metrics_port, self.settings.host)
             log.info("metrics_listening", address=f"{self.settings.host}:{self.settings.metrics_port}")

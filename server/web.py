@@ -205,6 +205,12 @@ class WebUI:
         assert self._server is not None
         try:
             asyncio.run(self._server.serve())
+        except SystemExit:  # uvicorn exits when it cannot listen (it has logged the reason)
+            s = self.settings
+            self._failure = OSError(
+                f"the web UI cannot listen on {s.host}:{s.http_port} (the port is taken or not allowed): "
+                "choose another --http-port (EMOTION_HTTP_PORT)"
+            )
         except BaseException as exc:  # noqa: BLE001 - handed to start(), which raises it on the gRPC loop
             self._failure = exc
 

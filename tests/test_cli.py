@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 from pathlib import Path
 
@@ -52,3 +53,21 @@ def test_serve_answers_another_process_and_drains_on_sigterm(tiny_model: Path) -
         assert proc.wait(timeout=30) == 0
         events = [json.loads(line)["event"] for line in log.read_text().splitlines() if line.startswith("{")]
     assert {"listening", "ready", "classified", "draining", "stopped"} <= set(events)
+
+
+def test_a_taken_web_ui_port_is_named_and_nothing_is_left_listening(tiny_model: Path) -> None:
+    """The web UI's port taken: exit 2 with a sentence naming the port and the flag, not a traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [*EMOTION, "serve", "--port", "0", "--http-port", str(port), "--model", str(tiny_model)],
+            env=run_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert proc.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr and "--http-port" in proc.stderr
+    assert "Traceback" not in proc.stderr
