@@ -116,8 +116,9 @@ class Settings:
         "New streams are refused (RESOURCE_EXHAUSTED, retry hint) while this many clips or windows wait for the model.",
     )
     stream_admission_lag_s: float = setting(
-        1.5,
-        "New streams are refused while the p95 window lag (last sample to answer) of the last 10 s exceeds this.",
+        0.5,
+        "New streams are refused while the p95 window lag (last sample to answer) of the last 10 s exceeds this "
+        "(a third of the default hop: refused before windows are late, not once they are).",
     )
     stream_admission_utilisation: float = setting(
         0.7,
