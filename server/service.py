@@ -256,6 +256,7 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
         first_index, offset_s = 0, 0.0
         if config.session_id:
             try:
+                await self._refuse_if_erased(session_id)
                 if name:
                     await self._claim_session(session_id, name, limited_to is None)
                 first_index, offset_s = await self._continuation(session_id)
@@ -525,6 +526,7 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
         session_id = session_id or uuid.uuid4().hex
         structlog.contextvars.bind_contextvars(session_id=session_id)
         try:
+            await self._refuse_if_erased(session_id)
             if owner:
                 await self._claim_session(session_id, owner, may_join_any_session)
             job = await asyncio.to_thread(
@@ -581,6 +583,19 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
             if ended or self.draining:
                 return
             await asyncio.sleep(JOB_WATCH_POLL_S)
+
+    async def _refuse_if_erased(self, session_id: str) -> None:
+        """Raises :class:`JobRequestError` (FAILED_PRECONDITION) for a session erased before, here or by
+        any replica or `emotion erase` (the store's erasure record): it is never written again."""
+        erased = session_id in self.erasures
+        if not erased and self.jobs is not None:
+            erased = await asyncio.to_thread(self.jobs.store.is_erased, session_id)
+        if erased:
+            raise JobRequestError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"session {session_id!r} was erased, and an erased session is never written again: "
+                "use a new session id",
+            )
 
     async def _claim_session(self, session_id: str, owner: str, may_join_any: bool) -> None:
         """Makes ``owner`` the session's key if no key named it before; raises :class:`JobRequestError`

@@ -130,6 +130,28 @@ async def test_emotion_erase_on_the_command_line(
     assert not any(reports.glob("session-cli-erase*"))
     assert emotion("erase", "--session", "cli-erase", "--select", "store,reports") == 1
 
+    # Erased by another process: a server on the same database refuses to write the session again,
+    # so no plugin (reports, exports) brings its files back.
+    plugins = build_host({"store": ResultsStore(), "reports": Reports()})
+    server = EmotionServer(make_settings(tiny_model, jobs_database_url=f"sqlite:///{database}"), plugins=plugins)
+    await server.start()
+    await server.load_model()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = emotion_pb2_grpc.EmotionServiceStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await run_stream(stub, stream_requests(ravdess_interview()[: 16000 * 4], "cli-erase"))
+            assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            assert "was erased" in refused.value.details()
+            recording = pb.Recording(content=(Path(__file__).parent / "data" / "03-01-01-01-01-01-21.flac").read_bytes())
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stub.SubmitJob(pb.SubmitJobRequest(recordings=[recording], session_id="cli-erase"))
+            assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            await settle(server)
+    finally:
+        await server.stop(grace=1)
+    assert not any(reports.glob("session-cli-erase*"))
+
 
 async def test_a_session_erased_the_moment_its_stream_ends_stays_erased(tiny_model: Path, tmp_path: Path) -> None:
     """The stream's last hooks (its alerts, its end, its report) still run when the client, told the
