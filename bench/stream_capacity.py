@@ -29,7 +29,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import soundfile as sf
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from _serve import wait_serving  # bench/ is on sys.path when a bench runs
 
 from emotion_client.v1 import emotion_pb2 as pb
 from emotion_client.v1 import emotion_pb2_grpc
@@ -137,16 +137,8 @@ def start_server(port: int) -> subprocess.Popen[bytes]:
         env=env,
         stderr=subprocess.DEVNULL,
     )
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if health.Check(health_pb2.HealthCheckRequest(), timeout=1).status == health_pb2.HealthCheckResponse.SERVING:
-                    return proc
-            except grpc.RpcError:
-                pass
-            time.sleep(0.3)
+    if wait_serving(port, proc):
+        return proc
     proc.kill()
     raise SystemExit("error: the server did not become ready")
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import grpc
 import numpy as np
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from _serve import wait_serving  # bench/ is on sys.path when a bench runs
 
 from emotion_client.v1 import emotion_pb2 as pb
 from emotion_client.v1 import emotion_pb2_grpc
@@ -184,17 +184,8 @@ def main() -> None:
             server = subprocess.Popen(command, env=env, stdout=log, stderr=log)
         try:
             with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-                health = health_pb2_grpc.HealthStub(channel)
-                deadline = time.monotonic() + 120
-                while True:
-                    try:
-                        if health.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1:
-                            break
-                    except grpc.RpcError:
-                        pass
-                    if time.monotonic() > deadline or server.poll() is not None:
-                        raise SystemExit(f"the server did not start: see {tmp}/server.log")
-                    time.sleep(0.2)
+                if not wait_serving(port, server):
+                    raise SystemExit(f"the server did not start: see {tmp}/server.log")
                 stub = emotion_pb2_grpc.EmotionServiceStub(channel)
                 classify_for(stub, 2.0)  # warm
                 idle = classify_for(stub, args.seconds)
