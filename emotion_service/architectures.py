@@ -9,6 +9,10 @@ emotion recognition. On a few hundred clips from a dozen speakers, 2-D convoluti
 and frequency, shared weights) and SpecAugment masks generalise to new speakers better than a
 transformer of the same size, which has too little data to learn locality itself.
 ``logmel-cnn-ensemble``: several such CNNs in one folder, their logits averaged.
+``whisper-probe``: a frozen Whisper-base encoder (:mod:`emotion_service.whisper_encoder`, weights
+checked by digest) and a small head over each clip's mean and standard deviation of its last layer.
+Trained by ``python -m emotion_service.tuning.whisper_probe``: the encoder is never trained, only
+the head (a few kB), so a recipe is compared in seconds once the clips' vectors are cached.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from transformers import (
     PretrainedConfig,
     PreTrainedModel,
     SeamlessM4TFeatureExtractor,
+    Wav2Vec2FeatureExtractor,
 )
 from transformers.modeling_outputs import SequenceClassifierOutput
 
@@ -389,9 +394,115 @@ def _frame_mask(frames: torch.Tensor, length: int) -> torch.Tensor:
     return torch.arange(length, device=frames.device)[None, :] < frames[:, None]
 
 
+class ProbeMember(nn.Module):
+    """One head: a linear layer (``w``, ``b``), or one hidden ReLU layer (``w1``, ``b1``, ``w2``, ``b2``)."""
+
+    def __init__(self, inputs: int, labels: int, hidden: int) -> None:
+        super().__init__()
+        self.hidden = hidden
+        if hidden:
+            self.w1 = nn.Parameter(torch.zeros(hidden, inputs))
+            self.b1 = nn.Parameter(torch.zeros(hidden))
+            self.w2 = nn.Parameter(torch.zeros(labels, hidden))
+            self.b2 = nn.Parameter(torch.zeros(labels))
+        else:
+            self.w = nn.Parameter(torch.zeros(labels, inputs))
+            self.b = nn.Parameter(torch.zeros(labels))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if self.hidden:
+            return nn.functional.linear(torch.relu(nn.functional.linear(z, self.w1, self.b1)), self.w2, self.b2)
+        return nn.functional.linear(z, self.w, self.b)
+
+
+class ProbeHead(nn.Module):
+    """Standardises a clip vector, then averages its members' probabilities (returned as log-probabilities)."""
+
+    def __init__(self, inputs: int, labels: int, kind: str, members: int, hidden: int) -> None:
+        super().__init__()
+        if kind not in ("linear", "mlp"):
+            raise ValueError(f"head must be linear or mlp, not {kind!r}")
+        self.register_buffer("mean", torch.zeros(inputs))
+        self.register_buffer("scale", torch.ones(inputs))
+        self.members = nn.ModuleList(ProbeMember(inputs, labels, hidden if kind == "mlp" else 0) for _ in range(members))
+
+    def forward(self, vectors: torch.Tensor) -> torch.Tensor:
+        z = (vectors - self.mean) / self.scale
+        if len(self.members) == 1:
+            return self.members[0](z)
+        return torch.stack([m(z).log_softmax(-1) for m in self.members]).exp().mean(0).log()
+
+
+class WhisperProbeConfig(PretrainedConfig):
+    """A :class:`WhisperProbeForAudioClassification`'s head.
+
+    :param head: ``linear`` (logistic regression) or ``mlp`` (one hidden ReLU layer).
+    :param members: heads whose probabilities are averaged (seeds of one recipe).
+    :param hidden_size: the MLP's hidden width (unused by ``linear``).
+    :param embedding_size: the encoder vector's size (mean and std of Whisper base's 512-d layer).
+    """
+
+    model_type = "whisper-probe"
+
+    def __init__(self, head: str = "linear", members: int = 1, hidden_size: int = 256, embedding_size: int = 1024,
+                 encoder_sha256: str = "", **kwargs: Any) -> None:  # fmt: skip
+        self.head = head
+        self.members = members
+        self.hidden_size = hidden_size
+        self.embedding_size = embedding_size
+        # The digest of the weights the head was trained on: loading refuses any other encoder.
+        self.encoder_sha256 = encoder_sha256
+        super().__init__(**kwargs)
+
+
+class WhisperProbeForAudioClassification(PreTrainedModel):
+    """Raw 16 kHz waveforms (``input_values`` with an ``attention_mask``) to emotion logits.
+
+    Each clip's valid samples are encoded alone by the shared frozen encoder (CTranslate2, not a
+    torch module: it is not trained, converted or saved with the head), then the head scores them.
+    A clip's answer does not depend on its batch, so the batcher may pad mixed lengths together.
+    """
+
+    config_class = WhisperProbeConfig
+    main_input_name = "input_values"
+
+    def __init__(self, config: WhisperProbeConfig) -> None:
+        super().__init__(config)
+        from emotion_service.whisper_encoder import MODEL_SHA256
+
+        if config.encoder_sha256 and config.encoder_sha256 != MODEL_SHA256:
+            raise ValueError(f"this head was trained on encoder {config.encoder_sha256}, not the pinned {MODEL_SHA256}")
+        self.head = ProbeHead(config.embedding_size, config.num_labels, config.head, config.members, config.hidden_size)
+        self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """The head is always loaded from a trained folder; nothing to initialise."""
+
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> SequenceClassifierOutput:
+        from emotion_service.whisper_encoder import shared_encoder
+
+        device = input_values.device.type
+        encoder = shared_encoder("cuda" if device == "cuda" else "cpu", torch.get_num_threads())
+        lengths = attention_mask.sum(-1).tolist() if attention_mask is not None else [input_values.shape[-1]] * len(input_values)
+        audio = input_values.float().cpu().numpy()
+        vectors = encoder.embed([audio[i, : int(n)] for i, n in enumerate(lengths)])
+        logits = self.head(torch.as_tensor(vectors, device=input_values.device, dtype=self.head.mean.dtype))
+        loss = None if labels is None else nn.functional.cross_entropy(logits.float(), labels)
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
 AutoConfig.register(LogMelCNNConfig.model_type, LogMelCNNConfig)
 AutoModelForAudioClassification.register(LogMelCNNConfig, LogMelCNNForAudioClassification)
 AutoFeatureExtractor.register(LogMelCNNConfig, LogMelFeatureExtractor)
 AutoConfig.register(LogMelCNNEnsembleConfig.model_type, LogMelCNNEnsembleConfig)
 AutoModelForAudioClassification.register(LogMelCNNEnsembleConfig, LogMelCNNEnsembleForAudioClassification)
 AutoFeatureExtractor.register(LogMelCNNEnsembleConfig, LogMelFeatureExtractor)
+AutoConfig.register(WhisperProbeConfig.model_type, WhisperProbeConfig)
+AutoModelForAudioClassification.register(WhisperProbeConfig, WhisperProbeForAudioClassification)
+AutoFeatureExtractor.register(WhisperProbeConfig, Wav2Vec2FeatureExtractor)

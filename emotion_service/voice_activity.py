@@ -1,10 +1,14 @@
 """Which 25 ms frames of a clip hold voice: an energy detector relative to the clip's own loud frames.
 
 One definition for training and serving. The log-mel front end (:mod:`emotion_service.architectures`)
-uses it to trim silence and to normalise level over voiced frames only, and the service uses it to
-say how much of a stream window is voiced. Relative, not absolute, thresholds keep it
-level-invariant: a clip 30 dB quieter is the same clip. Only digital silence (below
-``floor_dbfs``) is unvoiced by level alone.
+uses it to trim silence and to normalise level over voiced frames only. Relative, not absolute,
+thresholds keep it level-invariant: a clip 30 dB quieter is the same clip. Only digital silence
+(below ``floor_dbfs``) is unvoiced by level alone.
+
+Whether a recording, stream window or job utterance holds speech at all is not decided here but by
+:mod:`emotion_service.speech_presence` (Silero VAD): energy cannot tell speech from noise or music.
+:class:`StreamVoicing` is the energy rule the server used for stream windows before; the alert
+calibration's replay of streams still uses it.
 """
 
 from __future__ import annotations

@@ -90,13 +90,19 @@ def augment(waveform: np.ndarray, sample_rate: int, rng: np.random.Generator) ->
 
 @hookspec
 def on_result(result: Result) -> list[Alert] | None:
-    """See each ``Classify`` answer and each stream window as it is produced.
+    """See each ``Classify`` answer, each stream window and each job utterance as it is produced.
 
     Every implementation is called; the alerts they return are concatenated,
     sent back to the caller (in the stream, or in ``ClassifyResponse.alerts``)
     and passed to :func:`on_alert`.
 
-    :param result: the label, all scores, the time span and the session's metadata.
+    A result the speech detector heard no speech in comes too, with ``result.no_speech`` True,
+    an empty ``label`` and empty ``scores`` (the model was not asked): sinks record it, alert
+    logic skips it. Alerts returned for such a result are dropped (logged as
+    ``no_speech_alerts_dropped``): no speech, no emotion, no alert.
+
+    :param result: the label, all scores, ``no_speech`` and ``voiced_fraction``, the time span and
+        the session's metadata.
     :return: alerts to raise, or ``None``.
 
     A raising implementation is logged with its name and skipped: the answer
@@ -106,7 +112,7 @@ def on_result(result: Result) -> list[Alert] | None:
 
         @hookimpl
         def on_result(result):
-            if result.scores.get("ANG", 0) > 0.9:
+            if not result.no_speech and result.scores.get("ANG", 0) > 0.9:
                 return [Alert(kind="threshold", label="ANG", message="very angry", value=result.scores["ANG"])]
     """
 
@@ -130,7 +136,8 @@ def on_session_end(summary: SessionSummary) -> list[str] | None:
     Every implementation is called; the returned strings (e.g. paths or URLs
     of written reports) are logged.
 
-    :param summary: the session's windows, alerts, shares and metadata.
+    :param summary: the session's windows (those without speech included, marked ``no_speech``),
+        alerts, shares and dominant label (over the windows with speech) and metadata.
     :return: locations of anything written, or ``None``.
 
     A raising implementation is logged with its name and skipped.

@@ -35,9 +35,16 @@ class Result:
     channel (0 for everything else); ``speaker`` is a job utterance's speaker ("S1", "S2", ...:
     found by diarization, or ``S<channel+1>`` with separate channels; empty otherwise).
 
+    ``no_speech`` is True when the speech detector (:mod:`emotion_service.speech_presence`) heard
+    no speech in the audio: then ``label`` is empty, ``scores`` is empty, the model was not called
+    and no alert may be raised for it; such a result is still passed to ``on_result`` (the store
+    keeps it, the UI shows "no speech") but counts as no emotion anywhere. ``voiced_fraction`` is
+    the share of its 32 ms frames the detector heard as speech (0 to 1), or None when it was not
+    measured (results stored before the detector, or made by hand).
+
     ``audio`` is the audio the model scored (mono float32 at ``sample_rate``,
-    after the ``preprocess`` hooks), or None (e.g. results read back from the
-    store). Plugins must not persist it unless the operator asked: the ``store``
+    after the ``preprocess`` hooks; for a ``no_speech`` result, the audio the speech detector
+    judged, as decoded), or None (e.g. results read back from the store). Plugins must not persist it unless the operator asked: the ``store``
     plugin keeps it only with ``retain_audio`` on, and then encrypted.
     """
 
@@ -53,13 +60,20 @@ class Result:
     metadata: dict[str, str] = field(default_factory=dict)
     channel: int = 0
     speaker: str = ""
+    no_speech: bool = False
+    voiced_fraction: float | None = None
     audio: np.ndarray | None = field(default=None, repr=False, compare=False)
     sample_rate: int = field(default=0, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
 class SessionSummary:
-    """What a finished stream amounted to."""
+    """What a finished stream amounted to.
+
+    ``results`` holds every result in order, those without speech (``no_speech``) included;
+    ``window_count``, ``dominant_label``, ``shares`` and ``mean_scores`` count only the results
+    with speech.
+    """
 
     session_id: str
     window_count: int
@@ -117,12 +131,14 @@ def summarise(
     """Shares of winning windows, mean scores and the dominant label (most wins, then highest mean).
 
     The same rule as the live stream summary; ``duration_s`` defaults to the
-    end of the last result.
+    end of the last result. Results without speech (``no_speech``) stay in ``results`` but claim
+    no emotion: they count neither in ``window_count`` nor in the shares and means.
     """
-    labels = sorted({label for r in results for label in r.scores})
-    count = len(results)
-    wins = {label: sum(r.label == label for r in results) for label in labels}
-    means = {label: sum(r.scores.get(label, 0.0) for r in results) / count for label in labels}
+    spoken = [r for r in results if not r.no_speech]
+    labels = sorted({label for r in spoken for label in r.scores})
+    count = len(spoken)
+    wins = {label: sum(r.label == label for r in spoken) for label in labels}
+    means = {label: sum(r.scores.get(label, 0.0) for r in spoken) / count for label in labels}
     return SessionSummary(
         session_id=session_id,
         window_count=count,

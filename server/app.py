@@ -26,6 +26,7 @@ from emotion_service.server.model import ModelBackend, audio_capacity
 from emotion_service.server.retention import Retention
 from emotion_service.server.service import EmotionServicer, ModelState
 from emotion_service.server.web import WebUI
+from emotion_service.speech_presence import SpeechDetector
 
 log = structlog.get_logger(__name__)
 
@@ -113,6 +114,7 @@ class EmotionServer:
         await asyncio.to_thread(backend.warm_up)
         capacity = await asyncio.to_thread(audio_capacity, backend, s.window_s, s.max_batch_size)
         log.info("model_capacity_measured", audio_seconds_per_second=round(capacity, 1), window_s=s.window_s)
+        speech = await asyncio.to_thread(SpeechDetector, s.speech_threshold)
         batcher = DynamicBatcher(
             backend.forward,
             prepare=backend.features,
@@ -123,7 +125,7 @@ class EmotionServer:
             background_max_batch_size=min(s.background_max_batch_size, s.max_batch_size),
         )
         batcher.start()
-        self.servicer.state = ModelState(backend, batcher, capacity)
+        self.servicer.state = ModelState(backend, batcher, capacity, speech)
         self.job_runner.start()
         self.retention.start()
         metrics.MODEL.info({k: str(v) for k, v in vars(backend.info).items()})

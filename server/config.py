@@ -86,18 +86,27 @@ class Settings:
     max_channels: int = setting(8, "Most channels accepted, read from the header before decoding.")
     window_s: float = setting(3.0, "Default stream window length in seconds.")
     hop_s: float = setting(1.5, "Default step between stream windows in seconds.")
+    speech_threshold: float = setting(
+        0.5,
+        "Speech probability (Silero VAD, per 32 ms frame) a frame needs to count as speech. A Classify "
+        "recording, stream window or job utterance none of whose frames reaches it is answered no_speech: "
+        "no label, no scores, no model call, no alerts; voiced_fraction is the share of frames at or above "
+        "it. 0 scores everything.",
+    )
     silence_voiced_fraction: float = setting(
         0.2,
-        "A stream window with a smaller share of voiced frames is answered as silent: its voiced fraction "
-        "and no emotion (0 scores every window).",
+        "Not read by the server any more (a stream window's silence is its no_speech: see speech_threshold); "
+        "kept for the alert calibration's replay of streams and for old configuration files.",
     )
     voiced_threshold_db: float = setting(
-        35.0, "A frame is voiced within this many dB of the stream's speech level (its loudest windows so far)."
+        35.0,
+        "Not read by the server any more (see speech_threshold); the alert calibration's replay of streams "
+        "uses it: a frame is voiced within this many dB of the stream's speech level.",
     )
     noise_margin_db: float = setting(
         6.0,
-        "A frame is voiced only this many dB above the stream's noise floor (the quietest frames of its "
-        "quietest window so far): on a noisy line, pauses are silence too.",
+        "Not read by the server any more (see speech_threshold); the alert calibration's replay of streams "
+        "uses it: a frame is voiced only this many dB above the stream's noise floor.",
     )
     grace_period_s: float = setting(10.0, "On SIGTERM, how long in-flight calls may take to finish.")
     default_deadline_s: float = setting(30.0, "Deadline for calls that set none; queued work past it is dropped.")
@@ -240,6 +249,7 @@ class Settings:
                 "max_channels": self.max_channels >= 1,
                 "window_s": self.window_s > 0,
                 "hop_s": 0 < self.hop_s <= self.window_s,
+                "speech_threshold": 0 <= self.speech_threshold < 1,
                 "silence_voiced_fraction": 0 <= self.silence_voiced_fraction <= 1,
                 "voiced_threshold_db": self.voiced_threshold_db > 0,
                 "noise_margin_db": self.noise_margin_db >= 0,

@@ -1,9 +1,10 @@
 """Runs jobs: whole recordings segmented into utterances and scored at low priority.
 
 Each of ``job_workers`` workers takes a job from the durable queue, decodes its recordings
-(one track, or one per channel), finds the utterances by voice activity, and scores each
-through the same ``preprocess`` hooks and batcher as calls, as background work: job windows
-run only while no call waits. Utterances longer than ``window_s`` are scored window by
+(one track, or one per channel), finds the utterances by voice activity, asks the speech
+detector Classify uses whether each holds speech (one that does not is kept with ``no_speech``
+and no emotion, the model not asked), and scores the others through the same ``preprocess``
+hooks and batcher as calls, as background work: job windows run only while no call waits. Utterances longer than ``window_s`` are scored window by
 window (``hop_s`` apart) and their scores averaged. Every utterance goes through the
 ``on_result`` hooks (kind ``"utterance"``, stored under the job's session). The alerts they
 raise, the session's end (``on_session_end``) and the job's (``on_job_end``) are handed to the
@@ -37,12 +38,25 @@ from emotion_service.diarization import Diarizer
 from emotion_service.plugins.manager import PluginHost
 from emotion_service.plugins.types import Alert, JobSummary, Result, summarise
 from emotion_service.segmentation import Segment, Segmenter, SegmenterSettings
+from emotion_service.server import metrics
 from emotion_service.server.config import Settings
 from emotion_service.server.erasure import Erasures
 from emotion_service.server.job_queue import FAILED, SUCCEEDED, Claim, JobQueue
 from emotion_service.server.model import labelled
+from emotion_service.speech_presence import Presence, SpeechDetector
 
 log = structlog.get_logger(__name__)
+
+
+def judge_speech(speech: SpeechDetector, waveform: np.ndarray, rate: int, door: str) -> Presence:
+    """Whether ``waveform`` holds speech, counted in the metrics under ``door`` (classify, window,
+    utterance). Blocking (about 3 ms per second of audio): callers run it in a worker thread."""
+    started = time.perf_counter()
+    presence = speech.presence(waveform, rate)
+    metrics.SPEECH_DETECTION.observe(time.perf_counter() - started)
+    if presence.no_speech:
+        metrics.NO_SPEECH.labels(door).inc()
+    return presence
 
 
 def job_limits(settings: Settings) -> audio.AudioLimits:
@@ -75,6 +89,9 @@ class ScoredUtterance:
     scores: dict[str, float]
     window_count: int
     speaker: str = ""  # "S1", ... diarized or per channel; empty for a mix not diarized
+    # No speech heard in it (label and scores empty, window_count 0); share of its frames heard as speech.
+    no_speech: bool = False
+    voiced_fraction: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -309,21 +326,34 @@ class JobRunner:
             waveform = track[segment.start : segment.end]
             if len(waveform) < self.settings.min_audio_seconds * rate:
                 continue
-            rows = await self._score_windows(state, claim, waveform, rate)
-            utterance = ScoredUtterance(
+            # Cut where the segmenter heard speech, an utterance is still judged as a whole by the
+            # detector every door asks, so that no door claims an emotion for audio another calls noise.
+            presence = await asyncio.to_thread(judge_speech, state.speech, waveform, rate, "utterance")
+            where = dict(
                 recording=number,
                 channel=segment.channel,
                 start_s=round(segment.start / rate, 3),
                 end_s=round(segment.end / rate, 3),
-                **labelled(state.backend.info.labels, np.mean(rows, axis=0)),
-                window_count=len(rows),
                 speaker=segment.speaker,
+                voiced_fraction=round(presence.voiced_fraction, 4),
             )
+            if presence.no_speech:
+                log.info("job_utterance_no_speech", **where, max_speech_probability=round(presence.max_probability, 3))
+                utterance = ScoredUtterance(**where, label="", scores={}, window_count=0, no_speech=True)
+            else:
+                rows = await self._score_windows(state, claim, waveform, rate)
+                utterance = ScoredUtterance(
+                    **where, **labelled(state.backend.info.labels, np.mean(rows, axis=0)), window_count=len(rows)
+                )
             scored.append(utterance)
             result = self._result(state, claim, utterance, first_position + len(scored) - 1, offset_s)
             if claim.session_id in self.erasures:
                 raise LostJobError(claim.job_id)  # erased on this replica: write nothing more of it
             raised = await asyncio.to_thread(self.plugins.on_result, replace(result, audio=waveform, sample_rate=rate))
+            if utterance.no_speech and raised:
+                # No speech, no emotion: an alert about one would be about the model's answer to noise.
+                log.warning("no_speech_alerts_dropped", sources=sorted({a.source for a in raised}), count=len(raised))
+                raised = []
             alerts.extend(raised)
             progress.advance(segment.end / max(1, len(track)) * part_s)
             await progress.save()
@@ -365,6 +395,8 @@ class JobRunner:
             metadata=claim.metadata,
             channel=u.channel,
             speaker=u.speaker,
+            no_speech=u.no_speech,
+            voiced_fraction=u.voiced_fraction,
         )
 
     def _source(self, claim: Claim, position: int, recording: dict[str, Any]) -> bytes | Path:

@@ -32,7 +32,17 @@ WINDOW_LAG = Histogram(
 WINDOWS_SKIPPED = Counter("emotion_stream_windows_skipped_total", "Stream windows answered as skipped because of load.")
 WINDOWS_SILENT = Counter(
     "emotion_stream_windows_silent_total",
-    "Stream windows answered as silent (too few voiced frames): no emotion claimed.",
+    "Stream windows answered as silent (no speech heard): no emotion claimed.",
+)
+NO_SPEECH = Counter(
+    "emotion_no_speech_total",
+    "Classify recordings, stream windows and job utterances answered no_speech (no emotion claimed), by door.",
+    ["door"],
+)
+SPEECH_DETECTION = Histogram(
+    "emotion_speech_detection_seconds",
+    "Time the speech detector (Silero VAD) took on one recording, stream window or job utterance.",
+    buckets=LATENCY_BUCKETS,
 )
 MODEL = Info("emotion_model", "The served model.")
 

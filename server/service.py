@@ -43,12 +43,12 @@ from emotion_service.server.job_queue import (
     SessionOwnedError,
     eta_seconds,
 )
-from emotion_service.server.job_runner import JobRunner, job_limits
+from emotion_service.server.job_runner import JobRunner, job_limits, judge_speech
 from emotion_service.server.live import LiveHub
 from emotion_service.server.model import ModelBackend, labelled
 from emotion_service.server.rpc import abort as _abort
 from emotion_service.server.rpc import abort_stream
-from emotion_service.voice_activity import StreamVoicing
+from emotion_service.speech_presence import SpeechDetector
 from emotion_service.windows import Window, Windower
 
 log = structlog.get_logger(__name__)
@@ -67,13 +67,13 @@ _JOB_STATE_PB = {name: value for value, name in JOB_STATES.items()}
 
 @dataclasses.dataclass
 class _Pending:
-    """A window on its way: its scores' future, or None when it was skipped for load or is silent."""
+    """A window on its way: its scores' future, or None when it was skipped for load or holds no speech."""
 
     window: Window
     future: asyncio.Future[np.ndarray] | None
     ready_at: float
     voiced_fraction: float
-    silent: bool = False
+    no_speech: bool = False
 
 
 class JobRequestError(ValueError):
@@ -85,13 +85,21 @@ class JobRequestError(ValueError):
 
 
 class ModelState:
-    """The model and its batcher, once loaded; the servicer answers UNAVAILABLE before."""
+    """The model, its batcher and the speech detector, once loaded; the servicer answers UNAVAILABLE before."""
 
-    def __init__(self, backend: ModelBackend, batcher: DynamicBatcher, capacity: float = float("inf")) -> None:
+    def __init__(
+        self,
+        backend: ModelBackend,
+        batcher: DynamicBatcher,
+        capacity: float = float("inf"),
+        speech: SpeechDetector | None = None,
+    ) -> None:
         self.backend = backend
         self.batcher = batcher
         # Seconds of audio the model scores per second, measured at load (stream admission).
         self.capacity = capacity
+        # Whether audio holds speech at all: asked before the model, at every door.
+        self.speech = speech if speech is not None else SpeechDetector()
 
 
 class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
@@ -157,25 +165,50 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
             decoded = await asyncio.to_thread(self._decode, request.audio, rate)
         except audio.AudioError as exc:
             await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        waveform = await self._preprocess(context, decoded.waveform, rate, {"request_id": request_id})
-        scores = await self._score(context, state, waveform)
-        labels = state.backend.info.labels
-        result = Result(
-            session_id=session_id,
-            request_id=request_id,
-            kind="classify",
-            **labelled(labels, scores),
-            start_s=0.0,
-            end_s=decoded.duration_s,
-            model_name=state.backend.info.name,
-            metadata=dict(request.metadata),
-            audio=waveform,
-            sample_rate=rate,
-        )
-        alerts = await self._on_result(result, session_id)
+        # The model answers something for any sound: noise, a tone or music would get an emotion.
+        # So the recording as it arrived (before any preprocess plugin) is first asked whether it
+        # holds speech at all; without speech the model is not called and nothing is claimed.
+        presence = await asyncio.to_thread(judge_speech, state.speech, decoded.waveform, rate, "classify")
+        if presence.no_speech:
+            result = Result(
+                session_id=session_id,
+                request_id=request_id,
+                kind="classify",
+                label="",
+                scores={},
+                start_s=0.0,
+                end_s=decoded.duration_s,
+                model_name=state.backend.info.name,
+                metadata=dict(request.metadata),
+                no_speech=True,
+                voiced_fraction=presence.voiced_fraction,
+                audio=decoded.waveform,
+                sample_rate=rate,
+            )
+            alerts = await self._on_result(result, session_id)
+        else:
+            waveform = await self._preprocess(context, decoded.waveform, rate, {"request_id": request_id})
+            scores = await self._score(context, state, waveform)
+            result = Result(
+                session_id=session_id,
+                request_id=request_id,
+                kind="classify",
+                **labelled(state.backend.info.labels, scores),
+                start_s=0.0,
+                end_s=decoded.duration_s,
+                model_name=state.backend.info.name,
+                metadata=dict(request.metadata),
+                voiced_fraction=presence.voiced_fraction,
+                audio=waveform,
+                sample_rate=rate,
+            )
+            alerts = await self._on_result(result, session_id)
         log.info(
             "classified",
             label=result.label,
+            no_speech=result.no_speech,
+            voiced_fraction=round(presence.voiced_fraction, 3),
+            max_speech_probability=round(presence.max_probability, 3),
             duration_s=round(decoded.duration_s, 3),
             latency_ms=round((time.perf_counter() - started) * 1000, 1),
         )
@@ -188,6 +221,8 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
             request_id=request_id,
             alerts=[_alert_pb(a) for a in alerts],
             session_id=session_id,
+            no_speech=result.no_speech,
+            voiced_fraction=presence.voiced_fraction,
         )
 
     async def StreamClassify(
@@ -291,7 +326,7 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
                     end_reason = f"aborted: {item.name}"
                     await abort_stream(context, request_iterator, item, errors[0])
                 window = item.window
-                if item.silent:
+                if item.no_speech:
                     slots.release()
                 if item.future is None:
                     self.live.publish(
@@ -301,22 +336,48 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
                             "index": first_index + window.index,
                             "start_s": offset_s + window.start / rate,
                             "end_s": offset_s + window.end / rate,
-                            "silent": item.silent,
-                            "skipped": not item.silent,
+                            "silent": item.no_speech,
+                            "no_speech": item.no_speech,
+                            "skipped": not item.no_speech,
+                            "voiced_fraction": item.voiced_fraction,
                         }
                     )
-                    # No emotion claim: skipped for load, or silent (then the UI and reports show silence).
+                    # No emotion claim: skipped for load, or no speech (then the UI and reports say so).
                     yield pb.StreamClassifyResponse(
                         session_id=session_id,
                         window=pb.WindowResult(
                             index=first_index + window.index,
                             start_s=offset_s + window.start / rate,
                             end_s=offset_s + window.end / rate,
-                            skipped=not item.silent,
-                            silent=item.silent,
+                            skipped=not item.no_speech,
+                            silent=item.no_speech,
+                            no_speech=item.no_speech,
                             voiced_fraction=item.voiced_fraction,
                         ),
                     )
+                    if item.no_speech:
+                        # Stored and shown as "no speech" (not a gap), counted as no emotion anywhere.
+                        quiet = Result(
+                            session_id=session_id,
+                            request_id=session_id,
+                            kind="window",
+                            label="",
+                            scores={},
+                            start_s=offset_s + window.start / rate,
+                            end_s=offset_s + window.end / rate,
+                            index=first_index + window.index,
+                            model_name=state.backend.info.name,
+                            metadata=metadata,
+                            no_speech=True,
+                            voiced_fraction=item.voiced_fraction,
+                            audio=window.waveform,
+                            sample_rate=rate,
+                        )
+                        results.append(dataclasses.replace(quiet, audio=None))
+                        if session_id in self.erasures:  # erased meanwhile: nothing more of it is written
+                            end_reason = "erased"
+                            await abort_stream(context, request_iterator, grpc.StatusCode.ABORTED, ERASED_MESSAGE)
+                        await self._on_result(quiet, session_id)
                     continue
                 try:
                     scores = await self._await_scores(context, item.future)
@@ -333,6 +394,7 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
                     index=first_index + window.index,
                     model_name=state.backend.info.name,
                     metadata=metadata,
+                    voiced_fraction=item.voiced_fraction,
                     audio=window.waveform,
                     sample_rate=rate,
                 )
@@ -358,6 +420,7 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
                         "end_s": result.end_s,
                         "label": result.label,
                         "scores": result.scores,
+                        "voiced_fraction": item.voiced_fraction,
                     }
                 )
                 if session_id in self.erasures:  # erased while it ran: nothing more of it is written
@@ -714,7 +777,6 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
             errors.append(message)
             outbox.put_nowait(code)
 
-        voicing = StreamVoicing(self.settings.voiced_threshold_db, noise_margin_db=self.settings.noise_margin_db)
         try:
             while (message := await self._next_message(request_iterator)) is not None:
                 if message.WhichOneof("payload") != "audio_content":
@@ -725,11 +787,11 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
                     fail(*refusal)
                     return
                 windows = windower.push(decoder.feed(message.audio_content))
-                if not await self._submit_windows(context, state, windows, session_id, outbox, fail, slots, voicing):
+                if not await self._submit_windows(context, state, windows, session_id, outbox, fail, slots):
                     return
             windower.push(decoder.finish())
             tail = windower.flush()
-            if await self._submit_windows(context, state, tail, session_id, outbox, fail, slots, voicing):
+            if await self._submit_windows(context, state, tail, session_id, outbox, fail, slots):
                 outbox.put_nowait(None)
         except audio.AudioError as exc:
             fail(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
@@ -782,9 +844,15 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
         outbox: asyncio.Queue[Any],
         fail: Callable[[grpc.StatusCode, str], None],
         slots: asyncio.Semaphore,
-        voicing: StreamVoicing,
     ) -> bool:
-        """Preprocesses and queues windows; False (after ``fail``) when the stream must end.
+        """Judges, preprocesses and queues windows; False (after ``fail``) when the stream must end.
+
+        Each window is first asked whether it holds speech, by the detector Classify uses, on the
+        window as a whole from a fresh state: the same audio gets the same answer at every door.
+        Carrying the detector's state from window to window would judge only each hop's new audio,
+        but the windows overlap and a window's verdict would then depend on where the stream
+        began; at about 3 ms per second of audio, judging every window afresh (twice the audio at
+        the default 3 s windows 1.5 s apart) costs less than that is worth.
 
         Load never ends a stream: a window that finds no free slot within
         ``stream_backpressure_s``, or a full batcher queue, is answered as skipped.
@@ -792,14 +860,20 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
         rate = state.backend.info.sample_rate
         for window in windows:
             ready_at = time.monotonic()
-            voiced = voicing.voiced_fraction(window.waveform)
-            if voiced < self.settings.silence_voiced_fraction:
-                log.info("stream_window_silent", index=window.index, voiced_fraction=round(voiced, 3))
+            presence = await asyncio.to_thread(judge_speech, state.speech, window.waveform, rate, "window")
+            voiced = presence.voiced_fraction
+            if presence.no_speech:
+                log.info(
+                    "stream_window_no_speech",
+                    index=window.index,
+                    voiced_fraction=round(voiced, 3),
+                    max_speech_probability=round(presence.max_probability, 3),
+                )
                 metrics.WINDOWS_SILENT.inc()
-                # A silent window needs no model, but it waits to be answered like any other: it
+                # A window without speech needs no model, but it waits to be answered like any other: it
                 # holds a slot, so a client that sends silence and reads nothing is slowed, not buffered.
                 await slots.acquire()
-                outbox.put_nowait(_Pending(window, None, ready_at, voiced, silent=True))
+                outbox.put_nowait(_Pending(window, None, ready_at, voiced, no_speech=True))
                 continue
             try:
                 await asyncio.wait_for(slots.acquire(), self.settings.stream_backpressure_s)
@@ -902,6 +976,10 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
         self.background.add(task)
         task.add_done_callback(self.background.discard)
         alerts = await asyncio.shield(task)
+        if result.no_speech and alerts:
+            # No speech, no emotion: an alert about one would be about the model's answer to noise.
+            log.warning("no_speech_alerts_dropped", sources=sorted({a.source for a in alerts}), count=len(alerts))
+            alerts = []
         for alert in alerts:
             log.info("alert", kind=alert.kind, label=alert.label, source=alert.source)
             self._in_background(self.plugins.on_alert, alert, session_id)
@@ -951,6 +1029,9 @@ def _job_pb(job: JobRow, with_utterances: bool) -> pb.Job:
                 scores=_label_scores(u["scores"]),
                 window_count=u["window_count"],
                 speaker=u.get("speaker", ""),
+                # A job that ended before the speech detector: its utterances held speech, how much is unknown.
+                no_speech=u.get("no_speech", False),
+                voiced_fraction=u.get("voiced_fraction") or 0.0,
             )
             for u in utterances
         ],

@@ -731,7 +731,9 @@ def _party(result: Any) -> str:
 
 def _parties(results: Any, labels: list[str]) -> list[dict[str, Any]]:
     """Per speaker (else per channel), when there is more than one: share of the scored time, the
-    dominant emotion (most utterances won, then the highest mean score) and the share each emotion won."""
+    dominant emotion (most utterances won, then the highest mean score) and the share each emotion won.
+    Results without speech claim no emotion and hold no speaking time: they are left out."""
+    results = [r for r in results if not r.no_speech]
     groups: dict[str, list[Any]] = defaultdict(list)
     for r in results:
         groups[_party(r)].append(r)
@@ -780,13 +782,17 @@ def _row(record: SessionRecord) -> dict[str, Any]:
 
 def _with_silences(record: SessionRecord, hop_s: float) -> list[dict[str, Any]]:
     """Every result in time order, with the pauses between them (gaps over ``SILENCE_GAP_HOPS``
-    hops: nothing was stored there) as rows of their own: what the chart and the table both show."""
+    hops: nothing was stored there) as rows of their own: what the chart and the table both show.
+    A stored result without speech is such a row too (``no_speech``): it claims no emotion."""
     rows: list[dict[str, Any]] = []
     previous_end = None
     for r in sorted(record.summary.results, key=lambda r: (r.start_s, r.channel)):
         if previous_end is not None and r.start_s - previous_end > SILENCE_GAP_HOPS * hop_s:
             rows.append({"silence": True, "start_s": previous_end, "end_s": r.start_s})
-        rows.append({"silence": False, "result": r})
+        if r.no_speech:
+            rows.append({"silence": True, "no_speech": True, "start_s": r.start_s, "end_s": r.end_s, "result": r})
+        else:
+            rows.append({"silence": False, "result": r})
         previous_end = r.end_s
     return rows
 
@@ -879,10 +885,13 @@ def _csv(record: SessionRecord) -> str:
     labels = sorted(record.summary.mean_scores)
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["index", "channel", "speaker", "start_s", "end_s", "label", *labels])
+    writer.writerow(["index", "channel", "speaker", "start_s", "end_s", "label", "no_speech", "voiced_fraction", *labels])
     for r in record.summary.results:
+        voiced = "" if r.voiced_fraction is None else f"{r.voiced_fraction:.4f}"
+        # A result without speech claims no emotion: its label and scores stay empty, not 0.
+        scores = [""] * len(labels) if r.no_speech else [f"{r.scores.get(label, 0.0):.4f}" for label in labels]
         writer.writerow([r.index, r.channel, r.speaker, f"{r.start_s:.3f}", f"{r.end_s:.3f}", r.label,
-                         *(f"{r.scores.get(label, 0.0):.4f}" for label in labels)])  # fmt: skip
+                         str(r.no_speech).lower(), voiced, *scores])  # fmt: skip
     return out.getvalue()
 
 
@@ -914,7 +923,8 @@ def _trend_counts(store: ResultStore, start: datetime, end: datetime) -> TrendCo
             for when, n in db.execute(joined.where(in_range).group_by(day)):
                 counts.alerts[as_date(when)] += n
             wins = select(day, ResultRow.label, func.count()).select_from(ResultRow)
-            wins = wins.join(SessionRow, ResultRow.session_id == SessionRow.id)
+            # A result without speech won nothing: it is no emotion, not an empty one.
+            wins = wins.join(SessionRow, ResultRow.session_id == SessionRow.id).where(ResultRow.no_speech.is_(False))
             for when, label, n in db.execute(wins.where(in_range).group_by(day, ResultRow.label)):
                 counts.wins[as_date(when)][label] += n
     except DBAPIError as exc:  # the database is away or refuses: the page says so (503)

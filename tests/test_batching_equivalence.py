@@ -20,7 +20,7 @@ import soundfile as sf
 
 from emotion_client.v1 import emotion_pb2 as pb
 from emotion_client.v1 import emotion_pb2_grpc
-from emotion_service.paths import BUNDLED_MODEL
+from emotion_service.paths import LOGMEL_CNN_MODEL
 from emotion_service.plugins.manager import build_host
 from emotion_service.server.app import EmotionServer
 from tests.conftest import load_mono, make_settings, recordings, start_server
@@ -33,7 +33,7 @@ SEPARATION = 100 * TOLERANCE  # distinct clips must differ by more than this for
 # In bfloat16 the kernels chosen for a batch's shape round differently (see the bf16 test below).
 @pytest.fixture(scope="module")
 async def bundled() -> AsyncIterator[emotion_pb2_grpc.EmotionServiceStub]:
-    settings = make_settings(BUNDLED_MODEL, max_batch_size=8, dtype="float32")
+    settings = make_settings(LOGMEL_CNN_MODEL, max_batch_size=8, dtype="float32")
     server = EmotionServer(settings, plugins=build_host({}))
     await server.start()
     await server.load_model()
@@ -153,7 +153,7 @@ async def test_in_bfloat16_batched_answers_stay_within_the_dtype_tolerance() -> 
     single clip's: each caller's batched probabilities stay within DTYPE_TOLERANCE of its single ones."""
     from emotion_service.server.model import DTYPE_TOLERANCE
 
-    server = EmotionServer(make_settings(BUNDLED_MODEL, max_batch_size=8, dtype="bfloat16"), plugins=build_host({}))
+    server = EmotionServer(make_settings(LOGMEL_CNN_MODEL, max_batch_size=8, dtype="bfloat16"), plugins=build_host({}))
     await server.start()
     await server.load_model()
     try:

@@ -75,7 +75,7 @@ def check_stream(events: list, duration_s: float) -> tuple[list[WindowResult], S
     summary = events[-1]
     assert [w.index for w in windows] == list(range(len(windows))) and windows
     assert summary.window_count == sum(not w.silent for w in windows)  # silence claims no emotion
-    assert all(w.label or w.silent for w in windows)
+    assert all(w.label or w.silent for w in windows) and all(w.silent == w.no_speech for w in windows)
     assert summary.duration_s == pytest.approx(duration_s, abs=0.01)
     assert summary.dominant_label in LABELS
     assert sum(summary.shares.values()) == pytest.approx(1.0)
@@ -176,7 +176,7 @@ async def test_async_stream_from_an_async_iterable(target: str, flac: Path) -> N
 
 
 async def test_realtime_pacing_and_early_exit(target: str, flac: Path) -> None:
-    second = load_mono(flac)[: RATE + RATE // 5]  # 1.2 s
+    second = load_mono(flac)[RATE : 2 * RATE + RATE // 5]  # 1.2 s of speech (the clip's first second is a pause)
 
     def paced() -> float:
         with EmotionClient(target) as client:

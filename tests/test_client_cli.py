@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 import structlog
 
 from emotion_client.cli import main
@@ -52,6 +56,30 @@ async def test_classify_json_and_table(target: str, capsys: pytest.CaptureFixtur
     assert [line.split()[:2] for line in lines[1:]] == [[r["file"], r["label"]] for r in rows]
 
 
+async def test_classify_says_no_speech_in_json_csv_and_table(
+    target: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    noise = tmp_path / "hiss.wav"
+    sf.write(noise, np.random.default_rng(0).normal(0, 0.05, 3 * 16000).astype(np.float32), 16000)
+    files = [str(noise), str(recordings()[0])]
+    code, out, _ = await run(capsys, "classify", *files, "--target", target, "--json")
+    hiss, speech = json.loads(out)
+    assert code == 0
+    assert hiss["no_speech"] is True and hiss["label"] == "" and hiss["scores"] == {} and hiss["voiced_fraction"] == 0
+    assert speech["no_speech"] is False and speech["label"] in LABELS and 0 < speech["voiced_fraction"] < 1
+    code, out, _ = await run(capsys, "classify", *files, "--target", target, "--csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and [r["no_speech"] for r in rows] == ["true", "false"]
+    assert rows[0]["label"] == "" and rows[0]["SAD"] == "" and float(rows[1]["voiced_fraction"]) > 0
+    assert rows[1]["label"] in LABELS and set(LABELS) <= set(rows[1])
+    code, out, _ = await run(capsys, "classify", *files, "--target", target)
+    assert code == 0 and out.splitlines()[1].split()[:3] == [files[0], "no", "speech"]
+    # A job's utterances carry the same two fields, in its JSON and CSV.
+    code, out, _ = await run(capsys, "analyze", files[1], "--target", target, "--csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and rows and all(r["no_speech"] == "false" and float(r["voiced_fraction"]) > 0 for r in rows)
+
+
 async def test_classify_reports_a_bad_file_and_fails(
     target: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -72,6 +100,7 @@ async def test_stream_json_lines(target: str, capsys: pytest.CaptureFixture[str]
     windows = [e for e in events if e["type"] == "window"]
     assert [w["index"] for w in windows] == list(range(len(windows)))
     assert events[-1]["window_count"] == sum(not w["silent"] for w in windows)  # silence claims no emotion
+    assert all(w["silent"] == w["no_speech"] and "voiced_fraction" in w for w in windows)
     code, out, _ = await run(capsys, "stream", recording, "--target", target, "--window-s", "1", "--hop-s", "0.5")
     assert code == 0 and out.count("\n") == len(windows) + 1 and out.splitlines()[-1].startswith("summary:")
 

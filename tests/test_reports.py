@@ -5,12 +5,15 @@ from __future__ import annotations
 import base64
 import json
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from emotion_service.plugins.manager import load_plugins
+from emotion_service.plugins.reports import documents
+from emotion_service.plugins.types import Result, SessionRecord, summarise
 from tests.plugin_helpers import emotion, ravdess_interview, run_stream, serving, settle, stream_requests
 
 PNG = re.compile(r'<img alt="([^"]+)" src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
@@ -91,3 +94,27 @@ def test_emotion_report_errors_are_one_line(served: dict[str, Any], capsys: pyte
     with pytest.raises(SystemExit):
         emotion("report", "--since", "last tuesday")
     assert "neither an ISO date/time" in capsys.readouterr().err
+
+
+def test_windows_without_speech_are_shown_as_such_and_count_as_no_emotion() -> None:
+    def window(index: int, label: str, voiced: float) -> Result:
+        scores = {"ANG": 0.1, "NEU": 0.1, "SAD": 0.1} | {label: 0.8}
+        return Result("r", "r", "window", label, scores, index * 1.5, index * 1.5 + 3, index, voiced_fraction=voiced)
+
+    quiet = Result("r", "r", "window", "", {}, 1.5, 4.5, 1, no_speech=True, voiced_fraction=0.0)
+    results = [window(0, "ANG", 0.5), quiet, window(2, "SAD", 0.7), window(3, "SAD", 0.6)]
+    record = SessionRecord(summarise("r", results, [], {}, 7.5), datetime.now(UTC), "stream")
+    document = documents.session_document(record)
+    assert [(w["label"], w["no_speech"], w["voiced_fraction"]) for w in document["windows"]] == [
+        ("ANG", False, 0.5),
+        ("", True, 0.0),
+        ("SAD", False, 0.7),
+        ("SAD", False, 0.6),
+    ]
+    assert document["window_count"] == 3 and document["dominant_label"] == "SAD"
+    assert document["shares"] == pytest.approx({"ANG": 1 / 3, "NEU": 0.0, "SAD": 2 / 3})
+    html = documents.session_html(record)
+    assert html.count("no speech: no emotion claimed") == 1 and "Without speech" in html
+    period = documents.period_document([record], datetime(2026, 1, 1, tzinfo=UTC), datetime.now(UTC))
+    assert period["window_count"] == 3
+    assert period["shares"] == pytest.approx({"ANG": 1 / 3, "NEU": 0.0, "SAD": 2 / 3}), "pooled over speech only"

@@ -168,10 +168,10 @@ async def test_a_pause_in_a_stream_is_answered_as_silence_without_an_emotion(stu
     inside = [w for w in windows if w.start_s >= pause_start and w.end_s <= pause_start + 4.0]
     assert inside, "windows lie wholly inside the pause"
     for window in inside:
-        assert window.silent and not window.skipped
-        assert window.voiced_fraction < 0.2 and window.label == "" and not window.scores
-    voiced = [w for w in windows if not w.silent]
-    assert voiced and all(w.label and w.voiced_fraction >= 0.2 for w in voiced)
+        assert window.no_speech and window.silent and not window.skipped
+        assert window.voiced_fraction == 0.0 and window.label == "" and not window.scores
+    voiced = [w for w in windows if not w.no_speech]
+    assert voiced and all(w.label and w.voiced_fraction > 0 and not w.silent for w in voiced)
 
 
 async def test_short_stream_gets_one_window(stub) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import LargeBinary, select
+from sqlalchemy import LargeBinary, create_engine, inspect, select, text
 
 from emotion_service.plugins import Alert, Result
 from emotion_service.plugins.manager import load_plugins
@@ -68,6 +69,58 @@ def test_classify_answers_are_one_result_sessions(store: ResultStore) -> None:
     store.add_result(Result("req-1", "req-1", "classify", "SAD", {"SAD": 0.9, "ANG": 0.1}, 0.0, 2.5))
     record = store.session("req-1")
     assert record is not None and record.kind == "classify" and record.summary.window_count == 1
+
+
+def test_results_without_speech_round_trip_and_claim_no_emotion(store: ResultStore) -> None:
+    quiet = Result("quiet", "quiet", "window", "", {}, 1.5, 4.5, 1, "tiny", no_speech=True, voiced_fraction=0.0)
+    store.add_result(window("quiet", 0, "ANG"))  # made by hand: its voiced fraction was not measured
+    store.add_result(quiet)
+    store.add_result(replace(window("quiet", 2, "SAD"), voiced_fraction=0.62))
+    record = store.session("quiet")
+    assert record is not None
+    s = record.summary
+    assert [(r.label, r.no_speech, r.voiced_fraction) for r in s.results] == [
+        ("ANG", False, None),
+        ("", True, 0.0),
+        ("SAD", False, 0.62),
+    ]
+    assert s.results[1].scores == {}
+    assert s.window_count == 2, "a result without speech is no window with an emotion"
+    assert sum(s.shares.values()) == pytest.approx(1.0) and s.shares["ANG"] == pytest.approx(0.5)
+    assert s.mean_scores["ANG"] == pytest.approx((0.8 + 0.1) / 2)
+
+
+def test_an_older_store_gains_the_no_speech_columns(database_url: str) -> None:
+    ResultStore(database_url).close()
+    engine = create_engine(database_url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as conn:  # as a store of a version before the speech detector made it
+        conn.execute(text("ALTER TABLE results DROP COLUMN no_speech"))
+        conn.execute(text("ALTER TABLE results DROP COLUMN voiced_fraction"))
+        conn.execute(
+            text(
+                "INSERT INTO sessions (id, kind, model_name, started_at) VALUES ('old', 'classify', 'tiny', :t)"
+            ),
+            {"t": datetime.now(UTC).replace(tzinfo=None)},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO results (session_id, request_id, kind, position, start_s, end_s, label, scores, "
+                "model_name, created_at) VALUES ('old', 'old', 'classify', 0, 0, 2, 'SAD', '{\"SAD\": 1.0}', "
+                "'tiny', :t)"
+            ),
+            {"t": datetime.now(UTC).replace(tzinfo=None)},
+        )
+    store = ResultStore(database_url)
+    columns = {c["name"] for c in inspect(store.engine).get_columns("results")}
+    store.add_result(Result("new", "new", "classify", "", {}, 0.0, 3.0, no_speech=True, voiced_fraction=0.0))
+    old, new = store.session("old"), store.session("new")
+    store.close()
+    engine.dispose()
+    assert {"no_speech", "voiced_fraction"} <= columns
+    assert old is not None and [(r.label, r.no_speech, r.voiced_fraction) for r in old.summary.results] == [
+        ("SAD", False, None)
+    ], "a row stored before reads as speech, its voiced fraction unknown"
+    assert new is not None and new.summary.results[0].no_speech and new.summary.window_count == 0
 
 
 def test_sessions_since_selects_by_start_time(store: ResultStore) -> None:

@@ -18,6 +18,7 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -31,7 +32,7 @@ from emotion_service.plugins.types import Alert, Result
 from emotion_service.server.config import Settings
 from emotion_service.server.job_queue import JobQueue, RecordingInput
 from emotion_service.server.service import EmotionServicer
-from emotion_service.server.web import WebUI
+from emotion_service.server.web import WebUI, _trend_counts
 from tests.server_process import free_port
 from tests.test_web import browser, page_of  # noqa: F401 - the browser fixture
 
@@ -39,6 +40,7 @@ pytestmark = pytest.mark.timeout(120)
 LABELS = ["ANG", "DIS", "FEA", "HAP", "NEU", "SAD"]
 SLASHED = "team/a b?c#1"
 INTERVIEW = "interview-2"
+QUIET_LINE = "quiet-line"
 
 
 def scores(label: str) -> dict[str, float]:
@@ -69,6 +71,12 @@ def fill(store: ResultStore) -> None:
                                      value=0.6, time_s=4.0, source="threshold_alerts"))  # fmt: skip
     for k in range(3):
         store.add_result(utterance(SLASHED, k, k * 2.0, k * 2.0 + 1.0, LABELS[k], 0, ""))
+    # A stream whose windows 1 and 3 held no speech (noise on the line): no emotion claimed there.
+    for k, label in enumerate(["ANG", "", "SAD", "", "SAD"]):
+        store.add_result(
+            Result(QUIET_LINE, QUIET_LINE, "window", label, scores(label) if label else {}, k * 1.5, k * 1.5 + 3.0,
+                   k, "test", no_speech=not label, voiced_fraction=0.5 if label else 0.0)
+        )  # fmt: skip
 
 
 # The running job the job page shows: 42 % done, its attempt going at 1 s of audio per second.
@@ -278,3 +286,30 @@ def test_a_phone_sees_the_emotion_and_alert_columns(site: str, browser: object) 
                 assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, (path, name, box)
             cells = page.locator(f"{table} tbody tr").first.locator(".chip").first.bounding_box()
             assert cells is not None and cells["x"] + cells["width"] <= 390, (path, cells)
+
+
+def test_windows_without_speech_show_as_no_speech_and_count_as_no_emotion(site: str, browser: object) -> None:  # noqa: F811
+    with page_of(browser) as page:
+        page.goto(f"{site}/sessions/{QUIET_LINE}")
+        quiet = page.locator("#windows tbody tr.no-speech")
+        assert quiet.count() == 2
+        assert all("no speech: no emotion claimed" in text for text in quiet.all_inner_texts())
+        numbered = page.locator("#windows tbody tr:not(.silence)")
+        assert [numbered.nth(i).locator("td").first.inner_text() for i in range(numbered.count())] == ["1", "2", "3"]
+        shares = page.locator("table.bars tbody").inner_text()
+        assert "67 %" in shares and "33 %" in shares, "the distribution counts the windows with speech only"
+    _, _, body = get(f"{site}/sessions/{QUIET_LINE}.json")
+    windows = json.loads(body)["windows"]
+    assert [(w["label"], w["no_speech"], w["voiced_fraction"]) for w in windows][:2] == [("ANG", False, 0.5), ("", True, 0.0)]
+    _, _, body = get(f"{site}/sessions/{QUIET_LINE}.csv")
+    rows = list(csv.DictReader(io.StringIO(body)))
+    assert [r["no_speech"] for r in rows] == ["false", "true", "false", "true", "false"]
+    assert rows[1]["label"] == "" and rows[1]["SAD"] == "" and rows[1]["voiced_fraction"] == "0.0000"
+    _, _, body = get(f"{site}/sessions/{QUIET_LINE}/report")
+    assert body.count("no speech: no emotion claimed") == 2
+    # The trends count the windows each emotion won: a window without speech won nothing.
+    store = ResultStore(RUNNING["database"])
+    counts = _trend_counts(store, datetime.now(UTC) - timedelta(days=1), datetime.now(UTC) + timedelta(days=1))
+    store.close()
+    won = sum(counts.wins.values(), start=Counter())  # type: ignore[arg-type]
+    assert "" not in won and won["ANG"] >= 1 and sum(won.values()) == 12 + 3 + 3

@@ -1,4 +1,4 @@
-"""Reproduce the bundled default model: `python -m emotion_service.tuning.bundled` (what `make model` runs).
+"""Reproduce the bundled log-mel CNN (the fast model): `python -m emotion_service.tuning.bundled` (`make model-cnn`).
 
 The recipe is trained with three seeds on every RAVDESS actor 01-18 (the test actors 19-24
 excluded; no validation split, the last of 60 epochs exported; recipes are compared by
@@ -28,7 +28,7 @@ import torch
 from safetensors.torch import load_file
 
 from emotion_service.audio import load_audio
-from emotion_service.paths import BUNDLED_MODEL, REPO_ROOT
+from emotion_service.paths import LOGMEL_CNN_MODEL, REPO_ROOT
 from emotion_service.tuning.conditions import select
 from emotion_service.tuning.datasets import load_emodb, load_ravdess, parse_speakers, split_by_speaker
 from emotion_service.tuning.evaluate import conditions_table, evaluate, evaluate_conditions
@@ -97,7 +97,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         default=_relative(DEFAULT_EMODB),
         help="EmoDB folder, for cross-corpus evaluation only; skipped when missing",
     )
-    parser.add_argument("--output", type=Path, default=_relative(BUNDLED_MODEL), help="model folder to write")
+    parser.add_argument("--output", type=Path, default=_relative(LOGMEL_CNN_MODEL), help="model folder to write")
     parser.add_argument("--epochs", type=int, default=EPOCHS, help=f"training epochs [default: {EPOCHS}]")
     parser.add_argument("--seeds", default="0,1,2", help="seeds to train; the first one's model is bundled [default: 0,1,2]")
     parser.add_argument("--jobs", type=int, default=2, help="seeds trained at once, one torch thread each [default: 2]")

@@ -100,8 +100,9 @@ function followSession() {
       const td = document.createElement("td"); td.append(chip(w.label)); row.append(td);
       for (const l of labels) row.append(cell((w.scores[l] || 0).toFixed(3), "num"));
     } else {
-      row.className = "silence";
-      const td = cell(w.silent ? "silence: no emotion claimed" : "not scored: the server was busy");
+      const quiet = w.no_speech || w.silent;
+      row.className = quiet ? "silence no-speech" : "silence";
+      const td = cell(quiet ? "no speech: no emotion claimed" : "not scored: the server was busy");
       td.colSpan = labels.length + 1; row.append(td);
     }
     body.append(row);
@@ -151,12 +152,12 @@ function liveMonitor() {
     entry.windows += 1;
     const bit = document.createElement("span");
     bit.style.background = w.label ? colour(w.label) : SILENCE;
-    bit.title = w.label ? `${w.start_s.toFixed(1)}–${w.end_s.toFixed(1)} s: ${w.label}` : "silence";
+    bit.title = w.label ? `${w.start_s.toFixed(1)}–${w.end_s.toFixed(1)} s: ${w.label}` : (w.skipped ? "not scored (busy)" : "no speech");
     entry.strip.append(bit);
     while (entry.strip.children.length > 60) entry.strip.firstChild.remove();
     entry.latest.replaceChildren(`window ${w.index} (${w.end_s.toFixed(1)} s): `);
     if (w.label) entry.latest.append(chip(w.label), ` ${Math.round(100 * w.scores[w.label])} %`);
-    else entry.latest.append(w.silent ? "silence" : "not scored (busy)");
+    else entry.latest.append(w.no_speech || w.silent ? "no speech" : "not scored (busy)");
     entry.article.dataset.windows = String(entry.windows);
   }
 

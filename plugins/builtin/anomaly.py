@@ -346,8 +346,9 @@ class AnomalyDetector:
 
     @hookimpl
     def on_result(self, result: Result) -> list[Alert]:
-        """Feeds a stream window to its session's tracker; Classify answers have no session to compare with."""
-        if result.kind != "window":
+        """Feeds a stream window to its session's tracker; Classify answers have no session to compare with,
+        and a window without speech has no emotion to compare."""
+        if result.kind != "window" or result.no_speech:
             return []
         labels = tuple(sorted(result.scores))
         trackers = self._sessions.get(result.session_id)

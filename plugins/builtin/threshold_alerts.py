@@ -68,7 +68,12 @@ class ThresholdAlerts:
 
     @hookimpl
     def on_result(self, result: Result) -> list[Alert]:
-        """Updates the session's smoothed scores; returns the alerts that fire now."""
+        """Updates the session's smoothed scores; returns the alerts that fire now.
+
+        A result without speech claims no emotion: it neither raises an alert nor enters the
+        smoothing (a pause does not dilute the speech around it)."""
+        if result.no_speech:
+            return []
         state = self._new_state() if result.kind == "classify" else self._sessions.get(result.session_id)
         state.recent.append(result.scores)
         state.spans.append((result.start_s, result.end_s))

@@ -17,7 +17,8 @@ _ALERT_COLOURS = SEVERITY_COLOURS
 
 
 def timeline_png(record: SessionRecord) -> str:
-    """Stacked emotion scores over the session's time, alerts as vertical lines."""
+    """Stacked emotion scores over the session's time, alerts as vertical lines; stretches without
+    speech are grey bands, where the stack drops to nothing (no emotion is claimed there)."""
     summary = record.summary
     labels = sorted(summary.mean_scores)
     colours = label_colours(labels)
@@ -31,6 +32,8 @@ def timeline_png(record: SessionRecord) -> str:
             times = np.array([results[0].start_s, results[0].end_s])
             scores = np.repeat(scores, 2, axis=1)
         ax.stackplot(times, scores, labels=labels, colors=[colours[label] for label in labels], alpha=0.85)
+    for number, r in enumerate(r for r in results if r.no_speech):
+        ax.axvspan(r.start_s, r.end_s, color="#bbbbbb", alpha=0.35, linewidth=0, label="no speech" if number == 0 else None)
     for time_s, alerts in _alerts_by_time(summary):
         colour = _ALERT_COLOURS.get(max((a.severity for a in alerts), key=_severity_rank), "#d62728")
         ax.axvline(time_s, color=colour, linestyle="--", linewidth=1.4)
@@ -49,7 +52,7 @@ def timeline_png(record: SessionRecord) -> str:
     ax.set_xlabel("time in the session (s)")
     ax.set_ylabel("score (stacked)")
     ax.set_title("Emotion timeline (dashed lines: alerts)")
-    if labels:
+    if labels or any(r.no_speech for r in results):
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     return _png(fig)
 

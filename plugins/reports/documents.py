@@ -18,7 +18,8 @@ from emotion_service.plugins.types import SessionRecord, SessionSummary
 
 
 def session_document(record: SessionRecord) -> dict[str, Any]:
-    """The JSON report of one session: facts, shares, mean scores, alerts and every window."""
+    """The JSON report of one session: facts, shares, mean scores, alerts and every window (one without
+    speech has ``no_speech`` true, an empty label and no scores)."""
     s = record.summary
     return {
         "report": "session",
@@ -29,7 +30,15 @@ def session_document(record: SessionRecord) -> dict[str, Any]:
         "metadata": s.metadata,
         "alerts": [dataclasses.asdict(a) for a in s.alerts],
         "windows": [
-            {"index": r.index, "start_s": r.start_s, "end_s": r.end_s, "label": r.label, "scores": r.scores}
+            {
+                "index": r.index,
+                "start_s": r.start_s,
+                "end_s": r.end_s,
+                "label": r.label,
+                "scores": r.scores,
+                "no_speech": r.no_speech,
+                "voiced_fraction": r.voiced_fraction,
+            }
             for r in s.results
         ],
     }
@@ -55,8 +64,8 @@ def period_document(records: Sequence[SessionRecord], since: datetime, until: da
 
 
 def _pooled_distribution(records: Sequence[SessionRecord]) -> tuple[dict[str, float], dict[str, float]]:
-    """Shares of windows won and mean scores over all windows of all sessions."""
-    results = [result for record in records for result in record.summary.results]
+    """Shares of windows won and mean scores over all windows with speech of all sessions."""
+    results = [result for record in records for result in record.summary.results if not result.no_speech]
     labels = sorted({label for result in results for label in result.scores})
     count = len(results) or 1
     shares = {label: sum(r.label == label for r in results) / count for label in labels}

@@ -264,6 +264,9 @@ class ResultStore:
                 created_at=created,
                 channel=entry.get("channel", 0),
                 speaker=entry.get("speaker", ""),
+                # Entries spooled by an older version carry neither: speech, not measured.
+                no_speech=entry.get("no_speech", False),
+                voiced_fraction=entry.get("voiced_fraction"),
             )
             .on_conflict_do_nothing(index_elements=["session_id", "kind", "position"])
         )
@@ -540,6 +543,8 @@ class ResultStore:
                         metadata=metadata[r.session_id],
                         channel=r.channel,
                         speaker=r.speaker or "",
+                        no_speech=bool(r.no_speech),
+                        voiced_fraction=r.voiced_fraction,
                     )
                 )
             alerts: dict[str, list[Alert]] = defaultdict(list)
@@ -597,6 +602,8 @@ def result_entry(result: Result, cipher: MultiFernet | None) -> Entry:
         "metadata": dict(result.metadata),
         "channel": result.channel,
         "speaker": result.speaker,
+        "no_speech": result.no_speech,
+        "voiced_fraction": result.voiced_fraction,
         "created_at": _now().isoformat(),
     }
     if cipher is not None and result.audio is not None and result.sample_rate > 0:
@@ -611,10 +618,16 @@ def result_entry(result: Result, cipher: MultiFernet | None) -> Entry:
 
 def _upgrade(engine: Engine) -> None:
     """Brings a store made by an older version up to this schema: the columns and unique indexes
-    that make writes idempotent and record how a session ended (added when missing)."""
+    that make writes idempotent, record how a session ended and whether a result held speech
+    (added when missing; rows stored before read as speech, their voiced fraction unknown)."""
     columns = {
         "sessions": {"end_reason": "VARCHAR(64)"},
-        "results": {"channel": "INTEGER NOT NULL DEFAULT 0", "speaker": "VARCHAR(16) NOT NULL DEFAULT ''"},
+        "results": {
+            "channel": "INTEGER NOT NULL DEFAULT 0",
+            "speaker": "VARCHAR(16) NOT NULL DEFAULT ''",
+            "no_speech": "BOOLEAN NOT NULL DEFAULT FALSE",
+            "voiced_fraction": "FLOAT",
+        },
         "alerts": {"event_id": "VARCHAR(64)"},
         "jobs": {"owner": "VARCHAR"},
     }

@@ -11,7 +11,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    TypeDecorator,
+    false,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -72,6 +84,9 @@ class ResultRow(Base):
 
     ``channel`` is the speaker channel of a job utterance analysed per channel (0 otherwise);
     ``speaker`` its speaker ("S1", ...) when diarized or per channel (empty otherwise).
+    ``no_speech`` marks a result the speech detector heard no speech in (empty label and scores:
+    no emotion claimed); ``voiced_fraction`` is the share of its frames heard as speech (NULL in
+    rows stored before the detector).
     """
 
     __tablename__ = "results"
@@ -94,6 +109,8 @@ class ResultRow(Base):
     created_at: Mapped[datetime]
     channel: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     speaker: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    no_speech: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    voiced_fraction: Mapped[float | None] = mapped_column(Float)
 
 
 class AlertRow(Base):

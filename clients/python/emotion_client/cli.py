@@ -121,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     classify = command("classify", "Classify whole recordings (WAV, FLAC, OGG, MP3), one row per file.")
     classify.add_argument("files", nargs="+", metavar="FILE", type=Path)
     classify.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    classify.add_argument(
+        "--csv", action="store_true", help="print CSV (file, label, no_speech, voiced_fraction, every score) instead"
+    )
 
     stream = command("stream", "Stream a recording and print windows and alerts as they come, then the summary.")
     stream.add_argument("file", metavar="FILE", type=Path)
@@ -253,6 +256,8 @@ def _classify(client: EmotionClient, args: argparse.Namespace) -> int:
             rows.append({"file": str(path), "error": {"code": exc.code.name, "message": exc.message}})
     if args.json:
         _print_json(rows)
+    elif args.csv:
+        _print_classify_csv(rows)
     else:
         _print_table(
             ["FILE", "LABEL", "CONFIDENCE", "DURATION", "SCORES"],
@@ -261,9 +266,29 @@ def _classify(client: EmotionClient, args: argparse.Namespace) -> int:
     return EXIT_FAILED if any("error" in row for row in rows) else EXIT_OK
 
 
+def _print_classify_csv(rows: list[dict[str, Any]]) -> None:
+    """One row per file: its label (empty without speech), no_speech, voiced_fraction and every score
+    (empty without speech: no emotion is claimed); a file that failed has its error instead."""
+    labels = sorted({label for row in rows for label in row.get("scores", {})})
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(["file", "label", "no_speech", "voiced_fraction", "duration_s", *labels, "error"])
+    for row in rows:
+        if "error" in row:
+            writer.writerow([row["file"], "", "", "", "", *([""] * len(labels)), row["error"]["message"]])
+            continue
+        scores = row["scores"]
+        writer.writerow(
+            [row["file"], row["label"], str(row["no_speech"]).lower(), f"{row['voiced_fraction']:.4f}",
+             f"{row['duration_s']:.3f}", *(f"{scores[label]:.4f}" if label in scores else "" for label in labels), ""]
+        )  # fmt: skip
+
+
 def _classify_row(row: Mapping[str, Any]) -> list[str]:
     if "error" in row:
         return [row["file"], "-", "-", "-", f"error {row['error']['code']}: {row['error']['message']}"]
+    if row.get("no_speech"):
+        voiced = f"voiced {row['voiced_fraction']:.0%}: no emotion claimed"
+        return [row["file"], "no speech", "-", f"{row['duration_s']:.2f} s", voiced]
     scores = row["scores"]
     return [
         row["file"],
@@ -291,8 +316,8 @@ def _describe(event: WindowResult | Alert | StreamSummary) -> str:
     if isinstance(event, WindowResult):
         runners = ", ".join(f"{label} {score:.0%}" for label, score in list(event.scores.items())[1:3])
         span = f"[{event.start_s:7.2f}s - {event.end_s:7.2f}s]"
-        if event.silent:
-            return f"{span} #{event.index:<4} silence (voiced {event.voiced_fraction:.0%})"
+        if event.no_speech or event.silent:
+            return f"{span} #{event.index:<4} no speech (voiced {event.voiced_fraction:.0%})"
         if event.skipped:
             return f"{span} #{event.index:<4} not scored: the server was busy"
         return f"{span} #{event.index:<4} {event.label} {event.confidence:.0%}  ({runners})"
@@ -348,14 +373,18 @@ def _show_job(client: EmotionClient, job: Job, args: argparse.Namespace) -> int:
 
 
 def _print_csv(job: Job) -> None:
-    """The utterances, one row each: where, who, the label and every label's score."""
+    """The utterances, one row each: where, who, the label, whether it held speech and every label's
+    score (label and scores empty for an utterance without speech: no emotion is claimed)."""
     labels = sorted({label for u in job.utterances for label in u.scores})
     writer = csv.writer(sys.stdout, lineterminator="\n")
-    writer.writerow(["recording", "channel", "speaker", "start_s", "end_s", "label", *labels])
+    writer.writerow(
+        ["recording", "channel", "speaker", "start_s", "end_s", "label", "no_speech", "voiced_fraction", *labels]
+    )
     for u in job.utterances:
+        scores = [""] * len(labels) if u.no_speech else [f"{u.scores.get(label, 0.0):.4f}" for label in labels]
         writer.writerow(
             [u.recording, u.channel, u.speaker, f"{u.start_s:.3f}", f"{u.end_s:.3f}", u.label,
-             *(f"{u.scores.get(label, 0.0):.4f}" for label in labels)]  # fmt: skip
+             str(u.no_speech).lower(), f"{u.voiced_fraction:.4f}", *scores]  # fmt: skip
         )
     if job.error:
         print(f"error: {job.error}", file=sys.stderr)
@@ -383,8 +412,8 @@ def _print_job(job: Job) -> None:
                     u.speaker or "-",
                     f"{u.start_s:.2f}",
                     f"{u.end_s:.2f}",
-                    u.label,
-                    f"{u.scores.get(u.label, 0.0):.0%}",
+                    u.label or ("no speech" if u.no_speech else "-"),
+                    "-" if u.no_speech else f"{u.scores.get(u.label, 0.0):.0%}",
                     "  ".join(f"{label} {score:.0%}" for label, score in _by_value(u.scores)[1:3]),
                 ]
                 for u in job.utterances

@@ -54,7 +54,12 @@ class Alert(_Serialisable):
 
 @dataclass(frozen=True)
 class Classification(_Serialisable):
-    """The answer of ``classify``: the winning label and every label's probability (highest first)."""
+    """The answer of ``classify``: the winning label and every label's probability (highest first).
+
+    ``no_speech``: the server heard no speech in the recording (noise, a tone, music, near
+    silence): ``label`` is empty and ``scores`` too, no emotion is claimed. ``voiced_fraction``:
+    the share of the recording's 32 ms frames that hold speech (0 to 1).
+    """
 
     label: str
     scores: dict[str, float]
@@ -64,6 +69,8 @@ class Classification(_Serialisable):
     request_id: str
     alerts: tuple[Alert, ...] = ()
     session_id: str = ""  # the session the result is stored under (a new one per call)
+    no_speech: bool = False
+    voiced_fraction: float = 0.0
 
     @property
     def confidence(self) -> float:
@@ -81,6 +88,8 @@ class Classification(_Serialisable):
             request_id=msg.request_id,
             alerts=tuple(Alert.from_pb(a) for a in msg.alerts),
             session_id=msg.session_id,
+            no_speech=msg.no_speech,
+            voiced_fraction=msg.voiced_fraction,
         )
 
 
@@ -94,8 +103,9 @@ class WindowResult(_Serialisable):
     label: str
     scores: dict[str, float]
     skipped: bool = False  # the server was too busy to score it: no label, no scores
-    voiced_fraction: float = 1.0  # share of the window's frames that hold voice
-    silent: bool = False  # mostly silence: no label, no scores (show it as silence)
+    voiced_fraction: float = 1.0  # share of the window's 32 ms frames that hold speech
+    silent: bool = False  # the same as no_speech, kept for code written before it
+    no_speech: bool = False  # no speech heard: no label, no scores (show it as "no speech", not a gap)
 
     @property
     def confidence(self) -> float:
@@ -118,6 +128,7 @@ class WindowResult(_Serialisable):
             msg.skipped,
             msg.voiced_fraction,
             msg.silent,
+            msg.no_speech,
         )
 
 
@@ -227,7 +238,9 @@ class Utterance(_Serialisable):
     ``start_s`` / ``end_s`` count from the start of recording ``recording`` (0-based);
     ``channel`` is the speaker channel with ``channels="separate"`` (0 when mixed);
     ``speaker`` who speaks: "S1", "S2", ... with ``diarize=True`` or ``channels="separate"``
-    (S1 = channel 0), empty for a mixed recording not diarized.
+    (S1 = channel 0), empty for a mixed recording not diarized. ``no_speech``: the server heard no
+    speech in it (``label`` and ``scores`` empty, no emotion claimed); ``voiced_fraction``: the
+    share of its 32 ms frames that hold speech.
     """
 
     recording: int
@@ -238,6 +251,8 @@ class Utterance(_Serialisable):
     scores: dict[str, float]
     window_count: int = 1
     speaker: str = ""
+    no_speech: bool = False
+    voiced_fraction: float = 0.0
 
     @classmethod
     def from_pb(cls, msg: pb.Utterance) -> Utterance:
@@ -250,6 +265,8 @@ class Utterance(_Serialisable):
             scores=_scores(msg.scores),
             window_count=msg.window_count,
             speaker=msg.speaker,
+            no_speech=msg.no_speech,
+            voiced_fraction=msg.voiced_fraction,
         )
 
 

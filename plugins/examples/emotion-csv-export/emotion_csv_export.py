@@ -31,17 +31,20 @@ def _path(session_id: str) -> Path:
 
 @hookimpl
 def on_session_end(summary: SessionSummary) -> list[str]:
-    """Writes one row per window: index, start, end, label, then each emotion's score."""
+    """Writes one row per window: index, start, end, label, no_speech, then each emotion's score.
+
+    A window without speech (``no_speech``) has an empty label and no scores: its cells stay empty.
+    """
     path = _path(summary.session_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     labels = sorted(summary.mean_scores)
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["index", "start_s", "end_s", "label", *labels])
+        writer.writerow(["index", "start_s", "end_s", "label", "no_speech", *labels])
         for r in summary.results:
-            writer.writerow(
-                [r.index, f"{r.start_s:.3f}", f"{r.end_s:.3f}", r.label, *(f"{r.scores[k]:.4f}" for k in labels)]
-            )
+            quiet = getattr(r, "no_speech", False)  # a service older than its speech detector has no such field
+            scores = ["" if quiet else f"{r.scores[k]:.4f}" for k in labels]
+            writer.writerow([r.index, f"{r.start_s:.3f}", f"{r.end_s:.3f}", r.label, str(quiet).lower(), *scores])
     return [str(path)]
 
 

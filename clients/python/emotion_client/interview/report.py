@@ -165,7 +165,7 @@ class StreamRecord:
     def add(self, event: StreamEvent) -> None:
         """Records one event, in stream order."""
         if isinstance(event, WindowResult):
-            if event.silent:
+            if event.no_speech or event.silent:  # no speech: no emotion to report, a pause in the interview
                 self.silences.append(event)
             elif not event.skipped:  # a window the busy server did not score says nothing about the answer
                 self.windows.append(event)

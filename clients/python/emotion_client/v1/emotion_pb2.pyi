@@ -95,7 +95,7 @@ class LabelScore(_message.Message):
     def __init__(self, label: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
 
 class ClassifyResponse(_message.Message):
-    __slots__ = ("label", "scores", "duration_s", "model_name", "model_version", "request_id", "alerts", "session_id")
+    __slots__ = ("label", "scores", "duration_s", "model_name", "model_version", "request_id", "alerts", "session_id", "no_speech", "voiced_fraction")
     LABEL_FIELD_NUMBER: _ClassVar[int]
     SCORES_FIELD_NUMBER: _ClassVar[int]
     DURATION_S_FIELD_NUMBER: _ClassVar[int]
@@ -104,6 +104,8 @@ class ClassifyResponse(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     ALERTS_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    NO_SPEECH_FIELD_NUMBER: _ClassVar[int]
+    VOICED_FRACTION_FIELD_NUMBER: _ClassVar[int]
     label: str
     scores: _containers.RepeatedCompositeFieldContainer[LabelScore]
     duration_s: float
@@ -112,7 +114,9 @@ class ClassifyResponse(_message.Message):
     request_id: str
     alerts: _containers.RepeatedCompositeFieldContainer[Alert]
     session_id: str
-    def __init__(self, label: _Optional[str] = ..., scores: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ..., duration_s: _Optional[float] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., request_id: _Optional[str] = ..., alerts: _Optional[_Iterable[_Union[Alert, _Mapping]]] = ..., session_id: _Optional[str] = ...) -> None: ...
+    no_speech: bool
+    voiced_fraction: float
+    def __init__(self, label: _Optional[str] = ..., scores: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ..., duration_s: _Optional[float] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., request_id: _Optional[str] = ..., alerts: _Optional[_Iterable[_Union[Alert, _Mapping]]] = ..., session_id: _Optional[str] = ..., no_speech: _Optional[bool] = ..., voiced_fraction: _Optional[float] = ...) -> None: ...
 
 class StreamConfig(_message.Message):
     __slots__ = ("format", "window_s", "hop_s", "session_id", "metadata")
@@ -144,7 +148,7 @@ class StreamClassifyRequest(_message.Message):
     def __init__(self, config: _Optional[_Union[StreamConfig, _Mapping]] = ..., audio_content: _Optional[bytes] = ...) -> None: ...
 
 class WindowResult(_message.Message):
-    __slots__ = ("index", "start_s", "end_s", "label", "scores", "skipped", "voiced_fraction", "silent")
+    __slots__ = ("index", "start_s", "end_s", "label", "scores", "skipped", "voiced_fraction", "silent", "no_speech")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     START_S_FIELD_NUMBER: _ClassVar[int]
     END_S_FIELD_NUMBER: _ClassVar[int]
@@ -153,6 +157,7 @@ class WindowResult(_message.Message):
     SKIPPED_FIELD_NUMBER: _ClassVar[int]
     VOICED_FRACTION_FIELD_NUMBER: _ClassVar[int]
     SILENT_FIELD_NUMBER: _ClassVar[int]
+    NO_SPEECH_FIELD_NUMBER: _ClassVar[int]
     index: int
     start_s: float
     end_s: float
@@ -161,7 +166,8 @@ class WindowResult(_message.Message):
     skipped: bool
     voiced_fraction: float
     silent: bool
-    def __init__(self, index: _Optional[int] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., label: _Optional[str] = ..., scores: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ..., skipped: _Optional[bool] = ..., voiced_fraction: _Optional[float] = ..., silent: _Optional[bool] = ...) -> None: ...
+    no_speech: bool
+    def __init__(self, index: _Optional[int] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., label: _Optional[str] = ..., scores: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ..., skipped: _Optional[bool] = ..., voiced_fraction: _Optional[float] = ..., silent: _Optional[bool] = ..., no_speech: _Optional[bool] = ...) -> None: ...
 
 class Alert(_message.Message):
     __slots__ = ("kind", "label", "severity", "message", "value", "time_s", "source", "details")
@@ -266,7 +272,7 @@ class SubmitJobRequest(_message.Message):
     def __init__(self, recordings: _Optional[_Iterable[_Union[Recording, _Mapping]]] = ..., channels: _Optional[_Union[ChannelMode, str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., session_id: _Optional[str] = ..., diarize: _Optional[bool] = ..., num_speakers: _Optional[int] = ...) -> None: ...
 
 class Utterance(_message.Message):
-    __slots__ = ("recording", "channel", "start_s", "end_s", "label", "scores", "window_count", "speaker")
+    __slots__ = ("recording", "channel", "start_s", "end_s", "label", "scores", "window_count", "speaker", "no_speech", "voiced_fraction")
     RECORDING_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     START_S_FIELD_NUMBER: _ClassVar[int]
@@ -275,6 +281,8 @@ class Utterance(_message.Message):
     SCORES_FIELD_NUMBER: _ClassVar[int]
     WINDOW_COUNT_FIELD_NUMBER: _ClassVar[int]
     SPEAKER_FIELD_NUMBER: _ClassVar[int]
+    NO_SPEECH_FIELD_NUMBER: _ClassVar[int]
+    VOICED_FRACTION_FIELD_NUMBER: _ClassVar[int]
     recording: int
     channel: int
     start_s: float
@@ -283,7 +291,9 @@ class Utterance(_message.Message):
     scores: _containers.RepeatedCompositeFieldContainer[LabelScore]
     window_count: int
     speaker: str
-    def __init__(self, recording: _Optional[int] = ..., channel: _Optional[int] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., label: _Optional[str] = ..., scores: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ..., window_count: _Optional[int] = ..., speaker: _Optional[str] = ...) -> None: ...
+    no_speech: bool
+    voiced_fraction: float
+    def __init__(self, recording: _Optional[int] = ..., channel: _Optional[int] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., label: _Optional[str] = ..., scores: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ..., window_count: _Optional[int] = ..., speaker: _Optional[str] = ..., no_speech: _Optional[bool] = ..., voiced_fraction: _Optional[float] = ...) -> None: ...
 
 class Job(_message.Message):
     __slots__ = ("job_id", "session_id", "state", "progress", "audio_s", "created_at", "updated_at", "eta_s", "error", "utterances", "channels", "metadata", "recordings", "attempts")

