@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install serve test test-dtype mutation-check proto proto-check model model-cnn calibrate-alerts evaluate bench clean
+.PHONY: install serve test test-dtype mutation-check proto proto-check model model-cnn calibrate-alerts evaluate bench screenshots clean
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml plugins/examples/emotion-csv-export/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,9 @@ calibrate-alerts: $(STAMP) ## recalibrate the anomaly plugin's defaults for the 
 
 bench: $(STAMP) ## print serving throughput figures
 	$(BIN)/python bench/serve_throughput.py
+
+screenshots: $(STAMP) ## the README's web UI screenshots (docs/screenshots/): a real two-speaker diarized session in Chromium
+	$(BIN)/python scripts/screenshots.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build dist *.egg-info

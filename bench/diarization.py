@@ -8,15 +8,17 @@ server with the bundled model; prints per condition the diarization error rate (
 false alarm and speaker confusion over the reference speech, 0.25 s collar), the speakers found,
 and the jobs' speed as a real-time factor (audio seconds per second of job).
 
-Actors: the thresholds of :class:`emotion_service.diarization.DiarizationSettings` were tuned with
-``--tune`` on training actors 01-18 only (odd = male); the measurement uses test actors 19-24
-only (19, 21, 23 men; 20, 22, 24 women), never used for tuning.
+Actors: the PLDA speaker model that ships in :mod:`emotion_service.diarization` and its
+``merge_threshold`` were fitted and tuned with ``--tune`` on training actors 01-18 only (odd = male;
+each training conversation scored with a model fitted without its own actors); the measurement uses
+test actors 19-24 only (19, 21, 23 men; 20, 22, 24 women), never used for fitting or tuning.
 
 Targets: DER <= 10 % for a man and a woman, <= 15 % for two speakers of the same gender, one
 speaker found alone, jobs at least 20x faster than real time.
 
     python bench/diarization.py                # test actors 19-24, real jobs
-    python bench/diarization.py --tune         # training actors 01-18: sweep the thresholds
+    python bench/diarization.py --tune --seeds 6                   # actors 01-18: sweep the thresholds
+    python bench/diarization.py --tune --seeds 6 --write-backend   # ... and rewrite the shipped model
     python bench/diarization.py --data /path/to/ravdess --seeds 3
 """
 
@@ -38,6 +40,7 @@ import soundfile as sf
 from emotion_service.audio import load_audio
 from emotion_service.diarization import Diarizer, Turn, diarization_error_rate, join
 from emotion_service.paths import BUNDLED_MODEL, REPO_ROOT
+from emotion_service.segmentation import Segment
 
 RATE = 16_000
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "ravdess"
@@ -89,27 +92,77 @@ def cases(
     return out
 
 
-def tune(data: Path, seeds: int) -> None:
-    """Sweeps the thresholds on training actors 01-18 (the embeddings computed once)."""
+def majority(segment: Segment, reference: list[Turn]) -> str:
+    """The reference speaker who speaks longest within ``segment`` ("" if none)."""
+    overlap: dict[str, float] = {}
+    for turn in reference:
+        shared = min(segment.end / RATE, turn.end_s) - max(segment.start / RATE, turn.start_s)
+        if shared > 0:
+            overlap[turn.speaker] = overlap.get(turn.speaker, 0.0) + shared
+    return max(overlap, key=lambda name: overlap[name]) if overlap else ""
+
+
+def tune(data: Path, seeds: int, write_backend: bool) -> None:
+    """Training actors 01-18 only: fits the PLDA model and sweeps the thresholds (embeddings computed once).
+
+    Each conversation is scored with a PLDA model fitted without its own actors (on the pieces of the
+    other training conversations, labelled by the reference), as the test actors are unseen; with
+    ``write_backend`` the model fitted on all of 01-18 is written into emotion_service/diarization.py.
+    """
+    import emotion_service.diarization
+    from emotion_service.diarization import Plda
     from emotion_service.segmentation import Segmenter
 
     segmenter, diarizer = Segmenter(), Diarizer()
+    base = diarizer.settings
     embedded = []
     for group, condition, wave, ref in cases(data, TRAIN, seeds):
         fine = segmenter.segments(wave, RATE, min_silence_s=diarizer.settings.min_silence_s)
-        embedded.append((group, condition, ref, diarizer.embed(wave, RATE, fine)))
-    base = diarizer.settings
-    for change, floor in itertools.product((0.3, 0.4, 0.5, 0.6), (0.65, 0.7, 0.75, 0.8)):
-        diarizer.settings = replace(base, change_threshold=change, same_speaker_similarity=floor)
-        rates: dict[str, list[float]] = {}
+        emb = diarizer.embed(wave, RATE, fine)
+        # Pieces for fitting: the VAD segments uncut (a similarity is never below -1), each labelled
+        # with its reference speaker.
+        diarizer.settings = replace(base, change_threshold=-1.0)
+        segments, vectors = diarizer.pieces(emb)
+        diarizer.settings = base
+        names = [majority(seg, ref) for seg in segments]
+        embedded.append((group, condition, ref, emb, names, vectors))
+    print(f"{len(embedded)} training conversations, {sum(len(e[4]) for e in embedded)} pieces")
+
+    def fit(excluded: frozenset[str]) -> Plda:
+        speakers: dict[str, list[np.ndarray]] = {}
+        for _group, _condition, ref, _emb, names, vectors in embedded:
+            if excluded & {t.speaker for t in ref}:
+                continue
+            for name in set(names) - {""}:
+                speakers.setdefault(name, []).append(vectors[[n == name for n in names]])
+        return Plda.fit(speakers)
+
+    models: dict[frozenset[str], Plda] = {}
+    for change, merge in itertools.product((0.5, 0.6), (5.0, 8.0, 10.0, 12.0, 15.0, 20.0)):
+        diarizer.settings = replace(base, change_threshold=change, merge_threshold=merge)
+        rates: dict[tuple[str, str], list[float]] = {}
         wrong_count = 0
-        for group, _condition, ref, emb in embedded:
+        for group, condition, ref, emb, _names, _vectors in embedded:
+            actors = frozenset(t.speaker for t in ref)
+            if actors not in models:
+                models[actors] = fit(actors)
+            diarizer.backend = models[actors]
             found = join(diarizer.label(emb), round(0.4 * RATE), 30 * RATE)  # the job's default pause
             hyp = [Turn(s.start / RATE, s.end / RATE, s.speaker) for s in found]
-            rates.setdefault(group, []).append(diarization_error_rate(ref, hyp)["der"])
-            wrong_count += len({s.speaker for s in found}) != len({t.speaker for t in ref})
-        summary = "  ".join(f"{g} {np.mean(r):6.1%}" for g, r in rates.items())
-        print(f"change {change:.2f} floor {floor:.2f}: {summary}  wrong count {wrong_count}/{len(embedded)}")
+            rates.setdefault((group, condition), []).append(diarization_error_rate(ref, hyp)["der"])
+            wrong_count += len({s.speaker for s in found}) != len(actors)
+        summary = "  ".join(f"{g} {c} {np.mean(r):6.1%}" for (g, c), r in rates.items())
+        print(f"change {change:.2f} merge {merge:4.1f}: {summary}  wrong count {wrong_count}/{len(embedded)}")
+    if write_backend:
+        model = fit(frozenset())
+        path = Path(emotion_service.diarization.__file__)
+        source = path.read_text()
+        head, rest = source.split("# BACKEND START\n")
+        _, tail = rest.split("# BACKEND END\n")
+        text = model.encode()
+        lines = "\n".join(text[i : i + 100] for i in range(0, len(text), 100))
+        path.write_text(f'{head}# BACKEND START\nBACKEND = """\n{lines}\n"""\n# BACKEND END\n{tail}')
+        print(f"wrote the PLDA model fitted on actors 01-18 ({len(text)} characters) into {path}")
 
 
 async def measure(data: Path, seeds: int) -> None:
@@ -183,8 +236,11 @@ if __name__ == "__main__":
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="RAVDESS folder of Actor_NN (16 kHz FLAC)")
     parser.add_argument("--seeds", type=int, default=2, help="conversations per pair and condition (default 2)")
     parser.add_argument("--tune", action="store_true", help="sweep the thresholds on training actors 01-18")
+    parser.add_argument(
+        "--write-backend", action="store_true", help="with --tune: write the PLDA model fitted on 01-18 into the module"
+    )
     args = parser.parse_args()
     if args.tune:
-        tune(args.data, args.seeds)
+        tune(args.data, args.seeds, args.write_backend)
     else:
         asyncio.run(measure(args.data, args.seeds))

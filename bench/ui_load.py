@@ -1,6 +1,6 @@
 """Classify latency with the web UI idle and under a heavy UI load, in one run: the API must not be
-stalled by the UI (pages and exports are rendered on the UI's own thread and loop, and every query
-is bounded).
+stalled by the UI (pages and exports are rendered in the UI's own process, at a lower scheduling
+priority, and every query is bounded).
 
 Starts ``emotion serve --http-port`` on the bundled model (models/emotion-logmel-cnn) with the
 ``store`` plugin on a SQLite file in a temporary folder, stored first with sessions spread over

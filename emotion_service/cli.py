@@ -18,6 +18,7 @@ def _serve(args: argparse.Namespace) -> int:
     from emotion_service.logging import configure_logging
     from emotion_service.server.app import serve
     from emotion_service.server.model import ModelNotFoundError
+    from emotion_service.server.web_process import WebUIError
 
     settings = from_arguments(args)
     configure_logging(settings.log_level, settings.log_format)
@@ -33,6 +34,9 @@ def _serve(args: argparse.Namespace) -> int:
     except OSError as exc:  # e.g. the port is taken
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except WebUIError as exc:  # the web UI's process could not start, or kept dying
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -158,6 +162,14 @@ def _export(args: argparse.Namespace) -> int:
     configure_logging("warning", "console")
     if not (args.model_dir / "config.json").is_file():
         print(f"error: MODEL_DIR {args.model_dir} holds no config.json: pass a model folder", file=sys.stderr)
+        return 2
+    if json.loads((args.model_dir / "config.json").read_text()).get("model_type") == "whisper-probe":
+        # Its encoder runs on CTranslate2, outside torch: there is no graph to trace.
+        print(
+            f"error: {args.model_dir} is a whisper-probe model, whose frozen encoder runs on CTranslate2 and cannot "
+            "be exported to ONNX; serve the folder as it is (emotion serve --model), or export the log-mel CNN",
+            file=sys.stderr,
+        )
         return 2
     paths = args.audio or sorted((REPO_ROOT / "tests" / "data").glob("*.flac"))[:6]
     if not paths:

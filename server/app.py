@@ -25,7 +25,7 @@ from emotion_service.server.live import PostgresRelay
 from emotion_service.server.model import ModelBackend, audio_capacity
 from emotion_service.server.retention import Retention
 from emotion_service.server.service import EmotionServicer, ModelState
-from emotion_service.server.web import WebUI
+from emotion_service.server.web_process import WebUIError, WebUIProcess
 from emotion_service.speech_presence import SpeechDetector
 
 log = structlog.get_logger(__name__)
@@ -62,7 +62,12 @@ class EmotionServer:
             interceptors.append(AuthInterceptor(keys))
         store_url = store_database_url()
         self.retention = Retention(settings, plugins, store_url, erasures=self.servicer.erasures)
-        self.web = WebUI(settings, self.servicer, store_url, keys) if settings.http_port else None
+        # The web UI runs in a process of its own: its pages never hold this process's interpreter.
+        self.web = (
+            WebUIProcess(settings, self.servicer, store_url, results_database_url(settings), keys)
+            if settings.http_port
+            else None
+        )
         # Live events reach every replica's UI through the shared PostgreSQL database.
         self.live_relay = PostgresRelay(store_url, self.servicer.live) if PostgresRelay.applies(store_url) else None
         self.grpc = grpc.aio.server(
@@ -99,8 +104,10 @@ class EmotionServer:
         if self.web is not None:
             try:
                 await self.web.start()
-            except OSError:
-                await self.grpc.stop(0)  # nothing was served yet: the caller reports the port
+            except (OSError, WebUIError):
+                await self.grpc.stop(0)  # nothing was served yet: the caller reports the port (or the UI's failure)
+                if self.live_relay is not None:
+                    await self.live_relay.stop()
                 raise
         if self.settings.metrics_port:
             metrics.start_metrics_server(self.settings.metrics_port, self.settings.host)
@@ -193,7 +200,8 @@ def _server_credentials(settings: Settings) -> grpc.ServerCredentials:
 
 
 async def serve(settings: Settings) -> None:
-    """Runs until SIGTERM or SIGINT, then drains and returns."""
+    """Runs until SIGTERM or SIGINT, then drains and returns; drains and raises :class:`WebUIError`
+    when the web UI's process keeps dying."""
     server = EmotionServer(settings)
     await server.start()
     stop = asyncio.Event()
@@ -202,10 +210,16 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     loading = asyncio.create_task(server.load_model())
     stopping = asyncio.create_task(stop.wait())
-    await asyncio.wait({loading, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    ui_failed = asyncio.create_task((server.web.failed if server.web is not None else asyncio.Event()).wait())
+    await asyncio.wait({loading, stopping, ui_failed}, return_when=asyncio.FIRST_COMPLETED)
     if loading.done() and loading.exception() is not None:
+        ui_failed.cancel()
         await server.stop(grace=0)
         raise loading.exception()  # type: ignore[misc]
-    await stopping
+    await asyncio.wait({stopping, ui_failed}, return_when=asyncio.FIRST_COMPLETED)
     loading.cancel()
+    stopping.cancel()
+    ui_failed.cancel()
     await server.stop()
+    if server.web is not None and server.web.failed.is_set():
+        raise WebUIError(server.web.failure)

@@ -227,7 +227,7 @@ class Settings:
     web_session_secret_file: str = setting(
         "",
         "File holding a secret that signs the web UI's login sessions; give every replica behind one load "
-        "balancer the same file. Empty: a random secret per process (a restart logs everyone out).",
+        "balancer the same file. Empty: a random secret per server (a server restart logs everyone out; the web UI process restarting does not).",
         metavar="FILE",
     )
     log_level: str = setting("info", "debug, info, warning or error.")

@@ -18,6 +18,17 @@ log = structlog.get_logger(__name__)
 DRAIN_SECONDS = 3.0
 
 
+class JobRequestError(ValueError):
+    """A job that cannot be queued: ``code`` is the gRPC status, the message says what to change.
+
+    Here, not beside ``submit_job``, so that the web UI's process catches it without importing the
+    servicer (and the model's libraries with it)."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 async def abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
     """Logs and ends the call with ``code``; never returns."""
     log.info("request_rejected", code=code.name, reason=message)

@@ -46,8 +46,8 @@ from emotion_service.server.job_queue import (
 from emotion_service.server.job_runner import JobRunner, job_limits, judge_speech
 from emotion_service.server.live import LiveHub
 from emotion_service.server.model import ModelBackend, labelled
+from emotion_service.server.rpc import JobRequestError, abort_stream
 from emotion_service.server.rpc import abort as _abort
-from emotion_service.server.rpc import abort_stream
 from emotion_service.speech_presence import SpeechDetector
 from emotion_service.windows import Window, Windower
 
@@ -74,14 +74,6 @@ class _Pending:
     ready_at: float
     voiced_fraction: float
     no_speech: bool = False
-
-
-class JobRequestError(ValueError):
-    """A job that cannot be queued: ``code`` is the gRPC status, the message says what to change."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 class ModelState:

@@ -1,9 +1,10 @@
 """The web UI, for the people who read the results: sessions, a live monitor, trends, analyse a recording.
 
 A Starlette app served by uvicorn on a thread and event loop of its own (``--http-port``), on the
-same host, with the same TLS files and the same API keys: rendering a page or an export never
-holds up a gRPC call (what the UI needs from the gRPC side, a job submitted or the live streams,
-is handed to the gRPC loop). Pages are Jinja2 templates from the
+same host, with the same TLS files and the same API keys. ``emotion serve`` runs it in a process of
+its own (:mod:`emotion_service.server.web_process`), so that rendering a page or an export never
+holds up a gRPC call; there ``servicer`` is that process's bridge to the server (the job queue,
+the live streams and job submission, under the servicer's names). Pages are Jinja2 templates from the
 one template set (the reports' colours and stylesheet); charts are drawn by uPlot, vendored in
 ``emotion_service/static/vendor/uplot`` so the UI works offline. Every chart has a table beside it.
 
@@ -37,13 +38,14 @@ import hmac
 import io
 import json
 import secrets
+import socket
 import sys
 import threading
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlencode
 
 import structlog
@@ -70,7 +72,11 @@ from emotion_service.plugins.types import SessionRecord
 from emotion_service.server.auth import ApiKey, allows, identify
 from emotion_service.server.config import Settings
 from emotion_service.server.job_queue import JobNotFoundError, eta_seconds
-from emotion_service.server.service import EmotionServicer, JobRequestError
+from emotion_service.server.rpc import JobRequestError
+from emotion_service.server.session_view import lanes, tallies
+
+if TYPE_CHECKING:  # the UI's own process never imports the servicer (nor the model's libraries)
+    from emotion_service.server.service import EmotionServicer
 
 T = TypeVar("T")
 
@@ -96,6 +102,8 @@ MAX_TIMELINE_POINTS = 2000
 # The sessions list reads at most this many of the newest matching sessions (the emotion filter
 # is applied to them).
 MAX_LISTED = 500
+# A job's page waits this long after the job succeeded for its results to reach the store.
+JOB_STORING_S = 10.0
 # A gap between stored windows longer than this many hops is drawn as silence.
 SILENCE_GAP_HOPS = 1.5
 
@@ -130,7 +138,12 @@ class WebUI:
     """The UI of one replica: reads the results store, the job queue and this replica's live streams."""
 
     def __init__(
-        self, settings: Settings, servicer: EmotionServicer, store_url: str, keys: list[ApiKey] | None
+        self,
+        settings: Settings,
+        servicer: EmotionServicer,
+        store_url: str,
+        keys: list[ApiKey] | None,
+        session_key: bytes | None = None,
     ) -> None:
         self.settings = settings
         self.servicer = servicer
@@ -141,7 +154,7 @@ class WebUI:
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
         self._grpc_loop: asyncio.AbstractEventLoop | None = None
-        self._sessions = Fernet(_session_key(settings.web_session_secret_file))
+        self._sessions = Fernet(session_key or _session_key(settings.web_session_secret_file))
         self.app = Starlette(
             routes=[
                 Route("/", self.sessions),
@@ -171,8 +184,9 @@ class WebUI:
             return 0
         return self._server.servers[0].sockets[0].getsockname()[1]
 
-    async def start(self) -> None:
-        """Starts uvicorn on a thread with its own event loop; returns once it listens."""
+    async def start(self, sock: socket.socket | None = None) -> None:
+        """Starts uvicorn on a thread with its own event loop; returns once it listens (on ``sock``,
+        bound by the server's process, when given; else on ``http_port``)."""
         s = self.settings
         self._grpc_loop = asyncio.get_running_loop()
         # The UI's thread shares the interpreter lock with the gRPC loop: hand it over every 1 ms
@@ -191,7 +205,7 @@ class WebUI:
             timeout_graceful_shutdown=2,
         )
         self._server = _EmbeddedServer(config)
-        self._thread = threading.Thread(target=self._serve, name="web-ui", daemon=True)
+        self._thread = threading.Thread(target=self._serve, args=(sock,), name="web-ui", daemon=True)
         self._thread.start()
         while not self._server.started:
             if not self._thread.is_alive():
@@ -201,10 +215,10 @@ class WebUI:
         scheme = "https" if s.tls else "http"
         log.info("web_ui_listening", url=f"{scheme}://{s.host}:{self.port}/")
 
-    def _serve(self) -> None:
+    def _serve(self, sock: socket.socket | None) -> None:
         assert self._server is not None
         try:
-            asyncio.run(self._server.serve())
+            asyncio.run(self._server.serve(sockets=[sock] if sock is not None else None))
         except SystemExit:  # uvicorn exits when it cannot listen (it has logged the reason)
             s = self.settings
             self._failure = OSError(
@@ -275,8 +289,9 @@ class WebUI:
             )
         page = int(q["page"]) if q.get("page", "").isdigit() and 0 < int(q["page"]) <= MAX_LISTED else 1
         try:
-            records = await asyncio.to_thread(
-                self.store.find_sessions,
+            # Summarised by the database (counts and sums per label), never every window of every session.
+            listings = await asyncio.to_thread(
+                self.store.session_summaries,
                 search,
                 _midnight(since) if since else None,
                 _midnight(until) + timedelta(days=1) if until else None,
@@ -289,17 +304,17 @@ class WebUI:
                 request, "web/error.html", status=503, title="Results store unavailable", message=str(exc)
             )
         if emotion:
-            records = [r for r in records if r.summary.dominant_label == emotion]
-        total = len(records)
-        shown = records[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
-        labels = sorted({label for r in records for label in r.summary.mean_scores} | set(self._labels()))
+            listings = [s for s in listings if s.record.summary.dominant_label == emotion]
+        total = len(listings)
+        shown = listings[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+        labels = sorted({label for s in listings for label in s.record.summary.mean_scores} | set(self._labels()))
         filters = {"q": search, "source": source, "emotion": emotion, "alerts": "1" if with_alerts else ""}
         filters |= {"since": q.get("since", ""), "until": q.get("until", "")}
         return self._page(
             request,
             "web/sessions.html",
             labels=labels,
-            rows=[_row(r) for r in shown],
+            rows=[_row(s.record, s.alert_count) for s in shown],
             filters=filters,
             page=page,
             pages=max(1, -(-total // PAGE_SIZE)),
@@ -347,11 +362,13 @@ class WebUI:
             window_pages=pages,
             window_count=sum(not w["silence"] for w in windows),
             windows_per_page=WINDOWS_PER_PAGE,
-            job={"id": job.id, "state": job.state} if job else None,
+            job={"id": job.id, "state": _shown_job_state(job, record)} if job else None,
             running=running,
             show_channel=bool(record) and (record.kind == "job" or any(r.channel for r in results)),
             show_speaker=any(r.speaker for r in results),
             parties=_parties(results, labels),
+            lanes=lanes(results, labels, record.summary.duration_s if record else 0.0),
+            tallies=tallies(results, labels),
         )
 
     async def session_json(self, request: Request) -> Response:
@@ -706,6 +723,15 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
+def _shown_job_state(job: Any, record: SessionRecord | None) -> str:
+    """A job's state on its session's page. One that succeeded a moment ago (``JOB_STORING_S``) whose
+    results the store has not written yet is shown as ``storing``: the page keeps following it, and
+    reloads until they are there (the store writes on its own thread, after the job's end)."""
+    if job.state == "succeeded" and record is None and datetime.now(UTC) - job.updated_at < timedelta(seconds=JOB_STORING_S):
+        return "storing"
+    return str(job.state)
+
+
 def _no_session(session_id: str) -> str:
     return f"No session {session_id!r} in the results store: it may have been erased, or its id is mistyped."
 
@@ -763,14 +789,15 @@ def _query(values: dict[str, str]) -> str:
     return "?" + urlencode({k: v for k, v in values.items() if v})
 
 
-def _row(record: SessionRecord) -> dict[str, Any]:
+def _row(record: SessionRecord, alerts: int | None = None) -> dict[str, Any]:
+    """A session's row of the list (``alerts``: its alerts counted, when its summary holds none)."""
     s = record.summary
     return {
         "id": s.session_id,
         "started_at": record.started_at.isoformat(),
         "duration_s": s.duration_s,
         "dominant": s.dominant_label,
-        "alerts": len(s.alerts),
+        "alerts": len(s.alerts) if alerts is None else alerts,
         "source": record.kind,
         "metadata": s.metadata,
         "windows": s.window_count,

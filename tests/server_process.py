@@ -82,6 +82,17 @@ def serving(
                 proc.wait()
 
 
+def child_pids(pid: int) -> list[int]:
+    """The ids of a process's children (Linux)."""
+    return [int(child) for task in Path(f"/proc/{pid}/task").iterdir() for child in (task / "children").read_text().split()]
+
+
+def web_ui_pids(pid: int) -> list[int]:
+    """The ids of the web UI processes a server runs (its multiprocessing children, not the
+    resource tracker multiprocessing starts beside them)."""
+    return [child for child in child_pids(pid) if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()]
+
+
 def rss_mb(pid: int) -> float:
     """Resident memory of a process in MiB (Linux)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -8,7 +8,7 @@ import torch
 from transformers import AutoFeatureExtractor
 
 from emotion_service.architectures import LogMelFeatureExtractor
-from emotion_service.paths import BUNDLED_MODEL
+from emotion_service.paths import LOGMEL_CNN_MODEL
 from emotion_service.server.model import ModelBackend
 from tests.conftest import load_mono, recordings
 
@@ -51,9 +51,9 @@ def test_a_clip_alone_and_in_a_batch_get_the_same_features(extractor) -> None:  
 
 def test_the_served_model_scores_as_with_the_training_features() -> None:
     clips = mixed_clips()
-    backend = ModelBackend.load(str(BUNDLED_MODEL), dtype="float32", torch_threads=1)
+    backend = ModelBackend.load(str(LOGMEL_CNN_MODEL), dtype="float32", torch_threads=1)
     served = backend.predict(clips)  # the batcher's path: torch features of the whole batch
-    training = AutoFeatureExtractor.from_pretrained(BUNDLED_MODEL)  # the collator's path: __call__
+    training = AutoFeatureExtractor.from_pretrained(LOGMEL_CNN_MODEL)  # the collator's path: __call__
     inputs = training(clips, sampling_rate=16_000, padding=True, return_tensors="pt", return_attention_mask=True)
     trained = backend.forward(dict(inputs))
     assert np.abs(served - trained).max() < 1e-5

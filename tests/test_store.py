@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -9,13 +10,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import LargeBinary, create_engine, inspect, select, text
+from sqlalchemy import LargeBinary, create_engine, event, inspect, select, text
 
 from emotion_service.plugins import Alert, Result
 from emotion_service.plugins.manager import load_plugins
 from emotion_service.plugins.store import ResultStore, StoreError
 from emotion_service.plugins.store.schema import Base, MetadataRow, SessionRow
-from emotion_service.plugins.types import SessionSummary
+from emotion_service.plugins.types import SessionSummary, summarise
 from tests.plugin_helpers import (
     fresh_postgres_database,
     ravdess_interview,
@@ -132,6 +133,44 @@ def test_sessions_since_selects_by_start_time(store: ResultStore) -> None:
     assert [r.summary.session_id for r in store.sessions_since(before)] == ["early", "late"]
     assert [r.summary.session_id for r in store.sessions_since(before, until=middle)] == ["early"]
     assert store.sessions_since(after) == []
+
+
+def test_the_session_list_is_summarised_by_the_database_as_summarise_does(
+    store: ResultStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``session_summaries`` (the web UI's sessions list) gives every session the summary
+    ``summarise`` makes of its results (windows without speech, missing scores, ended and running
+    sessions, alerts counted), in a fixed number of grouped queries: no result is loaded."""
+    rng = random.Random(7)
+    labels = ["ANG", "HAP", "NEU", "SAD"]
+    for n in range(24):
+        session, results = f"s{n}", []
+        for i in range(rng.randint(1, 12)):
+            quiet = rng.random() < 0.3
+            scores = {} if quiet else {label: rng.random() for label in labels[: rng.randint(2, 4)]}
+            label = "" if quiet else max(scores, key=scores.__getitem__)
+            results.append(Result(session, f"r{i}", "window", label, scores, i * 1.5, i * 1.5 + 3, i, "tiny", {"n": str(n)}, no_speech=quiet))
+        alerts = [Alert(kind="threshold", label="ANG", message=f"m{k}", value=0.5, time_s=k) for k in range(rng.randint(0, 3))]
+        entries = [store.result_entry(r) for r in results] + [store.alert_entry(session, a) for a in alerts]
+        if rng.random() < 0.5:
+            entries.append(store.session_end_entry(summarise(session, results, alerts, {}, len(results) * 1.5)))
+        store.write(entries)
+    expected = {r.summary.session_id: r for r in store.find_sessions(limit=20)}
+    statements: list[str] = []
+    event.listen(store.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    monkeypatch.setattr(store, "_load", lambda *_: pytest.fail("the list loaded results"))
+    listed = store.session_summaries(limit=20)
+    assert len(statements) <= 7, statements  # ids, sessions, metadata, counts, wins, score sums, alerts
+    assert [s.record.summary.session_id for s in listed] == list(expected)
+    for listing in listed:
+        got, want = listing.record.summary, expected[listing.record.summary.session_id].summary
+        assert listing.alert_count == len(want.alerts) and got.results == () and got.alerts == ()
+        assert (got.window_count, got.dominant_label, got.duration_s, got.end_reason, got.metadata) == (
+            want.window_count, want.dominant_label, want.duration_s, want.end_reason, want.metadata
+        )  # fmt: skip
+        assert got.shares == pytest.approx(want.shares) and got.mean_scores == pytest.approx(want.mean_scores)
+        assert listing.record.started_at == expected[got.session_id].started_at
+    assert store.session_summaries(search="no such session") == []
 
 
 def test_concurrent_writers_of_one_new_session(store: ResultStore) -> None:

@@ -12,9 +12,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 from emotion_client import EmotionClient
+from emotion_service.audio import load_audio
 from emotion_service.paths import BUNDLED_MODEL
 from emotion_service.server.auth import hash_token
 from tests.plugin_helpers import fresh_postgres_database
@@ -157,6 +160,64 @@ def test_live_page_receives_windows_while_a_stream_runs(browser: object, tmp_pat
         shot(page, "live")
         sender.join()
         page.get_by_text("· ended").wait_for(timeout=10_000)
+
+
+SNAPSHOT = """() => ({
+  labels: [...document.querySelectorAll('#distribution tbody tr')].map((tr) => tr.dataset.label),
+  shares: [...document.querySelectorAll('#distribution tbody tr')].map((tr) => tr.querySelector('.share').textContent.trim()),
+  distribution: document.querySelector('#distribution tbody').innerText,
+  rows: [...document.querySelectorAll('#windows tbody tr')].map((tr) => [...tr.cells].map((td) => td.textContent.trim())),
+  duration: document.getElementById('session-duration').textContent.trim(),
+  dominant: document.getElementById('session-dominant').textContent.trim(),
+  spans: [...document.querySelectorAll('#lanes rect.span title')].map((t) => t.textContent),
+  points: document.getElementById('timeline').timeline.x.length,
+  kept: window.notReloaded === true,
+})"""
+
+
+def test_a_running_streams_page_updates_its_header_chart_and_distribution(browser: object, tmp_path: Path) -> None:
+    """Not only rows: the header's duration and dominant emotion, the lanes, the score chart and the
+    distribution follow the windows as they arrive, without reloading the page."""
+    recording = tmp_path / "six-emotions.wav"
+    clips = [DATA / f"03-01-0{emotion}-01-01-01-21.flac" for emotion in (5, 4, 1, 3, 6, 7)]
+    sf.write(recording, np.concatenate([load_audio(clip, 16_000) for clip in clips]), 16_000, subtype="PCM_16")
+    with ui_server(tmp_path) as (target, url), page_of(browser) as page:
+
+        def stream() -> None:
+            with EmotionClient(target) as client:
+                list(client.stream(recording, window_s=1.0, hop_s=0.5, realtime=True, session_id="growing"))
+
+        sender = threading.Thread(target=stream)
+        sender.start()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            streams = page.request.get(url + "/api/live").json()["streams"]
+            if any(s["session_id"] == "growing" and len(s["windows"]) >= 2 for s in streams):
+                break
+            time.sleep(0.1)
+        page.goto(f"{url}/sessions/growing")
+        page.evaluate("window.notReloaded = true")
+        before = page.evaluate(SNAPSHOT)
+        page.wait_for_function(
+            "(n) => document.querySelectorAll('#windows tbody tr').length >= n", arg=len(before["rows"]) + 6, timeout=10_000
+        )
+        after = page.evaluate(SNAPSHOT)
+        assert sender.is_alive() and after["kept"], "the page grew while the stream ran, without a reload"
+        assert after["duration"] != before["duration"] and after["distribution"] != before["distribution"], (before, after)
+        labels = after["labels"]
+        scored = [cells for cells in after["rows"] if len(cells) == 4 + len(labels)]
+        assert len(scored) >= 6
+        # The header and the distribution say what the table holds (wins, then the highest mean score).
+        assert float(after["duration"].removesuffix(" s")) == pytest.approx(max(float(c[2]) for c in after["rows"]), abs=0.051)
+        wins = {label: sum(cells[3] == label for cells in scored) for label in labels}
+        means = {label: sum(float(cells[4 + i]) for cells in scored) / len(scored) for i, label in enumerate(labels)}
+        assert after["dominant"] == max(labels, key=lambda label: (wins[label], means[label])), (wins, means)
+        assert after["shares"] == [f"{100 * wins[label] / len(scored):.0f} %" for label in labels]
+        # The lanes and the score chart hold the new windows too.
+        assert after["points"] >= before["points"] + 6
+        assert len(after["spans"]) >= 1 and f"–{after['duration'].removesuffix(' s')} s" in " ".join(after["spans"])
+        sender.join()
+        page.locator(".live-badge").wait_for(state="detached", timeout=10_000)
 
 
 def test_an_uploaded_recording_gets_a_timeline(browser: object, tmp_path: Path) -> None:

@@ -1,15 +1,21 @@
 """The web UI's doors are bounded and never stall the API: uploads refused before they are held,
-far dates refused with a 400, wide ranges counted in coarser buckets, pages served off the gRPC
-event loop, and a login cookie that holds a signed session, not the token. Plain HTTP against a
-real server on loopback (the `emotion serve` process, or the server in this process), no browser."""
+far dates refused with a 400, wide ranges counted in coarser buckets, pages served by a process of
+their own (restarted when it dies, gone with the server), and a login cookie that holds a signed
+session, not the token. Plain HTTP against a real server on loopback (the `emotion serve` process,
+or the server in this process), no browser."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import json
+import os
+import random
 import re
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -21,11 +27,12 @@ import pytest
 
 from emotion_client import EmotionClient
 from emotion_service.paths import BUNDLED_MODEL
+from emotion_service.server import app, web_process
 from emotion_service.server.app import EmotionServer
 from emotion_service.server.auth import hash_token
 from emotion_service.server.web import CSRF_COOKIE, MAX_BUCKETS, SESSION_COOKIE
 from tests.conftest import make_settings, recordings
-from tests.server_process import free_port, peak_rss_mb, rss_mb, serving
+from tests.server_process import free_port, peak_rss_mb, rss_mb, serving, web_ui_pids
 from tests.test_web_csrf import http
 
 MiB = 2**20
@@ -109,7 +116,10 @@ def test_upload_bombs_are_refused_before_they_are_held() -> None:
     and a chunked body is cut off at the limit."""
     http_port = free_port()
     with serving(BUNDLED_MODEL, "--http-port", str(http_port)) as (_, proc, _):
-        before = reset_peak(proc.pid)
+        # The UI's process reads the upload; the server's process must not grow either.
+        pids = [proc.pid, *web_ui_pids(proc.pid)]
+        assert len(pids) == 2, f"one web UI process under the server: {pids}"
+        before = {pid: reset_peak(pid) for pid in pids}
         started = time.monotonic()
         status, body, _ = post_bomb(http_port, BOMB, chunked=False, send_body=False)
         assert status == 413, body[:300]
@@ -120,10 +130,11 @@ def test_upload_bombs_are_refused_before_they_are_held() -> None:
         status, body, sent = post_bomb(http_port, BOMB, chunked=True)
         assert status == 413 and "the most this page takes is 64 MB" in body, body[:300]
         assert sent < LIMIT + 32 * MiB, f"the chunked body was read past the limit: {sent / MiB:.0f} MiB taken"
-        grown = peak_rss_mb(proc.pid) - before
+        grown = {pid: peak_rss_mb(pid) - before[pid] for pid in pids}
         took = time.monotonic() - started
-    print(f"\nweb upload bombs ({took:.1f} s): peak RSS grew {grown:.1f} MiB over {before:.0f} MiB")
-    assert grown < 100, f"refusing the uploads took {grown:.0f} MiB"
+    for pid, name in zip(pids, ("server", "web UI"), strict=True):
+        print(f"\nweb upload bombs ({took:.1f} s): the {name}'s peak RSS grew {grown[pid]:.1f} MiB over {before[pid]:.0f} MiB")
+        assert grown[pid] < 100, f"refusing the uploads took {grown[pid]:.0f} MiB in the {name}'s process"
 
 
 @pytest.fixture
@@ -187,18 +198,137 @@ async def test_far_dates_are_refused_and_wide_ranges_are_bucketed(ui: tuple[Emot
     assert status == 200 and "Shown per" not in body
 
 
-async def test_pages_are_served_while_the_grpc_loop_is_busy(ui: tuple[EmotionServer, str]) -> None:
-    """This test's loop is the gRPC server's: blocking it here, pages must still be answered (the UI
-    runs on its own thread and loop), so that rendering a page never holds up a gRPC call either."""
-    _, base = ui
+# A browser in a process of its own (this process's interpreter is the one held busy): how long
+# the pages took together, in seconds, or the page that took longer than its timeout.
+TIMED_BROWSER = """
+import sys, time, urllib.error, urllib.request
+base, cookie, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
+started = time.monotonic()
+for path in sys.argv[4:]:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(base + path, headers={"Cookie": cookie}), timeout=timeout):
+            pass
+    except urllib.error.HTTPError as error:
+        assert error.code == 404, (path, error.code)
+    except OSError:
+        sys.exit(f"{path} took over {timeout:.0f} s")
+print(time.monotonic() - started)
+"""
+
+
+async def test_pages_are_served_while_the_servers_process_is_busy(ui: tuple[EmotionServer, str]) -> None:
+    """The UI runs in a process of its own: while a thread of the server's process holds its
+    interpreter lock (sorting a million floats, a C call that never lets it go) and its gRPC loop
+    is blocked (this test's loop is the server's), pages are answered as fast as ever. A UI in the
+    server's process would get the lock once a sort, for a millisecond: each page would wait behind
+    dozens of sorts."""
+    server, base = ui
     cookies = await login(base)
-    started = time.monotonic()
-    # A synchronous call on the gRPC loop: nothing else runs on it until it returns.
-    status, _, body = http(base + "/trends", cookies)
-    assert status == 200 and "Trends" in body
-    status, _, _ = http(base + "/", cookies)
-    assert status == 200
-    assert time.monotonic() - started < 10
+    today = datetime.now(UTC).date()
+    # Two years per day (366 rows each: tens of milliseconds of rendering), the other pages, a 404.
+    years = [f"/trends?since={today - timedelta(days=365 * (n + 1))}&until={today - timedelta(days=365 * n)}" for n in (0, 1)]
+    pages = (*years, "/", "/live", "/trends?by=week", "/sessions/nobody")
+    for path in pages:  # warm: templates compiled, connections open
+        await asyncio.to_thread(http, base + path, cookies)
+    numbers = [random.random() for _ in range(1_000_000)]
+    started = time.perf_counter()
+    sorted(numbers)
+    hold_s = time.perf_counter() - started  # how long one sort holds the lock
+    done = threading.Event()
+
+    def hold_the_lock() -> None:
+        while not done.is_set():
+            sorted(numbers)
+
+    holder = threading.Thread(target=hold_the_lock, daemon=True)
+    holder.start()
+    limit_s = max(2.5, 5 * hold_s)
+    try:
+        cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
+        browser = subprocess.run(
+            [sys.executable, "-c", TIMED_BROWSER, base, cookie, str(10 * limit_s), *pages],
+            capture_output=True,
+            text=True,
+            timeout=10 * limit_s * len(pages) + 30,
+        )
+    finally:
+        done.set()
+        holder.join()
+    assert browser.returncode == 0, browser.stderr[-2000:]
+    took = float(browser.stdout)
+    print(f"\n{len(pages)} pages in {took:.2f} s while the server's process held its lock (a sort: {hold_s:.2f} s)")
+    assert took < limit_s, f"{len(pages)} pages took {took:.1f} s while the server's process was busy (a sort: {hold_s:.2f} s)"
+    assert server.web.pid not in (None, os.getpid())
+
+
+def alive(pid: int) -> bool:
+    """Whether the process runs (a zombie, dead but not yet reaped by its new parent, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+async def test_a_ui_process_that_dies_is_restarted_and_stops_with_the_server(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EMOTION_DATABASE_URL", f"sqlite:///{tmp_path / 'results.db'}")
+    port = free_port()
+    server = EmotionServer(make_settings(tiny_model, http_port=port))
+    await server.start()
+    try:
+        first = server.web.pid
+        assert first is not None and first != os.getpid()
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while server.web.pid in (None, first):
+            assert time.monotonic() < deadline, "the web UI's process was not restarted"
+            await asyncio.sleep(0.1)
+        second = server.web.pid
+        status, _, body = await asyncio.to_thread(http, f"http://127.0.0.1:{port}/trends", {})
+        assert status == 200 and "Trends" in body
+    finally:
+        await server.stop(grace=0)
+    assert second is not None and not alive(second), "the web UI's process stops with the server"
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0, "nothing listens on the UI's port any more"
+
+
+async def test_a_ui_process_that_keeps_dying_stops_the_server_with_a_reason(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Restarts are bounded: past them the server drains and ``serve`` raises (``emotion serve``
+    prints it and exits 1)."""
+    monkeypatch.setenv("EMOTION_DATABASE_URL", f"sqlite:///{tmp_path / 'results.db'}")
+    monkeypatch.setattr(web_process, "MAX_RESTARTS", 2)
+    monkeypatch.setattr(web_process, "RESTART_DELAY_S", 0.05)
+
+    class Doomed(web_process.WebUIProcess):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+            self._session_key = b"not a Fernet key"  # every UI process dies as it starts
+
+    monkeypatch.setattr(app, "WebUIProcess", Doomed)
+    try:
+        with pytest.raises(web_process.WebUIError, match="died 3 times in a row"):
+            await asyncio.wait_for(app.serve(make_settings(tiny_model, http_port=free_port())), 240)
+    finally:  # serve() took SIGTERM and SIGINT on this (shared) loop: give them back
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().remove_signal_handler(sig)
+
+
+def test_a_ui_process_goes_when_its_server_is_killed(tiny_model: Path) -> None:
+    """Even a server killed outright (no drain) leaves no UI process behind, holding the port."""
+    http_port = free_port()
+    with serving(tiny_model, "--http-port", str(http_port)) as (_, proc, _):
+        children = web_ui_pids(proc.pid)
+        assert len(children) == 1, children
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 30
+    while alive(children[0]):
+        assert time.monotonic() < deadline, "the web UI's process outlived its server"
+        time.sleep(0.1)
 
 
 async def test_the_cookie_holds_a_signed_session_not_the_token(ui: tuple[EmotionServer, str]) -> None:

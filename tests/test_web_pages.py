@@ -2,7 +2,9 @@
 "/" open and download, unknown addresses get the site's 404 page, no page logs a console error,
 emotion chips are named and legible (WCAG AA, measured in Chromium), tables have captions, a
 session's utterances are numbered in time order with their channel and speaker and a per-party
-summary, a job shows its percentage and ETA, and a 390 px phone sees the emotion and alert columns.
+summary, a job shows its percentage and ETA, a 390 px phone sees the emotion and alert columns, the
+timeline draws one lane per speaker (150 utterances over ten minutes: no span under a pixel, lanes
+apart, bounded past MAX_LANE_SPANS), and a speaker filter shows one party's rows, lane and distribution.
 
 Against the UI alone (its WebUI on uvicorn, a results store written directly, a real job queue with
 a running job, the real servicer without a model):
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import dataclasses
 import io
 import json
 import threading
@@ -25,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import update
 
+from emotion_service.html import EMOTION_NAMES
 from emotion_service.plugins.manager import build_host
 from emotion_service.plugins.store import ResultStore
 from emotion_service.plugins.store.schema import JobRow
@@ -32,6 +36,7 @@ from emotion_service.plugins.types import Alert, Result
 from emotion_service.server.config import Settings
 from emotion_service.server.job_queue import JobQueue, RecordingInput
 from emotion_service.server.service import EmotionServicer
+from emotion_service.server.session_view import MAX_LANE_SPANS, lanes
 from emotion_service.server.web import WebUI, _trend_counts
 from tests.server_process import free_port
 from tests.test_web import browser, page_of  # noqa: F401 - the browser fixture
@@ -41,6 +46,7 @@ LABELS = ["ANG", "DIS", "FEA", "HAP", "NEU", "SAD"]
 SLASHED = "team/a b?c#1"
 INTERVIEW = "interview-2"
 QUIET_LINE = "quiet-line"
+LONG_TALK = "long-talk"
 
 
 def scores(label: str) -> dict[str, float]:
@@ -53,6 +59,21 @@ def utterance(session: str, index: int, start: float, end: float, label: str, ch
         start_s=start, end_s=end, index=index, model_name="test", metadata={"source": "test"},
         channel=channel, speaker=speaker,
     )  # fmt: skip
+
+
+def long_talk() -> list[Result]:
+    """Ten minutes, 150 utterances of two speakers (three turns each in a row), 2-3 s each 4 s apart;
+    every 25th holds no speech."""
+    talk = []
+    for i in range(150):
+        speaker = "S1" if (i // 3) % 2 == 0 else "S2"
+        cycle = ["ANG", "NEU", "ANG", "HAP"] if speaker == "S1" else ["SAD", "SAD", "NEU"]
+        label = cycle[i % len(cycle)]
+        u = utterance(LONG_TALK, i, i * 4.0, i * 4.0 + 2.0 + (i % 3) * 0.5, label, 0, speaker)
+        if i % 25 == 12:
+            u = dataclasses.replace(u, label="", scores={}, no_speech=True, voiced_fraction=0.0)
+        talk.append(u)
+    return talk
 
 
 def fill(store: ResultStore) -> None:
@@ -77,6 +98,8 @@ def fill(store: ResultStore) -> None:
             Result(QUIET_LINE, QUIET_LINE, "window", label, scores(label) if label else {}, k * 1.5, k * 1.5 + 3.0,
                    k, "test", no_speech=not label, voiced_fraction=0.5 if label else 0.0)
         )  # fmt: skip
+    for u in long_talk():
+        store.add_result(u)
 
 
 # The running job the job page shows: 42 % done, its attempt going at 1 s of audio per second.
@@ -312,4 +335,106 @@ def test_windows_without_speech_show_as_no_speech_and_count_as_no_emotion(site: 
     counts = _trend_counts(store, datetime.now(UTC) - timedelta(days=1), datetime.now(UTC) + timedelta(days=1))
     store.close()
     won = sum(counts.wins.values(), start=Counter())  # type: ignore[arg-type]
-    assert "" not in won and won["ANG"] >= 1 and sum(won.values()) == 12 + 3 + 3
+    assert "" not in won and won["ANG"] >= 1 and sum(won.values()) == 12 + 3 + 3 + 144
+
+
+LANES = """() => [...document.querySelectorAll('#lanes g.lane')].map((g) => {
+  const band = g.querySelector('.lane-band').getBoundingClientRect();
+  return { party: g.dataset.party, name: g.querySelector('.lane-name').textContent, top: band.top, bottom: band.bottom,
+    left: band.left, width: band.width,
+    spans: [...g.querySelectorAll('rect.span')].map((r) => { const b = r.getBoundingClientRect();
+      return { label: r.dataset.label, fill: r.getAttribute('fill'), title: r.querySelector('title').textContent,
+               left: b.left, width: b.width, top: b.top, bottom: b.bottom }; }) }; })"""
+
+
+def test_the_timeline_draws_one_lane_per_speaker_readable_at_ten_minutes(site: str, browser: object) -> None:  # noqa: F811
+    talk = long_talk()
+    colours = {}
+    for width in (1440, 390):
+        with page_of(browser, width=width) as page:
+            page.goto(f"{site}/sessions/{LONG_TALK}")
+            lanes = page.evaluate(LANES)
+            assert [(lane["party"], lane["name"]) for lane in lanes] == [("S1", "S1"), ("S2", "S2")], width
+            assert [len(lane["spans"]) for lane in lanes] == [75, 75], "one span per utterance, none merged"
+            # The lanes do not overlap, and each span lies inside its own lane.
+            assert lanes[0]["bottom"] <= lanes[1]["top"], lanes
+            for lane in lanes:
+                for span in lane["spans"]:
+                    assert span["width"] >= 1.0, (width, span)  # never sub-pixel, also on a phone
+                    assert lane["top"] <= span["top"] and span["bottom"] <= lane["bottom"], (lane["party"], span)
+            # Spans in time order across the width: utterance 0 at the left, the last one at the right.
+            first, last = lanes[0]["spans"][0], lanes[1]["spans"][-1]
+            assert abs(first["left"] - lanes[0]["left"]) < 1 and first["width"] < 0.01 * lanes[0]["width"]
+            assert last["left"] - first["left"] == pytest.approx(lanes[1]["width"] * 596 / 600, abs=2)
+            if width == 1440:
+                assert page.evaluate("document.documentElement.scrollWidth") <= width
+                colours = page.evaluate("JSON.parse(document.getElementById('colours').textContent)")
+                spans = [span for lane in lanes for span in lane["spans"]]
+                # Each span in its emotion's colour (the chips'), named in its tooltip; no speech in grey.
+                by_start = sorted(spans, key=lambda s: s["left"])
+                for u, span in zip(sorted(talk, key=lambda u: u.start_s), by_start, strict=True):
+                    if u.no_speech:
+                        assert span["label"] == "no-speech" and span["fill"] == "url(#no-speech-hatch)" and "no speech" in span["title"]
+                    else:
+                        assert span["label"] == u.label and span["fill"] == colours[u.label], (u, span)
+                        assert f"{u.label} {EMOTION_NAMES[u.label]}" in span["title"] and u.speaker in span["title"]
+                        assert f"{u.start_s:.1f}–{u.end_s:.1f} s" in span["title"], span["title"]
+                legend = page.locator(".legend").inner_text()
+                assert all(f"{code} {EMOTION_NAMES[code]}" in legend for code in {u.label for u in talk if u.label})
+    assert colours
+
+
+def test_the_speaker_filter_shows_one_speakers_rows_lane_and_distribution(site: str, browser: object) -> None:  # noqa: F811
+    talk = long_talk()
+    with page_of(browser) as page:
+        page.goto(f"{site}/sessions/{LONG_TALK}")
+        everyone = page.locator("#distribution tbody").inner_text()
+        assert page.locator("#windows tbody tr:visible").count() == 150
+        page.get_by_label("Speaker", exact=True).select_option("S2")
+        rows = page.locator("#windows tbody tr:visible")
+        assert rows.count() == 75
+        assert set(page.locator("#windows tbody tr:visible td:nth-child(5)").all_inner_texts()) == {"S2"}
+        assert [lane["party"] for lane in page.evaluate(LANES)] == ["S2"]
+        assert page.locator("#lanes rect.span").count() == 75
+        assert page.locator("#parties tbody tr:visible").count() == 1
+        assert page.locator("#parties tbody tr:visible th").inner_text() == "S2"
+        spoken = [u for u in talk if u.speaker == "S2" and not u.no_speech]
+        for label in LABELS:
+            share = sum(u.label == label for u in spoken) / len(spoken)
+            row = page.locator(f"#distribution tbody tr[data-label={label}]").inner_text()
+            assert row.split("\t")[1].strip() == f"{share * 100:.0f} %", (label, row)
+            mean = sum(u.scores[label] for u in spoken) / len(spoken)
+            assert row.split("\t")[2].strip() == f"{mean:.3f}", (label, row)
+        assert "of S2" in page.locator("#distribution caption").inner_text()
+        status = page.locator("#filter-status").inner_text()
+        assert "S2" in status and f"{len(spoken)} utterances" in status and "SAD" in status, status
+        assert "party=S2" in page.url
+        page.get_by_label("Speaker", exact=True).select_option("")
+        assert page.locator("#windows tbody tr:visible").count() == 150
+        assert page.locator("#lanes rect.span").count() == 150
+        assert page.locator("#distribution tbody").inner_text() == everyone
+        # The filter is in the address: a link opens the page filtered.
+        page.goto(f"{site}/sessions/{LONG_TALK}?party=S1")
+        assert page.locator("#windows tbody tr:visible").count() == 75
+        assert page.locator("#lanes g.lane").count() == 1
+
+
+def test_a_long_sessions_lanes_stay_bounded() -> None:
+    """An hour of half-second windows whose emotion changes every window, two speakers: past
+    MAX_LANE_SPANS the lanes are equal stretches, each in the emotion most of its windows won."""
+    results = [
+        utterance("hour", i, i * 0.5, i * 0.5 + 1.0, LABELS[i % 2] if i % 3 else "SAD", 0, f"S{i // 10 % 2 + 1}")
+        for i in range(7200)
+    ]
+    drawn = lanes(results, LABELS, 3600.5)
+    assert [p["key"] for p in drawn["parties"]] == ["S1", "S2"]
+    assert 2 <= len(drawn["spans"]) <= MAX_LANE_SPANS and drawn["binned"] > 0
+    assert sum(span[4] for span in drawn["spans"]) == 7200, "every window counted in one stretch"
+    assert {LABELS[span[2]] for span in drawn["spans"]} <= {"ANG", "DIS", "SAD"}
+    assert max(span[1] for span in drawn["spans"]) <= 3600.5 + drawn["binned"]
+    # Under the bound every result keeps its own span (touching ones of one emotion drawn as one).
+    few = lanes(results[:600], LABELS, 0.0)
+    assert few["binned"] == 0 and sum(span[4] for span in few["spans"]) == 600
+    assert len(few["spans"]) == 600 - sum(
+        1 for a, b in zip(results[:600], results[1:600], strict=False) if a.speaker == b.speaker and a.label == b.label
+    )

@@ -30,17 +30,204 @@ function chartWidth(el) { return Math.max(280, el.clientWidth || 600); }
 
 function timelineChart(el) {
   const data = JSON.parse(el.dataset.timeline);
-  const labels = Object.keys(data.series);
+  el.timeline = { labels: Object.keys(data.series), x: data.x, series: data.series, plot: null };
   if (!data.x.length) { el.textContent = "Nothing scored yet."; return; }
+  drawTimeline(el);
+}
+
+function drawTimeline(el) {
+  const { labels, x, series } = el.timeline;
   const opts = {
     width: chartWidth(el), height: 300,
     scales: { x: { time: false }, y: { range: [0, 1] } },
     axes: [{ label: "seconds" }, { label: "score" }],
     series: [{ label: "time (s)" }, ...labels.map((l) => ({ label: l, stroke: colour(l), width: 2, spanGaps: false }))],
   };
-  const plot = new uPlot(opts, [data.x, ...labels.map((l) => data.series[l])], el);
+  el.textContent = "";
+  const plot = new uPlot(opts, [x, ...labels.map((l) => series[l])], el);
+  el.timeline.plot = plot;
   legendCaption(plot, "Scores at the moment under the pointer");
   new ResizeObserver(() => plot.setSize({ width: chartWidth(el), height: 300 })).observe(el);
+}
+
+// A running stream's window joins the score chart (a no-speech or skipped window breaks the lines).
+function extendTimeline(el, w) {
+  const t = el.timeline;
+  if (!t) return;
+  t.x.push(Math.round(((w.start_s + w.end_s) / 2) * 1000) / 1000);
+  for (const l of t.labels) t.series[l].push(w.label ? (w.scores[l] || 0) : null);
+  if (t.plot) t.plot.setData([t.x, ...t.labels.map((l) => t.series[l])]);
+  else drawTimeline(el);
+}
+
+// Who spoke when: one lane per speaker (else per channel; one lane when there is neither), each
+// utterance or window a bar from its start to its end in its emotion's colour, never thinner than
+// MIN_SPAN_PX. Drawn as SVG at the element's width (again when it changes), so that bars are whole pixels.
+const NO_SPEECH = "#8a8a8a";
+const LANE_HEIGHT = 26, LANE_GAP = 8, AXIS_HEIGHT = 22, NAME_WIDTH = 86, MIN_SPAN_PX = 2;
+const SVG = "http://www.w3.org/2000/svg";
+
+function svg(tag, attributes, text) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attributes)) el.setAttribute(k, v);
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
+
+function clock(seconds, step) {
+  if (step >= 60 || seconds >= 600) {
+    const m = Math.floor(seconds / 60), s = Math.round(seconds % 60);
+    return `${m}:${String(s).padStart(2, "0")}`;
+  }
+  return `${Math.round(seconds * 10) / 10} s`;
+}
+
+// A session page's figures (labels, tallies...), parsed once: the filter and the live updates share them.
+let sessionData = null;
+function sessionInfo() {
+  const el = document.getElementById("session-live");
+  if (!sessionData && el) sessionData = JSON.parse(el.textContent);
+  return sessionData;
+}
+
+function laneChart(el) {
+  el.lanes = { ...JSON.parse(el.dataset.lanes), labels: sessionInfo().labels, only: "" };
+  drawLanes(el);
+  let width = el.clientWidth;
+  new ResizeObserver(() => { if (el.clientWidth !== width) { width = el.clientWidth; drawLanes(el); } }).observe(el);
+}
+
+function drawLanes(el) {
+  const state = el.lanes;
+  const shown = state.parties.map((p, i) => i).filter((i) => !state.only || state.parties[i].key === state.only);
+  if (!shown.length) { el.textContent = "Nothing scored yet."; return; }
+  const width = Math.max(280, el.clientWidth || 600);
+  const plotWidth = width - NAME_WIDTH - 6;
+  const duration = Math.max(state.duration_s, 1);
+  const at = (t) => NAME_WIDTH + (Math.min(Math.max(t, 0), duration) / duration) * plotWidth;
+  const height = shown.length * (LANE_HEIGHT + LANE_GAP) + AXIS_HEIGHT;
+  const names = shown.map((i) => state.parties[i].name).join(", ");
+  const root = svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, role: "img",
+    "aria-label": `Who spoke when (${names}), each bar coloured by its emotion; the table below holds the same.` });
+  // No speech: hatched, apart from every emotion's colour (neutral's grey included).
+  const defs = svg("defs", {});
+  const hatch = svg("pattern", { id: "no-speech-hatch", patternUnits: "userSpaceOnUse", width: 6, height: 6,
+    patternTransform: "rotate(45)" });
+  hatch.append(svg("rect", { width: 6, height: 6, fill: "#ffffff" }),
+    svg("line", { x1: 1, y1: 0, x2: 1, y2: 6, stroke: NO_SPEECH, "stroke-width": 2 }));
+  defs.append(hatch);
+  root.append(defs);
+  const row = new Map(shown.map((party, k) => [party, k]));
+  const lanes = shown.map((party, k) => {
+    const y = k * (LANE_HEIGHT + LANE_GAP);
+    const g = svg("g", { class: "lane", "data-party": state.parties[party].key });
+    g.append(svg("rect", { class: "lane-band", x: NAME_WIDTH, y, width: plotWidth, height: LANE_HEIGHT, fill: "#f2f2f2" }));
+    g.append(svg("text", { class: "lane-name", x: NAME_WIDTH - 6, y: y + LANE_HEIGHT / 2, "text-anchor": "end",
+      "dominant-baseline": "middle" }, state.parties[party].name));
+    root.append(g);
+    return g;
+  });
+  const unit = el.dataset.unit || "windows";
+  for (const [start, end, labelIndex, party, count] of state.spans) {
+    if (!row.has(party)) continue;
+    const k = row.get(party);
+    const label = labelIndex >= 0 ? state.labels[labelIndex] : "";
+    const w = Math.max(MIN_SPAN_PX, at(end) - at(start));
+    const x = Math.min(at(start), NAME_WIDTH + plotWidth - w);
+    const rect = svg("rect", { class: "span", x: x.toFixed(2), y: k * (LANE_HEIGHT + LANE_GAP) + 2, width: w.toFixed(2),
+      height: LANE_HEIGHT - 4, fill: label ? colour(label) : "url(#no-speech-hatch)", "data-label": label || "no-speech" });
+    if (!label) { rect.setAttribute("stroke", NO_SPEECH); rect.setAttribute("stroke-width", 1); }
+    const what = label ? `${label} ${NAMES[label] || label}` : "no speech, no emotion claimed";
+    const many = count > 1 ? ` (${count} ${unit}${state.binned ? ", the emotion most of them won" : ""})` : "";
+    rect.append(svg("title", {}, `${state.parties[party].name}, ${start.toFixed(1)}–${end.toFixed(1)} s: ${what}${many}`));
+    lanes[k].append(rect);
+  }
+  // The time axis: about one tick per 90 px, at round steps.
+  const steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200];
+  const step = steps.find((s) => (plotWidth / duration) * s >= 90) || 14400;
+  const axisY = shown.length * (LANE_HEIGHT + LANE_GAP);
+  const axis = svg("g", { class: "lane-axis" });
+  axis.append(svg("line", { x1: NAME_WIDTH, x2: NAME_WIDTH + plotWidth, y1: axisY, y2: axisY, stroke: "#767676" }));
+  for (let t = 0; t <= duration + 1e-9; t += step) {
+    const x = at(t);
+    axis.append(svg("line", { x1: x, x2: x, y1: axisY, y2: axisY + 4, stroke: "#767676" }));
+    axis.append(svg("text", { x, y: axisY + 16, "text-anchor": t === 0 ? "start" : "middle" }, clock(t, step)));
+  }
+  root.append(axis);
+  el.replaceChildren(root);
+}
+
+// A running stream's window joins its lane (a window the server skipped was not scored: no bar).
+function extendLanes(el, w, party) {
+  const state = el.lanes;
+  if (!state || w.skipped) return;
+  let p = state.parties.findIndex((q) => q.key === party);
+  if (p < 0) {
+    state.parties.push({ key: party, name: state.parties.length || w.speaker ? party : "all" });
+    p = state.parties.length - 1;
+  }
+  const labelIndex = w.label ? state.labels.indexOf(w.label) : -1;
+  const last = [...state.spans].reverse().find((s) => s[3] === p);
+  const start = Math.round(w.start_s * 1000) / 1000, end = Math.round(w.end_s * 1000) / 1000;
+  if (last && last[2] === labelIndex && start <= last[1] + 1e-3) { last[1] = Math.max(last[1], end); last[4] += 1; }
+  else state.spans.push([start, end, labelIndex, p, 1]);
+  state.duration_s = Math.max(state.duration_s, end);
+  drawLanes(el);
+}
+
+// The distribution, the header's dominant emotion and a party's summary, from the tallies (counts,
+// wins and score sums): the rule of the server's summaries (most wins, then the highest mean score).
+function dominant(tally, labels) {
+  let best = "";
+  for (const l of labels) {
+    if (!tally.count) break;
+    const wins = tally.wins[l] || 0, mean = (tally.sums[l] || 0) / tally.count;
+    const top = best ? [tally.wins[best] || 0, (tally.sums[best] || 0) / tally.count] : [-1, -1];
+    if (wins > top[0] || (wins === top[0] && mean > top[1])) best = l;
+  }
+  return best;
+}
+
+function showDistribution(tally) {
+  for (const tr of document.querySelectorAll("#distribution tbody tr[data-label]")) {
+    const l = tr.dataset.label;
+    const share = tally.count ? (tally.wins[l] || 0) / tally.count : 0;
+    tr.querySelector(".bar").style.width = `${Math.round(share * 800) / 100}rem`;
+    tr.querySelector(".share").textContent = `${Math.round(share * 100)} %`;
+    tr.querySelector(".mean").textContent = (tally.count ? (tally.sums[l] || 0) / tally.count : 0).toFixed(3);
+  }
+}
+
+// The speaker (or channel) filter: only that party's rows, lane, distribution and summary.
+function partyFilter() {
+  const select = document.getElementById("party-filter");
+  if (!select) return;
+  const info = sessionInfo();
+  const status = document.getElementById("filter-status");
+  const lanes = document.getElementById("lanes");
+  const apply = () => {
+    const key = select.value;
+    for (const tr of document.querySelectorAll("#windows tbody tr, #parties tbody tr")) {
+      tr.hidden = Boolean(key) && tr.dataset.party !== key;
+    }
+    if (lanes && lanes.lanes) { lanes.lanes.only = key; drawLanes(lanes); }
+    const tally = info.tallies[key] || { count: 0, seconds: 0, wins: {}, sums: {} };
+    showDistribution(tally);
+    const name = select.selectedOptions[0].textContent;
+    document.getElementById("distribution-party").textContent = key ? ` of ${name}` : "";
+    status.replaceChildren();
+    if (key) {
+      const best = dominant(tally, info.labels);
+      status.append(`Showing ${name} only: ${tally.count} ${info.unit} with speech, ${tally.seconds.toFixed(1)} s; dominant emotion `,
+        best ? chip(best) : "–", " (the score chart below shows every one)");
+    }
+    const url = new URL(location.href);
+    if (key) url.searchParams.set("party", key); else url.searchParams.delete("party");
+    history.replaceState(null, "", url);
+  };
+  select.addEventListener("change", apply);
+  const asked = new URLSearchParams(location.search).get("party");
+  if (asked && [...select.options].some((o) => o.value === asked)) { select.value = asked; apply(); }
 }
 
 // uPlot's legend is a table: it gets a caption, as every table does.
@@ -83,17 +270,50 @@ function chip(label) {
   return span;
 }
 
-// A running session's page appends its windows as they are scored.
+// A running session's page grows as its windows are scored: the table, the lanes and the score
+// chart, the header's duration and dominant emotion, and the distribution. Windows scored before
+// the page subscribed come from /api/live; each window counts once (by its index).
 function followSession() {
-  const info = document.getElementById("session-live");
-  if (!info) return;
-  const { session, running, labels } = JSON.parse(info.textContent);
-  if (!running) return;
+  const info = sessionInfo();
+  if (!info || !info.running) return;
+  const { session, labels, tallies, seen: stored } = info;
   const body = document.querySelector("#windows tbody");
-  const source = new EventSource(`/events?session=${encodeURIComponent(session)}`);
-  source.addEventListener("window", (message) => {
-    const w = JSON.parse(message.data);
+  const seen = new Set(stored);
+  const everyone = tallies[""] || (tallies[""] = { count: 0, seconds: 0, wins: {}, sums: {} });
+  const duration = document.getElementById("session-duration");
+  let longest = parseFloat(duration ? duration.textContent : "0") || 0;
+  const add = (w) => {
+    if (seen.has(w.index)) return;
+    seen.add(w.index);
+    const empty = document.querySelector("p.empty");
+    if (empty) empty.remove();
+    const party = w.speaker || `channel ${w.channel || 0}`;
+    appendRow(w, party);
+    if (w.label) {
+      for (const key of ["", party]) {
+        const t = tallies[key] || (tallies[key] = { count: 0, seconds: 0, wins: {}, sums: {} });
+        t.count += 1;
+        t.seconds += Math.max(0, w.end_s - w.start_s);
+        t.wins[w.label] = (t.wins[w.label] || 0) + 1;
+        for (const l of labels) t.sums[l] = (t.sums[l] || 0) + (w.scores[l] || 0);
+      }
+    }
+    longest = Math.max(longest, w.end_s);
+    if (duration) duration.textContent = `${longest.toFixed(1)} s`;
+    const best = dominant(everyone, labels);
+    const shown = document.getElementById("session-dominant");
+    if (shown) shown.replaceChildren(best ? chip(best) : "–");
+    const select = document.getElementById("party-filter");
+    showDistribution(tallies[select ? select.value : ""] || everyone);
+    const lanes = document.getElementById("lanes");
+    if (lanes) extendLanes(lanes, w, party);
+    const timeline = document.getElementById("timeline");
+    if (timeline) extendTimeline(timeline, w);
+  };
+  const appendRow = (w, party) => {
     const row = document.createElement("tr");
+    row.dataset.party = party;
+    row.dataset.start = String(w.start_s);
     const number = w.label ? body.querySelectorAll("tr:not(.silence)").length + 1 : "";
     row.append(cell(number, "num"), cell(w.start_s.toFixed(1), "num"), cell(w.end_s.toFixed(1), "num"));
     if (w.label) {
@@ -105,7 +325,21 @@ function followSession() {
       const td = cell(quiet ? "no speech: no emotion claimed" : "not scored: the server was busy");
       td.colSpan = labels.length + 1; row.append(td);
     }
-    body.append(row);
+    // In time order: a window fetched late goes before those that came after it.
+    const later = [...body.children].find((tr) => parseFloat(tr.dataset.start) > w.start_s);
+    body.insertBefore(row, later || null);
+  };
+  const source = new EventSource(`/events?session=${encodeURIComponent(session)}`);
+  source.onopen = () => {
+    fetch("/api/live").then((r) => r.json()).then((state) => {
+      const stream = state.streams.find((s) => s.session_id === session);
+      if (stream) for (const w of stream.windows) add(w);
+    });
+  };
+  source.addEventListener("window", (message) => add(JSON.parse(message.data)));
+  source.addEventListener("alert", () => {
+    const alerts = document.getElementById("session-alerts");
+    if (alerts) alerts.textContent = `${(parseInt(alerts.textContent, 10) || 0) + 1} alert(s)`;
   });
   source.addEventListener("stream_ended", () => { source.close(); location.reload(); });
 }
@@ -280,6 +514,8 @@ function wav(buffer) {
 document.addEventListener("DOMContentLoaded", () => {
   localTimes();
   for (const el of document.querySelectorAll("[data-timeline]")) timelineChart(el);
+  for (const el of document.querySelectorAll("[data-lanes]")) laneChart(el);
+  partyFilter();
   for (const el of document.querySelectorAll("[data-buckets]")) trendsChart(el);
   followSession();
   liveMonitor();

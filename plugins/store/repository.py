@@ -8,7 +8,7 @@ import hmac
 import json
 import os
 import secrets
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -22,6 +22,9 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
+    Float,
+    case,
+    cast,
     create_engine,
     delete,
     event,
@@ -29,6 +32,7 @@ from sqlalchemy import (
     inspect,
     select,
     text,
+    true,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -453,6 +457,20 @@ class ResultStore:
     ) -> list[SessionRecord]:
         """Sessions newest first, at most ``limit``: ``search`` matches the id or a metadata value
         (substring), ``since``/``until`` the start time, ``kind`` the source (stream, classify, job)."""
+        condition = self._session_condition(search, since, until, kind, with_alerts)
+        with Session(self.engine) as db:
+            ids = list(
+                db.scalars(
+                    select(SessionRow.id).where(condition).order_by(SessionRow.started_at.desc()).limit(limit)
+                )
+            )
+        records = self._load(SessionRow.id.in_(ids))
+        return sorted(records, key=lambda r: r.started_at, reverse=True)
+
+    @staticmethod
+    def _session_condition(
+        search: str, since: datetime | None, until: datetime | None, kind: str, with_alerts: bool
+    ) -> ColumnElement[bool]:
         condition: ColumnElement[bool] = SessionRow.id.is_not(None)
         if search:
             pattern = f"%{search}%"
@@ -466,14 +484,88 @@ class ResultStore:
             condition = condition & (SessionRow.kind == kind)
         if with_alerts:
             condition = condition & SessionRow.id.in_(select(AlertRow.session_id))
+        return condition
+
+    def session_summaries(
+        self,
+        search: str = "",
+        since: datetime | None = None,
+        until: datetime | None = None,
+        kind: str = "",
+        with_alerts: bool = False,
+        limit: int = 500,
+    ) -> list[SessionListing]:
+        """The sessions :meth:`find_sessions` finds, summarised by the database: per session a few
+        grouped rows (windows won and score sums per label, counts), never its results, so that a
+        list of long sessions costs what a list of short ones does. Each summary is the one
+        :func:`summarise` makes of the session's results (``results`` and ``alerts`` left empty: the
+        alerts are counted in ``alert_count``; ``model_name`` is the session's)."""
         with Session(self.engine) as db:
             ids = list(
                 db.scalars(
-                    select(SessionRow.id).where(condition).order_by(SessionRow.started_at.desc()).limit(limit)
+                    select(SessionRow.id)
+                    .where(self._session_condition(search, since, until, kind, with_alerts))
+                    .order_by(SessionRow.started_at.desc())
+                    .limit(limit)
                 )
             )
-        records = self._load(SessionRow.id.in_(ids))
-        return sorted(records, key=lambda r: r.started_at, reverse=True)
+            if not ids:
+                return []
+            sessions = db.scalars(select(SessionRow).where(SessionRow.id.in_(ids))).all()
+            metadata: dict[str, dict[str, str]] = defaultdict(dict)
+            for row in db.scalars(select(MetadataRow).where(MetadataRow.session_id.in_(ids))):
+                metadata[row.session_id][row.key] = row.value
+            chosen = ResultRow.session_id.in_(ids)
+            # Results without speech claim no emotion: counted neither as windows nor in the means.
+            spoken = ResultRow.no_speech.is_(False)
+            counts: dict[str, int] = {}
+            ends: dict[str, float] = {}
+            each = select(
+                ResultRow.session_id, func.sum(case((spoken, 1), else_=0)), func.max(ResultRow.end_s)
+            ).where(chosen)
+            for session_id, count, end in db.execute(each.group_by(ResultRow.session_id)):
+                counts[session_id], ends[session_id] = int(count or 0), float(end or 0.0)
+            wins: dict[str, Counter[str]] = defaultdict(Counter)
+            won = select(ResultRow.session_id, ResultRow.label, func.count()).where(chosen & spoken)
+            for session_id, label, n in db.execute(won.group_by(ResultRow.session_id, ResultRow.label)):
+                wins[session_id][label] += n
+            sums: dict[str, dict[str, float]] = defaultdict(dict)
+            scores, value = _score_items(self.engine.dialect.name)
+            summed = (
+                select(ResultRow.session_id, scores.c.key, func.sum(value))
+                .select_from(ResultRow)
+                .join(scores, true())
+                .where(chosen & spoken)
+                .group_by(ResultRow.session_id, scores.c.key)
+            )
+            for session_id, label, total in db.execute(summed):
+                sums[session_id][label] = float(total)
+            alerts = dict(
+                db.execute(
+                    select(AlertRow.session_id, func.count()).where(AlertRow.session_id.in_(ids)).group_by(AlertRow.session_id)
+                ).all()
+            )
+        listings = []
+        for s in sessions:
+            count, labels = counts.get(s.id, 0), sorted(sums[s.id])
+            means = {label: sums[s.id][label] / count for label in labels} if count else {}
+            won_by = wins[s.id]
+            summary = SessionSummary(
+                session_id=s.id,
+                window_count=count,
+                duration_s=ends.get(s.id, 0.0) if s.duration_s is None else s.duration_s,
+                dominant_label=max(labels, key=lambda label: (won_by[label], means[label])) if labels else "",
+                shares={label: won_by[label] / count for label in labels} if count else {},
+                mean_scores=means,
+                results=(),
+                alerts=(),
+                metadata=metadata[s.id],
+                model_name=s.model_name,
+                end_reason=s.end_reason or "completed",
+            )
+            record = SessionRecord(summary, s.started_at, s.kind)  # type: ignore[arg-type]
+            listings.append(SessionListing(record, int(alerts.get(s.id, 0))))
+        return sorted(listings, key=lambda listing: listing.record.started_at, reverse=True)
 
     def session_ids_before(self, before: datetime) -> list[str]:
         """Ids of the sessions started before ``before``, and of the jobs submitted before it (a
@@ -571,6 +663,25 @@ class ResultStore:
             summary = replace(summary, model_name=summary.model_name or s.model_name)
             records.append(SessionRecord(summary, s.started_at, s.kind))  # type: ignore[arg-type]
         return records
+
+
+@dataclass(frozen=True)
+class SessionListing:
+    """A session as a list shows it (:meth:`ResultStore.session_summaries`): its record, whose
+    summary holds no results nor alerts, and how many alerts it has."""
+
+    record: SessionRecord
+    alert_count: int
+
+
+def _score_items(dialect: str) -> tuple[Any, ColumnElement[Any]]:
+    """The table-valued function that spreads a result's ``scores`` (JSON) into (key, value) rows,
+    and its value as a number."""
+    if dialect == "postgresql":
+        items = func.json_each_text(ResultRow.scores).table_valued("key", "value")
+        return items, cast(items.c.value, Float)
+    items = func.json_each(ResultRow.scores).table_valued("key", "value")
+    return items, items.c.value
 
 
 def alert_event_id(session_id: str, alert: Alert) -> str:
