@@ -15,13 +15,13 @@ from emotion_client.v1 import emotion_pb2 as pb
 from emotion_client.v1 import emotion_pb2_grpc
 from emotion_service import whisper_encoder
 from emotion_service.architectures import WhisperProbeConfig, WhisperProbeForAudioClassification
-from emotion_service.paths import REPO_ROOT
+from emotion_service.paths import WHISPER_PROBE_MODEL
 from emotion_service.server.model import ModelBackend
 from emotion_service.tuning.whisper_probe import LABELS, RECIPES, fit
 from emotion_service.whisper_encoder import MODEL_SHA256, WeightsError, assemble, log_mel, sha256_file
 from tests.conftest import load_mono, make_settings, recordings, start_server
 
-BUNDLED_PROBE = REPO_ROOT / "models" / "emotion-whisper-probe"
+BUNDLED_PROBE = WHISPER_PROBE_MODEL
 
 
 @pytest.fixture(scope="module")

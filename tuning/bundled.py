@@ -1,4 +1,4 @@
-"""Reproduce the bundled log-mel CNN (the fast model): `python -m emotion_service.tuning.bundled` (`make model-cnn`).
+"""Reproduce the bundled default model, the log-mel CNN: `python -m emotion_service.tuning.bundled` (what `make model` runs).
 
 The recipe is trained with three seeds on every RAVDESS actor 01-18 (the test actors 19-24
 excluded; no validation split, the last of 60 epochs exported; recipes are compared by

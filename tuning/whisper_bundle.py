@@ -20,7 +20,7 @@ import numpy as np
 from transformers import Wav2Vec2FeatureExtractor
 
 from emotion_service.architectures import WhisperProbeConfig, WhisperProbeForAudioClassification
-from emotion_service.paths import REPO_ROOT
+from emotion_service.paths import LOGMEL_CNN_MODEL
 from emotion_service.tuning.datasets import Example, split_by_speaker
 from emotion_service.tuning.honest_conditions import honest_conditions
 from emotion_service.tuning.whisper_probe import (
@@ -83,7 +83,7 @@ def bundle(features: Features, recipe: Recipe, ravdess: Sequence[Example], emodb
     emodb_y = labels_of(emodb)
     emodb_acc = [float(np.mean(h.probabilities(emodb_x).argmax(1) == emodb_y)) for h in heads]
     write_folder(heads[0], recipe, output)
-    reference = score_reference(REPO_ROOT / "models" / "emotion-logmel-cnn", test, conditions, features)
+    reference = score_reference(LOGMEL_CNN_MODEL, test, conditions, features)
     metrics = {
         "recipe": recipe.name,
         "encoder_sha256": MODEL_SHA256,
@@ -172,7 +172,7 @@ clips through a running service instead.
 Reproduce (about 25 min on 2 cores, most of it encoding clips once; vectors are cached in `build/`):
 
 ```bash
-python -m emotion_service.tuning.whisper_probe cv --output models/emotion-whisper-probe
+python -m emotion_service.tuning.whisper_probe cv
 python -m emotion_service.tuning.whisper_probe bundle --recipe {metrics['recipe']}
 ```
 

@@ -36,7 +36,7 @@ from sklearn.preprocessing import StandardScaler
 
 from emotion_service import degradations
 from emotion_service.audio import load_audio
-from emotion_service.paths import REPO_ROOT
+from emotion_service.paths import REPO_ROOT, WHISPER_PROBE_MODEL
 from emotion_service.tuning.datasets import Example, load_emodb, load_ravdess, speaker_ids, split_by_speaker
 from emotion_service.tuning.honest_conditions import HONEST_VERSION, TRAINING_TWIN, HonestCondition, honest_conditions
 from emotion_service.whisper_encoder import FRONT_END, MODEL_SHA256, shared_encoder
@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("command", choices=["cv", "bundle"], help="cv: compare the recipes on 01-18; bundle: train and score once")
     parser.add_argument("--data", type=Path, default=DATA, help="folder holding ravdess/ and emodb/")
-    parser.add_argument("--output", type=Path, default=REPO_ROOT / "models" / "emotion-whisper-probe",
+    parser.add_argument("--output", type=Path, default=WHISPER_PROBE_MODEL,
                         help="the model folder (bundle) or where cv.json is written (cv)")  # fmt: skip
     parser.add_argument("--recipe", choices=sorted(RECIPES), default="probe-clean-c0.05", help="bundle: the recipe to train")
     args = parser.parse_args(argv)
