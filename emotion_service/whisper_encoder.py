@@ -61,10 +61,13 @@ class WeightsError(RuntimeError):
     """The Whisper weights are missing, of another version, or do not hash to :data:`MODEL_SHA256`."""
 
 
+CACHE_ENV = "EMOTION_CACHE_DIR"
+
+
 def cache_root() -> Path:
     """Where joined weights are kept: ``$EMOTION_CACHE_DIR``, else ``$XDG_CACHE_HOME/emotion-service``."""
-    if os.environ.get("EMOTION_CACHE_DIR"):
-        return Path(os.environ["EMOTION_CACHE_DIR"])
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "emotion-service"
 
 

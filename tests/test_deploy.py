@@ -227,6 +227,9 @@ def known_env_names() -> set[str]:
     names = {"EMOTION_" + f.name.upper() for f in dataclasses.fields(Settings)}
     names |= {"EMOTION_CONFIG", "EMOTION_PLUGINS"}
     names |= set(load_probe().PROBE_ENV)
+    from emotion_service.whisper_encoder import CACHE_ENV  # where the Whisper weights are joined
+
+    names.add(CACHE_ENV)
     from emotion_service.plugins.builtin.reports import NAME as REPORTS
     from emotion_service.plugins.builtin.reports import ReportsConfig
     from emotion_service.plugins.builtin.store import NAME as STORE

