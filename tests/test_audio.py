@@ -105,11 +105,26 @@ def test_too_long_and_too_big_and_too_short(speech) -> None:
         (b"\x00" * 6400, "s16le", 10_000_000, 1, "out of range"),
         (b"\x00" * 6400, "u8", 16000, 1, "unsupported PCM encoding"),
         (np.full(1600, np.nan, "<f4").tobytes(), "f32le", 16000, 1, "NaN"),
+        (np.concatenate([np.zeros(1600), [1e30]]).astype("<f4").tobytes(), "f32le", 16000, 1, "full scale at 1.0"),
     ],
 )
 def test_bad_raw_audio(data: bytes, encoding: str, rate: int, channels: int, message: str) -> None:
     with pytest.raises(audio.AudioError, match=message):
         audio.decode_raw(data, encoding, rate, channels, 16000, LIMITS)
+
+
+def test_float_files_far_over_full_scale_are_refused_and_ordinary_overs_kept(tmp_path) -> None:
+    import soundfile as sf
+
+    wave = np.sin(np.linspace(0, 2000, 16000)).astype(np.float32)
+    for scale, refused in ((1e30, True), (1e6, True), (1.5, False)):
+        path = tmp_path / f"{scale:g}.wav"
+        sf.write(path, wave * scale, 16000, subtype="FLOAT")
+        if refused:
+            with pytest.raises(audio.AudioError, match="full scale at 1.0"):
+                audio.decode_content(path.read_bytes(), 16000, LIMITS)
+        else:
+            assert len(audio.decode_content(path.read_bytes(), 16000, LIMITS).waveform) == 16000
 
 
 def test_stream_decoder_carries_partial_frames_and_resamples(speech) -> None:

@@ -346,3 +346,35 @@ async def test_the_cookie_holds_a_signed_session_not_the_token(ui: tuple[Emotion
     # Logging out clears the cookie.
     status, set_cookies, _ = await asyncio.to_thread(http, base + "/logout", cookies, {"csrf": cookies[CSRF_COOKIE]})
     assert status == 303 and set_cookies.get(SESSION_COOKIE, "missing") == ""
+
+
+async def test_a_rotated_token_ends_the_web_sessions_made_with_the_old_one(tiny_model: Path, tmp_path: Path) -> None:
+    """Sessions name the key by its hash: a token rotated under the same name no longer logs anyone in."""
+    secret = tmp_path / "web-secret"
+    secret.write_text(base64.b64encode(b"k" * 32).decode())
+    tokens = tmp_path / "tokens.toml"
+
+    async def serving(token: str) -> EmotionServer:
+        tokens.write_text(f'[[keys]]\nname = "viewer"\nsha256 = "{hash_token(token)}"\nscopes = ["read", "classify"]\n')
+        settings = make_settings(tiny_model, http_port=port, auth_tokens_file=str(tokens),
+                                 web_session_secret_file=str(secret))  # fmt: skip
+        server = EmotionServer(settings)
+        await server.start()
+        await server.load_model()
+        return server
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = await serving("view-token")
+    try:
+        cookies = await login(base)
+        status, _, _ = await asyncio.to_thread(http, base + "/api/live", cookies)
+        assert status == 200
+    finally:
+        await server.stop(grace=1)
+    server = await serving("rotated-token")  # the same key name, a new token; the same session secret
+    try:
+        status, _, _ = await asyncio.to_thread(http, base + "/api/live", cookies)
+        assert status == 401
+    finally:
+        await server.stop(grace=1)

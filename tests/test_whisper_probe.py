@@ -136,3 +136,19 @@ def test_the_bundled_probe_is_trained_on_this_encoder() -> None:
     assert config.encoder_sha256 == MODEL_SHA256
     digest = hashlib.sha256((BUNDLED_PROBE / "model.safetensors").read_bytes()).hexdigest()
     assert len(digest) == 64
+
+
+def test_an_ensemble_head_stays_finite_in_bfloat16() -> None:
+    """Members' near-zero probabilities underflow in bfloat16: the average must not become -inf or NaN."""
+    import torch
+
+    from emotion_service.architectures import ProbeHead
+
+    head = ProbeHead(4, 6, "mlp", 3, 8)
+    with torch.no_grad():
+        for member in head.members:
+            member.w1.fill_(1.0)
+            member.w2.copy_(torch.linspace(-40, 40, 48).reshape(6, 8))  # logits 600 apart
+    out = head.to(torch.bfloat16)(torch.ones(2, 4, dtype=torch.bfloat16))
+    assert torch.isfinite(out).all()
+    assert abs(float(out.float().exp().sum(-1)[0]) - 1) < 0.02
