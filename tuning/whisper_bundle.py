@@ -29,6 +29,7 @@ from emotion_service.tuning.whisper_probe import (
     TRAINING,
     Features,
     Recipe,
+    _index,
     fit,
     head_state,
     labels_of,
@@ -113,17 +114,11 @@ def score_reference(
     y = [e.label for e in test]
     rows = []
     for condition in conditions:
-        waves = [condition.apply(features.audio(e), _seed(e)) for e in test]
+        waves = [condition.apply(features.audio(e), _index(e)) for e in test]
         predicted = [scorer.labels[i] for i in scorer.score(waves, condition.name, len(waves)).argmax(1)]
         rows.append({"condition": condition.name, "accuracy": float(np.mean([a == b for a, b in zip(predicted, y)]))})
         print(json.dumps({"log-mel CNN": rows[-1]}), flush=True)
     return rows
-
-
-def _seed(example: Example) -> int:
-    from emotion_service.tuning.whisper_probe import _index
-
-    return _index(example)
 
 
 def test_table(metrics: dict[str, Any]) -> str:

@@ -38,7 +38,14 @@ from emotion_service import degradations
 from emotion_service.audio import load_audio
 from emotion_service.paths import REPO_ROOT, WHISPER_PROBE_MODEL
 from emotion_service.tuning.datasets import Example, load_emodb, load_ravdess, speaker_ids, split_by_speaker
-from emotion_service.tuning.honest_conditions import HONEST_VERSION, TRAINING_TWIN, HonestCondition, honest_conditions
+from emotion_service.tuning.honest_conditions import (
+    HONEST_VERSION,
+    ROOM_DISTANCES_M,
+    TRAINING_TWIN,
+    HonestCondition,
+    honest_conditions,
+    make_room,
+)
 from emotion_service.whisper_encoder import FRONT_END, MODEL_SHA256, shared_encoder
 
 DATA = REPO_ROOT.parent / "shared" / "data"
@@ -235,6 +242,7 @@ def fold_split(ravdess: Sequence[Example], held: Sequence[str]) -> tuple[list[Ex
 def cross_validate(features: Features, ravdess: Sequence[Example]) -> dict[str, Any]:
     """Leave-one-family-out CV on actors 01-18: every recipe, fold and honest family's middle setting."""
     rows = []
+    rooms = {d: make_room(d, seed=int(d * 10)) for d in ROOM_DISTANCES_M}  # the same rooms for every speaker
     for fold, held in enumerate(FOLDS):
         scored, train = fold_split(ravdess, held)
         train_pool = [features.audio(e) for e in train[::4]]
@@ -243,7 +251,7 @@ def cross_validate(features: Features, ravdess: Sequence[Example]) -> dict[str, 
             # The fold's other held-out actors, in neutral register: voices this fold's head never trained
             # on, not the talker's own (see honest_conditions' babble for why neutral).
             unseen = [features.audio(e) for e in scored if e.speaker != speaker and e.label == "NEU"]
-            conditions_by_speaker[speaker] = [c for c in honest_conditions(unseen) if c.middle]
+            conditions_by_speaker[speaker] = [c for c in honest_conditions(unseen, rooms) if c.middle]
         families = [c.family for c in conditions_by_speaker[held[0]]]
         test_x: dict[str, np.ndarray] = {}
         for position, family in enumerate(families):

@@ -457,15 +457,24 @@ class ResultStore:
     ) -> list[SessionRecord]:
         """Sessions newest first, at most ``limit``: ``search`` matches the id or a metadata value
         (substring), ``since``/``until`` the start time, ``kind`` the source (stream, classify, job)."""
-        condition = self._session_condition(search, since, until, kind, with_alerts)
         with Session(self.engine) as db:
-            ids = list(
-                db.scalars(
-                    select(SessionRow.id).where(condition).order_by(SessionRow.started_at.desc()).limit(limit)
-                )
-            )
+            ids = self._session_ids(db, search, since, until, kind, with_alerts, limit)
         records = self._load(SessionRow.id.in_(ids))
         return sorted(records, key=lambda r: r.started_at, reverse=True)
+
+    def _session_ids(
+        self,
+        db: Session,
+        search: str,
+        since: datetime | None,
+        until: datetime | None,
+        kind: str,
+        with_alerts: bool,
+        limit: int,
+    ) -> list[str]:
+        """The ids of the sessions :meth:`find_sessions` finds, newest first, at most ``limit``."""
+        condition = self._session_condition(search, since, until, kind, with_alerts)
+        return list(db.scalars(select(SessionRow.id).where(condition).order_by(SessionRow.started_at.desc()).limit(limit)))
 
     @staticmethod
     def _session_condition(
@@ -501,14 +510,7 @@ class ResultStore:
         :func:`summarise` makes of the session's results (``results`` and ``alerts`` left empty: the
         alerts are counted in ``alert_count``; ``model_name`` is the session's)."""
         with Session(self.engine) as db:
-            ids = list(
-                db.scalars(
-                    select(SessionRow.id)
-                    .where(self._session_condition(search, since, until, kind, with_alerts))
-                    .order_by(SessionRow.started_at.desc())
-                    .limit(limit)
-                )
-            )
+            ids = self._session_ids(db, search, since, until, kind, with_alerts, limit)
             if not ids:
                 return []
             sessions = db.scalars(select(SessionRow).where(SessionRow.id.in_(ids))).all()
