@@ -117,7 +117,9 @@ def tune(data: Path, seeds: int, write_backend: bool) -> None:
     base = diarizer.settings
     embedded = []
     for group, condition, wave, ref in cases(data, TRAIN, seeds):
-        fine = segmenter.segments(wave, RATE, min_silence_s=diarizer.settings.min_silence_s)
+        fine = segmenter.segments(
+            wave, RATE, min_silence_s=diarizer.settings.min_silence_s, threshold=diarizer.settings.vad_threshold
+        )
         emb = diarizer.embed(wave, RATE, fine)
         # Pieces for fitting: the VAD segments uncut (a similarity is never below -1), each labelled
         # with its reference speaker.
@@ -138,8 +140,8 @@ def tune(data: Path, seeds: int, write_backend: bool) -> None:
         return Plda.fit(speakers)
 
     models: dict[frozenset[str], Plda] = {}
-    for change, merge in itertools.product((0.5, 0.6), (5.0, 8.0, 10.0, 12.0, 15.0, 20.0)):
-        diarizer.settings = replace(base, change_threshold=change, merge_threshold=merge)
+    for merge, share in itertools.product((8.0, 12.0, 15.0, 20.0), (0.0, 0.1, 0.2, 0.3)):
+        diarizer.settings = replace(base, merge_threshold=merge, min_speaker_share=share)
         rates: dict[tuple[str, str], list[float]] = {}
         wrong_count = 0
         for group, condition, ref, emb, _names, _vectors in embedded:
@@ -152,7 +154,7 @@ def tune(data: Path, seeds: int, write_backend: bool) -> None:
             rates.setdefault((group, condition), []).append(diarization_error_rate(ref, hyp)["der"])
             wrong_count += len({s.speaker for s in found}) != len(actors)
         summary = "  ".join(f"{g} {c} {np.mean(r):6.1%}" for (g, c), r in rates.items())
-        print(f"change {change:.2f} merge {merge:4.1f}: {summary}  wrong count {wrong_count}/{len(embedded)}")
+        print(f"merge {merge:4.1f} min share {share:.2f}: {summary}  wrong count {wrong_count}/{len(embedded)}")
     if write_backend:
         model = fit(frozenset())
         path = Path(emotion_service.diarization.__file__)

@@ -27,6 +27,8 @@ import numpy as np
 import soxr
 import torch
 
+from emotion_service.speech_presence import normalise_level
+
 # Silero VAD runs at 16 kHz (or 8 kHz); other rates are resampled for it only.
 VAD_RATE = 16_000
 
@@ -51,6 +53,10 @@ class SegmenterSettings:
     min_speech_s: float = 0.25
     # Silero's speech probability above which a 32 ms frame is speech.
     threshold: float = 0.5
+    # Scale each track so its loud frames sit at -20 dBFS before the detector hears it, as the speech
+    # detector of Classify and stream windows does (emotion_service.speech_presence): quiet but real
+    # speech (a far or soft-spoken party, a low recording level) is found as loud speech is.
+    normalise_level: bool = True
     # Speech kept on each side of a detected utterance.
     pad_s: float = 0.05
     bleed_margin_db: float = 10.0
@@ -72,17 +78,25 @@ class Segmenter:
         self._lock = threading.Lock()
 
     def segments(
-        self, waveform: np.ndarray, sample_rate: int, channel: int = 0, min_silence_s: float | None = None
+        self,
+        waveform: np.ndarray,
+        sample_rate: int,
+        channel: int = 0,
+        min_silence_s: float | None = None,
+        threshold: float | None = None,
     ) -> list[Segment]:
-        """The utterances of one mono track, in order; ``min_silence_s`` overrides the setting (diarization
-        cuts at shorter pauses, where one party may hand over to the other)."""
+        """The utterances of one mono track, in order; ``min_silence_s`` and ``threshold`` override the
+        settings (diarization cuts at shorter pauses, where one party may hand over to the other, and
+        listens more keenly: speech missed there is missed for both parties)."""
         s = self.settings
         audio = waveform if sample_rate == VAD_RATE else soxr.resample(waveform, sample_rate, VAD_RATE)
+        if s.normalise_level:
+            audio = normalise_level(np.asarray(audio, dtype=np.float32))
         with self._lock:
             stamps = self._get_speech_timestamps(
                 torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)),
                 self._model,
-                threshold=s.threshold,
+                threshold=s.threshold if threshold is None else threshold,
                 sampling_rate=VAD_RATE,
                 min_speech_duration_ms=int(s.min_speech_s * 1000),
                 min_silence_duration_ms=int((s.min_silence_s if min_silence_s is None else min_silence_s) * 1000),

@@ -81,8 +81,12 @@ def load(
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
     config_file: Path | None = None,
+    defaults: Mapping[str, Any] | None = None,
 ) -> C:
     """Builds ``cls`` from defaults < TOML table < environment < ``overrides`` (flags).
+
+    ``defaults`` replaces the dataclass's own defaults for the fields it names (e.g. what a model's
+    calibration chose); whatever the file, the environment or a flag sets still wins over them.
 
     ``table`` picks this group's table out of the parsed TOML file and names it (for
     messages); ``env_var`` names a field's environment variable. ``overrides`` values
@@ -92,8 +96,8 @@ def load(
     environ = os.environ if environ is None else environ
     fields = fields_of(cls)
     types = typing.get_type_hints(cls)
-    values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
+    values: dict[str, Any] = {key: value for key, value in (defaults or {}).items() if key in fields}
+    sources: dict[str, str] = {key: "the model's calibration" for key in values}
     path = config_path(environ, config_file)
     if path is not None:
         name, data = table(read_toml(path))
@@ -228,13 +232,22 @@ def load_plugin_config(
     cls: type[C],
     environ: Mapping[str, str] | None = None,
     config_file: Path | None = None,
+    defaults: Mapping[str, Any] | None = None,
 ) -> C:
-    """A plugin's settings from its ``[plugins.<plugin>]`` table and ``EMOTION_<PLUGIN>_*`` variables."""
+    """A plugin's settings from its ``[plugins.<plugin>]`` table and ``EMOTION_<PLUGIN>_*`` variables
+    (over ``defaults``, see :func:`load`)."""
 
     def table(data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         return f"[plugins.{plugin}]", data.get("plugins", {}).get(plugin, {})
 
-    return load(cls, table=table, env_var=lambda f: plugin_env_var(plugin, f), environ=environ, config_file=config_file)
+    return load(
+        cls,
+        table=table,
+        env_var=lambda f: plugin_env_var(plugin, f),
+        environ=environ,
+        config_file=config_file,
+        defaults=defaults,
+    )
 
 
 _DEFAULT_METAVARS = {int: "N", float: "NUM", str: "TEXT"}

@@ -26,6 +26,7 @@ hook                results                            an implementation that ra
 ``on_session_end``  written locations concatenated     is logged and skipped
 ``on_shutdown``     ignored                            is logged and skipped
 ``on_erase``        erased places concatenated         fails the erasure with INTERNAL naming it
+``on_model_loaded`` ignored                            is logged and skipped
 ==================  =================================  ============================================
 
 Hooks are called from worker threads, several at once for concurrent
@@ -141,6 +142,30 @@ def on_session_end(summary: SessionSummary) -> list[str] | None:
     :return: locations of anything written, or ``None``.
 
     A raising implementation is logged with its name and skipped.
+    """
+
+
+@hookspec
+def on_model_loaded(model_name: str, model_folder: str, labels: list[str]) -> None:
+    """The server loaded its model and is about to serve it: adapt to that model.
+
+    Called once per server, after the model loaded and before the first request is scored (health
+    turns SERVING after every implementation returned), from a worker thread. The built-in
+    ``anomaly`` plugin reads its alert levels from the model folder's ``alert_calibration.json``
+    here (what ``make calibrate-alerts`` chose for that model), so each bundled model is served with
+    its own calibration; settings given in the config file or the environment still win.
+
+    :param model_name: the name the service reports (``GetModelInfo``; a folder's name or a hub id).
+    :param model_folder: the model's folder on disk, or ``""`` for a hub id served from the cache.
+    :param labels: the model's labels, in score order.
+
+    A raising implementation is logged with its name and skipped.
+
+    Example::
+
+        @hookimpl
+        def on_model_loaded(model_name, model_folder, labels):
+            thresholds.update(json.loads(Path(model_folder, "my_plugin.json").read_text()))
     """
 
 

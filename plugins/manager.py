@@ -32,6 +32,7 @@ HOOKS = (
     "on_alert",
     "on_session_end",
     "on_job_end",
+    "on_model_loaded",
     "on_shutdown",
     "on_erase",
 )
@@ -139,6 +140,10 @@ class PluginHost:
             erased.extend(returned or [])
         log.info("session_erased", session_id=session_id, requested_by=requested_by, erased=erased)
         return erased
+
+    def on_model_loaded(self, model_name: str, model_folder: str, labels: list[str]) -> None:
+        """Tells every plugin which model is about to be served."""
+        self._each("on_model_loaded", model_name=model_name, model_folder=model_folder, labels=labels)
 
     def on_shutdown(self) -> None:
         """Lets every plugin flush and close."""

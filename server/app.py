@@ -122,6 +122,10 @@ class EmotionServer:
         capacity = await asyncio.to_thread(audio_capacity, backend, s.window_s, s.max_batch_size)
         log.info("model_capacity_measured", audio_seconds_per_second=round(capacity, 1), window_s=s.window_s)
         speech = await asyncio.to_thread(SpeechDetector, s.speech_threshold)
+        folder = str(Path(s.model).resolve()) if Path(s.model).is_dir() else ""
+        await asyncio.to_thread(
+            self.servicer.plugins.on_model_loaded, backend.info.name, folder, list(backend.info.labels)
+        )
         batcher = DynamicBatcher(
             backend.forward,
             prepare=backend.features,

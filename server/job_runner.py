@@ -148,7 +148,10 @@ class JobRunner:
             return [replace(s, speaker=f"S{channel + 1}") for s in self.segmenter.segments(track, rate, channel)]
         if not claim.diarize:
             return self.segmenter.segments(track, rate, channel)
-        fine = self.segmenter.segments(track, rate, channel, min_silence_s=self.diarizer.settings.min_silence_s)
+        found = self.diarizer.settings
+        fine = self.segmenter.segments(
+            track, rate, channel, min_silence_s=found.min_silence_s, threshold=found.vad_threshold
+        )
         return self.diarizer.diarize(
             track, rate, fine, claim.num_speakers, self.settings.job_min_silence_s, self.settings.job_max_utterance_s
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from emotion_service.plugins.builtin.anomaly import (
     calibrated_defaults,
     shift_statistic,
 )
+from emotion_service.plugins.manager import build_host
 from emotion_service.tuning.alert_calibration import (
     TEST_ACTORS,
     TRAIN_ACTORS,
@@ -43,6 +45,7 @@ from emotion_service.tuning.alert_calibration import (
     stream_windows,
     training_specs,
 )
+from tests.plugin_helpers import serving
 
 DATA = Path(__file__).parent / "data"
 LABELS = ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")
@@ -266,3 +269,33 @@ def test_the_card_section_is_inserted_once_and_replaced_on_recalibration(tmp_pat
     text = card.read_text()
     assert text.count("## Alerts") == 1 and "second" in text and "first" not in text
     assert text.index("## Test results") < text.index("## Alerts") < text.index("## Intended use and limits")
+
+
+async def test_the_served_models_calibration_sets_the_anomaly_plugins_defaults(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server hands its model folder to ``on_model_loaded``: the anomaly plugin then alerts at the
+    levels calibrated for that model (not the bundled model's), and settings given still win."""
+    model = tmp_path / "calibrated-model"
+    shutil.copytree(tiny_model, model)
+    calibrated = {"smoothing_windows": 4, "persistence_windows": 2, "false_alarm_rate": 0.002,
+                  "shift_threshold": 0.61, "shift_rearm": 0.2}  # fmt: skip
+    (model / CALIBRATION_FILE).write_text(json.dumps({"settings": calibrated}))
+    detector = AnomalyDetector()
+    assert detector.config.shift_threshold == calibrated_defaults(BUNDLED_MODEL)["shift_threshold"]
+    async with serving(model, build_host({"anomaly": detector})):
+        for name, value in calibrated.items():
+            assert getattr(detector.config, name) == value, name
+
+    monkeypatch.setenv("EMOTION_ANOMALY_SHIFT_THRESHOLD", "0.5")
+    detector = AnomalyDetector()
+    async with serving(model, build_host({"anomaly": detector})):
+        assert detector.config.shift_threshold == 0.5  # the environment wins over the calibration
+        assert detector.config.persistence_windows == 2
+
+    bare = tmp_path / "uncalibrated-model"
+    shutil.copytree(tiny_model, bare)
+    monkeypatch.delenv("EMOTION_ANOMALY_SHIFT_THRESHOLD")
+    detector = AnomalyDetector()
+    async with serving(bare, build_host({"anomaly": detector})):
+        assert detector.config == AnomalyConfig()  # no calibration of its own: the bundled model's

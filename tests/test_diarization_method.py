@@ -11,6 +11,7 @@ import pytest
 
 from emotion_service.audio import load_audio
 from emotion_service.diarization import (
+    DiarizationSettings,
     Diarizer,
     Plda,
     Turn,
@@ -30,7 +31,8 @@ def tools() -> tuple[Segmenter, Diarizer]:
 def diarized(tools: tuple[Segmenter, Diarizer], wave: np.ndarray, num_speakers: int = 0) -> list[Turn]:
     """The recording's utterances with their speakers, as a job finds them (0.4 s pauses joined)."""
     segmenter, diarizer = tools
-    fine = segmenter.segments(wave, RATE, min_silence_s=diarizer.settings.min_silence_s)
+    s = diarizer.settings
+    fine = segmenter.segments(wave, RATE, min_silence_s=s.min_silence_s, threshold=s.vad_threshold)
     found = diarizer.diarize(wave, RATE, fine, num_speakers, join_gap_s=0.4, max_utterance_s=30.0)
     return [Turn(s.start / RATE, s.end / RATE, s.speaker) for s in found]
 
@@ -85,3 +87,21 @@ def test_clustering_follows_the_speaker_model() -> None:
     assert set(cluster(spread, [1.0] * 20, 0, backend=model)) == {"S1"}
     assert len(set(agglomerate(model, points, 5, 0.0, 6))) == 5  # a given count is kept
     assert cluster([], [], 0, backend=model) == []
+
+
+def test_a_voice_heard_for_under_the_minimum_share_is_not_counted_as_a_party() -> None:
+    # Two pieces of a clearly different voice among twenty: as a shout or a whisper of the one
+    # speaker is, it is folded into the speaker it is most like when the count is not given; a
+    # given count, or a minimum share of 0, keeps it apart.
+    rng = np.random.default_rng(3)
+    model = Plda(np.zeros(4), np.eye(4), np.array([50.0, 0.01, 0.01, 0.01]))
+    speaker = np.where(np.arange(22) < 20, -8.0, 8.0)
+    points = rng.normal(0, 1, (22, 4)) + np.outer(speaker, [1, 0, 0, 0])
+    durations = [2.0] * 22
+    assert DiarizationSettings().min_speaker_share == 0.2
+    assert set(cluster(points, durations, 0, backend=model)) == {"S1"}
+    assert cluster(points, durations, 2, backend=model) == ["S1"] * 20 + ["S2"] * 2
+    keep_all = DiarizationSettings(min_speaker_share=0.0)
+    assert cluster(points, durations, 0, keep_all, backend=model) == ["S1"] * 20 + ["S2"] * 2
+    # The share is of the speech's duration, not of the pieces: two long pieces are a party.
+    assert set(cluster(points, [1.0] * 20 + [6.0] * 2, 0, backend=model)) == {"S1", "S2"}

@@ -268,3 +268,21 @@ def test_the_detector_is_level_invariant_and_safe_to_share_between_threads() -> 
         return await asyncio.gather(*(asyncio.to_thread(detector.presence, x, RATE) for x in [clip, noise] * 4))
 
     assert asyncio.run(together()) == alone * 4
+
+
+def test_job_segmentation_finds_quiet_speech_as_it_finds_loud_speech() -> None:
+    # A job's recording made quiet (a far party, a low recording level): the segmenter levels the
+    # track before Silero hears it, so the speech it finds is the loud recording's.
+    from emotion_service.segmentation import Segmenter
+
+    clips = sorted((Path(__file__).parent / "data").glob("*.flac"))[:6]
+    pause = np.zeros(RATE // 2, np.float32)
+    wave = np.concatenate([part for clip in clips for part in (load_mono(clip), pause)])
+    segmenter = Segmenter()
+
+    def found_s(track: np.ndarray) -> float:
+        return sum(s.end - s.start for s in segmenter.segments(track, RATE)) / RATE
+
+    loud = found_s(at_dbfs(wave, -20))
+    for dbfs in (-50, -60):
+        assert abs(found_s(at_dbfs(wave, dbfs)) - loud) < 0.3, dbfs

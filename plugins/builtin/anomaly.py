@@ -50,9 +50,11 @@ import json
 from bisect import bisect_left, insort
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import structlog
 from scipy.stats import chi2
 from scipy.stats import f as f_dist
 
@@ -61,6 +63,8 @@ from emotion_service.plugins.hookspecs import hookimpl
 from emotion_service.plugins.session_state import SessionStates
 from emotion_service.plugins.types import Alert, Result, SessionSummary
 from emotion_service.settings import check, load_plugin_config, setting
+
+log = structlog.get_logger(__name__)
 
 NAME = "anomaly"
 CALIBRATION_FILE = "alert_calibration.json"
@@ -339,10 +343,27 @@ class AnomalyDetector:
     """The ``anomaly`` plugin (``on_result`` for stream windows, ``on_session_end``)."""
 
     def __init__(self, config: AnomalyConfig | None = None) -> None:
+        # A config given here (tests, the calibration's replay) is kept whatever model is served.
+        self._given = config is not None
         self.config = config or load_plugin_config(NAME, AnomalyConfig)
         self._sessions: SessionStates[dict[tuple[str, ...], SessionTracker]] = SessionStates(
             dict, self.config.max_sessions
         )
+
+    @hookimpl
+    def on_model_loaded(self, model_folder: str) -> None:
+        """The served model's own calibration as the defaults (the bundled model's are only right for it);
+        the config file and ``EMOTION_ANOMALY_*`` still win. A folder without one keeps the bundled
+        model's, and says so in the log."""
+        if self._given or not model_folder:
+            return
+        folder = Path(model_folder)
+        if not (folder / CALIBRATION_FILE).is_file():
+            log.warning("anomaly_not_calibrated_for_model", model_folder=model_folder, using="the bundled model's")
+            return
+        self.config = load_plugin_config(NAME, AnomalyConfig, defaults=calibrated_defaults(folder))
+        log.info("anomaly_calibration", model_folder=model_folder, shift_threshold=self.config.shift_threshold,
+                 false_alarm_rate=self.config.false_alarm_rate)  # fmt: skip
 
     @hookimpl
     def on_result(self, result: Result) -> list[Alert]:
