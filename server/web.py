@@ -73,7 +73,7 @@ from emotion_service.server.auth import ApiKey, allows, identify
 from emotion_service.server.config import Settings
 from emotion_service.server.job_queue import JobNotFoundError, eta_seconds
 from emotion_service.server.rpc import JobRequestError
-from emotion_service.server.session_view import lanes, tallies
+from emotion_service.server.session_view import lanes, party_of, tallies
 
 if TYPE_CHECKING:  # the UI's own process never imports the servicer (nor the model's libraries)
     from emotion_service.server.service import EmotionServicer
@@ -828,22 +828,26 @@ def _with_silences(record: SessionRecord, hop_s: float) -> list[dict[str, Any]]:
 
 def _timeline(rows: list[dict[str, Any]], labels: list[str]) -> dict[str, Any]:
     """uPlot's columns: window mid-times, and each label's score, with a null where a pause was
-    (so the line breaks there: a pause is drawn as a pause, not bridged)."""
+    (so the line breaks there: a pause is drawn as a pause, not bridged); ``parties`` names each
+    point's speaker or channel (empty for a pause), so the speaker filter can draw one party's."""
     x: list[float] = []
     series: dict[str, list[float | None]] = {label: [] for label in labels}
+    parties: list[str] = []
     if len(rows) > MAX_TIMELINE_POINTS:
         return _averaged_timeline(rows, labels, -(-len(rows) // MAX_TIMELINE_POINTS))
     for row in rows:
         if row["silence"]:
             x.append((row["start_s"] + row["end_s"]) / 2)
+            parties.append("")
             for label in labels:
                 series[label].append(None)
             continue
         r = row["result"]
         x.append(round((r.start_s + r.end_s) / 2, 3))
+        parties.append(party_of(r))
         for label in labels:
             series[label].append(round(r.scores.get(label, 0.0), 4))
-    return {"x": x, "series": series}
+    return {"x": x, "series": series, "parties": parties}
 
 
 def _averaged_timeline(rows: list[dict[str, Any]], labels: list[str], every: int) -> dict[str, Any]:

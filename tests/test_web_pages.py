@@ -390,6 +390,8 @@ def test_the_speaker_filter_shows_one_speakers_rows_lane_and_distribution(site: 
         page.goto(f"{site}/sessions/{LONG_TALK}")
         everyone = page.locator("#distribution tbody").inner_text()
         assert page.locator("#windows tbody tr:visible").count() == 150
+        plotted = "() => document.getElementById('timeline').timeline.plot.data"
+        all_points = page.evaluate(plotted)
         page.get_by_label("Speaker", exact=True).select_option("S2")
         rows = page.locator("#windows tbody tr:visible")
         assert rows.count() == 75
@@ -406,6 +408,10 @@ def test_the_speaker_filter_shows_one_speakers_rows_lane_and_distribution(site: 
             mean = sum(u.scores[label] for u in spoken) / len(spoken)
             assert row.split("\t")[2].strip() == f"{mean:.3f}", (label, row)
         assert "of S2" in page.locator("#distribution caption").inner_text()
+        # The score chart follows the filter: S2's scored utterances, in time order, and nothing else.
+        points = page.evaluate(plotted)
+        assert points[0] == [round((u.start_s + u.end_s) / 2, 3) for u in spoken]
+        assert points[1 + LABELS.index("SAD")] == [round(u.scores["SAD"], 4) for u in spoken]
         status = page.locator("#filter-status").inner_text()
         assert "S2" in status and f"{len(spoken)} utterances" in status and "SAD" in status, status
         assert "party=S2" in page.url
@@ -413,6 +419,7 @@ def test_the_speaker_filter_shows_one_speakers_rows_lane_and_distribution(site: 
         assert page.locator("#windows tbody tr:visible").count() == 150
         assert page.locator("#lanes rect.span").count() == 150
         assert page.locator("#distribution tbody").inner_text() == everyone
+        assert page.evaluate(plotted) == all_points
         # The filter is in the address: a link opens the page filtered.
         page.goto(f"{site}/sessions/{LONG_TALK}?party=S1")
         assert page.locator("#windows tbody tr:visible").count() == 75

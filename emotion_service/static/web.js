@@ -30,13 +30,28 @@ function chartWidth(el) { return Math.max(280, el.clientWidth || 600); }
 
 function timelineChart(el) {
   const data = JSON.parse(el.dataset.timeline);
-  el.timeline = { labels: Object.keys(data.series), x: data.x, series: data.series, plot: null };
+  el.timeline = { labels: Object.keys(data.series), x: data.x, series: data.series, parties: data.parties,
+    only: "", plot: null };
   if (!data.x.length) { el.textContent = "Nothing scored yet."; return; }
   drawTimeline(el);
 }
 
+// The chart's columns: every point, or with the speaker filter on, that party's points only (the
+// other party's turns and the pauses between are left out, so one party's line runs on).
+function timelineColumns(t) {
+  const keep = t.only && t.parties ? t.x.map((_, i) => t.parties[i] === t.only) : null;
+  const pick = (column) => (keep ? column.filter((_, i) => keep[i]) : column);
+  return [pick(t.x), ...t.labels.map((l) => pick(t.series[l]))];
+}
+
+// Whether the score chart can follow the speaker filter (a long session's averaged points mix parties).
+function timelineFollowsFilter() {
+  const el = document.getElementById("timeline");
+  return Boolean(el && el.timeline && el.timeline.parties);
+}
+
 function drawTimeline(el) {
-  const { labels, x, series } = el.timeline;
+  const { labels } = el.timeline;
   const opts = {
     width: chartWidth(el), height: 300,
     scales: { x: { time: false }, y: { range: [0, 1] } },
@@ -44,7 +59,7 @@ function drawTimeline(el) {
     series: [{ label: "time (s)" }, ...labels.map((l) => ({ label: l, stroke: colour(l), width: 2, spanGaps: false }))],
   };
   el.textContent = "";
-  const plot = new uPlot(opts, [x, ...labels.map((l) => series[l])], el);
+  const plot = new uPlot(opts, timelineColumns(el.timeline), el);
   el.timeline.plot = plot;
   legendCaption(plot, "Scores at the moment under the pointer");
   new ResizeObserver(() => plot.setSize({ width: chartWidth(el), height: 300 })).observe(el);
@@ -56,7 +71,8 @@ function extendTimeline(el, w) {
   if (!t) return;
   t.x.push(Math.round(((w.start_s + w.end_s) / 2) * 1000) / 1000);
   for (const l of t.labels) t.series[l].push(w.label ? (w.scores[l] || 0) : null);
-  if (t.plot) t.plot.setData([t.x, ...t.labels.map((l) => t.series[l])]);
+  if (t.parties) t.parties.push(w.label ? (w.speaker || `channel ${w.channel || 0}`) : "");
+  if (t.plot) t.plot.setData(timelineColumns(t));
   else drawTimeline(el);
 }
 
@@ -211,6 +227,11 @@ function partyFilter() {
       tr.hidden = Boolean(key) && tr.dataset.party !== key;
     }
     if (lanes && lanes.lanes) { lanes.lanes.only = key; drawLanes(lanes); }
+    const timeline = document.getElementById("timeline");
+    if (timelineFollowsFilter()) {
+      timeline.timeline.only = key;
+      if (timeline.timeline.plot) timeline.timeline.plot.setData(timelineColumns(timeline.timeline));
+    }
     const tally = info.tallies[key] || { count: 0, seconds: 0, wins: {}, sums: {} };
     showDistribution(tally);
     const name = select.selectedOptions[0].textContent;
@@ -219,7 +240,7 @@ function partyFilter() {
     if (key) {
       const best = dominant(tally, info.labels);
       status.append(`Showing ${name} only: ${tally.count} ${info.unit} with speech, ${tally.seconds.toFixed(1)} s; dominant emotion `,
-        best ? chip(best) : "–", " (the score chart below shows every one)");
+        best ? chip(best) : "–", timelineFollowsFilter() ? "" : " (the score chart below averages every party's)");
     }
     const url = new URL(location.href);
     if (key) url.searchParams.set("party", key); else url.searchParams.delete("party");
