@@ -34,7 +34,7 @@ def _serve(args: argparse.Namespace) -> int:
     except OSError as exc:  # e.g. the port is taken
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except WebUIError as exc:  # the web UI's process could not start, or kept dying
+    except WebUIError as exc:  # the web UI's process could not start
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -46,6 +46,7 @@ REFERENCE_QUANTILE = 0.9
 REFERENCE_DBFS = -20.0
 MAX_GAIN_DB = 60.0
 SILENCE_DBFS = -100.0
+LEVEL_BLOCK_FRAMES = 4096  # frames measured at a time (2 MiB of audio)
 
 
 @dataclass(frozen=True)
@@ -113,10 +114,18 @@ def normalise_level(audio: np.ndarray) -> np.ndarray:
     ``MAX_GAIN_DB``); digital silence is returned unchanged."""
     usable = len(audio) // FRAME * FRAME
     frames = audio[:usable].reshape(-1, FRAME) if usable else audio.reshape(1, -1)
-    centred = frames - frames.mean(axis=1, keepdims=True)
-    levels = 10 * np.log10(np.mean(np.square(centred, dtype=np.float64), axis=1) + 1e-20)
+    # Frame levels a block at a time: an hour of audio is 220 MB, and copies of it in float64 are not needed.
+    levels = np.concatenate(
+        [_levels_db(frames[at : at + LEVEL_BLOCK_FRAMES]) for at in range(0, len(frames), LEVEL_BLOCK_FRAMES)]
+    )
     sound = levels[levels > SILENCE_DBFS]
     if not len(sound):
         return audio
     gain_db = min(MAX_GAIN_DB, REFERENCE_DBFS - float(np.quantile(sound, REFERENCE_QUANTILE)))
     return (audio * np.float32(10 ** (gain_db / 20))).astype(np.float32, copy=False)
+
+
+def _levels_db(frames: np.ndarray) -> np.ndarray:
+    """Each frame's level in dBFS, its DC offset removed."""
+    centred = frames.astype(np.float64) - frames.mean(axis=1, keepdims=True, dtype=np.float64)
+    return 10 * np.log10(np.mean(np.square(centred), axis=1) + 1e-20)

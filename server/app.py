@@ -204,8 +204,8 @@ def _server_credentials(settings: Settings) -> grpc.ServerCredentials:
 
 
 async def serve(settings: Settings) -> None:
-    """Runs until SIGTERM or SIGINT, then drains and returns; drains and raises :class:`WebUIError`
-    when the web UI's process keeps dying."""
+    """Runs until SIGTERM or SIGINT, then drains and returns. Raises :class:`WebUIError` when the web
+    UI's process cannot start at all; one that keeps dying later is given up while the API serves on."""
     server = EmotionServer(settings)
     await server.start()
     stop = asyncio.Event()
@@ -214,16 +214,10 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     loading = asyncio.create_task(server.load_model())
     stopping = asyncio.create_task(stop.wait())
-    ui_failed = asyncio.create_task((server.web.failed if server.web is not None else asyncio.Event()).wait())
-    await asyncio.wait({loading, stopping, ui_failed}, return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait({loading, stopping}, return_when=asyncio.FIRST_COMPLETED)
     if loading.done() and loading.exception() is not None:
-        ui_failed.cancel()
         await server.stop(grace=0)
         raise loading.exception()  # type: ignore[misc]
-    await asyncio.wait({stopping, ui_failed}, return_when=asyncio.FIRST_COMPLETED)
+    await stopping
     loading.cancel()
-    stopping.cancel()
-    ui_failed.cancel()
     await server.stop()
-    if server.web is not None and server.web.failed.is_set():
-        raise WebUIError(server.web.failure)

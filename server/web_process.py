@@ -23,8 +23,9 @@ scheduling priority (``UI_NICENESS``) so that the API keeps the CPU when both wa
 - **Lifecycle.** The child comes up while the model loads (``web_ui_started`` once it serves;
   browsers that come sooner wait in the port's backlog). A child that dies, or does not serve
   within ``START_S``, is logged (``web_ui_exited``) and restarted, at most ``MAX_RESTARTS`` times in
-  a row (one that ran for ``STABLE_S`` starts the count afresh); past that the server drains and
-  ``emotion serve`` exits 1 (``web_ui_failed``). Stopping the server stops the child (SIGTERM, then
+  a row (one that ran for ``STABLE_S`` starts the count afresh); past that the UI is given up
+  (``web_ui_failed``, its port closed so browsers are refused rather than left waiting) and the API
+  goes on serving: a broken page must not take the service its clients call down with it. Stopping the server stops the child (SIGTERM, then
   SIGKILL after ``STOP_S``); a server killed outright takes the child with it (the child watches
   its parent).
 """
@@ -221,7 +222,9 @@ class WebUIProcess:
             log.error("web_ui_exited", reason=reason, pid=process.pid, restarts_left=max(0, MAX_RESTARTS - failures + 1))
             if failures > MAX_RESTARTS:
                 self.failure = f"the web UI's process died {failures} times in a row (last: {reason}): see the log above"
-                log.error("web_ui_failed", reason=self.failure)
+                log.error("web_ui_failed", reason=self.failure, api="still serving", http_port=self.port)
+                if self._socket is not None:
+                    self._socket.close()  # nothing will accept there: refuse browsers instead of holding them
                 self.failed.set()
                 return
             await asyncio.sleep(RESTART_DELAY_S * 2 ** (failures - 1))

@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+import structlog.testing
 
 from emotion_service.paths import BUNDLED_MODEL
 from emotion_service.plugins.builtin.anomaly import (
@@ -299,3 +301,21 @@ async def test_the_served_models_calibration_sets_the_anomaly_plugins_defaults(
     detector = AnomalyDetector()
     async with serving(bare, build_host({"anomaly": detector})):
         assert detector.config == AnomalyConfig()  # no calibration of its own: the bundled model's
+    # A file that sets part of the settings: the rest are the bundled model's, not built-in fallbacks.
+    (model / CALIBRATION_FILE).write_text(json.dumps({"settings": {"shift_threshold": 0.9}}))
+    detector = AnomalyDetector()
+    async with serving(model, build_host({"anomaly": detector})):
+        assert detector.config == replace(AnomalyConfig(), shift_threshold=0.9)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["{not json", '{"settings": [1, 2]}', '{"settings": {"shift_threshold": "high"}}',
+     '{"settings": {"persistence_windows": 2.9}}', '{"settings": {"false_alarm_rate": NaN}}'],  # fmt: skip
+)
+def test_an_unusable_calibration_keeps_the_earlier_defaults_and_names_the_file(tmp_path: Path, text: str) -> None:
+    (tmp_path / CALIBRATION_FILE).write_text(text)
+    bundled = calibrated_defaults(BUNDLED_MODEL)
+    with structlog.testing.capture_logs() as logs:
+        assert calibrated_defaults(tmp_path, bundled) == bundled
+    assert [e["file"] for e in logs if e["event"] == "anomaly_calibration_unusable"] == [str(tmp_path / CALIBRATION_FILE)]

@@ -105,3 +105,13 @@ def test_a_voice_heard_for_under_the_minimum_share_is_not_counted_as_a_party() -
     assert cluster(points, durations, 0, keep_all, backend=model) == ["S1"] * 20 + ["S2"] * 2
     # The share is of the speech's duration, not of the pieces: two long pieces are a party.
     assert set(cluster(points, [1.0] * 20 + [6.0] * 2, 0, backend=model)) == {"S1", "S2"}
+
+
+def test_six_parties_who_speak_alike_are_all_kept() -> None:
+    # Six voices of a sixth each: under the 0.2 share, yet each is as much a party as the others.
+    rng = np.random.default_rng(5)
+    model = Plda(np.zeros(6), np.eye(6), np.array([50.0] * 6))
+    centres = 8.0 * np.eye(6)
+    points = np.concatenate([centres[k] + rng.normal(0, 0.5, (5, 6)) for k in range(6)])
+    found = cluster(points, [2.0] * 30, 0, backend=model)
+    assert len(set(found)) == 6 and all(len(set(found[5 * k : 5 * k + 5])) == 1 for k in range(6))

@@ -294,11 +294,11 @@ async def test_a_ui_process_that_dies_is_restarted_and_stops_with_the_server(
         assert probe.connect_ex(("127.0.0.1", port)) != 0, "nothing listens on the UI's port any more"
 
 
-async def test_a_ui_process_that_keeps_dying_stops_the_server_with_a_reason(
+async def test_a_ui_process_that_keeps_dying_is_given_up_while_the_api_serves_on(
     tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Restarts are bounded: past them the server drains and ``serve`` raises (``emotion serve``
-    prints it and exits 1)."""
+    """Restarts are bounded: past them the UI is given up (its port refuses browsers) and the API
+    its clients call goes on answering."""
     monkeypatch.setenv("EMOTION_DATABASE_URL", f"sqlite:///{tmp_path / 'results.db'}")
     monkeypatch.setattr(web_process, "MAX_RESTARTS", 2)
     monkeypatch.setattr(web_process, "RESTART_DELAY_S", 0.05)
@@ -309,12 +309,20 @@ async def test_a_ui_process_that_keeps_dying_stops_the_server_with_a_reason(
             self._session_key = b"not a Fernet key"  # every UI process dies as it starts
 
     monkeypatch.setattr(app, "WebUIProcess", Doomed)
+    http_port = free_port()
+    server = EmotionServer(make_settings(tiny_model, http_port=http_port))
+    await server.start()
     try:
-        with pytest.raises(web_process.WebUIError, match="died 3 times in a row"):
-            await asyncio.wait_for(app.serve(make_settings(tiny_model, http_port=free_port())), 240)
-    finally:  # serve() took SIGTERM and SIGINT on this (shared) loop: give them back
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            asyncio.get_running_loop().remove_signal_handler(sig)
+        await server.load_model()
+        await asyncio.wait_for(server.web.failed.wait(), 120)
+        assert "died 3 times in a row" in server.web.failure
+        with EmotionClient(f"127.0.0.1:{server.port}") as client:
+            answer = await asyncio.to_thread(client.classify, recordings()[0])
+        assert answer.label
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", http_port)) != 0, "the given-up UI's port still accepts"
+    finally:
+        await server.stop(grace=0)
 
 
 def test_a_ui_process_goes_when_its_server_is_killed(tiny_model: Path) -> None:

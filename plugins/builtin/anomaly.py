@@ -47,6 +47,7 @@ seconds, and how its statistic ranks among the session's own earlier values.
 from __future__ import annotations
 
 import json
+import math
 from bisect import bisect_left, insort
 from collections import deque
 from dataclasses import dataclass
@@ -73,13 +74,33 @@ FALLBACK = {"smoothing_windows": 3, "persistence_windows": 1, "false_alarm_rate"
             "shift_threshold": 0.35, "shift_rearm": 0.15}  # fmt: skip
 
 
-def calibrated_defaults(model_folder: Any = BUNDLED_MODEL) -> dict[str, Any]:
-    """The settings ``tuning/alert_calibration.py`` chose for a model (the bundled one by default)."""
+def calibrated_defaults(model_folder: Any = BUNDLED_MODEL, base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The settings ``tuning/alert_calibration.py`` chose for a model (the bundled one by default).
+
+    A setting the file lacks comes from ``base`` (default: the built-in fallbacks); a file that is
+    missing, unreadable or holds a value of the wrong kind gives ``base`` whole, with a warning
+    naming the file and what is wrong (a missing file says nothing: not every model is calibrated).
+    """
+    base = dict(FALLBACK if base is None else base)
+    path = Path(model_folder) / CALIBRATION_FILE
     try:
-        settings = json.loads((model_folder / CALIBRATION_FILE).read_text())["settings"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return dict(FALLBACK)
-    return {name: type(value)(settings.get(name, value)) for name, value in FALLBACK.items()}
+        settings = json.loads(path.read_text())["settings"]
+        if not isinstance(settings, dict):
+            raise TypeError(f'"settings" is {type(settings).__name__}, not a table')
+        chosen = {}
+        for name, default in base.items():
+            value = settings.get(name, default)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise TypeError(f"{name} is {value!r}, not a finite number")
+            if isinstance(default, int) and value != int(value):
+                raise TypeError(f"{name} is {value!r}, not a whole number")
+            chosen[name] = type(default)(value)
+    except FileNotFoundError:
+        return base
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("anomaly_calibration_unusable", file=str(path), problem=str(exc), using="the earlier defaults")
+        return base
+    return chosen
 
 
 CALIBRATED = calibrated_defaults()
@@ -355,13 +376,12 @@ class AnomalyDetector:
         """The served model's own calibration as the defaults (the bundled model's are only right for it);
         the config file and ``EMOTION_ANOMALY_*`` still win. A folder without one keeps the bundled
         model's, and says so in the log."""
-        if self._given or not model_folder:
+        if self._given:
             return
-        folder = Path(model_folder)
-        if not (folder / CALIBRATION_FILE).is_file():
+        if not model_folder or not (Path(model_folder) / CALIBRATION_FILE).is_file():
             log.warning("anomaly_not_calibrated_for_model", model_folder=model_folder, using="the bundled model's")
             return
-        self.config = load_plugin_config(NAME, AnomalyConfig, defaults=calibrated_defaults(folder))
+        self.config = load_plugin_config(NAME, AnomalyConfig, defaults=calibrated_defaults(model_folder, CALIBRATED))
         log.info("anomaly_calibration", model_folder=model_folder, shift_threshold=self.config.shift_threshold,
                  false_alarm_rate=self.config.false_alarm_rate)  # fmt: skip
 
