@@ -17,6 +17,7 @@ Targets: DER <= 10 % for a man and a woman, <= 15 % for two speakers of the same
 speaker found alone, jobs at least 20x faster than real time.
 
     python bench/diarization.py                # test actors 19-24, real jobs
+    python bench/diarization.py --count-given  # ... each job told how many speakers there are
     python bench/diarization.py --tune --seeds 6                   # actors 01-18: sweep the thresholds
     python bench/diarization.py --tune --seeds 6 --write-backend   # ... and rewrite the shipped model
     python bench/diarization.py --data /path/to/ravdess --seeds 3
@@ -167,7 +168,7 @@ def tune(data: Path, seeds: int, write_backend: bool) -> None:
         print(f"wrote the PLDA model fitted on actors 01-18 ({len(text)} characters) into {path}")
 
 
-async def measure(data: Path, seeds: int) -> None:
+async def measure(data: Path, seeds: int, count_given: bool = False) -> None:
     """Runs every test conversation as a job on an in-process server; prints DER, speakers and speed."""
     from emotion_client.v1 import emotion_pb2 as pb
     from emotion_client.v1 import emotion_pb2_grpc
@@ -195,7 +196,8 @@ async def measure(data: Path, seeds: int) -> None:
                 started = time.perf_counter()
                 job = await stub.SubmitJob(
                     pb.SubmitJobRequest(
-                        recordings=[pb.Recording(name=path.name, content=path.read_bytes())], diarize=True
+                        recordings=[pb.Recording(name=path.name, content=path.read_bytes())], diarize=True,
+                        num_speakers=len({t.speaker for t in ref}) if count_given else 0,
                     )  # fmt: skip
                 )
                 async for job in stub.WatchJob(pb.WatchJobRequest(job_id=job.job_id)):
@@ -213,7 +215,8 @@ async def measure(data: Path, seeds: int) -> None:
                 )
         await server.stop(grace=1)
 
-    print("Diarization of one-channel conversations as jobs (diarize=True, count not given), test actors 19-24")
+    given = "count given (num_speakers)" if count_given else "count not given"
+    print(f"Diarization of one-channel conversations as jobs (diarize=True, {given}), test actors 19-24")
     print(
         f"{'speakers':<10} {'audio':<6} {'n':>3} {'DER':>6} {'missed':>7} {'false al.':>9} {'confus.':>8}  speakers found"
     )
@@ -238,6 +241,7 @@ if __name__ == "__main__":
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="RAVDESS folder of Actor_NN (16 kHz FLAC)")
     parser.add_argument("--seeds", type=int, default=2, help="conversations per pair and condition (default 2)")
     parser.add_argument("--tune", action="store_true", help="sweep the thresholds on training actors 01-18")
+    parser.add_argument("--count-given", action="store_true", help="submit each job with its true num_speakers")
     parser.add_argument(
         "--write-backend", action="store_true", help="with --tune: write the PLDA model fitted on 01-18 into the module"
     )
@@ -245,4 +249,4 @@ if __name__ == "__main__":
     if args.tune:
         tune(args.data, args.seeds, args.write_backend)
     else:
-        asyncio.run(measure(args.data, args.seeds))
+        asyncio.run(measure(args.data, args.seeds, args.count_given))

@@ -109,11 +109,19 @@ SILENCE_GAP_HOPS = 1.5
 
 
 class _EmbeddedServer(uvicorn.Server):
-    """uvicorn on the UI's thread: the gRPC server owns SIGTERM/SIGINT and stops this one."""
+    """uvicorn on the UI's thread: the gRPC server owns SIGTERM/SIGINT and stops this one.
+    ``beat`` (when set) is called on every tick of its loop (10 a second): a liveness signal."""
+
+    beat: Callable[[], None] | None = None
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def on_tick(self, counter: int) -> bool:
+        if self.beat is not None:
+            self.beat()
+        return await super().on_tick(counter)
 
 
 class RequestTooLarge(Exception):
@@ -184,9 +192,10 @@ class WebUI:
             return 0
         return self._server.servers[0].sockets[0].getsockname()[1]
 
-    async def start(self, sock: socket.socket | None = None) -> None:
+    async def start(self, sock: socket.socket | None = None, beat: Callable[[], None] | None = None) -> None:
         """Starts uvicorn on a thread with its own event loop; returns once it listens (on ``sock``,
-        bound by the server's process, when given; else on ``http_port``)."""
+        bound by the server's process, when given; else on ``http_port``). ``beat`` is called from
+        uvicorn's loop ten times a second while it runs (the UI process's heartbeat)."""
         s = self.settings
         self._grpc_loop = asyncio.get_running_loop()
         # The UI's thread shares the interpreter lock with the gRPC loop: hand it over every 1 ms
@@ -205,6 +214,7 @@ class WebUI:
             timeout_graceful_shutdown=2,
         )
         self._server = _EmbeddedServer(config)
+        self._server.beat = beat
         self._thread = threading.Thread(target=self._serve, args=(sock,), name="web-ui", daemon=True)
         self._thread.start()
         while not self._server.started:

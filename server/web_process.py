@@ -22,7 +22,8 @@ scheduling priority (``UI_NICENESS``) so that the API keeps the CPU when both wa
   server (``web_session_secret_file``, else random), so a restarted child keeps people logged in.
 - **Lifecycle.** The child comes up while the model loads (``web_ui_started`` once it serves;
   browsers that come sooner wait in the port's backlog). A child that dies, or does not serve
-  within ``START_S``, is logged (``web_ui_exited``) and restarted, at most ``MAX_RESTARTS`` times in
+  within ``START_S``, or whose web loop stops ticking for ``HANG_S`` (stopped, deadlocked:
+  ``web_ui_hung``, then killed), is logged (``web_ui_exited``) and restarted, at most ``MAX_RESTARTS`` times in
   a row (one that ran for ``STABLE_S`` starts the count afresh); past that the UI is given up
   (``web_ui_failed``, its port closed so browsers are refused rather than left waiting) and the API
   goes on serving: a broken page must not take the service its clients call down with it. Stopping the server stops the child (SIGTERM, then
@@ -82,6 +83,10 @@ RESTART_DELAY_S = 0.5
 # A stopping UI process gets this long (its open event streams get 2 s of it) before SIGKILL.
 STOP_S = 10.0
 WATCH_S = 0.2
+# A UI process whose web loop has not ticked for this long is hung (stopped, deadlocked, stuck in
+# a page): it is killed and restarted like one that died. uvicorn ticks ten times a second, and
+# the UI's low priority still gets it scheduled within this on a saturated machine.
+HANG_S = 30.0
 # The bridge: its service name, the metadata key of the secret, how soon the child reconnects.
 BRIDGE_SERVICE = "emotion.internal.WebBridge"
 SECRET_KEY = "emotion-bridge-secret"
@@ -129,6 +134,7 @@ class WebUIProcess:
         self._bridge: grpc.aio.Server | None = None
         self._process: BaseProcess | None = None
         self._ready: Connection | None = None
+        self._heartbeat: Any = None
         self._started_at = 0.0
         self._watcher: asyncio.Task[None] | None = None
         self._stopping = False
@@ -172,8 +178,10 @@ class WebUIProcess:
         """Starts a UI process on the bound port (it says on ``_ready`` once it serves)."""
         context = multiprocessing.get_context("spawn")
         self._ready, theirs = context.Pipe(duplex=False)
+        # The child's heartbeat: the monotonic time (system-wide) of its web loop's last tick.
+        self._heartbeat = context.Value("d", time.monotonic(), lock=False)
         process = context.Process(
-            target=run_child, args=(self._spec, self._socket, theirs), name="emotion-web-ui", daemon=True
+            target=run_child, args=(self._spec, self._socket, theirs, self._heartbeat), name="emotion-web-ui", daemon=True
         )
         self._process, self._started_at = process, time.monotonic()
         process.start()
@@ -211,9 +219,7 @@ class WebUIProcess:
             try:
                 await self._served(process)
                 log.info("web_ui_started", url=f"{scheme}://{self.settings.host}:{self.port}/", pid=process.pid)
-                while process.is_alive():
-                    await asyncio.sleep(WATCH_S)
-                reason = f"exit code {process.exitcode}"
+                reason = await self._while_alive(process)
             except WebUIError as exc:
                 reason = str(exc)
             if self._stopping:
@@ -231,6 +237,19 @@ class WebUIProcess:
             if self._stopping:
                 return
             self._spawn()
+
+    async def _while_alive(self, process: BaseProcess) -> str:
+        """Waits while ``process`` runs and its web loop ticks; kills it when the ticks stop for
+        ``HANG_S`` (a stopped or deadlocked UI would hold its browsers forever). Says why it ended."""
+        while process.is_alive():
+            silent_s = time.monotonic() - self._heartbeat.value
+            if silent_s > HANG_S and not self._stopping:
+                log.error("web_ui_hung", pid=process.pid, silent_s=round(silent_s, 1))
+                process.kill()
+                await asyncio.to_thread(process.join, 5)
+                return f"it stopped answering for {silent_s:.0f} s and was killed"
+            await asyncio.sleep(WATCH_S)
+        return f"exit code {process.exitcode}"
 
     async def stop(self) -> None:
         """Stops the UI's process (SIGTERM, then SIGKILL after ``STOP_S``), then the bridge and the port."""
@@ -433,7 +452,7 @@ class ApiBridge:
         return SimpleNamespace(**answer)
 
 
-def run_child(spec: ChildSpec, sock: socket.socket, ready: Connection) -> None:
+def run_child(spec: ChildSpec, sock: socket.socket, ready: Connection, heartbeat: Any) -> None:
     """The UI process's main: serves until SIGTERM, or until the server's process is gone."""
     from emotion_service.logging import configure_logging
 
@@ -442,10 +461,10 @@ def run_child(spec: ChildSpec, sock: socket.socket, ready: Connection) -> None:
     with contextlib.suppress(OSError):
         os.nice(UI_NICENESS)
     configure_logging(spec.settings.log_level, spec.settings.log_format)
-    asyncio.run(_serve_child(spec, sock, ready))
+    asyncio.run(_serve_child(spec, sock, ready, heartbeat))
 
 
-async def _serve_child(spec: ChildSpec, sock: socket.socket, ready: Connection) -> None:
+async def _serve_child(spec: ChildSpec, sock: socket.socket, ready: Connection, heartbeat: Any) -> None:
     loop = asyncio.get_running_loop()
     done = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, done.set)
@@ -463,7 +482,7 @@ async def _serve_child(spec: ChildSpec, sock: socket.socket, ready: Connection) 
     await bridge.start()
     ui = WebUI(spec.settings, bridge, spec.store_url, spec.keys, session_key=spec.session_key)  # type: ignore[arg-type]
     try:
-        await ui.start(sock)
+        await ui.start(sock, beat=lambda: setattr(heartbeat, "value", time.monotonic()))
         ready.send(os.getpid())
         ready.close()
         await done.wait()

@@ -294,6 +294,33 @@ async def test_a_ui_process_that_dies_is_restarted_and_stops_with_the_server(
         assert probe.connect_ex(("127.0.0.1", port)) != 0, "nothing listens on the UI's port any more"
 
 
+async def test_a_hung_ui_process_is_killed_and_restarted(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A UI process that stops answering (SIGSTOP here; a deadlock alike) would hold its browsers
+    forever: once its web loop has not ticked for HANG_S it is killed and a fresh one serves."""
+    monkeypatch.setenv("EMOTION_DATABASE_URL", f"sqlite:///{tmp_path / 'results.db'}")
+    monkeypatch.setattr(web_process, "HANG_S", 3.0)
+    port = free_port()
+    server = EmotionServer(make_settings(tiny_model, http_port=port))
+    await server.start()
+    try:
+        status, _, _ = await asyncio.to_thread(http, f"http://127.0.0.1:{port}/trends", {})
+        assert status == 200
+        hung = server.web.pid
+        assert hung is not None
+        os.kill(hung, signal.SIGSTOP)
+        deadline = time.monotonic() + 30
+        while server.web.pid in (None, hung):
+            assert time.monotonic() < deadline, "the hung web UI's process was not replaced"
+            await asyncio.sleep(0.1)
+        assert not alive(hung), "the hung process was left behind"
+        status, _, body = await asyncio.to_thread(http, f"http://127.0.0.1:{port}/trends", {})
+        assert status == 200 and "Trends" in body
+    finally:
+        await server.stop(grace=0)
+
+
 async def test_a_ui_process_that_keeps_dying_is_given_up_while_the_api_serves_on(
     tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -9,6 +9,10 @@ middle setting). The table is written as data (``cv.json``) beside the model car
 ``... bundle --recipe NAME`` trains the chosen recipe on all of actors 01-18, writes the model
 folder, and scores the test actors 19-24 (every honest condition) and EmoDB once.
 
+``... shift`` is a diagnosis, not a choice: how far EmoDB's vectors (and training actors 13-18's
+clips cut as that EmoDB copy is, to 2.0 s from the speech onset) sit from the training vectors,
+and what the clean probe scores on them (docs/research.md, "Where the EmoDB gap comes from").
+
 Levers (``RECIPES``):
 - ``probe-clean``: logistic regression on clean clips' vectors, nothing tuned (the issue's probe);
 - ``probe-clean-c0.05``: the same, regularised twenty times more strongly (1024 inputs, 528-792 clips);
@@ -295,10 +299,39 @@ def cv_table(summary: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def onset_cut(wave: np.ndarray, seconds: float = 2.0, before_s: float = 0.0) -> np.ndarray:
+    """``seconds`` of the clip from ``before_s`` ahead of its speech onset (30 dB under its peak),
+    zero-padded when shorter: the form of this EmoDB copy (cut or padded to 2.0 s)."""
+    import librosa
+
+    onset = max(0, int(librosa.effects.trim(wave, top_db=30)[1][0]) - round(before_s * 16_000))
+    cut = wave[onset : onset + round(seconds * 16_000)]
+    return np.pad(cut, (0, round(seconds * 16_000) - len(cut)))
+
+
+def shift(features: Features, ravdess: Sequence[Example], emodb: Sequence[Example]) -> None:
+    """Prints each diagnosis row: mean |z| of the vectors under the training scaler, and the clean
+    probe's accuracy (fitted on 01-18 for EmoDB; on 01-12 for actors 13-18)."""
+    recipe = RECIPES["probe-clean-c0.05"]
+    train = [e for e in ravdess if e.speaker in TRAINING]
+    first, rest = [e for e in train if int(e.speaker) <= 12], [e for e in train if int(e.speaker) > 12]
+    whole = fit(recipe, features.get(f"clean-{'-'.join(TRAINING)}", train, lambda w, i: w), labels_of(train))
+    part = fit(recipe, features.get("shift-clean-01-12", first, lambda w, i: w), labels_of(first))
+    rows = [("EmoDB, clean", whole, features.get("emodb-clean", emodb, lambda w, i: w), labels_of(emodb))]
+    for tag, apply in (("whole", lambda w, i: w), ("onset-2s", lambda w, i: onset_cut(w)),
+                       ("onset-2s-0.1s-before", lambda w, i: onset_cut(w, before_s=0.1))):  # fmt: skip
+        rows.append((f"actors 13-18, {tag}", part, features.get(f"shift-{tag}-13-18", rest, apply), labels_of(rest)))
+    for name, head, x, y in rows:
+        z = (x - head.mean) / head.scale
+        accuracy = float(np.mean(head.probabilities(x).argmax(1) == y))
+        print(f"{name:32s} mean |z| {np.abs(z.mean(0)).mean():5.2f}   clean probe {100 * accuracy:5.1f} %")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m emotion_service.tuning.whisper_probe", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("command", choices=["cv", "bundle"], help="cv: compare the recipes on 01-18; bundle: train and score once")
+    parser.add_argument("command", choices=["cv", "bundle", "shift"],
+                        help="cv: compare the recipes on 01-18; bundle: train and score once; shift: the EmoDB diagnosis")  # fmt: skip
     parser.add_argument("--data", type=Path, default=DATA, help="folder holding ravdess/ and emodb/")
     parser.add_argument("--output", type=Path, default=WHISPER_PROBE_MODEL,
                         help="the model folder (bundle) or where cv.json is written (cv)")  # fmt: skip
@@ -312,6 +345,9 @@ def main(argv: list[str] | None = None) -> None:
         (args.output / "cv.json").write_text(json.dumps(result, indent=2) + "\n")
         (args.output / "cv.md").write_text(cv_table(result["summary"]))
         print(cv_table(result["summary"]))
+        return
+    if args.command == "shift":
+        shift(features, ravdess, load_emodb(args.data / "emodb"))
         return
     from emotion_service.tuning.whisper_bundle import bundle
 
