@@ -21,14 +21,14 @@ scheduling priority (``UI_NICENESS``) so that the API keeps the CPU when both wa
 - **Logins** work as before: the child gets the server's settings and keys, and one session key per
   server (``web_session_secret_file``, else random), so a restarted child keeps people logged in.
 - **Lifecycle.** The child comes up while the model loads (``web_ui_started`` once it serves;
-  browsers that come sooner wait in the port's backlog). A child that dies, or does not serve
-  within ``START_S``, or whose web loop stops ticking for ``HANG_S`` (stopped, deadlocked:
-  ``web_ui_hung``, then killed), is logged (``web_ui_exited``) and restarted, at most ``MAX_RESTARTS`` times in
-  a row (one that ran for ``STABLE_S`` starts the count afresh); past that the UI is given up
+  browsers that come sooner wait in the port's backlog). A child that dies, does not serve within
+  ``START_S``, or whose web loop stops ticking for ``HANG_S`` (stopped, deadlocked: ``web_ui_hung``,
+  then killed), is logged (``web_ui_exited``) and restarted, at most ``MAX_RESTARTS`` times in a row
+  (one that ran for ``STABLE_S`` starts the count afresh); past that the UI is given up
   (``web_ui_failed``, its port closed so browsers are refused rather than left waiting) and the API
-  goes on serving: a broken page must not take the service its clients call down with it. Stopping the server stops the child (SIGTERM, then
-  SIGKILL after ``STOP_S``); a server killed outright takes the child with it (the child watches
-  its parent).
+  goes on serving: a broken page must not take the service its clients call down with it.
+  Stopping the server stops the child (SIGTERM, then SIGKILL after ``STOP_S``); a server killed
+  outright takes the child with it (the child watches its parent).
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ MESSAGE_OVERHEAD_BYTES = 64 * 1024
 
 
 class WebUIError(RuntimeError):
-    """The web UI's process could not be started, or kept dying."""
+    """The web UI's process could not be started."""
 
 
 @dataclass(frozen=True)
@@ -181,7 +181,10 @@ class WebUIProcess:
         # The child's heartbeat: the monotonic time (system-wide) of its web loop's last tick.
         self._heartbeat = context.Value("d", time.monotonic(), lock=False)
         process = context.Process(
-            target=run_child, args=(self._spec, self._socket, theirs, self._heartbeat), name="emotion-web-ui", daemon=True
+            target=run_child,
+            args=(self._spec, self._socket, theirs, self._heartbeat),
+            name="emotion-web-ui",
+            daemon=True,
         )
         self._process, self._started_at = process, time.monotonic()
         process.start()
