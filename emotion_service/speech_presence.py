@@ -46,7 +46,7 @@ REFERENCE_QUANTILE = 0.9
 REFERENCE_DBFS = -20.0
 MAX_GAIN_DB = 60.0
 SILENCE_DBFS = -100.0
-LEVEL_BLOCK_FRAMES = 4096  # frames measured at a time (2 MiB of audio)
+LEVEL_BLOCK_FRAMES = 256  # frames measured at a time: 8 s of audio, 1 MiB in float64
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,12 @@ def judge(probabilities: np.ndarray, threshold: float) -> Presence:
 def normalise_level(audio: np.ndarray) -> np.ndarray:
     """``audio`` (16 kHz) scaled so its loud frames sit at ``REFERENCE_DBFS`` (by at most
     ``MAX_GAIN_DB``); digital silence is returned unchanged."""
+    gain = level_gain(audio)
+    return audio if gain == 1.0 else (audio * np.float32(gain)).astype(np.float32, copy=False)
+
+
+def level_gain(audio: np.ndarray) -> float:
+    """The factor :func:`normalise_level` scales ``audio`` by (1.0 for digital silence)."""
     usable = len(audio) // FRAME * FRAME
     frames = audio[:usable].reshape(-1, FRAME) if usable else audio.reshape(1, -1)
     # Frame levels a block at a time: an hour of audio is 220 MB, and copies of it in float64 are not needed.
@@ -120,9 +126,9 @@ def normalise_level(audio: np.ndarray) -> np.ndarray:
     )
     sound = levels[levels > SILENCE_DBFS]
     if not len(sound):
-        return audio
+        return 1.0
     gain_db = min(MAX_GAIN_DB, REFERENCE_DBFS - float(np.quantile(sound, REFERENCE_QUANTILE)))
-    return (audio * np.float32(10 ** (gain_db / 20))).astype(np.float32, copy=False)
+    return float(10 ** (gain_db / 20))
 
 
 def _levels_db(frames: np.ndarray) -> np.ndarray:

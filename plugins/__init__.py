@@ -6,6 +6,6 @@ A plugin imports what it needs from here::
 """
 
 from emotion_service.plugins.hookspecs import hookimpl
-from emotion_service.plugins.types import Alert, JobSummary, Result, SessionSummary
+from emotion_service.plugins.types import Alert, JobSummary, PartySummary, Result, SessionSummary
 
-__all__ = ["Alert", "JobSummary", "Result", "SessionSummary", "hookimpl"]
+__all__ = ["Alert", "JobSummary", "PartySummary", "Result", "SessionSummary", "hookimpl"]

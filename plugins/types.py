@@ -152,3 +152,62 @@ def summarise(
         model_name=results[0].model_name if results else "",
         end_reason=end_reason,
     )
+
+
+def party_of(result: Result) -> str:
+    """Who a result belongs to: its speaker ("S1", diarized or one per channel), else its channel."""
+    return result.speaker or f"channel {result.channel}"
+
+
+@dataclass(frozen=True)
+class PartySummary:
+    """One party of a session that has more than one (a speaker, else a channel).
+
+    Counted over the party's results with speech: ``count`` of them, ``seconds`` they last and that
+    time's ``time_share`` of everyone's; ``dominant_label`` (most won, then the highest mean score),
+    the ``shares`` each emotion won and the ``mean_scores``; ``alerts`` raised during its results.
+    """
+
+    party: str
+    count: int
+    seconds: float
+    time_share: float
+    dominant_label: str
+    shares: dict[str, float]
+    mean_scores: dict[str, float]
+    alerts: int
+
+
+def summarise_parties(results: Sequence[Result], alerts: Sequence[Alert] = ()) -> list[PartySummary]:
+    """Each party's summary, in name order; empty when the results hold fewer than two parties.
+
+    An alert is counted for the party whose result with speech holds its time (else the nearest one):
+    alerts are raised by results, at their end.
+    """
+    spoken = [r for r in results if not r.no_speech]
+    names = sorted({party_of(r) for r in spoken})
+    if len(names) < 2:
+        return []
+    total = sum(max(0.0, r.end_s - r.start_s) for r in spoken) or 1.0
+    raised = dict.fromkeys(names, 0)
+    for alert in alerts:
+        nearest = min(spoken, key=lambda r: max(r.start_s - alert.time_s, alert.time_s - r.end_s, 0.0))
+        raised[party_of(nearest)] += 1
+    out = []
+    for name in names:
+        mine = [r for r in spoken if party_of(r) == name]
+        whole = summarise(name, mine, (), {})  # the session's own rule, over this party's results
+        seconds = sum(max(0.0, r.end_s - r.start_s) for r in mine)
+        out.append(
+            PartySummary(
+                party=name,
+                count=whole.window_count,
+                seconds=round(seconds, 3),
+                time_share=seconds / total,
+                dominant_label=whole.dominant_label,
+                shares=whole.shares,
+                mean_scores=whole.mean_scores,
+                alerts=raised[name],
+            )
+        )
+    return out

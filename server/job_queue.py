@@ -211,11 +211,19 @@ class JobQueue:
             values["parts"] = parts
         return self._update_held(claim, values)
 
-    def finish(self, claim: Claim, state: str, utterances: list[dict[str, Any]] | None, error: str = "") -> bool:
-        """Ends a held job (succeeded or failed) and deletes its inline recordings; False when not held."""
+    def finish(
+        self,
+        claim: Claim,
+        state: str,
+        utterances: list[dict[str, Any]] | None,
+        error: str = "",
+        parties: list[dict[str, Any]] | None = None,
+    ) -> bool:
+        """Ends a held job (succeeded or failed) and deletes its inline recordings; False when not held.
+        ``parties``: each party's summary (:func:`emotion_service.plugins.types.summarise_parties`)."""
         values: dict[str, Any] = {
             "state": state,
-            "utterances": {"utterances": utterances} if utterances is not None else None,
+            "utterances": {"utterances": utterances, "parties": parties or []} if utterances is not None else None,
             "error": error or None,
             "lease_token": None,
             "lease_expires_at": None,

@@ -36,7 +36,7 @@ import structlog
 from emotion_service import audio
 from emotion_service.diarization import Diarizer
 from emotion_service.plugins.manager import PluginHost
-from emotion_service.plugins.types import Alert, JobSummary, Result, summarise
+from emotion_service.plugins.types import Alert, JobSummary, Result, summarise, summarise_parties
 from emotion_service.segmentation import Segment, Segmenter, SegmenterSettings
 from emotion_service.server import metrics
 from emotion_service.server.config import Settings
@@ -234,10 +234,11 @@ class JobRunner:
         """Writes the job's end; then, only when that write was this worker's, hands its alerts,
         its session's end and its own end to the plugins: once per job, whoever ran which part."""
         rows = [u.to_dict() for u in utterances]
+        parties = [dataclasses.asdict(p) for p in summarise_parties(results or (), alerts or ())]
         if claim.session_id in self.erasures:
             log.info("job_lost", reason="its session was erased")
             return
-        if not await asyncio.to_thread(self.queue.finish, claim, state, rows, error):
+        if not await asyncio.to_thread(self.queue.finish, claim, state, rows, error, parties):
             log.info("job_lost", reason="cancelled, erased or taken over as it ended")
             return
         job = JobSummary(

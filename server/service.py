@@ -1001,6 +1001,7 @@ def _job_pb(job: JobRow, with_utterances: bool) -> pb.Job:
     """The API's view of a job row; the estimate comes from the current attempt's pace."""
     eta_s = eta_seconds(job)
     utterances = (job.utterances or {}).get("utterances", []) if with_utterances else []
+    parties = (job.utterances or {}).get("parties", []) if with_utterances else []
     return pb.Job(
         job_id=job.id,
         session_id=job.session_id,
@@ -1031,6 +1032,19 @@ def _job_pb(job: JobRow, with_utterances: bool) -> pb.Job:
         metadata=dict(job.job_metadata),
         recordings=[r["name"] for r in job.request["recordings"]],
         attempts=job.attempts,
+        parties=[
+            pb.PartySummary(
+                party=p["party"],
+                utterance_count=p["count"],
+                seconds=p["seconds"],
+                time_share=p["time_share"],
+                dominant_label=p["dominant_label"],
+                shares=_label_scores(p["shares"]),
+                mean_scores=_label_scores(p["mean_scores"]),
+                alert_count=p["alerts"],
+            )
+            for p in parties
+        ],
     )
 
 

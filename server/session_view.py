@@ -20,16 +20,12 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from emotion_service.plugins.types import Result
+from emotion_service.plugins.types import Result, party_of
 
 # At most this many spans on a page (past it, the lanes are drawn in equal stretches).
 MAX_LANE_SPANS = 4000
 # Spans closer than this (seconds) count as touching.
 TOUCHING_S = 1e-3
-
-
-def party_of(result: Result) -> str:
-    return result.speaker or f"channel {result.channel}"
 
 
 def _natural(name: str) -> tuple[Any, ...]:

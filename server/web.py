@@ -68,12 +68,12 @@ from emotion_service.html import FAVICON_SVG, id_url, render
 from emotion_service.plugins.reports.documents import session_document, session_html
 from emotion_service.plugins.store import ResultStore, StoreError
 from emotion_service.plugins.store.schema import AlertRow, ResultRow, SessionRow
-from emotion_service.plugins.types import SessionRecord
+from emotion_service.plugins.types import SessionRecord, party_of, summarise_parties
 from emotion_service.server.auth import ApiKey, allows, identify
 from emotion_service.server.config import Settings
 from emotion_service.server.job_queue import JobNotFoundError, eta_seconds
 from emotion_service.server.rpc import JobRequestError
-from emotion_service.server.session_view import lanes, party_of, tallies
+from emotion_service.server.session_view import lanes, tallies
 
 if TYPE_CHECKING:  # the UI's own process never imports the servicer (nor the model's libraries)
     from emotion_service.server.service import EmotionServicer
@@ -376,7 +376,7 @@ class WebUI:
             running=running,
             show_channel=bool(record) and (record.kind == "job" or any(r.channel for r in results)),
             show_speaker=any(r.speaker for r in results),
-            parties=_parties(results, labels),
+            parties=summarise_parties(results, record.summary.alerts if record else ()),
             lanes=lanes(results, labels, record.summary.duration_s if record else 0.0),
             tallies=tallies(results, labels),
         )
@@ -387,7 +387,7 @@ class WebUI:
         record = await self._record(request.path_params["session_id"])
         if record is None:
             return JSONResponse({"error": "no such session"}, status_code=404)
-        body = await asyncio.to_thread(lambda: json.dumps(_document(record), indent=2))
+        body = await asyncio.to_thread(lambda: json.dumps(session_document(record), indent=2))
         return Response(
             body,
             media_type="application/json",
@@ -753,48 +753,6 @@ def _attachment(session_id: str, extension: str) -> str:
     name = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in session_id)
     return f"attachment; filename=\"session-{name}.{extension}\"; filename*=UTF-8''{quote('session-' + session_id + '.' + extension, safe='')}"
 
-
-def _document(record: SessionRecord) -> dict[str, Any]:
-    """The session's JSON report, every window with its channel and speaker."""
-    document = session_document(record)
-    for window, result in zip(document["windows"], record.summary.results, strict=True):
-        window["channel"] = result.channel
-        window["speaker"] = result.speaker
-    return document
-
-
-def _party(result: Any) -> str:
-    return result.speaker or f"channel {result.channel}"
-
-
-def _parties(results: Any, labels: list[str]) -> list[dict[str, Any]]:
-    """Per speaker (else per channel), when there is more than one: share of the scored time, the
-    dominant emotion (most utterances won, then the highest mean score) and the share each emotion won.
-    Results without speech claim no emotion and hold no speaking time: they are left out."""
-    results = [r for r in results if not r.no_speech]
-    groups: dict[str, list[Any]] = defaultdict(list)
-    for r in results:
-        groups[_party(r)].append(r)
-    if len(groups) < 2:
-        return []
-    total = sum(max(0.0, r.end_s - r.start_s) for r in results) or 1.0
-    parties = []
-    for name, rs in sorted(groups.items()):
-        wins = Counter(r.label for r in rs)
-        means = {label: sum(r.scores.get(label, 0.0) for r in rs) / len(rs) for label in labels}
-        dominant = max(wins, key=lambda label: (wins[label], means.get(label, 0.0))) if wins else ""
-        seconds = sum(max(0.0, r.end_s - r.start_s) for r in rs)
-        parties.append(
-            {
-                "name": name,
-                "count": len(rs),
-                "seconds": seconds,
-                "time_share": seconds / total,
-                "dominant": dominant,
-                "shares": {label: wins.get(label, 0) / len(rs) for label in labels},
-            }
-        )
-    return parties
 
 
 def _query(values: dict[str, str]) -> str:

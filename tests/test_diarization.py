@@ -10,14 +10,16 @@ from pathlib import Path
 
 import librosa
 import numpy as np
+import pytest
 import soundfile as sf
 from sqlalchemy import create_engine, text
 
 from emotion_service.audio import load_audio
 from emotion_service.diarization import Turn, diarization_error_rate
 from emotion_service.paths import BUNDLED_MODEL
+from emotion_service.plugins.reports.documents import session_report_paths
 from emotion_service.plugins.store import ResultStore
-from emotion_service.plugins.types import Result
+from emotion_service.plugins.types import Alert, Result, summarise_parties
 from tests.server_process import serving
 from tests.test_jobs import analyze, store_env
 
@@ -84,6 +86,23 @@ def test_a_diarized_job_labels_each_utterance_with_its_speaker(tmp_path: Path) -
     assert {u["speaker"] for u in utterances} == {"S1", "S2"}
     mapping = speakers_of(utterances, truth)
     assert mapping == {"man": "S1", "woman": "S2"}  # named in order of first appearance
+    # A summary per party in the job's result, and the same in the session's JSON and HTML reports.
+    spoken = [u for u in utterances if not u["no_speech"]]
+    parties = result["parties"]
+    assert [p["party"] for p in parties] == ["S1", "S2"]
+    for party in parties:
+        mine = [u for u in spoken if u["speaker"] == party["party"]]
+        assert party["utterance_count"] == len(mine)
+        assert abs(party["seconds"] - sum(u["end_s"] - u["start_s"] for u in mine)) < 0.01
+        wins = {label: sum(u["label"] == label for u in mine) / len(mine) for label in party["shares"]}
+        assert party["shares"] == pytest.approx(wins)
+        assert party["dominant_label"] in {label for label, share in wins.items() if share == max(wins.values())}
+    assert sum(p["time_share"] for p in parties) == pytest.approx(1.0)
+    written = {path.suffix: path for path in session_report_paths(result["session_id"], tmp_path / "reports")}
+    document = json.loads(written[".json"].read_text())
+    assert [(p["party"], p["count"]) for p in document["parties"]] == [(p["party"], p["utterance_count"]) for p in parties]
+    assert {w["speaker"] for w in document["windows"]} == {"S1", "S2"}
+    assert "Per speaker" in written[".html"].read_text()
     # --num-speakers and --csv: the same speakers, one row per utterance.
     assert counted.returncode == 0, counted.stderr
     rows = list(csv.DictReader(io.StringIO(counted.stdout)))
@@ -128,3 +147,22 @@ def test_the_store_adds_the_speaker_column_to_an_older_database(tmp_path: Path) 
     record = store.session("s")
     store.close()
     assert record is not None and [r.speaker for r in record.summary.results] == ["S2"]
+
+
+def test_each_party_gets_its_time_emotions_and_alerts() -> None:
+    def said(start: float, end: float, speaker: str, label: str = "", no_speech: bool = False, score: float = 0.8) -> Result:
+        scores = {} if no_speech else {"HAP": 0.1, "SAD": 0.1, label: score}
+        return Result(session_id="s", request_id="j", kind="utterance", label=label, scores=scores,
+                      start_s=start, end_s=end, speaker=speaker, no_speech=no_speech)  # fmt: skip
+
+    results = [said(0, 2, "S1", "HAP"), said(2.5, 4, "S2", "SAD", score=0.9), said(5, 6, "S1", "HAP"), said(4.2, 4.9, "S2", "HAP"),
+               said(6, 7, "S2", no_speech=True)]  # fmt: skip
+    alerts = [Alert(kind="anomaly", message="m", time_s=3.9), Alert(kind="anomaly", message="m", time_s=6.5)]
+    s1, s2 = summarise_parties(results, alerts)
+    assert (s1.party, s1.count, s1.seconds, s1.dominant_label, s1.shares["HAP"]) == ("S1", 2, 3.0, "HAP", 1.0)
+    assert (s2.party, s2.count, s2.seconds, s2.shares["SAD"]) == ("S2", 2, 2.2, 0.5)
+    assert s2.dominant_label == "SAD"  # one win each: the higher mean score decides
+    assert s1.time_share == pytest.approx(3.0 / 5.2) and s2.time_share == pytest.approx(2.2 / 5.2)
+    # An alert is its party's whose utterance holds it, else the nearest utterance with speech.
+    assert (s1.alerts, s2.alerts) == (1, 1)
+    assert summarise_parties([r for r in results if r.speaker == "S1"], alerts) == []  # one party: no table

@@ -47,7 +47,7 @@ def test_a_worker_that_lost_its_lease_cannot_finish_the_job_another_worker_holds
     assert queue.finish(current, SUCCEEDED, [{"label": "SAD"}]) is True
     assert queue.finish(stale, FAILED, None, "stale worker gave up") is False
     row = queue.get(job.id)
-    assert row.state == SUCCEEDED and row.utterances == {"utterances": [{"label": "SAD"}]} and row.error is None
+    assert row.state == SUCCEEDED and row.utterances == {"utterances": [{"label": "SAD"}], "parties": []} and row.error is None
     assert queue.content(job.id, 0) is None
 
 

@@ -307,7 +307,7 @@ function followSession() {
     if (seen.has(w.index)) return;
     seen.add(w.index);
     const empty = document.querySelector("p.empty");
-    if (empty) empty.remove();
+    if (empty && w.label) empty.remove();
     const party = w.speaker || `channel ${w.channel || 0}`;
     appendRow(w, party);
     if (w.label) {

@@ -14,12 +14,13 @@ from typing import Any
 
 from emotion_service.html import render
 from emotion_service.plugins.reports import charts
-from emotion_service.plugins.types import SessionRecord, SessionSummary
+from emotion_service.plugins.types import SessionRecord, SessionSummary, summarise_parties
 
 
 def session_document(record: SessionRecord) -> dict[str, Any]:
-    """The JSON report of one session: facts, shares, mean scores, alerts and every window (one without
-    speech has ``no_speech`` true, an empty label and no scores)."""
+    """The JSON report of one session: facts, shares, mean scores, alerts, each party's summary when
+    there is more than one (``parties``: speakers, else channels) and every window with its channel
+    and speaker (one without speech has ``no_speech`` true, an empty label and no scores)."""
     s = record.summary
     return {
         "report": "session",
@@ -29,11 +30,14 @@ def session_document(record: SessionRecord) -> dict[str, Any]:
         "mean_scores": s.mean_scores,
         "metadata": s.metadata,
         "alerts": [dataclasses.asdict(a) for a in s.alerts],
+        "parties": [dataclasses.asdict(p) for p in summarise_parties(s.results, s.alerts)],
         "windows": [
             {
                 "index": r.index,
                 "start_s": r.start_s,
                 "end_s": r.end_s,
+                "channel": r.channel,
+                "speaker": r.speaker,
                 "label": r.label,
                 "scores": r.scores,
                 "no_speech": r.no_speech,
@@ -74,7 +78,8 @@ def _pooled_distribution(records: Sequence[SessionRecord]) -> tuple[dict[str, fl
 
 
 def session_html(record: SessionRecord) -> str:
-    """A page for people: facts, timeline with alerts, distribution, the alerts and the windows."""
+    """A page for people: facts, timeline with alerts, distribution, each party's summary (more than
+    one), the alerts and the windows."""
     s = record.summary
     return render(
         "session_report.html",
@@ -82,6 +87,7 @@ def session_html(record: SessionRecord) -> str:
         record=record,
         s=s,
         facts=_session_facts(record),
+        parties=summarise_parties(s.results, s.alerts),
         timeline_png=charts.timeline_png(record),
         distribution_png=charts.distribution_png(s.shares, s.mean_scores),
     )

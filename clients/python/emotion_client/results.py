@@ -270,6 +270,36 @@ class Utterance(_Serialisable):
         )
 
 
+@dataclass(frozen=True)
+class PartySummary(_Serialisable):
+    """One party of a job (a speaker, else a channel), over its utterances with speech: how many
+    (``utterance_count``), how long (``seconds``, and ``time_share`` of every party's), the
+    ``dominant_label``, the share of utterances each emotion won (``shares``), the ``mean_scores``
+    and the alerts raised during them (``alert_count``)."""
+
+    party: str
+    utterance_count: int
+    seconds: float
+    time_share: float
+    dominant_label: str
+    shares: dict[str, float]
+    mean_scores: dict[str, float]
+    alert_count: int = 0
+
+    @classmethod
+    def from_pb(cls, msg: pb.PartySummary) -> PartySummary:
+        return cls(
+            party=msg.party,
+            utterance_count=msg.utterance_count,
+            seconds=msg.seconds,
+            time_share=msg.time_share,
+            dominant_label=msg.dominant_label,
+            shares=_scores(msg.shares),
+            mean_scores=_scores(msg.mean_scores),
+            alert_count=msg.alert_count,
+        )
+
+
 JOB_STATES = {
     pb.JOB_STATE_QUEUED: "queued",
     pb.JOB_STATE_RUNNING: "running",
@@ -283,7 +313,8 @@ JOB_STATES = {
 class Job(_Serialisable):
     """A job of whole recordings: ``state`` is queued, running, succeeded, failed or cancelled.
 
-    ``utterances`` are filled once it succeeded (by ``get_job`` and ``wait_job``).
+    ``utterances`` are filled once it succeeded (by ``get_job`` and ``wait_job``), and ``parties``
+    (each party's summary) when they hold more than one speaker or channel.
     """
 
     job_id: str
@@ -300,6 +331,7 @@ class Job(_Serialisable):
     updated_at: str
     utterances: tuple[Utterance, ...] = ()
     metadata: dict[str, str] = field(default_factory=dict)
+    parties: tuple[PartySummary, ...] = ()
 
     @property
     def ended(self) -> bool:
@@ -323,4 +355,5 @@ class Job(_Serialisable):
             updated_at=msg.updated_at.ToJsonString() if msg.HasField("updated_at") else "",
             utterances=tuple(Utterance.from_pb(u) for u in msg.utterances),
             metadata=dict(msg.metadata),
+            parties=tuple(PartySummary.from_pb(p) for p in msg.parties),
         )

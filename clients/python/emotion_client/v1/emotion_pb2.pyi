@@ -295,8 +295,28 @@ class Utterance(_message.Message):
     voiced_fraction: float
     def __init__(self, recording: _Optional[int] = ..., channel: _Optional[int] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., label: _Optional[str] = ..., scores: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ..., window_count: _Optional[int] = ..., speaker: _Optional[str] = ..., no_speech: _Optional[bool] = ..., voiced_fraction: _Optional[float] = ...) -> None: ...
 
+class PartySummary(_message.Message):
+    __slots__ = ("party", "utterance_count", "seconds", "time_share", "dominant_label", "shares", "mean_scores", "alert_count")
+    PARTY_FIELD_NUMBER: _ClassVar[int]
+    UTTERANCE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    TIME_SHARE_FIELD_NUMBER: _ClassVar[int]
+    DOMINANT_LABEL_FIELD_NUMBER: _ClassVar[int]
+    SHARES_FIELD_NUMBER: _ClassVar[int]
+    MEAN_SCORES_FIELD_NUMBER: _ClassVar[int]
+    ALERT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    party: str
+    utterance_count: int
+    seconds: float
+    time_share: float
+    dominant_label: str
+    shares: _containers.RepeatedCompositeFieldContainer[LabelScore]
+    mean_scores: _containers.RepeatedCompositeFieldContainer[LabelScore]
+    alert_count: int
+    def __init__(self, party: _Optional[str] = ..., utterance_count: _Optional[int] = ..., seconds: _Optional[float] = ..., time_share: _Optional[float] = ..., dominant_label: _Optional[str] = ..., shares: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ..., mean_scores: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ..., alert_count: _Optional[int] = ...) -> None: ...
+
 class Job(_message.Message):
-    __slots__ = ("job_id", "session_id", "state", "progress", "audio_s", "created_at", "updated_at", "eta_s", "error", "utterances", "channels", "metadata", "recordings", "attempts")
+    __slots__ = ("job_id", "session_id", "state", "progress", "audio_s", "created_at", "updated_at", "eta_s", "error", "utterances", "channels", "metadata", "recordings", "attempts", "parties")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -318,6 +338,7 @@ class Job(_message.Message):
     METADATA_FIELD_NUMBER: _ClassVar[int]
     RECORDINGS_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    PARTIES_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     session_id: str
     state: JobState
@@ -332,7 +353,8 @@ class Job(_message.Message):
     metadata: _containers.ScalarMap[str, str]
     recordings: _containers.RepeatedScalarFieldContainer[str]
     attempts: int
-    def __init__(self, job_id: _Optional[str] = ..., session_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., progress: _Optional[float] = ..., audio_s: _Optional[float] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., eta_s: _Optional[float] = ..., error: _Optional[str] = ..., utterances: _Optional[_Iterable[_Union[Utterance, _Mapping]]] = ..., channels: _Optional[_Union[ChannelMode, str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., recordings: _Optional[_Iterable[str]] = ..., attempts: _Optional[int] = ...) -> None: ...
+    parties: _containers.RepeatedCompositeFieldContainer[PartySummary]
+    def __init__(self, job_id: _Optional[str] = ..., session_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., progress: _Optional[float] = ..., audio_s: _Optional[float] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., eta_s: _Optional[float] = ..., error: _Optional[str] = ..., utterances: _Optional[_Iterable[_Union[Utterance, _Mapping]]] = ..., channels: _Optional[_Union[ChannelMode, str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., recordings: _Optional[_Iterable[str]] = ..., attempts: _Optional[int] = ..., parties: _Optional[_Iterable[_Union[PartySummary, _Mapping]]] = ...) -> None: ...
 
 class GetJobRequest(_message.Message):
     __slots__ = ("job_id",)
