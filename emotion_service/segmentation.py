@@ -136,6 +136,9 @@ class _Levelled:
     def reset_states(self) -> None:
         self.model.reset_states()
 
+    def __getattr__(self, name: str) -> Any:  # anything else Silero asks of its model
+        return getattr(self.model, name)
+
 
 def _power_db(mean_square: float) -> float:
     """RMS level in dBFS of a mean power (-120 for silence)."""

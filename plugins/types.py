@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -159,13 +160,19 @@ def party_of(result: Result) -> str:
     return result.speaker or f"channel {result.channel}"
 
 
+def party_order(name: str) -> tuple[str | int, ...]:
+    """Sort key of party names: S2 before S10, channel 2 before channel 10."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
+
+
 @dataclass(frozen=True)
 class PartySummary:
     """One party of a session that has more than one (a speaker, else a channel).
 
     Counted over the party's results with speech: ``count`` of them, ``seconds`` they last and that
     time's ``time_share`` of everyone's; ``dominant_label`` (most won, then the highest mean score),
-    the ``shares`` each emotion won and the ``mean_scores``; ``alerts`` raised during its results.
+    the ``shares`` each emotion won and the ``mean_scores``; ``alert_count``: alerts raised by its
+    results. The same names in the API (``Job.parties``), the reports and the pages.
     """
 
     party: str
@@ -175,23 +182,28 @@ class PartySummary:
     dominant_label: str
     shares: dict[str, float]
     mean_scores: dict[str, float]
-    alerts: int
+    alert_count: int
 
 
 def summarise_parties(results: Sequence[Result], alerts: Sequence[Alert] = ()) -> list[PartySummary]:
-    """Each party's summary, in name order; empty when the results hold fewer than two parties.
+    """Each party's summary, in name order (S2 before S10); empty when the results hold fewer than
+    two parties.
 
-    An alert is counted for the party whose result with speech holds its time (else the nearest one):
-    alerts are raised by results, at their end.
+    Alerts are raised by results and stamped with their end: an alert is counted for the party of
+    the result with speech that ends at its time (else the one that holds it, else the nearest), so
+    one party's alert inside the other's overlapping speech stays its own.
     """
     spoken = [r for r in results if not r.no_speech]
-    names = sorted({party_of(r) for r in spoken})
+    names = sorted({party_of(r) for r in spoken}, key=party_order)
     if len(names) < 2:
         return []
     total = sum(max(0.0, r.end_s - r.start_s) for r in spoken) or 1.0
     raised = dict.fromkeys(names, 0)
     for alert in alerts:
-        nearest = min(spoken, key=lambda r: max(r.start_s - alert.time_s, alert.time_s - r.end_s, 0.0))
+        nearest = min(
+            spoken,
+            key=lambda r: (max(r.start_s - alert.time_s, alert.time_s - r.end_s, 0.0), abs(r.end_s - alert.time_s)),
+        )
         raised[party_of(nearest)] += 1
     out = []
     for name in names:
@@ -207,7 +219,7 @@ def summarise_parties(results: Sequence[Result], alerts: Sequence[Alert] = ()) -
                 dominant_label=whole.dominant_label,
                 shares=whole.shares,
                 mean_scores=whole.mean_scores,
-                alerts=raised[name],
+                alert_count=raised[name],
             )
         )
     return out

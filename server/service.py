@@ -1035,13 +1035,13 @@ def _job_pb(job: JobRow, with_utterances: bool) -> pb.Job:
         parties=[
             pb.PartySummary(
                 party=p["party"],
-                utterance_count=p["count"],
+                count=p["count"],
                 seconds=p["seconds"],
                 time_share=p["time_share"],
                 dominant_label=p["dominant_label"],
                 shares=_label_scores(p["shares"]),
                 mean_scores=_label_scores(p["mean_scores"]),
-                alert_count=p["alerts"],
+                alert_count=p["alert_count"],
             )
             for p in parties
         ],

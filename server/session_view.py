@@ -15,12 +15,11 @@ A party is named as in the page's table (``data-party``): the speaker, else ``ch
 
 from __future__ import annotations
 
-import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from emotion_service.plugins.types import Result, party_of
+from emotion_service.plugins.types import Result, party_of, party_order
 
 # At most this many spans on a page (past it, the lanes are drawn in equal stretches).
 MAX_LANE_SPANS = 4000
@@ -28,16 +27,11 @@ MAX_LANE_SPANS = 4000
 TOUCHING_S = 1e-3
 
 
-def _natural(name: str) -> tuple[Any, ...]:
-    """S2 before S10, channel 2 before channel 10."""
-    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
-
-
 def lanes(results: Sequence[Result], labels: Sequence[str], duration_s: float) -> dict[str, Any]:
     """The lanes' data for the page's script: ``parties`` (``key`` as in ``data-party``, ``name``
     shown), ``spans`` as ``[start_s, end_s, label index (-1: no speech), party index, results]``,
     ``duration_s``, and ``binned`` (the stretch in seconds, or 0 when every span is drawn)."""
-    keys = sorted({party_of(r) for r in results}, key=_natural)
+    keys = sorted({party_of(r) for r in results}, key=party_order)
     speakers = any(r.speaker for r in results)
     names = ["all" if len(keys) == 1 and not speakers else key for key in keys]
     index = {label: i for i, label in enumerate(labels)}

@@ -84,9 +84,10 @@ RESTART_DELAY_S = 0.5
 STOP_S = 10.0
 WATCH_S = 0.2
 # A UI process whose web loop has not ticked for this long is hung (stopped, deadlocked, stuck in
-# a page): it is killed and restarted like one that died. uvicorn ticks ten times a second, and
-# the UI's low priority still gets it scheduled within this on a saturated machine.
-HANG_S = 30.0
+# a page): it is killed and restarted like one that died. uvicorn ticks ten times a second; a page
+# is rendered on that loop, and at the UI's low priority on a saturated machine a heavy one can
+# hold it for tens of seconds, which must not count as hung.
+HANG_S = 120.0
 # The bridge: its service name, the metadata key of the secret, how soon the child reconnects.
 BRIDGE_SERVICE = "emotion.internal.WebBridge"
 SECRET_KEY = "emotion-bridge-secret"
@@ -135,6 +136,7 @@ class WebUIProcess:
         self._process: BaseProcess | None = None
         self._ready: Connection | None = None
         self._heartbeat: Any = None
+        self._port = 0
         self._started_at = 0.0
         self._watcher: asyncio.Task[None] | None = None
         self._stopping = False
@@ -143,7 +145,7 @@ class WebUIProcess:
 
     @property
     def port(self) -> int:
-        return self._socket.getsockname()[1] if self._socket is not None else 0
+        return self._port
 
     @property
     def pid(self) -> int | None:
@@ -155,6 +157,7 @@ class WebUIProcess:
         """Binds the port (:class:`OSError` naming it and the flag when taken), opens the bridge and
         starts the UI's process; it comes up while the model loads (browsers wait in the backlog)."""
         self._socket = _listen(self.settings)
+        self._port = self._socket.getsockname()[1]
         try:
             self._folder = tempfile.mkdtemp(prefix="emotion-web-")  # mode 0700: this user only
             target = f"unix:{Path(self._folder) / 'bridge.sock'}"
@@ -221,6 +224,7 @@ class WebUIProcess:
             assert process is not None
             try:
                 await self._served(process)
+                self._heartbeat.value = time.monotonic()  # a slow start is not silence
                 log.info("web_ui_started", url=f"{scheme}://{self.settings.host}:{self.port}/", pid=process.pid)
                 reason = await self._while_alive(process)
             except WebUIError as exc:
@@ -230,7 +234,7 @@ class WebUIProcess:
             failures = failures + 1 if time.monotonic() - self._started_at < STABLE_S else 1
             log.error("web_ui_exited", reason=reason, pid=process.pid, restarts_left=max(0, MAX_RESTARTS - failures + 1))
             if failures > MAX_RESTARTS:
-                self.failure = f"the web UI's process died {failures} times in a row (last: {reason}): see the log above"
+                self.failure = f"the web UI's process ended {failures} times in a row (last: {reason}): see the log above"
                 log.error("web_ui_failed", reason=self.failure, api="still serving", http_port=self.port)
                 if self._socket is not None:
                     self._socket.close()  # nothing will accept there: refuse browsers instead of holding them

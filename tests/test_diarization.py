@@ -92,7 +92,7 @@ def test_a_diarized_job_labels_each_utterance_with_its_speaker(tmp_path: Path) -
     assert [p["party"] for p in parties] == ["S1", "S2"]
     for party in parties:
         mine = [u for u in spoken if u["speaker"] == party["party"]]
-        assert party["utterance_count"] == len(mine)
+        assert party["count"] == len(mine)
         assert abs(party["seconds"] - sum(u["end_s"] - u["start_s"] for u in mine)) < 0.01
         wins = {label: sum(u["label"] == label for u in mine) / len(mine) for label in party["shares"]}
         assert party["shares"] == pytest.approx(wins)
@@ -100,7 +100,13 @@ def test_a_diarized_job_labels_each_utterance_with_its_speaker(tmp_path: Path) -
     assert sum(p["time_share"] for p in parties) == pytest.approx(1.0)
     written = {path.suffix: path for path in session_report_paths(result["session_id"], tmp_path / "reports")}
     document = json.loads(written[".json"].read_text())
-    assert [(p["party"], p["count"]) for p in document["parties"]] == [(p["party"], p["utterance_count"]) for p in parties]
+    for reported, answered in zip(document["parties"], parties, strict=True):  # the same summary, the same names
+        assert reported.keys() == answered.keys()
+        assert {k: reported[k] for k in ("party", "count", "dominant_label", "alert_count")} == {
+            k: answered[k] for k in ("party", "count", "dominant_label", "alert_count")
+        }
+        assert reported["shares"] == pytest.approx(answered["shares"])
+        assert reported["time_share"] == pytest.approx(answered["time_share"])
     assert {w["speaker"] for w in document["windows"]} == {"S1", "S2"}
     assert "Per speaker" in written[".html"].read_text()
     # --num-speakers and --csv: the same speakers, one row per utterance.
@@ -164,5 +170,13 @@ def test_each_party_gets_its_time_emotions_and_alerts() -> None:
     assert s2.dominant_label == "SAD"  # one win each: the higher mean score decides
     assert s1.time_share == pytest.approx(3.0 / 5.2) and s2.time_share == pytest.approx(2.2 / 5.2)
     # An alert is its party's whose utterance holds it, else the nearest utterance with speech.
-    assert (s1.alerts, s2.alerts) == (1, 1)
+    assert (s1.alert_count, s2.alert_count) == (1, 1)
+    # Overlapping speech (two channels): an alert stamped at the end of S2's utterance is S2's,
+    # though S1 speaks over it and is listed first.
+    overlap = [said(0, 10, "S1", "HAP"), said(3, 5, "S2", "SAD")]
+    alert = Alert(kind="anomaly", message="m", time_s=5.0)
+    assert [p.alert_count for p in summarise_parties(overlap, [alert])] == [0, 1]
+    # Parties in natural order: S2 before S10.
+    many = [said(k, k + 0.5, f"S{n}", "HAP") for k, n in enumerate((10, 2, 1))]
+    assert [p.party for p in summarise_parties(many)] == ["S1", "S2", "S10"]
     assert summarise_parties([r for r in results if r.speaker == "S1"], alerts) == []  # one party: no table

@@ -342,7 +342,7 @@ async def test_a_ui_process_that_keeps_dying_is_given_up_while_the_api_serves_on
     try:
         await server.load_model()
         await asyncio.wait_for(server.web.failed.wait(), 120)
-        assert "died 3 times in a row" in server.web.failure
+        assert "ended 3 times in a row" in server.web.failure
         with EmotionClient(f"127.0.0.1:{server.port}") as client:
             answer = await asyncio.to_thread(client.classify, recordings()[0])
         assert answer.label

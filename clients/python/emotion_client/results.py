@@ -273,12 +273,12 @@ class Utterance(_Serialisable):
 @dataclass(frozen=True)
 class PartySummary(_Serialisable):
     """One party of a job (a speaker, else a channel), over its utterances with speech: how many
-    (``utterance_count``), how long (``seconds``, and ``time_share`` of every party's), the
+    (``count``), how long (``seconds``, and ``time_share`` of every party's), the
     ``dominant_label``, the share of utterances each emotion won (``shares``), the ``mean_scores``
     and the alerts raised during them (``alert_count``)."""
 
     party: str
-    utterance_count: int
+    count: int
     seconds: float
     time_share: float
     dominant_label: str
@@ -290,7 +290,7 @@ class PartySummary(_Serialisable):
     def from_pb(cls, msg: pb.PartySummary) -> PartySummary:
         return cls(
             party=msg.party,
-            utterance_count=msg.utterance_count,
+            count=msg.count,
             seconds=msg.seconds,
             time_share=msg.time_share,
             dominant_label=msg.dominant_label,

@@ -296,9 +296,9 @@ class Utterance(_message.Message):
     def __init__(self, recording: _Optional[int] = ..., channel: _Optional[int] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., label: _Optional[str] = ..., scores: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ..., window_count: _Optional[int] = ..., speaker: _Optional[str] = ..., no_speech: _Optional[bool] = ..., voiced_fraction: _Optional[float] = ...) -> None: ...
 
 class PartySummary(_message.Message):
-    __slots__ = ("party", "utterance_count", "seconds", "time_share", "dominant_label", "shares", "mean_scores", "alert_count")
+    __slots__ = ("party", "count", "seconds", "time_share", "dominant_label", "shares", "mean_scores", "alert_count")
     PARTY_FIELD_NUMBER: _ClassVar[int]
-    UTTERANCE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
     SECONDS_FIELD_NUMBER: _ClassVar[int]
     TIME_SHARE_FIELD_NUMBER: _ClassVar[int]
     DOMINANT_LABEL_FIELD_NUMBER: _ClassVar[int]
@@ -306,14 +306,14 @@ class PartySummary(_message.Message):
     MEAN_SCORES_FIELD_NUMBER: _ClassVar[int]
     ALERT_COUNT_FIELD_NUMBER: _ClassVar[int]
     party: str
-    utterance_count: int
+    count: int
     seconds: float
     time_share: float
     dominant_label: str
     shares: _containers.RepeatedCompositeFieldContainer[LabelScore]
     mean_scores: _containers.RepeatedCompositeFieldContainer[LabelScore]
     alert_count: int
-    def __init__(self, party: _Optional[str] = ..., utterance_count: _Optional[int] = ..., seconds: _Optional[float] = ..., time_share: _Optional[float] = ..., dominant_label: _Optional[str] = ..., shares: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ..., mean_scores: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ..., alert_count: _Optional[int] = ...) -> None: ...
+    def __init__(self, party: _Optional[str] = ..., count: _Optional[int] = ..., seconds: _Optional[float] = ..., time_share: _Optional[float] = ..., dominant_label: _Optional[str] = ..., shares: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ..., mean_scores: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ..., alert_count: _Optional[int] = ...) -> None: ...
 
 class Job(_message.Message):
     __slots__ = ("job_id", "session_id", "state", "progress", "audio_s", "created_at", "updated_at", "eta_s", "error", "utterances", "channels", "metadata", "recordings", "attempts", "parties")
