@@ -446,31 +446,20 @@ def absorb_minor(
         return labels
     while len(ids := np.unique(labels)) > 1:
         spoken = np.array([durations[labels == i].sum() for i in ids]) / total
-        smallest = int(ids[np.argmin(spoken)])
+        smallest = int(np.argmin(spoken))
         if spoken.min() >= min(share, 1 / (len(ids) + 1)):
             break
-        mine = labels == smallest
-        own = model.loglik(float(mine.sum()), points[mine].sum(0))
-        others = [int(i) for i in ids if i != smallest]
-        gains = [
-            float(
-                model.loglik(float(mine.sum() + (labels == o).sum()), points[mine | (labels == o)].sum(0))
-                - own
-                - model.loglik(float((labels == o).sum()), points[labels == o].sum(0))
-            )
-            for o in others
-        ]
-        labels[mine] = others[int(np.argmax(gains))]
+        _, sizes, totals, own = _clusters(model, points, labels)
+        others = np.array([j for j in range(len(ids)) if j != smallest])
+        gains = model.loglik(sizes[others] + sizes[smallest], totals[others] + totals[smallest]) - own[others]
+        labels[labels == ids[smallest]] = ids[others[int(np.argmax(gains))]]
         labels = refine(model, points, labels)
     return labels
 
 
 def best_merge(model: Plda, points: np.ndarray, labels: np.ndarray) -> tuple[float, int, int]:
     """The two clusters whose merge gains the most log-likelihood: (gain, label kept, label merged)."""
-    ids = np.unique(labels)
-    sizes = np.array([(labels == i).sum() for i in ids], np.float64)
-    totals = np.array([points[labels == i].sum(0) for i in ids])
-    own = model.loglik(sizes, totals)
+    ids, sizes, totals, own = _clusters(model, points, labels)
     best = (-np.inf, int(ids[0]), int(ids[0]))
     for x in range(len(ids)):
         for y in range(x + 1, len(ids)):
@@ -478,6 +467,14 @@ def best_merge(model: Plda, points: np.ndarray, labels: np.ndarray) -> tuple[flo
             if gain > best[0]:
                 best = (gain, int(ids[x]), int(ids[y]))
     return best
+
+
+def _clusters(model: Plda, points: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Each cluster's label, its number of pieces, their summed projection and its log-likelihood."""
+    ids = np.unique(labels)
+    sizes = np.array([(labels == i).sum() for i in ids], np.float64)
+    totals = np.array([points[labels == i].sum(0) for i in ids])
+    return ids, sizes, totals, model.loglik(sizes, totals)
 
 
 def diarization_error_rate(

@@ -26,6 +26,9 @@ function localTimes(root = document) {
   }
 }
 
+// Who a window or utterance belongs to, as the server names parties (plugins.types.party_of).
+function partyOf(w) { return w.speaker || `channel ${w.channel || 0}`; }
+
 function chartWidth(el) { return Math.max(280, el.clientWidth || 600); }
 
 function timelineChart(el) {
@@ -71,7 +74,7 @@ function extendTimeline(el, w) {
   if (!t) return;
   t.x.push(Math.round(((w.start_s + w.end_s) / 2) * 1000) / 1000);
   for (const l of t.labels) t.series[l].push(w.label ? (w.scores[l] || 0) : null);
-  if (t.parties) t.parties.push(w.label ? (w.speaker || `channel ${w.channel || 0}`) : "");
+  if (t.parties) t.parties.push(w.label ? partyOf(w) : "");
   if (t.plot) t.plot.setData(timelineColumns(t));
   else drawTimeline(el);
 }
@@ -308,7 +311,7 @@ function followSession() {
     seen.add(w.index);
     const empty = document.querySelector("p.empty");
     if (empty && w.label) empty.remove();
-    const party = w.speaker || `channel ${w.channel || 0}`;
+    const party = partyOf(w);
     appendRow(w, party);
     if (w.label) {
       for (const key of ["", party]) {
