@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
 from pathlib import Path
 
 import librosa
@@ -21,7 +22,7 @@ from emotion_service.plugins.reports.documents import session_report_paths
 from emotion_service.plugins.store import ResultStore
 from emotion_service.plugins.types import Alert, Result, summarise_parties
 from tests.server_process import serving
-from tests.test_jobs import analyze, store_env
+from tests.test_jobs import CLIENT, analyze, store_env
 
 DATA = Path(__file__).parent / "data"
 RATE = 16_000
@@ -75,9 +76,17 @@ def test_a_diarized_job_labels_each_utterance_with_its_speaker(tmp_path: Path) -
     recording = tmp_path / "conversation.wav"
     truth = one_channel_conversation(recording)
     url = f"sqlite:///{tmp_path / 'results.db'}"
+    half = round(truth[4].end_s + 0.3, 2)  # questions: the first five turns, then the other five
+    (tmp_path / "questions.csv").write_text(f"id,start,end\nq1,0,{half}\nq2,{half},{truth[-1].end_s + 0.5:.2f}\n")
     with serving(BUNDLED_MODEL, env=store_env(url, tmp_path)) as (port, _, _):
         done = analyze(port, str(recording), "--diarize", "--wait", "--json")
         counted = analyze(port, str(recording), "--diarize", "--num-speakers", "2", "--csv")
+        interview = subprocess.run(
+            [*CLIENT, "--target", f"127.0.0.1:{port}", "interview", str(recording), "--diarize", "--num-speakers", "2",
+             "--questions", str(tmp_path / "questions.csv"), "--json", str(tmp_path / "interview.json"),
+             "--html", str(tmp_path / "interview.html")],
+            capture_output=True, text=True, timeout=240,
+        )  # fmt: skip
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     utterances = result["utterances"]
@@ -128,6 +137,26 @@ def test_a_diarized_job_labels_each_utterance_with_its_speaker(tmp_path: Path) -
     assert sorted((round(start, 3), speaker) for start, speaker in stored) == sorted(
         (round(u["start_s"], 3), u["speaker"]) for u in utterances
     )
+    # The interview integration, diarized: a summary per party for the whole interview and per question.
+    assert interview.returncode == 0, interview.stderr
+    assert "SPEAKER" in interview.stdout
+    report = json.loads((tmp_path / "interview.json").read_text())
+    timeline = report["timeline"]
+    assert speakers_of(timeline, truth) == mapping  # each entry is an utterance with its speaker
+    assert [p["party"] for p in report["parties"]] == ["S1", "S2"]
+    for party, served in zip(report["parties"], parties, strict=True):  # the whole interview: the job's own summary
+        assert party["window_count"] == served["count"] and party["alert_count"] == served["alert_count"]
+        assert party["dominant_label"] == served["dominant_label"]
+    for question in report["questions"]:
+        mine = [t for t in timeline if t["question_id"] == question["id"]]
+        assert [p["party"] for p in question["parties"]] == sorted({t["speaker"] for t in mine})
+        for party in question["parties"]:
+            theirs = [t for t in mine if t["speaker"] == party["party"]]
+            assert party["window_count"] == len(theirs)
+            assert party["seconds"] == pytest.approx(sum(t["end_s"] - t["start_s"] for t in theirs))
+        assert sum(p["time_share"] for p in question["parties"]) == pytest.approx(1.0)
+    page = (tmp_path / "interview.html").read_text()
+    assert "Per speaker" in page and page.count(">S1<") >= 2 and page.count(">S2<") >= 2  # table row and timeline lane
 
 
 def test_the_store_adds_the_speaker_column_to_an_older_database(tmp_path: Path) -> None:

@@ -144,9 +144,10 @@ def test_pauses_split_the_questions(interview: Interview, monkeypatch: pytest.Mo
 def check_report(report, interview: Interview, windows_per_question_min: int = 2) -> dict:
     """Each question spans its clip and reports exactly the windows whose midpoint falls in it."""
     data = json.loads(report.to_json())
-    assert data["schema"] == "emotion-client/interview-report" and data["schema_version"] == "1.0"
+    assert data["schema"] == "emotion-client/interview-report" and data["schema_version"] == "1.1"
     assert data["api_version"] == "emotion.v1" and data["labels"] == list(LABELS)
     timeline = data["timeline"]
+    assert data["parties"] == [] and {t["speaker"] for t in timeline} <= {""}  # a stream is not diarized
     # Every window is either on the timeline or a silence, once, in order.
     indices = sorted([w["index"] for w in timeline] + [w["index"] for w in data["silences"]])
     assert indices == list(range(len(indices)))

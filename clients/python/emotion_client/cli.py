@@ -212,6 +212,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"without --questions: shortest pause between questions (default {PauseSettings.min_pause_s})",
     )
     interview.add_argument("--session-id", default="", help="id of the stream in the server's logs and reports")
+    interview.add_argument(
+        "--diarize",
+        action="store_true",
+        help="both parties in one channel: analyse as a diarized job and report per speaker (window options do not apply)",
+    )
+    interview.add_argument(
+        "--num-speakers", type=int, default=0, metavar="N", help="with --diarize: how many speak (default: found)"
+    )
     return parser
 
 
@@ -476,6 +484,8 @@ def _health(client: EmotionClient, args: argparse.Namespace) -> int:
 
 
 def _interview(client: EmotionClient, args: argparse.Namespace) -> int:
+    if args.num_speakers and not args.diarize:
+        raise ValueError("--num-speakers needs --diarize")
     segments = load_segments(args.questions) if args.questions else None
     report = assess_interview(
         client,
@@ -486,6 +496,8 @@ def _interview(client: EmotionClient, args: argparse.Namespace) -> int:
         realtime=args.realtime,
         pauses=PauseSettings(min_pause_s=args.min_pause_s),
         session_id=args.session_id,
+        diarize=args.diarize,
+        num_speakers=args.num_speakers,
     )
     if args.json_out == "-":
         print(report.to_json())
@@ -520,6 +532,15 @@ def _print_interview(report: InterviewReport) -> None:
             ]
         )
     _print_table(["QUESTION", "SPAN", "WINDOWS", "DOMINANT", "CONFIDENCE", "SHARES", "ALERTS"], rows)
+    if report.parties:
+        print()
+        parties = [
+            [p.party, f"{p.seconds:.1f} s", f"{p.time_share:.0%}", str(p.stats.window_count), p.stats.dominant_label or "-",
+             ", ".join(f"{label} {share:.0%}" for label, share in _by_value(p.stats.shares)[:3] if share > 0),
+             str(p.alert_count)]  # fmt: skip
+            for p in report.parties
+        ]
+        _print_table(["SPEAKER", "SPOKE", "SHARE", "UTTERANCES", "DOMINANT", "SHARES", "ALERTS"], parties)
 
 
 def _by_value(scores: Mapping[str, float]) -> list[tuple[str, float]]:

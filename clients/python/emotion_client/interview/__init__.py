@@ -11,6 +11,9 @@
     Path("report.html").write_text(render_html(report))
 
 Without segments, questions are found from long pauses (:class:`PauseSettings`).
+``diarize=True`` analyses a one-channel recording of both parties as a diarized job
+instead of a stream: each utterance carries its speaker, and the whole interview
+and every question get a summary per party (``report.parties``, ``question.parties``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from emotion_client.interview.report import (
     SCHEMA_VERSION,
     EmotionStats,
     InterviewReport,
+    PartyStats,
     QuestionReport,
     StreamRecord,
     build_report,
@@ -41,6 +45,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "EmotionStats",
     "InterviewReport",
+    "PartyStats",
     "PauseSettings",
     "QuestionReport",
     "Segment",
@@ -83,6 +88,9 @@ def assess_interview(
     pauses: PauseSettings = PauseSettings(),
     session_id: str = "",
     metadata: Mapping[str, str] | None = None,
+    diarize: bool = False,
+    num_speakers: int = 0,
+    timeout: float | None = None,
 ) -> InterviewReport:
     """Streams ``recording`` and reports per question.
 
@@ -92,9 +100,20 @@ def assess_interview(
         Short answers want short windows: a question gets the windows whose
         midpoint falls in it.
     :param realtime: pace the upload as the audio plays.
+    :param diarize: both parties in one channel: analyse it as a diarized job (the server finds
+        who speaks when; ``num_speakers`` when known, 0: it finds out) and report per party. The
+        report's windows are then the job's utterances; ``window_s``, ``hop_s`` and ``realtime``
+        do not apply.
+    :param timeout: seconds to wait for the diarized job (None: as long as it takes).
     """
     questions, segmentation = _questions(recording, segments, pauses)
     info = client.model_info()
+    if diarize:
+        job = client.submit_job([recording], diarize=True, num_speakers=num_speakers, session_id=session_id,
+                                metadata=metadata)  # fmt: skip
+        record = StreamRecord.from_job(client.wait_job(job.job_id, timeout=timeout))
+        return build_report(record, questions, info, recording=os.fspath(recording), window_s=0.0, hop_s=0.0,
+                            segmentation=segmentation)  # fmt: skip
     window_s, hop_s = _window(window_s, hop_s, info)
     record = StreamRecord()
     for event in client.stream(
@@ -124,7 +143,8 @@ async def assess_interview_async(
     session_id: str = "",
     metadata: Mapping[str, str] | None = None,
 ) -> InterviewReport:
-    """:func:`assess_interview` for :class:`~emotion_client.AsyncEmotionClient`."""
+    """:func:`assess_interview` for :class:`~emotion_client.AsyncEmotionClient`, streaming only (the
+    async client has no job calls: a diarized interview goes through :func:`assess_interview`)."""
     questions, segmentation = await asyncio.to_thread(_questions, recording, segments, pauses)
     info = await client.model_info()
     window_s, hop_s = _window(window_s, hop_s, info)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from html import escape
 
 from emotion_client.colours import SEVERITY_COLOURS, SILENCE_COLOUR, label_colours
-from emotion_client.interview.report import SCHEMA_VERSION, EmotionStats, InterviewReport
+from emotion_client.interview.report import SCHEMA_VERSION, EmotionStats, InterviewReport, PartyStats
 from emotion_client.results import Alert
 
 _CSS = """
@@ -45,10 +45,14 @@ def render_html(report: InterviewReport) -> str:
         _card("Confidence", f"{o.confidence:.0%}"),
         _card("Duration", _clock(report.duration_s)),
         _card("Questions", str(len(report.questions))),
-        _card("Windows", str(o.window_count)),
-        _card("Alerts", str(len(report.alerts))),
+        _card("Utterances" if report.diarized else "Windows", str(o.window_count)),
+        _card("Alerts", str(sum(p.alert_count or 0 for p in report.parties) if report.diarized else len(report.alerts))),
         "</div>",
         f"<h2>Emotion shares</h2>{_bar(o, colours, width=600)}{_legend(colours)}",
+    ]
+    if report.parties:
+        parts += ["<h2>Per speaker</h2>", _parties(report.parties, colours)]
+    parts += [
         "<h2>Timeline</h2>",
         _timeline(report, colours),
         "<h2>Questions</h2>",
@@ -56,8 +60,13 @@ def render_html(report: InterviewReport) -> str:
     ]
     if report.alerts:
         parts += ["<h2>Alerts</h2><ul>", *(f"<li>{_alert(a)}</li>" for a in report.alerts), "</ul>"]
+    scored = (
+        "utterances of a diarized job (speakers found by the server)"
+        if report.diarized
+        else f"windows of {report.window_s:g} s every {report.hop_s:g} s"
+    )
     parts.append(
-        f"<footer>Windows of {report.window_s:g} s every {report.hop_s:g} s; questions {escape(report.segmentation)}; "
+        f"<footer>Scored on {scored}; questions {escape(report.segmentation)}; "
         f"report schema {SCHEMA_VERSION}.</footer></body></html>"
     )
     return "\n".join(parts)
@@ -95,8 +104,28 @@ def _legend(colours: Mapping[str, str]) -> str:
     return f'<p class="legend">{items}</p>'
 
 
+def _parties(parties: tuple[PartyStats, ...], colours: Mapping[str, str]) -> str:
+    rows = [
+        "<table><caption>Each speaker over the whole interview</caption><tr><th>Speaker</th><th>Spoke</th>"
+        "<th>Share of speech</th><th>Utterances</th><th>Dominant</th><th>Shares</th><th>Alerts</th></tr>"
+    ]
+    for p in parties:
+        rows.append(
+            f"<tr><td>{escape(p.party)}</td><td>{_clock(p.seconds)}</td><td>{p.time_share:.0%}</td>"
+            f"<td>{p.stats.window_count}</td><td>{_chip(p.stats.dominant_label, colours)}</td>"
+            f"<td>{_bar(p.stats, colours)}</td><td>{'–' if p.alert_count is None else p.alert_count}</td></tr>"
+        )
+    rows.append("</table>")
+    return "\n".join(rows)
+
+
 def _timeline(report: InterviewReport, colours: Mapping[str, str]) -> str:
     width, total = 1000.0, max(report.duration_s, 1e-6)
+    # A diarized interview draws one lane per speaker (S1 on top), each 36 px high under the questions' row.
+    lanes = [p.party for p in report.parties] or [""]
+    lane_of = dict(zip(report.window_speakers, [lanes.index(s) if s in lanes else 0 for s in report.window_speakers]))
+    lane_h = 36 if len(lanes) == 1 else 24
+    height = 24 + lane_h * len(lanes)
 
     def x(t: float) -> float:
         return max(0.0, min(width, t / total * width))
@@ -104,56 +133,74 @@ def _timeline(report: InterviewReport, colours: Mapping[str, str]) -> str:
     shapes = []
     for q in report.questions:
         shapes.append(
-            f'<rect x="{x(q.start_s):.1f}" y="0" width="{x(q.end_s) - x(q.start_s):.1f}" height="70" fill="#f0f0f0">'
+            f'<rect x="{x(q.start_s):.1f}" y="0" width="{x(q.end_s) - x(q.start_s):.1f}" height="{height + 10}" fill="#f0f0f0">'
             f"<title>{escape(q.id)}: {_clock(q.start_s)}–{_clock(q.end_s)}</title></rect>"
             f'<text x="{x(q.start_s) + 3:.1f}" y="14" font-size="12">{escape(q.id)}</text>'
         )
-    half = report.hop_s / 2
+    # Stream windows overlap (a window every hop): each is drawn over its hop around its centre. A
+    # diarized job's utterances do not overlap: each is drawn over its whole span.
+    half = report.hop_s / 2 if report.hop_s else float("inf")
+    kind = "utterance" if report.diarized else "window"
     for w in report.silences:
         lo, hi = x(max(w.start_s, w.mid_s - half)), x(min(w.end_s, w.mid_s + half))
         shapes.append(
-            f'<rect x="{lo:.1f}" y="40" width="{max(hi - lo, 1):.1f}" height="4" fill="{SILENCE_COLOUR}">'
-            f"<title>window {w.index} {_clock(w.start_s)}–{_clock(w.end_s)}: silence "
+            f'<rect x="{lo:.1f}" y="{24 + lane_h * len(lanes) / 2 - 2:.0f}" width="{max(hi - lo, 1):.1f}" height="4" '
+            f'fill="{SILENCE_COLOUR}"><title>{kind} {w.index} {_clock(w.start_s)}–{_clock(w.end_s)}: silence '
             f"(voiced {w.voiced_fraction:.0%})</title></rect>"
         )
-    for w in report.windows:
+    speakers = report.window_speakers or ("",) * len(report.windows)
+    for w, speaker in zip(report.windows, speakers):
         lo, hi = x(max(w.start_s, w.mid_s - half)), x(min(w.end_s, w.mid_s + half))
         fill = colours.get(w.label, "#444")
+        who = f"{escape(speaker)} " if speaker else ""
         shapes.append(
-            f'<rect x="{lo:.1f}" y="24" width="{max(hi - lo, 1):.1f}" height="36" fill="{fill}">'
-            f"<title>window {w.index} {_clock(w.start_s)}–{_clock(w.end_s)}: "
+            f'<rect x="{lo:.1f}" y="{24 + lane_h * lane_of.get(speaker, 0)}" width="{max(hi - lo, 1):.1f}" '
+            f'height="{lane_h - 2}" fill="{fill}"><title>{who}{kind} {w.index} {_clock(w.start_s)}–{_clock(w.end_s)}: '
             f"{escape(w.label)} {w.confidence:.0%}</title></rect>"
         )
+    if report.diarized:
+        for i, lane in enumerate(lanes):
+            shapes.append(f'<text x="2" y="{24 + lane_h * i + lane_h / 2 + 4:.0f}" font-size="11">{escape(lane)}</text>')
     for a in report.alerts:
         shapes.append(
-            f'<circle cx="{x(a.time_s):.1f}" cy="66" r="4" fill="#b00020"><title>{escape(a.message)}</title></circle>'
+            f'<circle cx="{x(a.time_s):.1f}" cy="{height + 6}" r="4" fill="#b00020"><title>{escape(a.message)}</title></circle>'
         )
     for i in range(5):
         t = total * i / 4
         anchor = ("start", "middle", "middle", "middle", "end")[i]
         shapes.append(
-            f'<text x="{x(t):.1f}" y="86" font-size="11" fill="#777" text-anchor="{anchor}">{_clock(t)}</text>'
+            f'<text x="{x(t):.1f}" y="{height + 26}" font-size="11" fill="#777" text-anchor="{anchor}">{_clock(t)}</text>'
         )
     return (
-        f'<svg viewBox="0 0 {width:.0f} 90" width="100%" role="img" aria-label="emotion per window over time">'
+        f'<svg viewBox="0 0 {width:.0f} {height + 30}" width="100%" role="img" aria-label="emotion per {kind} over time">'
         + "".join(shapes)
         + "</svg>"
     )
 
 
 def _questions(report: InterviewReport, colours: Mapping[str, str]) -> str:
+    counted = "Utterances" if report.diarized else "Windows"
+    by_speaker = "<th>By speaker</th>" if report.diarized else ""
     rows = [
-        "<table><tr><th>Question</th><th>Span</th><th>Windows</th><th>Dominant</th>"
-        "<th>Confidence</th><th>Shares</th><th>Alerts</th></tr>"
+        f"<table><tr><th>Question</th><th>Span</th><th>{counted}</th><th>Dominant</th>"
+        f"<th>Confidence</th><th>Shares</th>{by_speaker}<th>Alerts</th></tr>"
     ]
     for q in report.questions:
         name = escape(q.id) + (f"<br><small>{escape(q.text)}</small>" if q.text else "")
         alerts = "<br>".join(_alert(a) for a in q.alerts) or "–"
+        speakers = ""
+        if report.diarized:
+            each = "<br>".join(
+                f'{escape(p.party)} {_chip(p.stats.dominant_label, colours)} <span class="nowrap">{p.time_share:.0%} '
+                f"of the speech</span>"
+                for p in q.parties
+            )
+            speakers = f"<td>{each or '–'}</td>"
         rows.append(
             f'<tr><td>{name}</td><td class="nowrap">{_clock(q.start_s)}–{_clock(q.end_s)}</td>'
             f"<td>{q.stats.window_count}</td>"
             f"<td>{_chip(q.stats.dominant_label, colours)}</td><td>{q.stats.confidence:.0%}</td>"
-            f"<td>{_bar(q.stats, colours)}</td><td>{alerts}</td></tr>"
+            f"<td>{_bar(q.stats, colours)}</td>{speakers}<td>{alerts}</td></tr>"
         )
     rows.append("</table>")
     return "\n".join(rows)

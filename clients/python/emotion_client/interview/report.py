@@ -1,9 +1,12 @@
-"""The interview report: stream events grouped by question, and its JSON form.
+"""The interview report: stream events (or a diarized job's utterances) grouped by question, and its JSON form.
 
 A window belongs to the question whose span contains the window's midpoint;
 an alert belongs to the question of the window it followed in the stream.
 Per question (and overall) the dominant label is the one that won the most
 windows, ties going to the higher mean score, as the server's own summary does.
+A diarized interview (one channel, interviewer and candidate) is analysed as a
+job: its utterances stand for the windows, each with its ``speaker``, and every
+question and the whole interview get a summary per party.
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ from typing import Any
 
 from emotion_client import API_VERSION, __version__
 from emotion_client.interview.segments import Segment
-from emotion_client.results import Alert, ModelInfo, StreamEvent, StreamSummary, WindowResult
+from emotion_client.results import Alert, Job, ModelInfo, StreamEvent, StreamSummary, WindowResult
 
 SCHEMA = "emotion-client/interview-report"
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: ``parties`` (overall and per question) and each timeline entry's ``speaker``
 ANOMALY_KIND = "anomaly"
 
 
@@ -48,6 +51,48 @@ def emotion_stats(windows: Sequence[WindowResult], labels: Sequence[str]) -> Emo
 
 
 @dataclass(frozen=True)
+class PartyStats:
+    """One party (a speaker of a diarized interview) over a set of windows: how long they spoke
+    (``seconds``, and ``time_share`` of all parties' time there) and their :class:`EmotionStats`."""
+
+    party: str
+    seconds: float
+    time_share: float
+    stats: EmotionStats
+    alert_count: int | None = None  # the server's count over the whole job; None within a question
+
+    def to_dict(self) -> dict[str, Any]:
+        """The party's object in the report JSON."""
+        return {"party": self.party, "seconds": self.seconds, "time_share": self.time_share,
+                **_stats_dict(self.stats), "alert_count": self.alert_count}  # fmt: skip
+
+
+def party_stats(
+    windows: Sequence[WindowResult],
+    speakers: Sequence[str],
+    labels: Sequence[str],
+    alert_counts: dict[str, int] | None = None,
+) -> tuple[PartyStats, ...]:
+    """Each speaker's :class:`PartyStats` over ``windows`` (``speakers`` runs beside them), in name order."""
+    seconds = {s: 0.0 for s in sorted(set(speakers), key=_party_key) if s}
+    for window, speaker in zip(windows, speakers):
+        if speaker:
+            seconds[speaker] += window.end_s - window.start_s
+    total = sum(seconds.values()) or 1.0
+    return tuple(
+        PartyStats(party, spoken, spoken / total, emotion_stats([w for w, s in zip(windows, speakers) if s == party], labels),
+                   None if alert_counts is None else alert_counts.get(party, 0))  # fmt: skip
+        for party, spoken in seconds.items()
+    )
+
+
+def _party_key(party: str) -> tuple[int, str]:
+    """S2 before S10: the server's names in their natural order."""
+    digits = party.lstrip("S")
+    return (int(digits), party) if party.startswith("S") and digits.isdigit() else (1 << 30, party)
+
+
+@dataclass(frozen=True)
 class QuestionReport:
     """One question: its span, the windows that fall in it, and the alerts raised there."""
 
@@ -58,6 +103,7 @@ class QuestionReport:
     window_indices: tuple[int, ...]
     stats: EmotionStats
     alerts: tuple[Alert, ...]
+    parties: tuple[PartyStats, ...] = ()  # diarized: each speaker's summary within the question
 
     def to_dict(self) -> dict[str, Any]:
         """The question's object in the report JSON."""
@@ -71,6 +117,7 @@ class QuestionReport:
             "alert_count": len(self.alerts),
             "anomaly_count": _anomalies(self.alerts),
             "alerts": [a.to_dict() for a in self.alerts],
+            "parties": [p.to_dict() for p in self.parties],
         }
 
 
@@ -91,6 +138,8 @@ class InterviewReport:
     window_questions: tuple[str, ...]
     alerts: tuple[Alert, ...]
     silences: tuple[WindowResult, ...] = ()  # windows answered as silent: shown as silence, never counted
+    window_speakers: tuple[str, ...] = ()  # diarized: the speaker of each window (an utterance), else empty
+    parties: tuple[PartyStats, ...] = ()  # diarized: each speaker's summary over the whole interview
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
@@ -98,8 +147,14 @@ class InterviewReport:
         """The model's labels, in its order."""
         return self.model.labels
 
+    @property
+    def diarized(self) -> bool:
+        """Whether the windows are a diarized job's utterances, each with its speaker."""
+        return bool(self.window_speakers)
+
     def to_dict(self) -> dict[str, Any]:
-        """The report as JSON-ready data (schema ``emotion-client/interview-report`` 1.0)."""
+        """The report as JSON-ready data (schema ``emotion-client/interview-report`` 1.1)."""
+        speakers = self.window_speakers or ("",) * len(self.windows)
         assigned = sum(1 for q in self.window_questions if q)
         return {
             "schema": SCHEMA,
@@ -122,6 +177,7 @@ class InterviewReport:
                 "alert_count": len(self.alerts),
                 "anomaly_count": _anomalies(self.alerts),
             },
+            "parties": [p.to_dict() for p in self.parties],
             "questions": [q.to_dict() for q in self.questions],
             "timeline": [
                 {
@@ -131,8 +187,9 @@ class InterviewReport:
                     "label": w.label,
                     "confidence": w.confidence,
                     "question_id": question or None,
+                    "speaker": speaker,
                 }
-                for w, question in zip(self.windows, self.window_questions)
+                for w, question, speaker in zip(self.windows, self.window_questions, speakers)
             ],
             "silences": [
                 {"index": w.index, "start_s": w.start_s, "end_s": w.end_s, "voiced_fraction": w.voiced_fraction}
@@ -161,6 +218,31 @@ class StreamRecord:
         self.silences: list[WindowResult] = []
         self.alerts: list[tuple[Alert, int | None]] = []
         self.summary: StreamSummary | None = None
+        self.speakers: list[str] = []  # beside ``windows`` when they are a diarized job's utterances
+        self.party_alerts: dict[str, int] | None = None  # a job's alerts per party, as the server counted them
+
+    @classmethod
+    def from_job(cls, job: Job) -> StreamRecord:
+        """A succeeded diarized job's utterances as the record's windows, each with its speaker.
+
+        The job's alerts are counted per party by the server (``Job.parties``) but not listed in
+        the job: the record keeps those counts, and no alert of its own.
+        """
+        if job.state != "succeeded":
+            raise ValueError(f"job {job.job_id} {job.state}: {job.error or 'no utterances to report'}")
+        record = cls()
+        for i, u in enumerate(job.utterances):
+            window = WindowResult(i, u.start_s, u.end_s, u.label, u.scores, voiced_fraction=u.voiced_fraction,
+                                  silent=u.no_speech, no_speech=u.no_speech)  # fmt: skip
+            if u.no_speech:
+                record.silences.append(window)
+            else:
+                record.windows.append(window)
+                record.speakers.append(u.speaker)
+        record.party_alerts = {p.party: p.alert_count for p in job.parties}
+        end = max((u.end_s for u in job.utterances), default=0.0)
+        record.summary = StreamSummary(job.session_id, len(record.windows), max(job.audio_s, end), "", {}, {}, 0)
+        return record
 
     def add(self, event: StreamEvent) -> None:
         """Records one event, in stream order."""
@@ -201,7 +283,8 @@ def build_report(
     ]
     questions = []
     for segment in segments:
-        windows = [w for w, q in zip(record.windows, window_questions) if q == segment.id]
+        mine = [i for i, q in enumerate(window_questions) if q == segment.id]
+        windows = [record.windows[i] for i in mine]
         alerts = [a for (a, _), q in zip(record.alerts, alert_questions) if q == segment.id]
         questions.append(
             QuestionReport(
@@ -212,6 +295,7 @@ def build_report(
                 window_indices=tuple(w.index for w in windows),
                 stats=emotion_stats(windows, model.labels),
                 alerts=tuple(alerts),
+                parties=party_stats(windows, [record.speakers[i] for i in mine], model.labels) if record.speakers else (),
             )
         )
     return InterviewReport(
@@ -228,6 +312,8 @@ def build_report(
         window_questions=tuple(window_questions),
         alerts=tuple(a for a, _ in record.alerts),
         silences=tuple(record.silences),
+        window_speakers=tuple(record.speakers),
+        parties=party_stats(record.windows, record.speakers, model.labels, record.party_alerts) if record.speakers else (),
     )
 
 
