@@ -443,13 +443,16 @@ class WhisperProbeConfig(PretrainedConfig):
     :param members: heads whose probabilities are averaged (seeds of one recipe).
     :param hidden_size: the MLP's hidden width (unused by ``linear``).
     :param embedding_size: the encoder vector's size (mean and std of Whisper base's 512-d layer).
+    :param encoder_layer: the encoder layer the head reads (0: the input embedding, 6: the last);
+        only the blocks up to it run.
     """
 
     model_type = "whisper-probe"
 
     def __init__(self, head: str = "linear", members: int = 1, hidden_size: int = 256, embedding_size: int = 1024,
-                 encoder_sha256: str = "", **kwargs: Any) -> None:  # fmt: skip
+                 encoder_sha256: str = "", encoder_layer: int = 6, **kwargs: Any) -> None:  # fmt: skip
         self.head = head
+        self.encoder_layer = encoder_layer
         self.members = members
         self.hidden_size = hidden_size
         self.embedding_size = embedding_size
@@ -461,8 +464,8 @@ class WhisperProbeConfig(PretrainedConfig):
 class WhisperProbeForAudioClassification(PreTrainedModel):
     """Raw 16 kHz waveforms (``input_values`` with an ``attention_mask``) to emotion logits.
 
-    Each clip's valid samples are encoded alone by the shared frozen encoder (CTranslate2, not a
-    torch module: it is not trained, converted or saved with the head), then the head scores them.
+    Each clip's valid samples are encoded alone by the shared frozen encoder (not a module of this
+    model: it is not trained, converted or saved with the head), then the head scores them.
     A clip's answer does not depend on its batch, so the batcher may pad mixed lengths together.
     """
 
@@ -491,7 +494,7 @@ class WhisperProbeForAudioClassification(PreTrainedModel):
         from emotion_service.whisper_encoder import shared_encoder
 
         device = input_values.device.type
-        encoder = shared_encoder("cuda" if device == "cuda" else "cpu", torch.get_num_threads())
+        encoder = shared_encoder("cuda" if device == "cuda" else "cpu", self.config.encoder_layer)
         lengths = attention_mask.sum(-1).tolist() if attention_mask is not None else [input_values.shape[-1]] * len(input_values)
         audio = input_values.float().cpu().numpy()
         vectors = encoder.embed([audio[i, : int(n)] for i, n in enumerate(lengths)])

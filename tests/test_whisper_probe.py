@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import shutil
 from pathlib import Path
@@ -26,7 +27,7 @@ BUNDLED_PROBE = WHISPER_PROBE_MODEL
 
 @pytest.fixture(scope="module")
 def encoder() -> whisper_encoder.WhisperEncoder:
-    return whisper_encoder.shared_encoder("cpu", 1)
+    return whisper_encoder.shared_encoder("cpu")
 
 
 def test_the_wheels_join_to_the_pinned_digest(tmp_path: Path) -> None:
@@ -81,6 +82,24 @@ def test_log_mel_is_whispers_own() -> None:
     np.testing.assert_allclose(ours[:, :frames], reference[:, :frames], atol=1e-4)
 
 
+def test_the_torch_port_is_the_reference_encoder(encoder: whisper_encoder.WhisperEncoder) -> None:
+    """The port's last layer is CTranslate2's Whisper encoder (float32) on the very weights; an encoder
+    run to layer 3 only gives the full one's layer 3."""
+    import ctranslate2
+
+    wave = load_mono(recordings()[1])
+    mel = whisper_encoder._even_frames(log_mel(wave))
+    reference = ctranslate2.models.Whisper(str(assemble()), device="cpu", compute_type="float32")
+    expected = np.asarray(reference.encode(ctranslate2.StorageView.from_array(mel[None]), to_cpu=True))[0]
+    states = encoder.hidden_states(wave)
+    assert len(states) == whisper_encoder.LAYERS + 1 and states[-1].shape == expected.shape
+    np.testing.assert_allclose(states[-1], expected, atol=2e-3)
+    shallow = whisper_encoder.WhisperEncoder("cpu", layers=3)
+    assert not any(name.startswith("layer_3/") for name in shallow.encoder.weights)  # blocks past 3 are not kept
+    np.testing.assert_allclose(shallow.hidden_states(wave)[3], states[3], atol=1e-5)
+    assert np.abs(states[3] - states[-1]).max() > 0.5  # a middle layer is another thing than the last
+
+
 def test_a_clip_vector_does_not_depend_on_its_batch(encoder: whisper_encoder.WhisperEncoder) -> None:
     short, long = load_mono(recordings()[0])[:20_000], load_mono(recordings()[1])
     together = encoder.embed([short, long])
@@ -96,36 +115,43 @@ def test_a_head_trained_on_another_encoder_is_refused() -> None:
         WhisperProbeForAudioClassification(WhisperProbeConfig(encoder_sha256="0" * 64, num_labels=6))
 
 
-def _probe_folder(folder: Path, encoder: whisper_encoder.WhisperEncoder) -> Path:
-    """A whisper-probe folder whose head is fit on the test clips' own vectors (labels from their names)."""
+PROBE_RECIPE = dataclasses.replace(RECIPES["probe-clean"], layer=3)  # a middle layer, as the bundled probe reads
+
+
+def _probe_folder(folder: Path, encoder: whisper_encoder.WhisperEncoder) -> tuple[Path, np.ndarray]:
+    """A whisper-probe folder whose head is fit on the test clips' own layer-3 vectors (labels from
+    their names), and that head's answers on them."""
     from emotion_service.tuning.whisper_bundle import write_folder
 
     clips = recordings()
     codes = {"01": "NEU", "03": "HAP", "04": "SAD", "05": "ANG", "06": "FEA", "07": "DIS"}
     y = np.array([LABELS.index(codes[p.name.split("-")[2]]) for p in clips])
-    x = encoder.embed([load_mono(p) for p in clips])
-    write_folder(fit(RECIPES["probe-clean"], x, y), RECIPES["probe-clean"], folder)
-    return folder
+    x = encoder.embed([load_mono(p) for p in clips], layer=PROBE_RECIPE.layer)
+    head = fit(PROBE_RECIPE, x, y)
+    write_folder(head, PROBE_RECIPE, folder)
+    return folder, head.probabilities(x)
 
 
 async def test_the_probe_serves_classify_over_grpc(tmp_path: Path, encoder: whisper_encoder.WhisperEncoder) -> None:
-    folder = _probe_folder(tmp_path / "probe", encoder)
+    folder, answers = _probe_folder(tmp_path / "probe", encoder)
+    assert WhisperProbeConfig.from_pretrained(folder).encoder_layer == 3
     backend = ModelBackend.load(str(folder), device="cpu", dtype="float32")
     assert backend.info.architecture == "WhisperProbeForAudioClassification"
     server = await start_server(make_settings(folder, dtype="float32"))
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
             stub = emotion_pb2_grpc.EmotionServiceStub(channel)
-            for path in recordings()[:4]:
+            for path, answer in zip(recordings()[:4], answers):
                 wave = load_mono(path)
                 fmt = pb.PcmFormat(encoding=pb.PCM_ENCODING_F32LE, sample_rate=16_000, channels=1)
                 raw = pb.RawAudio(data=wave.astype("<f4").tobytes(), format=fmt)
                 response = await stub.Classify(pb.ClassifyRequest(audio=pb.Audio(raw=raw)))
                 scores = {s.label: s.score for s in response.scores}
                 assert set(scores) == set(LABELS) and abs(sum(scores.values()) - 1) < 1e-4
-                # the head was fit on these very clips: the service must give back their labels
-                expected = backend.predict([wave])[0]
-                assert response.label == LABELS[int(np.argmax(expected))]
+                # the head's own answer on the clip's layer-3 vector: the service reads the layer the folder names
+                assert [scores[label] for label in LABELS] == pytest.approx(answer.tolist(), abs=2e-3)
+                assert response.label == LABELS[int(np.argmax(answer))]
+                assert response.label == LABELS[int(np.argmax(backend.predict([wave])[0]))]
     finally:
         await server.stop(0)
 

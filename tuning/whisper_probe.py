@@ -25,6 +25,7 @@ Levers (``RECIPES``):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import time
@@ -50,7 +51,7 @@ from emotion_service.tuning.honest_conditions import (
     honest_conditions,
     make_room,
 )
-from emotion_service.whisper_encoder import FRONT_END, MODEL_SHA256, shared_encoder
+from emotion_service.whisper_encoder import ENCODER_VERSION, FRONT_END, LAYERS, MODEL_SHA256, shared_encoder
 
 DATA = REPO_ROOT.parent / "shared" / "data"
 LABELS = ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")
@@ -58,7 +59,7 @@ TRAINING = speaker_ids(1, 18)
 TEST = speaker_ids(19, 24)
 FOLDS = [TRAINING[i::3] for i in range(3)]  # three men and three women each
 TRAINING_FAMILIES = ("noise", "babble", "reverb", "telephone", "silence")
-CACHE = REPO_ROOT / "build" / "whisper-features"
+CACHE = REPO_ROOT / "build" / "whisper-layers"
 
 
 def training_transform(family: str, pool: Sequence[np.ndarray]) -> Callable[[np.ndarray, np.random.Generator], np.ndarray]:
@@ -85,13 +86,14 @@ def training_transform(family: str, pool: Sequence[np.ndarray]) -> Callable[[np.
 
 
 class Features:
-    """Clip vectors under a condition, cached on disk by condition tag, clip list and encoder digest."""
+    """Clip vectors of every encoder layer (clips x 7 x 1024) under a condition, cached on disk by
+    condition tag, clip list, encoder digest and version (as float16: seven layers per clip)."""
 
     def __init__(self, cache: Path = CACHE) -> None:
         from emotion_service.plugins.manager import load_plugins
 
         self.cache = cache
-        self.encoder = shared_encoder()
+        self.encoder = shared_encoder(layers=LAYERS)
         self._audio: dict[Path, np.ndarray] = {}
         # The preprocess plugins the service runs (EMOTION_PLUGINS, all by default: audio_cleanup trims
         # and levels every clip), so the vectors are those the served model computes.
@@ -99,22 +101,27 @@ class Features:
         self._plugins_key = ",".join(sorted(self.plugins.names()))
 
     def vector(self, wave: np.ndarray) -> np.ndarray:
-        return self.encoder.embed([self.plugins.preprocess(wave, 16_000, {"stage": "serve"})])
+        return self.encoder.embed_layers([self.plugins.preprocess(wave, 16_000, {"stage": "serve"})])
 
     def audio(self, example: Example) -> np.ndarray:
         if example.path not in self._audio:
             self._audio[example.path] = load_audio(example.path, 16_000)
         return self._audio[example.path]
 
+    def path(self, tag: str, examples: Sequence[Example]) -> Path:
+        """Where the vectors of ``examples`` under condition ``tag`` are cached."""
+        names = "\n".join(str(e.path) for e in examples)
+        key = names + tag + MODEL_SHA256 + ENCODER_VERSION + FRONT_END + HONEST_VERSION + self._plugins_key
+        return self.cache / f"{tag}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.npy"
+
     def get(self, tag: str, examples: Sequence[Example], apply: Callable[[np.ndarray, int], np.ndarray]) -> np.ndarray:
-        key = hashlib.sha256(("\n".join(str(e.path) for e in examples) + tag + MODEL_SHA256 + FRONT_END + HONEST_VERSION + self._plugins_key).encode()).hexdigest()
-        path = self.cache / f"{tag}-{key[:12]}.npy"
+        path = self.path(tag, examples)
         if path.exists():
-            return np.load(path)
+            return np.load(path).astype(np.float32)
         started = time.perf_counter()
         rows = np.concatenate([self.vector(apply(self.audio(e), _index(e))) for e in examples])
         self.cache.mkdir(parents=True, exist_ok=True)
-        np.save(path, rows)
+        np.save(path, rows.astype(np.float16))
         print(f"features {tag}: {len(examples)} clips in {time.perf_counter() - started:.0f} s", flush=True)
         return rows
 
@@ -136,13 +143,18 @@ def _training_condition(family: str, pool: Sequence[np.ndarray]) -> Callable[[np
 
 @dataclass(frozen=True)
 class Recipe:
-    """A head and the training data it sees."""
+    """A head, the encoder layer it reads and the training data it sees."""
 
     name: str
     multicondition: bool
     head: str  # "linear" or "mlp"
     members: int = 1
     c: float = 1.0  # the logistic regression's inverse regularisation strength
+    layer: int | None = LAYERS  # the encoder layer read; None: the mean of every layer's vector
+
+    def pick(self, x: np.ndarray) -> np.ndarray:
+        """The recipe's vectors (clips x 1024) out of every layer's (clips x 7 x 1024)."""
+        return x.mean(axis=1) if self.layer is None else x[:, self.layer]
 
 
 RECIPES = {
@@ -152,6 +164,11 @@ RECIPES = {
         Recipe("probe-clean-c0.05", False, "linear", c=0.05),
         Recipe("probe-multicondition-c0.05", True, "linear", c=0.05),
         Recipe("mlp-ensemble-multicondition", True, "mlp", members=5),
+        # Which layer (round 2): the multi-condition linear probe on each layer, and on their mean
+        *(Recipe(f"probe-multicondition-c0.05-layer{k}", True, "linear", c=0.05, layer=k) for k in range(LAYERS)),
+        Recipe("probe-multicondition-c0.05-layer-mean", True, "linear", c=0.05, layer=None),
+        # ... then the best recipe so far on the layer that won
+        Recipe("mlp-ensemble-multicondition-layer3", True, "mlp", members=5, layer=3),
     )
 }
 
@@ -221,16 +238,34 @@ def labels_of(examples: Sequence[Example]) -> np.ndarray:
     return np.array([LABELS.index(e.label) for e in examples])
 
 
+def training_vectors(
+    features: Features, family: str, everyone: Sequence[Example], examples: Sequence[Example], pool: Sequence[np.ndarray]
+) -> np.ndarray:
+    """Every layer's vectors of ``examples`` under a training family ("clean" or one of
+    :data:`TRAINING_FAMILIES`). Encoded once for all of ``everyone`` (the training actors' clips,
+    each with its own seeded draw) and picked out, but for babble, whose voices (``pool``) are the
+    fold's own."""
+    if family == "babble":
+        tag = "-".join(sorted({e.speaker for e in examples}))
+        return features.get(f"train-babble-{tag}", examples, _training_condition(family, pool))
+    apply = (lambda w, i: w) if family == "clean" else _training_condition(family, pool)
+    rows = features.get(f"train-{family}", everyone, apply)
+    where = {e.path: i for i, e in enumerate(everyone)}
+    return rows[[where[e.path] for e in examples]]
+
+
 def training_set(
-    features: Features, recipe: Recipe, examples: Sequence[Example], pool: Sequence[np.ndarray], drop: str | None
+    features: Features,
+    recipe: Recipe,
+    everyone: Sequence[Example],
+    examples: Sequence[Example],
+    pool: Sequence[np.ndarray],
+    drop: str | None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Clean vectors, plus one copy per training family (but ``drop``) for a multi-condition recipe."""
-    tag = "-".join(sorted({e.speaker for e in examples}))
-    xs = [features.get(f"clean-{tag}", examples, lambda w, i: w)]
-    if recipe.multicondition:
-        for family in TRAINING_FAMILIES:
-            if family != drop:
-                xs.append(features.get(f"train-{family}-{tag}", examples, _training_condition(family, pool)))
+    """The recipe's clean vectors, plus one copy per training family (but ``drop``) for a
+    multi-condition recipe."""
+    families = ["clean", *(f for f in TRAINING_FAMILIES if recipe.multicondition and f != drop)]
+    xs = [recipe.pick(training_vectors(features, f, everyone, examples, pool)) for f in families]
     return np.concatenate(xs), np.tile(labels_of(examples), len(xs))
 
 
@@ -247,6 +282,7 @@ def cross_validate(features: Features, ravdess: Sequence[Example]) -> dict[str, 
     """Leave-one-family-out CV on actors 01-18: every recipe, fold and honest family's middle setting."""
     rows = []
     rooms = {d: make_room(d, seed=int(d * 10)) for d in ROOM_DISTANCES_M}  # the same rooms for every speaker
+    everyone = [e for e in ravdess if e.speaker in TRAINING]
     for fold, held in enumerate(FOLDS):
         scored, train = fold_split(ravdess, held)
         train_pool = [features.audio(e) for e in train[::4]]
@@ -271,8 +307,8 @@ def cross_validate(features: Features, ravdess: Sequence[Example]) -> dict[str, 
             for family in families:
                 drop = TRAINING_TWIN.get(family) if recipe.multicondition else None
                 if drop not in heads:
-                    heads[drop] = fit(recipe, *training_set(features, recipe, train, train_pool, drop))
-                predicted = heads[drop].probabilities(test_x[family]).argmax(1)
+                    heads[drop] = fit(recipe, *training_set(features, recipe, everyone, train, train_pool, drop))
+                predicted = heads[drop].probabilities(recipe.pick(test_x[family])).argmax(1)
                 rows.append({"recipe": recipe.name, "fold": fold, "family": family, "held_out_training_family": drop,
                              "n": len(test_y), "accuracy": float(np.mean(predicted == test_y))})  # fmt: skip
                 print(json.dumps(rows[-1]), flush=True)
@@ -309,18 +345,19 @@ def onset_cut(wave: np.ndarray, seconds: float = 2.0, before_s: float = 0.0) -> 
     return np.pad(cut, (0, round(seconds * 16_000) - len(cut)))
 
 
-def shift(features: Features, ravdess: Sequence[Example], emodb: Sequence[Example]) -> None:
-    """Prints each diagnosis row: mean |z| of the vectors under the training scaler, and the clean
-    probe's accuracy (fitted on 01-18 for EmoDB; on 01-12 for actors 13-18)."""
-    recipe = RECIPES["probe-clean-c0.05"]
+def shift(features: Features, ravdess: Sequence[Example], emodb: Sequence[Example], layer: int = LAYERS) -> None:
+    """Prints each diagnosis row: mean |z| of encoder layer ``layer``'s vectors under the training
+    scaler, and the clean probe's accuracy (fitted on 01-18 for EmoDB; on 01-12 for actors 13-18)."""
+    recipe = dataclasses.replace(RECIPES["probe-clean-c0.05"], layer=layer)
     train = [e for e in ravdess if e.speaker in TRAINING]
     first, rest = [e for e in train if int(e.speaker) <= 12], [e for e in train if int(e.speaker) > 12]
-    whole = fit(recipe, features.get(f"clean-{'-'.join(TRAINING)}", train, lambda w, i: w), labels_of(train))
-    part = fit(recipe, features.get("shift-clean-01-12", first, lambda w, i: w), labels_of(first))
-    rows = [("EmoDB, clean", whole, features.get("emodb-clean", emodb, lambda w, i: w), labels_of(emodb))]
+    whole = fit(recipe, *training_set(features, recipe, train, train, [], None))
+    part = fit(recipe, *training_set(features, recipe, train, first, [], None))
+    rows = [("EmoDB, clean", whole, recipe.pick(features.get("emodb-clean", emodb, lambda w, i: w)), labels_of(emodb))]
     for tag, apply in (("whole", lambda w, i: w), ("onset-2s", lambda w, i: onset_cut(w)),
                        ("onset-2s-0.1s-before", lambda w, i: onset_cut(w, before_s=0.1))):  # fmt: skip
-        rows.append((f"actors 13-18, {tag}", part, features.get(f"shift-{tag}-13-18", rest, apply), labels_of(rest)))
+        x = recipe.pick(features.get(f"shift-{tag}-13-18", rest, apply))
+        rows.append((f"actors 13-18, {tag}", part, x, labels_of(rest)))
     for name, head, x, y in rows:
         z = (x - head.mean) / head.scale
         accuracy = float(np.mean(head.probabilities(x).argmax(1) == y))
@@ -335,7 +372,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=DATA, help="folder holding ravdess/ and emodb/")
     parser.add_argument("--output", type=Path, default=WHISPER_PROBE_MODEL,
                         help="the model folder (bundle) or where cv.json is written (cv)")  # fmt: skip
-    parser.add_argument("--recipe", choices=sorted(RECIPES), default="probe-clean-c0.05", help="bundle: the recipe to train")
+    parser.add_argument("--recipe", choices=sorted(RECIPES),
+                        help="bundle: the recipe to train [default: the highest mean in OUTPUT/cv.json that can be served]")  # fmt: skip
+    parser.add_argument("--layer", type=int, choices=range(LAYERS + 1), default=LAYERS,
+                        help="shift: the encoder layer diagnosed (0: the input embedding, 6: the last)")  # fmt: skip
     args = parser.parse_args(argv)
     ravdess = load_ravdess(args.data / "ravdess")
     features = Features()
@@ -347,11 +387,22 @@ def main(argv: list[str] | None = None) -> None:
         print(cv_table(result["summary"]))
         return
     if args.command == "shift":
-        shift(features, ravdess, load_emodb(args.data / "emodb"))
+        shift(features, ravdess, load_emodb(args.data / "emodb"), args.layer)
         return
     from emotion_service.tuning.whisper_bundle import bundle
 
-    bundle(features, RECIPES[args.recipe], ravdess, load_emodb(args.data / "emodb"), args.output)
+    recipe = RECIPES[args.recipe] if args.recipe else cv_winner(args.output / "cv.json")
+    print(f"bundle: recipe {recipe.name}", flush=True)
+    bundle(features, recipe, ravdess, load_emodb(args.data / "emodb"), args.output)
+
+
+def cv_winner(path: Path) -> Recipe:
+    """The rule fixed before each CV run: the recipe of the highest mean that can be served."""
+    if not path.exists():
+        raise SystemExit(f"{path} is missing: run the cv command first, or name --recipe")
+    summary = json.loads(path.read_text())["summary"]
+    servable = {name: row["mean"] for name, row in summary.items() if name in RECIPES and RECIPES[name].layer is not None}
+    return RECIPES[max(servable, key=servable.__getitem__)]
 
 
 if __name__ == "__main__":
