@@ -20,6 +20,10 @@ Levers (``RECIPES``):
   family (:mod:`emotion_service.degradations`, the augmentation's generators);
 - ``mlp-ensemble-multicondition``: five seeds of a one-hidden-layer head on the same data, their
   probabilities averaged.
+
+Those four read the encoder's last layer. Round 2 asks which layer: the multi-condition linear probe
+on each of layers 0-5 and on the mean of every layer's vector, then the round-1 winner on the layer
+that won (``...-layer3``). ``bundle`` without ``--recipe`` takes the highest CV mean.
 """
 
 from __future__ import annotations
