@@ -451,6 +451,8 @@ class WhisperProbeConfig(PretrainedConfig):
 
     def __init__(self, head: str = "linear", members: int = 1, hidden_size: int = 256, embedding_size: int = 1024,
                  encoder_sha256: str = "", encoder_layer: int = 6, **kwargs: Any) -> None:  # fmt: skip
+        if not isinstance(encoder_layer, int) or not 0 <= encoder_layer <= 6:
+            raise ValueError(f"encoder_layer={encoder_layer!r}: Whisper base's layers are 0 (the input) to 6 (the last)")
         self.head = head
         self.encoder_layer = encoder_layer
         self.members = members
@@ -493,8 +495,7 @@ class WhisperProbeForAudioClassification(PreTrainedModel):
     ) -> SequenceClassifierOutput:
         from emotion_service.whisper_encoder import shared_encoder
 
-        device = input_values.device.type
-        encoder = shared_encoder("cuda" if device == "cuda" else "cpu", self.config.encoder_layer)
+        encoder = shared_encoder(str(input_values.device), self.config.encoder_layer)  # cuda:N stays on GPU N
         lengths = attention_mask.sum(-1).tolist() if attention_mask is not None else [input_values.shape[-1]] * len(input_values)
         audio = input_values.float().cpu().numpy()
         vectors = encoder.embed([audio[i, : int(n)] for i, n in enumerate(lengths)])

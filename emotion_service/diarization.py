@@ -280,6 +280,8 @@ class Diarizer:
         """Steps 2 and 3: cuts at speaker changes, then clusters the pieces into speakers."""
         if num_speakers < 0:
             raise ValueError(f"num_speakers={num_speakers}: give a count, or 0 to find out how many")
+        if not embedded.segments:  # no speech in the track: nobody to tell apart
+            return []
         pieces, vectors = self.pieces(embedded)
         labels = cluster(vectors, [p.end - p.start for p in pieces], num_speakers, self.settings, self.backend)
         return [replace(piece, speaker=name) for piece, name in zip(pieces, labels, strict=True)]

@@ -115,3 +115,9 @@ def test_six_parties_who_speak_alike_are_all_kept() -> None:
     points = np.concatenate([centres[k] + rng.normal(0, 0.5, (5, 6)) for k in range(6)])
     found = cluster(points, [2.0] * 30, 0, backend=model)
     assert len(set(found)) == 6 and all(len(set(found[5 * k : 5 * k + 5])) == 1 for k in range(6))
+
+
+def test_a_recording_without_speech_has_nobody_to_tell_apart(tools: tuple[Segmenter, Diarizer]) -> None:
+    rng = np.random.default_rng(0)
+    assert diarized(tools, rng.normal(0, 1e-4, 6 * RATE).astype(np.float32)) == []
+    assert diarized(tools, np.zeros(3 * RATE, np.float32), num_speakers=2) == []

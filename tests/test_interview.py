@@ -238,3 +238,38 @@ def test_each_question_reports_its_own_dominant_emotion() -> None:
     assert report.to_dict()["overall"]["unassigned_window_count"] == 27 - sum(
         q.stats.window_count for q in report.questions
     )
+
+
+def _job(utterances: list[tuple[float, float, str, str]], parties: tuple = ()) -> object:
+    from emotion_client.results import Job, Utterance
+
+    rows = tuple(
+        Utterance(0, 0, a, b, label, {label: 0.9} if label else {}, speaker=speaker, no_speech=not label)
+        for a, b, speaker, label in utterances
+    )
+    return Job("j", "s", "succeeded", 1.0, 60.0, 0.0, "", ("call.wav",), "mix", 1, "", "", rows, {}, parties)
+
+
+def test_a_diarized_report_clips_each_partys_time_to_the_question_and_knows_what_it_does_not_know() -> None:
+    from emotion_client.interview import Segment
+    from emotion_client.interview.report import StreamRecord, build_report
+    from emotion_client.results import BatchingInfo, ModelInfo, PartySummary
+
+    info = ModelInfo("m", "1", tuple(LABELS), 16_000, "cpu", "float32", "X", BatchingInfo(8, 5.0, 64, True), 60.0, 3.0, 1.5)
+    questions = [Segment("q1", 0.0, 20.0), Segment("q2", 20.0, 40.0), Segment("q3", 40.0, 60.0)]
+    served = tuple(PartySummary(p, 1, 1.0, 0.5, "ANG", {}, {}, n) for p, n in (("S2", 1), ("S10", 3)))
+    job = _job([(0.0, 14.0, "S2", "ANG"), (14.0, 25.0, "S10", "SAD"), (30.0, 45.0, "S2", "HAP")], served)
+    report = build_report(StreamRecord.from_job(job), questions, info, recording="call.wav", window_s=0.0, hop_s=0.0,
+                          segmentation="provided")  # fmt: skip
+    assert [p.party for p in report.parties] == ["S2", "S10"]  # natural order, as the server names them
+    assert report.alert_count == 4 and json.loads(report.to_json())["overall"]["alert_count"] == 4
+    q1 = {p.party: p.seconds for p in report.questions[0].parties}
+    assert q1 == pytest.approx({"S2": 14.0, "S10": 6.0})  # S10's 14-25 s utterance is q1's (its middle): 6 s inside
+    # One speaker: the server gives no per-party summary, so the alert count is unknown, not 0.
+    alone = build_report(StreamRecord.from_job(_job([(1.0, 5.0, "S1", "NEU")])), questions, info,
+                         recording="call.wav", window_s=0.0, hop_s=0.0, segmentation="provided")  # fmt: skip
+    assert alone.parties[0].alert_count is None and alone.alert_count is None
+    # No speech at all: still a diarized report (utterances, not windows of 0 s).
+    silent = build_report(StreamRecord.from_job(_job([(0.0, 6.0, "", "")])), questions, info,
+                          recording="call.wav", window_s=0.0, hop_s=0.0, segmentation="provided")  # fmt: skip
+    assert silent.diarized and silent.parties == () and "utterances of a diarized job" in render_html(silent)

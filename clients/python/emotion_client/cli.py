@@ -514,8 +514,8 @@ def _print_interview(report: InterviewReport) -> None:
     o = report.overall
     print(
         f"{report.recording}: {len(report.questions)} questions ({report.segmentation}), {report.duration_s:.1f} s, "
-        f"{o.window_count} windows; dominant {o.dominant_label or '-'} ({o.confidence:.0%}), "
-        f"{len(report.alerts)} alerts"
+        f"{o.window_count} {'utterances' if report.diarized else 'windows'}; dominant {o.dominant_label or '-'} "
+        f"({o.confidence:.0%}), {'?' if report.alert_count is None else report.alert_count} alerts"
     )
     rows = []
     for q in report.questions:
@@ -537,7 +537,7 @@ def _print_interview(report: InterviewReport) -> None:
         parties = [
             [p.party, f"{p.seconds:.1f} s", f"{p.time_share:.0%}", str(p.stats.window_count), p.stats.dominant_label or "-",
              ", ".join(f"{label} {share:.0%}" for label, share in _by_value(p.stats.shares)[:3] if share > 0),
-             str(p.alert_count)]  # fmt: skip
+             "?" if p.alert_count is None else str(p.alert_count)]  # fmt: skip
             for p in report.parties
         ]
         _print_table(["SPEAKER", "SPOKE", "SHARE", "UTTERANCES", "DOMINANT", "SHARES", "ALERTS"], parties)

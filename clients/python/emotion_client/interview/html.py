@@ -46,7 +46,7 @@ def render_html(report: InterviewReport) -> str:
         _card("Duration", _clock(report.duration_s)),
         _card("Questions", str(len(report.questions))),
         _card("Utterances" if report.diarized else "Windows", str(o.window_count)),
-        _card("Alerts", str(sum(p.alert_count or 0 for p in report.parties) if report.diarized else len(report.alerts))),
+        _card("Alerts", "–" if report.alert_count is None else str(report.alert_count)),
         "</div>",
         f"<h2>Emotion shares</h2>{_bar(o, colours, width=600)}{_legend(colours)}",
     ]

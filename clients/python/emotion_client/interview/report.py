@@ -72,12 +72,15 @@ def party_stats(
     speakers: Sequence[str],
     labels: Sequence[str],
     alert_counts: dict[str, int] | None = None,
+    span: tuple[float, float] = (float("-inf"), float("inf")),
 ) -> tuple[PartyStats, ...]:
-    """Each speaker's :class:`PartyStats` over ``windows`` (``speakers`` runs beside them), in name order."""
+    """Each speaker's :class:`PartyStats` over ``windows`` (``speakers`` runs beside them), in name
+    order; ``seconds`` counts only the speech inside ``span`` (a question's), since an utterance
+    belongs to the question holding its midpoint but may run past it."""
     seconds = {s: 0.0 for s in sorted(set(speakers), key=_party_key) if s}
     for window, speaker in zip(windows, speakers):
         if speaker:
-            seconds[speaker] += window.end_s - window.start_s
+            seconds[speaker] += max(0.0, min(window.end_s, span[1]) - max(window.start_s, span[0]))
     total = sum(seconds.values()) or 1.0
     return tuple(
         PartyStats(party, spoken, spoken / total, emotion_stats([w for w, s in zip(windows, speakers) if s == party], labels),
@@ -88,8 +91,8 @@ def party_stats(
 
 def _party_key(party: str) -> tuple[int, str]:
     """S2 before S10: the server's names in their natural order."""
-    digits = party.lstrip("S")
-    return (int(digits), party) if party.startswith("S") and digits.isdigit() else (1 << 30, party)
+    digits = party[1:]
+    return (int(digits), party) if party[:1] == "S" and digits.isascii() and digits.isdigit() else (1 << 30, party)
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,7 @@ class InterviewReport:
     silences: tuple[WindowResult, ...] = ()  # windows answered as silent: shown as silence, never counted
     window_speakers: tuple[str, ...] = ()  # diarized: the speaker of each window (an utterance), else empty
     parties: tuple[PartyStats, ...] = ()  # diarized: each speaker's summary over the whole interview
+    diarized: bool = False  # the windows are a diarized job's utterances, each with its speaker
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
@@ -148,9 +152,13 @@ class InterviewReport:
         return self.model.labels
 
     @property
-    def diarized(self) -> bool:
-        """Whether the windows are a diarized job's utterances, each with its speaker."""
-        return bool(self.window_speakers)
+    def alert_count(self) -> int | None:
+        """The alerts raised: the stream's, or a diarized job's as the server counted them per party
+        (None when it did not: a job of one speaker has no per-party summary)."""
+        if not self.diarized:
+            return len(self.alerts)
+        counts = [p.alert_count for p in self.parties]
+        return None if not counts or None in counts else sum(c or 0 for c in counts)
 
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data (schema ``emotion-client/interview-report`` 1.1)."""
@@ -174,7 +182,7 @@ class InterviewReport:
                 "question_count": len(self.questions),
                 **_stats_dict(self.overall),
                 "unassigned_window_count": len(self.windows) - assigned,
-                "alert_count": len(self.alerts),
+                "alert_count": self.alert_count,
                 "anomaly_count": _anomalies(self.alerts),
             },
             "parties": [p.to_dict() for p in self.parties],
@@ -220,6 +228,7 @@ class StreamRecord:
         self.summary: StreamSummary | None = None
         self.speakers: list[str] = []  # beside ``windows`` when they are a diarized job's utterances
         self.party_alerts: dict[str, int] | None = None  # a job's alerts per party, as the server counted them
+        self.diarized = False  # the windows are a diarized job's utterances
 
     @classmethod
     def from_job(cls, job: Job) -> StreamRecord:
@@ -231,6 +240,7 @@ class StreamRecord:
         if job.state != "succeeded":
             raise ValueError(f"job {job.job_id} {job.state}: {job.error or 'no utterances to report'}")
         record = cls()
+        record.diarized = True
         for i, u in enumerate(job.utterances):
             window = WindowResult(i, u.start_s, u.end_s, u.label, u.scores, voiced_fraction=u.voiced_fraction,
                                   silent=u.no_speech, no_speech=u.no_speech)  # fmt: skip
@@ -239,7 +249,8 @@ class StreamRecord:
             else:
                 record.windows.append(window)
                 record.speakers.append(u.speaker)
-        record.party_alerts = {p.party: p.alert_count for p in job.parties}
+        # The server sums up parties only when there are two or more: with one, its count is unknown here.
+        record.party_alerts = {p.party: p.alert_count for p in job.parties} if job.parties else None
         end = max((u.end_s for u in job.utterances), default=0.0)
         record.summary = StreamSummary(job.session_id, len(record.windows), max(job.audio_s, end), "", {}, {}, 0)
         return record
@@ -295,7 +306,8 @@ def build_report(
                 window_indices=tuple(w.index for w in windows),
                 stats=emotion_stats(windows, model.labels),
                 alerts=tuple(alerts),
-                parties=party_stats(windows, [record.speakers[i] for i in mine], model.labels) if record.speakers else (),
+                parties=party_stats(windows, [record.speakers[i] for i in mine], model.labels,
+                                    span=(segment.start_s, segment.end_s)) if record.diarized else (),  # fmt: skip
             )
         )
     return InterviewReport(
@@ -313,7 +325,8 @@ def build_report(
         alerts=tuple(a for a, _ in record.alerts),
         silences=tuple(record.silences),
         window_speakers=tuple(record.speakers),
-        parties=party_stats(record.windows, record.speakers, model.labels, record.party_alerts) if record.speakers else (),
+        parties=party_stats(record.windows, record.speakers, model.labels, record.party_alerts) if record.diarized else (),
+        diarized=record.diarized,
     )
 
 
