@@ -10,7 +10,8 @@ and frequency, shared weights) and SpecAugment masks generalise to new speakers 
 transformer of the same size, which has too little data to learn locality itself.
 ``logmel-cnn-ensemble``: several such CNNs in one folder, their logits averaged.
 ``whisper-probe``: a frozen Whisper-base encoder (:mod:`emotion_service.whisper_encoder`, weights
-checked by digest) and a small head over each clip's mean and standard deviation of its last layer.
+checked by digest) and a small head over each clip's mean and standard deviation of one of its layers
+(``encoder_layer``; the bundled probe reads layer 3 of 6).
 Trained by ``python -m emotion_service.tuning.whisper_probe``: the encoder is never trained, only
 the head (a few kB), so a recipe is compared in seconds once the clips' vectors are cached.
 """
