@@ -10,6 +10,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+import torch
 from transformers import WhisperFeatureExtractor
 
 from emotion_client.v1 import emotion_pb2 as pb
@@ -83,8 +84,8 @@ def test_log_mel_is_whispers_own() -> None:
 
 
 def test_the_torch_port_is_the_reference_encoder(encoder: whisper_encoder.WhisperEncoder) -> None:
-    """The port's last layer is CTranslate2's Whisper encoder (float32) on the very weights; an encoder
-    run to layer 3 only gives the full one's layer 3."""
+    """The port's last layer is CTranslate2's Whisper encoder (float32) on the very weights, its middle
+    layers transformers' encoder blocks; an encoder run to layer 3 only gives the full one's layer 3."""
     import ctranslate2
 
     wave = load_mono(recordings()[1])
@@ -94,10 +95,41 @@ def test_the_torch_port_is_the_reference_encoder(encoder: whisper_encoder.Whispe
     states = encoder.hidden_states(wave)
     assert len(states) == whisper_encoder.LAYERS + 1 and states[-1].shape == expected.shape
     np.testing.assert_allclose(states[-1], expected, atol=2e-3)
+    # The middle layers, against transformers' own Whisper encoder blocks on the same weights (CTranslate2
+    # returns the last layer only): three blocks from the port's layer 0 give the port's layer 3.
+    x = torch.as_tensor(states[0])[None]
+    for block in range(3):
+        x = _reference_block(encoder.encoder.weights, f"layer_{block}/")(x, None)
+        x = x[0] if isinstance(x, tuple) else x
+    np.testing.assert_allclose(x[0].detach().numpy(), states[3], atol=1e-4)
     shallow = whisper_encoder.WhisperEncoder("cpu", layers=3)
     assert not any(name.startswith("layer_3/") for name in shallow.encoder.weights)  # blocks past 3 are not kept
     np.testing.assert_allclose(shallow.hidden_states(wave)[3], states[3], atol=1e-5)
     assert np.abs(states[3] - states[-1]).max() > 0.5  # a middle layer is another thing than the last
+
+
+def _reference_block(weights: dict[str, torch.Tensor], prefix: str) -> torch.nn.Module:
+    """transformers' WhisperEncoderLayer holding one of the port's blocks (CTranslate2 fuses q, k, v)."""
+    from transformers import WhisperConfig
+    from transformers.models.whisper.modeling_whisper import WhisperEncoderLayer
+
+    config = WhisperConfig(d_model=512, encoder_attention_heads=8, encoder_ffn_dim=2048, activation_function="gelu")
+    config._attn_implementation = "eager"
+    w = {name.removeprefix(prefix): value for name, value in weights.items() if name.startswith(prefix)}
+    q, k, v = w["self_attention/linear_0/weight"].chunk(3)
+    q_bias, k_bias, v_bias = w["self_attention/linear_0/bias"].chunk(3)
+    assert not k_bias.any()  # Whisper's key projection has no bias
+    block = WhisperEncoderLayer(config).eval()
+    block.load_state_dict({
+        "self_attn.q_proj.weight": q, "self_attn.q_proj.bias": q_bias, "self_attn.k_proj.weight": k,
+        "self_attn.v_proj.weight": v, "self_attn.v_proj.bias": v_bias,
+        "self_attn.out_proj.weight": w["self_attention/linear_1/weight"], "self_attn.out_proj.bias": w["self_attention/linear_1/bias"],
+        "self_attn_layer_norm.weight": w["self_attention/layer_norm/gamma"], "self_attn_layer_norm.bias": w["self_attention/layer_norm/beta"],
+        "fc1.weight": w["ffn/linear_0/weight"], "fc1.bias": w["ffn/linear_0/bias"],
+        "fc2.weight": w["ffn/linear_1/weight"], "fc2.bias": w["ffn/linear_1/bias"],
+        "final_layer_norm.weight": w["ffn/layer_norm/gamma"], "final_layer_norm.bias": w["ffn/layer_norm/beta"],
+    })  # fmt: skip
+    return block
 
 
 def test_a_clip_vector_does_not_depend_on_its_batch(encoder: whisper_encoder.WhisperEncoder) -> None:
