@@ -452,8 +452,10 @@ class WhisperProbeConfig(PretrainedConfig):
 
     def __init__(self, head: str = "linear", members: int = 1, hidden_size: int = 256, embedding_size: int = 1024,
                  encoder_sha256: str = "", encoder_layer: int = 6, **kwargs: Any) -> None:  # fmt: skip
-        if not isinstance(encoder_layer, int) or not 0 <= encoder_layer <= 6:
-            raise ValueError(f"encoder_layer={encoder_layer!r}: Whisper base's layers are 0 (the input) to 6 (the last)")
+        from emotion_service.whisper_encoder import LAYERS
+
+        if not isinstance(encoder_layer, int) or not 0 <= encoder_layer <= LAYERS:
+            raise ValueError(f"encoder_layer={encoder_layer!r}: Whisper base's layers are 0 (the input) to {LAYERS} (the last)")
         self.head = head
         self.encoder_layer = encoder_layer
         self.members = members

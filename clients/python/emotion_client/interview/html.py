@@ -123,7 +123,7 @@ def _timeline(report: InterviewReport, colours: Mapping[str, str]) -> str:
     width, total = 1000.0, max(report.duration_s, 1e-6)
     # A diarized interview draws one lane per speaker (S1 on top), each 36 px high under the questions' row.
     lanes = [p.party for p in report.parties] or [""]
-    lane_of = dict(zip(report.window_speakers, [lanes.index(s) if s in lanes else 0 for s in report.window_speakers]))
+    lane_of = {party: i for i, party in enumerate(lanes)}
     lane_h = 36 if len(lanes) == 1 else 24
     height = 24 + lane_h * len(lanes)
 
@@ -148,8 +148,7 @@ def _timeline(report: InterviewReport, colours: Mapping[str, str]) -> str:
             f'fill="{SILENCE_COLOUR}"><title>{kind} {w.index} {_clock(w.start_s)}–{_clock(w.end_s)}: silence '
             f"(voiced {w.voiced_fraction:.0%})</title></rect>"
         )
-    speakers = report.window_speakers or ("",) * len(report.windows)
-    for w, speaker in zip(report.windows, speakers):
+    for w, speaker in zip(report.windows, report.speakers):
         lo, hi = x(max(w.start_s, w.mid_s - half)), x(min(w.end_s, w.mid_s + half))
         fill = colours.get(w.label, "#444")
         who = f"{escape(speaker)} " if speaker else ""

@@ -152,6 +152,11 @@ class InterviewReport:
         return self.model.labels
 
     @property
+    def speakers(self) -> tuple[str, ...]:
+        """The speaker of each window (``""`` for every window of a stream, which is not diarized)."""
+        return self.window_speakers or ("",) * len(self.windows)
+
+    @property
     def alert_count(self) -> int | None:
         """The alerts raised: the stream's, or a diarized job's as the server counted them per party
         (None when it did not: a job of one speaker has no per-party summary)."""
@@ -162,7 +167,6 @@ class InterviewReport:
 
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data (schema ``emotion-client/interview-report`` 1.1)."""
-        speakers = self.window_speakers or ("",) * len(self.windows)
         assigned = sum(1 for q in self.window_questions if q)
         return {
             "schema": SCHEMA,
@@ -197,7 +201,7 @@ class InterviewReport:
                     "question_id": question or None,
                     "speaker": speaker,
                 }
-                for w, question, speaker in zip(self.windows, self.window_questions, speakers)
+                for w, question, speaker in zip(self.windows, self.window_questions, self.speakers)
             ],
             "silences": [
                 {"index": w.index, "start_s": w.start_s, "end_s": w.end_s, "voiced_fraction": w.voiced_fraction}
