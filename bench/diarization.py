@@ -118,9 +118,7 @@ def tune(data: Path, seeds: int, write_backend: bool) -> None:
     base = diarizer.settings
     embedded = []
     for group, condition, wave, ref in cases(data, TRAIN, seeds):
-        fine = segmenter.segments(
-            wave, RATE, min_silence_s=diarizer.settings.min_silence_s, threshold=diarizer.settings.vad_threshold
-        )
+        fine = diarizer.speech(segmenter, wave, RATE)
         emb = diarizer.embed(wave, RATE, fine)
         # Pieces for fitting: the VAD segments uncut (a similarity is never below -1), each labelled
         # with its reference speaker.

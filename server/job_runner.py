@@ -148,10 +148,7 @@ class JobRunner:
             return [replace(s, speaker=f"S{channel + 1}") for s in self.segmenter.segments(track, rate, channel)]
         if not claim.diarize:
             return self.segmenter.segments(track, rate, channel)
-        found = self.diarizer.settings
-        fine = self.segmenter.segments(
-            track, rate, channel, min_silence_s=found.min_silence_s, threshold=found.vad_threshold
-        )
+        fine = self.diarizer.speech(self.segmenter, track, rate, channel)
         return self.diarizer.diarize(
             track, rate, fine, claim.num_speakers, self.settings.job_min_silence_s, self.settings.job_max_utterance_s
         )

@@ -31,9 +31,7 @@ def tools() -> tuple[Segmenter, Diarizer]:
 def diarized(tools: tuple[Segmenter, Diarizer], wave: np.ndarray, num_speakers: int = 0) -> list[Turn]:
     """The recording's utterances with their speakers, as a job finds them (0.4 s pauses joined)."""
     segmenter, diarizer = tools
-    s = diarizer.settings
-    fine = segmenter.segments(wave, RATE, min_silence_s=s.min_silence_s, threshold=s.vad_threshold)
-    found = diarizer.diarize(wave, RATE, fine, num_speakers, join_gap_s=0.4, max_utterance_s=30.0)
+    found = diarizer.diarize(wave, RATE, diarizer.speech(segmenter, wave, RATE), num_speakers, join_gap_s=0.4, max_utterance_s=30.0)
     return [Turn(s.start / RATE, s.end / RATE, s.speaker) for s in found]
 
 
