@@ -49,7 +49,8 @@ model: $(STAMP) ## retrain the default model (models/emotion-logmel-cnn) with em
 model-whisper: $(STAMP) ## rebuild models/emotion-whisper-probe: cross-validate the recipes on actors 01-18, train the chosen one, score it once
 	$(BIN)/python -m emotion_service.tuning.whisper_probe cv
 	$(BIN)/python -m emotion_service.tuning.whisper_probe bundle
-	$(BIN)/python -m emotion_service.tuning.alert_calibration --model models/emotion-whisper-probe
+	$(BIN)/python -m emotion_service.tuning.whisper_probe folds
+	$(BIN)/python -m emotion_service.tuning.alert_calibration --model models/emotion-whisper-probe --cross-fit build/whisper-probe-folds
 
 calibrate-alerts: $(STAMP) ## recalibrate the anomaly plugin's defaults for the bundled model (actors 01-18; figures on the card)
 	$(BIN)/python -m emotion_service.tuning.alert_calibration

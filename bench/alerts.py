@@ -6,7 +6,8 @@ looped to 90 s: 54 minutes) and 24 changes (45 s neutral, then 45 s of ANG, FEA,
 same actor). Each session is cut into stream windows as the server cuts them (its default
 ``window_s``/``hop_s``; windows it would answer silent are skipped), scored by the server's
 backend after the ``preprocess`` plugins, and replayed through the ``anomaly`` and
-``threshold_alerts`` plugins at their defaults; the same pipeline
+``threshold_alerts`` plugins at their defaults (for ``anomaly``, those the server takes for
+``--model``: the calibration in its folder); the same pipeline
 ``python -m emotion_service.tuning.alert_calibration`` calibrates on actors 01-18.
 
 Prints, for ``anomaly``: alerts per 10 minutes and per hour of steady speech, and the changes
@@ -16,6 +17,7 @@ spoken, per 10 minutes and per hour of steady speech, and the changes to a thres
 
     python bench/alerts.py                      # ../shared/data/ravdess beside the repo
     python bench/alerts.py --data /path/to/ravdess --within-s 6
+    python bench/alerts.py --model models/emotion-whisper-probe
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pathlib import Path
 os.environ.setdefault("EMOTION_PLUGINS", "all")
 
 from emotion_service.paths import BUNDLED_MODEL, REPO_ROOT  # noqa: E402
+from emotion_service.plugins.builtin.anomaly import calibrated_defaults  # noqa: E402
 from emotion_service.tuning.alert_calibration import (  # noqa: E402
     DEFAULT_CACHE,
     FALLBACK_LEGACY,
@@ -69,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         f"54 min), 24 neutral-to-emotion changes (45 s + 45 s); windows {scorer.window_s:g} s every "
         f"{scorer.hop_s:g} s, silent ones skipped"
     )
-    runs = {"anomaly (defaults)": None}
+    # The defaults the server gives the plugin when it serves this model (the on_model_loaded hook):
+    # the folder's own calibration, the bundled model's for whatever that lacks.
+    runs = {"anomaly (defaults)": calibrated_defaults(args.model, calibrated_defaults())}
     if args.legacy:
         runs["anomaly (pre-calibration settings)"] = FALLBACK_LEGACY
     for name, settings in runs.items():

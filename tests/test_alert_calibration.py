@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import structlog.testing
 
-from emotion_service.paths import BUNDLED_MODEL
+from emotion_service.paths import BUNDLED_MODEL, LOGMEL_CNN_MODEL, WHISPER_PROBE_MODEL
 from emotion_service.plugins.builtin.anomaly import (
     CALIBRATION_FILE,
     AnomalyConfig,
@@ -32,6 +32,7 @@ from emotion_service.plugins.manager import build_host
 from emotion_service.tuning.alert_calibration import (
     TEST_ACTORS,
     TRAIN_ACTORS,
+    CrossFitScorer,
     Part,
     ScoredSession,
     SessionSpec,
@@ -259,6 +260,24 @@ def test_defaults_keep_steady_real_sessions_quiet_and_catch_a_real_change(scorer
     print(f"\n{figures.as_dict()}")
     assert figures.false_alarms == 0, "a steady session raised an anomaly alert"
     assert figures.caught == len(changes) and figures.early == 0
+
+
+def test_cross_fit_scores_each_actor_with_the_fold_model_that_never_trained_on_it(tmp_path: Path) -> None:
+    """``--cross-fit``: a session goes to the fold model whose held-out actors include its actor; an
+    actor no fold holds out, or a folder without folds.json, is refused by name."""
+    (tmp_path / "fold0").symlink_to(LOGMEL_CNN_MODEL)
+    (tmp_path / "fold1").symlink_to(WHISPER_PROBE_MODEL)
+    (tmp_path / "folds.json").write_text(json.dumps({"held_out": {"fold0": ["21"], "fold1": ["20"]}}))
+    clips = {**CLIPS, **{("20", label, intensity): paths for (_, label, intensity), paths in CLIPS.items()}}
+    crossed = CrossFitScorer(tmp_path, None, cache=None, clips=clips)
+    for actor, model in (("21", LOGMEL_CNN_MODEL), ("20", WHISPER_PROBE_MODEL)):
+        spec = SessionSpec(f"steady-{actor}", actor, (Part("ANG", "mixed", 12.0),))
+        expected = WindowScorer(model, None, cache=None, clips=clips).score(spec).scores
+        np.testing.assert_allclose(crossed.score_all([spec], progress=False)[0].scores, expected, atol=1e-6)
+    with pytest.raises(SystemExit, match="actor 05"):
+        crossed.score(SessionSpec("steady-05", "05", (Part("ANG", "mixed", 12.0),)))
+    with pytest.raises(SystemExit, match="folds.json"):
+        CrossFitScorer(tmp_path / "fold0", None, cache=None)
 
 
 def test_the_card_section_is_inserted_once_and_replaced_on_recalibration(tmp_path: Path) -> None:

@@ -97,4 +97,29 @@ def test_leave_one_family_out_trains_without_the_scored_familys_twin() -> None:
     x, y = whisper_probe.training_set(features, recipe, everyone, everyone[:6], [], "reverb")  # type: ignore[arg-type]
     assert {tag.split("-")[1] for tag in features.tags} == {"clean", *whisper_probe.TRAINING_FAMILIES} - {"reverb"}
     assert len(x) == len(y) == 6 * len(whisper_probe.TRAINING_FAMILIES)
-    assert set(hc.TRAINING_TWIN.values()) <= set(whisper_probe.TRAINING_FAMILIES) | {"level"}
+    assert set(hc.TRAINING_TWIN.values()) <= set(whisper_probe.TRAINING_FAMILIES) | {"level", "crop"}
+
+
+def test_a_recipe_that_trains_on_crops_is_scored_on_cut_clips_without_them() -> None:
+    everyone = [e for e in _examples() if e.speaker in whisper_probe.TRAINING]
+    recipe = whisper_probe.RECIPES["probe-multicondition-c0.05-crops-layer3"]
+    for drop, families in ((None, {"clean", "crop", *whisper_probe.TRAINING_FAMILIES}),
+                           (hc.TRAINING_TWIN["cut"], {"clean", *whisper_probe.TRAINING_FAMILIES})):  # fmt: skip
+        features = _RecordingFeatures()
+        whisper_probe.training_set(features, recipe, everyone, everyone[:6], [], drop)  # type: ignore[arg-type]
+        assert {tag.split("-")[1] for tag in features.tags} == families
+
+
+def test_a_random_crop_is_a_stretch_of_the_speech() -> None:
+    rng = np.random.default_rng(0)
+    wave = np.zeros(4 * 16_000, dtype=np.float32)
+    wave[16_000:48_000] = np.linspace(0.2, 0.4, 32_000)  # "speech" from 1 s to 3 s, every sample its own value
+    starts = []
+    for _ in range(30):
+        crop = whisper_probe.random_crop(wave, rng)
+        assert 16_000 <= len(crop) <= 40_000  # 1.0 to 2.5 s
+        start = int(np.flatnonzero(wave == crop[np.flatnonzero(crop)[0]])[0]) - int(np.flatnonzero(crop)[0])
+        np.testing.assert_array_equal(wave[start : start + len(crop)], crop)  # one stretch of the clip
+        starts.append(start)
+    assert min(starts) >= 16_000 - 1_600 - 2_048  # at most 0.1 s (and trim's frame) before the speech
+    assert len(set(starts)) > 20  # from anywhere in it, not always the onset

@@ -25,6 +25,9 @@ distribution. These conditions differ in kind, not only in setting:
   speech, not digital zeros.
 - **GSM phone line**: band-limited, 8 kHz, GSM 06.10 full-rate (libsndfile), a codec training
   never applies.
+- **Cut short**: 2.0 s from the speech onset (30 dB under the peak), zero-padded when shorter: the
+  form of this EmoDB copy, and what a stream window does to a longer sentence. Its training twin is
+  the random crop (a recipe that trains on crops is scored on it without them).
 
 Every random draw is seeded by the condition's name and the clip's index.
 """
@@ -55,6 +58,7 @@ TRAINING_TWIN = {
     "gsm-phone": "telephone",
     "level-chain": "level",
     "room-tone": "silence",
+    "cut": "crop",
 }
 
 
@@ -271,4 +275,16 @@ def honest_conditions(babble_pool: Sequence[np.ndarray], rooms: dict[float, Room
     out.append(HonestCondition("room-tone-2.5s", "room-tone", "2.5 s of -60 dBFS room tone each side",
                                room_tone_transform(2.5), middle=True))  # fmt: skip
     out.append(HonestCondition("gsm-phone", "gsm-phone", "300-3400 Hz, 8 kHz, GSM 06.10", gsm_transform(), middle=True))
+    out.append(HonestCondition("cut-2s", "cut", "2.0 s from the speech onset", lambda wave, rng: onset_cut(wave),
+                               middle=True))  # fmt: skip
     return out
+
+
+def onset_cut(wave: np.ndarray, seconds: float = 2.0, before_s: float = 0.0) -> np.ndarray:
+    """``seconds`` of the clip from ``before_s`` ahead of its speech onset (30 dB under its peak),
+    zero-padded when shorter: the form of this EmoDB copy (cut or padded to 2.0 s)."""
+    import librosa
+
+    onset = max(0, int(librosa.effects.trim(wave, top_db=30)[1][0]) - round(before_s * RATE))
+    cut = wave[onset : onset + round(seconds * RATE)]
+    return np.pad(cut, (0, round(seconds * RATE) - len(cut)))

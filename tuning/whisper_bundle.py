@@ -24,6 +24,7 @@ from emotion_service.paths import LOGMEL_CNN_MODEL
 from emotion_service.tuning.datasets import Example, split_by_speaker
 from emotion_service.tuning.honest_conditions import honest_conditions
 from emotion_service.tuning.whisper_probe import (
+    FOLDS,
     LABELS,
     TEST,
     TRAINING,
@@ -31,6 +32,7 @@ from emotion_service.tuning.whisper_probe import (
     Recipe,
     _index,
     fit,
+    fold_split,
     head_state,
     labels_of,
     training_set,
@@ -58,6 +60,26 @@ def write_folder(head: Any, recipe: Recipe, output: Path) -> None:
     Wav2Vec2FeatureExtractor(
         feature_size=1, sampling_rate=16_000, padding_value=0.0, do_normalize=False, return_attention_mask=True
     ).save_pretrained(output)
+
+
+def fold_models(features: Features, recipe: Recipe, ravdess: Sequence[Example], output: Path) -> None:
+    """One model folder per cross-validation fold (``output/fold0`` ...): the recipe trained on the
+    training actors outside the fold, seed 0, and ``folds.json`` naming each folder's held-out actors.
+
+    The alert calibration scores a training actor's sessions with the fold model that never heard
+    that actor (``alert_calibration --cross-fit``): a head scores the clips it was trained on more
+    steadily than a new voice's, so levels set on its own training actors alert too often on others.
+    """
+    everyone = [e for e in ravdess if e.speaker in TRAINING]
+    held_out = {}
+    for k, held in enumerate(FOLDS):
+        _, train = fold_split(ravdess, held)
+        pool = [features.audio(e) for e in train[::4]]  # the fold's babble voices, as in the CV
+        head = fit(recipe, *training_set(features, recipe, everyone, train, pool, None), seed=SEEDS[0])
+        write_folder(head, recipe, output / f"fold{k}")
+        held_out[f"fold{k}"] = list(held)
+        print(f"fold{k}: {recipe.name} without actors {', '.join(held)}", flush=True)
+    (output / "folds.json").write_text(json.dumps({"recipe": recipe.name, "held_out": held_out}, indent=2) + "\n")
 
 
 def bundle(features: Features, recipe: Recipe, ravdess: Sequence[Example], emodb: Sequence[Example], output: Path) -> None:

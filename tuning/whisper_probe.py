@@ -9,6 +9,10 @@ middle setting). The table is written as data (``cv.json``) beside the model car
 ``... bundle --recipe NAME`` trains the chosen recipe on all of actors 01-18, writes the model
 folder, and scores the test actors 19-24 (every honest condition) and EmoDB once.
 
+``... folds`` writes one model per fold (the recipe trained without the fold's actors) into
+``build/whisper-probe-folds``, for the alert calibration to score each training actor with a head
+that never heard it (``alert_calibration --cross-fit``).
+
 ``... shift`` is a diagnosis, not a choice: how far EmoDB's vectors (and training actors 13-18's
 clips cut as that EmoDB copy is, to 2.0 s from the speech onset) sit from the training vectors,
 and what the clean probe scores on them (docs/research.md, "Where the EmoDB gap comes from").
@@ -54,6 +58,7 @@ from emotion_service.tuning.honest_conditions import (
     HonestCondition,
     honest_conditions,
     make_room,
+    onset_cut,
 )
 from emotion_service.whisper_encoder import ENCODER_VERSION, FRONT_END, LAYERS, MODEL_SHA256, shared_encoder
 
@@ -64,6 +69,7 @@ TEST = speaker_ids(19, 24)
 FOLDS = [TRAINING[i::3] for i in range(3)]  # three men and three women each
 TRAINING_FAMILIES = ("noise", "babble", "reverb", "telephone", "silence")
 CACHE = REPO_ROOT / "build" / "whisper-layers"
+FOLD_MODELS = REPO_ROOT / "build" / "whisper-probe-folds"
 
 
 def training_transform(family: str, pool: Sequence[np.ndarray]) -> Callable[[np.ndarray, np.random.Generator], np.ndarray]:
@@ -84,6 +90,8 @@ def training_transform(family: str, pool: Sequence[np.ndarray]) -> Callable[[np.
             return degradations.codec_transform(fmt, subtype, degradations.RATE, 0.9)(wave, rng)
         if family == "silence":
             return degradations.silence_transform(rng.uniform(0, 2.5), rng.uniform(0, 2.5))(wave, rng)
+        if family == "crop":
+            return random_crop(wave, rng)
         raise ValueError(family)
 
     return transform
@@ -135,6 +143,17 @@ def _index(example: Example) -> int:
     return int.from_bytes(hashlib.sha256(example.path.name.encode()).digest()[:4], "little")
 
 
+def random_crop(wave: np.ndarray, rng: np.random.Generator, shortest_s: float = 1.0, longest_s: float = 2.5) -> np.ndarray:
+    """A stretch of ``shortest_s`` to ``longest_s`` from anywhere in the clip's speech (30 dB under
+    its peak, 0.1 s before it allowed): part of a sentence, as a stream window or a short cut hears it."""
+    import librosa
+
+    first, last = (int(v) for v in librosa.effects.trim(wave, top_db=30)[1])
+    length = round(rng.uniform(shortest_s, longest_s) * 16_000)
+    start = int(rng.integers(max(0, first - 1_600), max(first - 1_600, last - length) + 1))
+    return wave[max(0, start) : start + length]
+
+
 def _training_condition(family: str, pool: Sequence[np.ndarray]) -> Callable[[np.ndarray, int], np.ndarray]:
     transform = training_transform(family, pool)
 
@@ -155,6 +174,13 @@ class Recipe:
     members: int = 1
     c: float = 1.0  # the logistic regression's inverse regularisation strength
     layer: int | None = LAYERS  # the encoder layer read; None: the mean of every layer's vector
+    crops: bool = False  # also one random crop of each clean clip (:func:`random_crop`)
+
+    @property
+    def families(self) -> tuple[str, ...]:
+        """The training families the recipe learns from: clean, the conditions, the crops."""
+        conditions = TRAINING_FAMILIES if self.multicondition else ()
+        return ("clean", *conditions, *(("crop",) if self.crops else ()))
 
     def pick(self, x: np.ndarray) -> np.ndarray:
         """The recipe's vectors (clips x 1024) out of every layer's (clips x 7 x 1024)."""
@@ -173,6 +199,9 @@ RECIPES = {
         Recipe("probe-multicondition-c0.05-layer-mean", True, "linear", c=0.05, layer=None),
         # ... then the best recipe so far on the layer that won
         Recipe("mlp-ensemble-multicondition-layer3", True, "mlp", members=5, layer=3),
+        # Round 3: random crops of the clean clips as a training family (EmoDB's copy is cut to 2.0 s)
+        Recipe("probe-multicondition-c0.05-crops-layer3", True, "linear", c=0.05, layer=3, crops=True),
+        Recipe("mlp-ensemble-multicondition-crops-layer3", True, "mlp", members=5, layer=3, crops=True),
     )
 }
 
@@ -268,8 +297,7 @@ def training_set(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The recipe's clean vectors, plus one copy per training family (but ``drop``) for a
     multi-condition recipe."""
-    families = ["clean", *(f for f in TRAINING_FAMILIES if recipe.multicondition and f != drop)]
-    xs = [recipe.pick(training_vectors(features, f, everyone, examples, pool)) for f in families]
+    xs = [recipe.pick(training_vectors(features, f, everyone, examples, pool)) for f in recipe.families if f != drop]
     return np.concatenate(xs), np.tile(labels_of(examples), len(xs))
 
 
@@ -309,7 +337,8 @@ def cross_validate(features: Features, ravdess: Sequence[Example]) -> dict[str, 
         for recipe in RECIPES.values():
             heads: dict[str | None, Head] = {}
             for family in families:
-                drop = TRAINING_TWIN.get(family) if recipe.multicondition else None
+                twin = TRAINING_TWIN.get(family)
+                drop = twin if twin in recipe.families else None
                 if drop not in heads:
                     heads[drop] = fit(recipe, *training_set(features, recipe, everyone, train, train_pool, drop))
                 predicted = heads[drop].probabilities(recipe.pick(test_x[family])).argmax(1)
@@ -339,16 +368,6 @@ def cv_table(summary: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def onset_cut(wave: np.ndarray, seconds: float = 2.0, before_s: float = 0.0) -> np.ndarray:
-    """``seconds`` of the clip from ``before_s`` ahead of its speech onset (30 dB under its peak),
-    zero-padded when shorter: the form of this EmoDB copy (cut or padded to 2.0 s)."""
-    import librosa
-
-    onset = max(0, int(librosa.effects.trim(wave, top_db=30)[1][0]) - round(before_s * 16_000))
-    cut = wave[onset : onset + round(seconds * 16_000)]
-    return np.pad(cut, (0, round(seconds * 16_000) - len(cut)))
-
-
 def shift(features: Features, ravdess: Sequence[Example], emodb: Sequence[Example], layer: int = LAYERS) -> None:
     """Prints each diagnosis row: mean |z| of encoder layer ``layer``'s vectors under the training
     scaler, and the clean probe's accuracy (fitted on 01-18 for EmoDB; on 01-12 for actors 13-18)."""
@@ -371,11 +390,14 @@ def shift(features: Features, ravdess: Sequence[Example], emodb: Sequence[Exampl
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m emotion_service.tuning.whisper_probe", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("command", choices=["cv", "bundle", "shift"],
-                        help="cv: compare the recipes on 01-18; bundle: train and score once; shift: the EmoDB diagnosis")  # fmt: skip
+    parser.add_argument("command", choices=["cv", "bundle", "folds", "shift"],
+                        help="cv: compare the recipes on 01-18; bundle: train and score once; folds: a model per "
+                             "fold, for the alert calibration; shift: the EmoDB diagnosis")  # fmt: skip
     parser.add_argument("--data", type=Path, default=DATA, help="folder holding ravdess/ and emodb/")
     parser.add_argument("--output", type=Path, default=WHISPER_PROBE_MODEL,
-                        help="the model folder (bundle) or where cv.json is written (cv)")  # fmt: skip
+                        help="the model folder (bundle), where cv.json is written (cv) [default: "
+                             "models/emotion-whisper-probe]; folds: the recipe's cv.json is read there, the "
+                             "fold models go to build/whisper-probe-folds")  # fmt: skip
     parser.add_argument("--recipe", choices=sorted(RECIPES),
                         help="bundle: the recipe to train [default: the highest mean in OUTPUT/cv.json that can be served]")  # fmt: skip
     parser.add_argument("--layer", type=int, choices=range(LAYERS + 1), default=LAYERS,
@@ -393,9 +415,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "shift":
         shift(features, ravdess, load_emodb(args.data / "emodb"), args.layer)
         return
-    from emotion_service.tuning.whisper_bundle import bundle
+    from emotion_service.tuning.whisper_bundle import bundle, fold_models
 
     recipe = RECIPES[args.recipe] if args.recipe else cv_winner(args.output / "cv.json")
+    if args.command == "folds":
+        fold_models(features, recipe, ravdess, FOLD_MODELS)
+        return
     print(f"bundle: recipe {recipe.name}", flush=True)
     bundle(features, recipe, ravdess, load_emodb(args.data / "emodb"), args.output)
 
