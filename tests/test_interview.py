@@ -250,7 +250,10 @@ def _job(utterances: list[tuple[float, float, str, str]], parties: tuple = ()) -
     return Job("j", "s", "succeeded", 1.0, 60.0, 0.0, "", ("call.wav",), "mix", 1, "", "", rows, {}, parties)
 
 
-def test_a_diarized_report_clips_each_partys_time_to_the_question_and_knows_what_it_does_not_know() -> None:
+def test_a_diarized_report_clips_each_partys_time_to_the_question_and_knows_what_it_does_not_know(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from emotion_client.cli import _print_interview
     from emotion_client.interview import Segment
     from emotion_client.interview.report import StreamRecord, build_report
     from emotion_client.results import BatchingInfo, ModelInfo, PartySummary
@@ -273,3 +276,7 @@ def test_a_diarized_report_clips_each_partys_time_to_the_question_and_knows_what
     silent = build_report(StreamRecord.from_job(_job([(0.0, 6.0, "", "")])), questions, info,
                           recording="call.wav", window_s=0.0, hop_s=0.0, segmentation="provided")  # fmt: skip
     assert silent.diarized and silent.parties == () and "utterances of a diarized job" in render_html(silent)
+    # The terminal counts what the report holds: utterances of a diarized job, in both tables.
+    _print_interview(report)
+    headers = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith(("QUESTION", "SPEAKER"))]
+    assert [h[2] for h in headers[:1]] == ["UTTERANCES"] and "UTTERANCES" in headers[1]

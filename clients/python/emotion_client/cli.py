@@ -531,7 +531,8 @@ def _print_interview(report: InterviewReport) -> None:
                 str(len(q.alerts)),
             ]
         )
-    _print_table(["QUESTION", "SPAN", "WINDOWS", "DOMINANT", "CONFIDENCE", "SHARES", "ALERTS"], rows)
+    counted = "UTTERANCES" if report.diarized else "WINDOWS"
+    _print_table(["QUESTION", "SPAN", counted, "DOMINANT", "CONFIDENCE", "SHARES", "ALERTS"], rows)
     if report.parties:
         print()
         parties = [
