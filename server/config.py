@@ -55,7 +55,8 @@ class Settings:
     port: int = setting(50051, "gRPC port. 0 picks a free port (it is logged).", metavar="PORT")
     model: str = setting(
         str(BUNDLED_MODEL),
-        "Model folder or Hugging Face hub id (any AutoModelForAudioClassification checkpoint).",
+        "Model folder or Hugging Face hub id (any AutoModelForAudioClassification checkpoint). Bundled: "
+        "models/emotion-whisper-probe (the default, accurate) and models/emotion-logmel-cnn (3x the clips/s).",
         metavar="PATH_OR_ID",
     )
     device: str = setting("auto", "'auto' (CUDA when present, else CPU), 'cpu', 'cuda' or 'cuda:N'.", metavar="DEVICE")

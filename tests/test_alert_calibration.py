@@ -308,15 +308,18 @@ async def test_the_served_models_calibration_sets_the_anomaly_plugins_defaults(
         for name, value in calibrated.items():
             assert getattr(detector.config, name) == value, name
 
-    monkeypatch.setenv("EMOTION_ANOMALY_SHIFT_THRESHOLD", "0.5")
+    monkeypatch.setenv("EMOTION_ANOMALY_SHIFT_THRESHOLD", "0.55")
+    monkeypatch.setenv("EMOTION_ANOMALY_SHIFT_REARM", "0.25")
     detector = AnomalyDetector()
     async with serving(model, build_host({"anomaly": detector})):
-        assert detector.config.shift_threshold == 0.5  # the environment wins over the calibration
+        assert detector.config.shift_threshold == 0.55  # the environment wins over the calibration
+        assert detector.config.shift_rearm == 0.25
         assert detector.config.persistence_windows == 2
 
     bare = tmp_path / "uncalibrated-model"
     shutil.copytree(tiny_model, bare)
     monkeypatch.delenv("EMOTION_ANOMALY_SHIFT_THRESHOLD")
+    monkeypatch.delenv("EMOTION_ANOMALY_SHIFT_REARM")
     detector = AnomalyDetector()
     async with serving(bare, build_host({"anomaly": detector})):
         assert detector.config == AnomalyConfig()  # no calibration of its own: the bundled model's

@@ -11,12 +11,13 @@ from pathlib import Path
 from safetensors.torch import load_file, save_file
 from transformers import AutoConfig
 
-from emotion_service.paths import BUNDLED_MODEL
+from emotion_service.paths import LOGMEL_CNN_MODEL
 from emotion_service.server.model import model_version
 
 
 def copy_model(target: Path) -> Path:
-    shutil.copytree(BUNDLED_MODEL, target, ignore=shutil.ignore_patterns("evaluation", ".emotion-weights*"))
+    """A copy of the log-mel CNN: the model whose front end has settings of its own (noise_margin_db)."""
+    shutil.copytree(LOGMEL_CNN_MODEL, target, ignore=shutil.ignore_patterns("evaluation", ".emotion-weights*"))
     return target
 
 

@@ -161,7 +161,8 @@ def test_table(metrics: dict[str, Any]) -> str:
         mark = "**" if row["middle"] else ""
         lines.append(f"| {mark}{row['condition']}{mark} | {row['setting']} | {100 * row['accuracy']:.1f} %{spread} | {other} |")
     emodb = metrics["emodb"]
-    lines.append(f"| EmoDB, cross-corpus ({emodb['n']} clips) | clean | {100 * emodb['accuracy']:.1f} % | - |")
+    spread = f" ± {100 * emodb['accuracy_std']:.1f}" if seeds > 1 else ""
+    lines.append(f"| EmoDB, cross-corpus ({emodb['n']} clips) | clean | {100 * emodb['accuracy']:.1f} %{spread} | - |")
     return "\n".join(lines) + "\n"
 
 

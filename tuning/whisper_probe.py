@@ -27,7 +27,9 @@ Levers (``RECIPES``):
 
 Those four read the encoder's last layer. Round 2 asks which layer: the multi-condition linear probe
 on each of layers 0-5 and on the mean of every layer's vector, then the round-1 winner on the layer
-that won (``...-layer3``). ``bundle`` without ``--recipe`` takes the highest CV mean.
+that won (``...-layer3``). Round 3 adds random crops of the clean clips (:func:`random_crop`) as a
+training family, and clips cut to 2.0 s as a scored family (``cut``, trained without the crops).
+``bundle`` without ``--recipe`` takes the highest CV mean.
 """
 
 from __future__ import annotations

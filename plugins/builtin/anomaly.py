@@ -143,7 +143,9 @@ class AnomalyConfig:
                 "false_alarm_rate": (0 < self.false_alarm_rate < 0.5, "must lie in (0, 0.5)"),
                 "min_std": (self.min_std > 0, "must be positive"),
                 "shift_threshold": (0 < self.shift_threshold <= 1, "must lie in (0, 1]"),
-                "shift_rearm": (0 <= self.shift_rearm < self.shift_threshold, "must lie in [0, shift_threshold)"),
+                "shift_rearm": (0 <= self.shift_rearm < self.shift_threshold,
+                                f"must lie in [0, shift_threshold={self.shift_threshold:g}): a lower "
+                                "shift_threshold needs a lower shift_rearm too (half of it, as calibrated)"),
                 "max_sessions": (self.max_sessions >= 1, "must be at least 1"),
             },
         )
