@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install serve test test-dtype mutation-check proto proto-check model model-cnn calibrate-alerts evaluate bench screenshots clean
+.PHONY: install serve test test-dtype mutation-check proto proto-check model model-cnn model-whisper calibrate-alerts evaluate bench screenshots clean
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml plugins/examples/emotion-csv-export/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,19 +42,20 @@ proto: $(STAMP) ## regenerate the client stubs from protos/
 proto-check: $(STAMP) ## fail when the committed stubs are stale
 	$(BIN)/python clients/python/generate.py --check
 
-model: $(STAMP) ## rebuild the default model (models/emotion-whisper-probe): cross-validate the recipes on actors 01-18, train the chosen one, score it once, calibrate its alerts
-	$(BIN)/python -m emotion_service.tuning.whisper_probe cv
-	$(BIN)/python -m emotion_service.tuning.whisper_probe bundle
-	$(BIN)/python -m emotion_service.tuning.whisper_probe folds
-	$(BIN)/python -m emotion_service.tuning.alert_calibration --cross-fit build/whisper-probe-folds
+model: model-cnn model-whisper ## rebuild both bundled models from ../shared/data, each with its card and its alerts' calibration
 
-model-cnn: $(STAMP) ## retrain the fast model (models/emotion-logmel-cnn) with emotion train + emotion evaluate, and calibrate its alerts
+model-cnn: $(STAMP) ## retrain the default model (models/emotion-logmel-cnn) with emotion train + emotion evaluate, and calibrate its alerts
 	$(BIN)/python -m emotion_service.tuning.bundled
 	$(BIN)/python -m emotion_service.tuning.alert_calibration --model models/emotion-logmel-cnn
 
-calibrate-alerts: $(STAMP) ## recalibrate the anomaly plugin's defaults for the bundled model (actors 01-18, cross-fitted; figures on the card)
+model-whisper: $(STAMP) ## rebuild models/emotion-whisper-probe: cross-validate the recipes on actors 01-18, train the chosen one, score it once, calibrate its alerts cross-fitted
+	$(BIN)/python -m emotion_service.tuning.whisper_probe cv
+	$(BIN)/python -m emotion_service.tuning.whisper_probe bundle
 	$(BIN)/python -m emotion_service.tuning.whisper_probe folds
-	$(BIN)/python -m emotion_service.tuning.alert_calibration --cross-fit build/whisper-probe-folds
+	$(BIN)/python -m emotion_service.tuning.alert_calibration --model models/emotion-whisper-probe --cross-fit build/whisper-probe-folds
+
+calibrate-alerts: $(STAMP) ## recalibrate the anomaly plugin's defaults for the default model (actors 01-18; figures on the card)
+	$(BIN)/python -m emotion_service.tuning.alert_calibration --model models/emotion-logmel-cnn
 
 bench: $(STAMP) ## print serving throughput figures
 	$(BIN)/python bench/serve_throughput.py

@@ -56,7 +56,7 @@ class Settings:
     model: str = setting(
         str(BUNDLED_MODEL),
         "Model folder or Hugging Face hub id (any AutoModelForAudioClassification checkpoint). Bundled: "
-        "models/emotion-whisper-probe (the default, accurate) and models/emotion-logmel-cnn (3x the clips/s).",
+        "models/emotion-logmel-cnn (the default, 3x the clips/s) and models/emotion-whisper-probe (accurate).",
         metavar="PATH_OR_ID",
     )
     device: str = setting("auto", "'auto' (CUDA when present, else CPU), 'cpu', 'cuda' or 'cuda:N'.", metavar="DEVICE")

@@ -295,7 +295,7 @@ def _not_found(name_or_path: str, problem: str) -> str:
     return (
         f"model {name_or_path!r} not found ({problem}). Fix: pass --model (or EMOTION_MODEL) a model folder "
         "saved with save_pretrained, a hub id reachable from this machine, or run `make model` "
-        "(`make model-cnn`) to rebuild the bundled models/emotion-whisper-probe (models/emotion-logmel-cnn)"
+        "to rebuild the bundled models/emotion-logmel-cnn and models/emotion-whisper-probe"
     )
 
 
