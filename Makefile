@@ -42,7 +42,10 @@ proto: $(STAMP) ## regenerate the client stubs from protos/
 proto-check: $(STAMP) ## fail when the committed stubs are stale
 	$(BIN)/python clients/python/generate.py --check
 
-model: model-cnn model-whisper ## rebuild both bundled models from ../shared/data, each with its card and its alerts' calibration
+model: $(STAMP) ## rebuild both bundled models from ../shared/data, each with its card and its alerts' calibration
+	# One after the other: the whisper-probe's bundle scores the CNN on the same audio.
+	$(MAKE) model-cnn
+	$(MAKE) model-whisper
 
 model-cnn: $(STAMP) ## retrain the default model (models/emotion-logmel-cnn) with emotion train + emotion evaluate, and calibrate its alerts
 	$(BIN)/python -m emotion_service.tuning.bundled

@@ -278,6 +278,9 @@ def test_cross_fit_scores_each_actor_with_the_fold_model_that_never_trained_on_i
         crossed.score(SessionSpec("steady-05", "05", (Part("ANG", "mixed", 12.0),)))
     with pytest.raises(SystemExit, match="folds.json"):
         CrossFitScorer(tmp_path / "fold0", None, cache=None)
+    (tmp_path / "folds.json").write_text(json.dumps({"held_out": {"fold0": ["21"], "fold1": ["20", "21"]}}))
+    with pytest.raises(SystemExit, match="actor 21 is held out by two fold models"):
+        CrossFitScorer(tmp_path, None, cache=None)
 
 
 def test_the_card_section_is_inserted_once_and_replaced_on_recalibration(tmp_path: Path) -> None:

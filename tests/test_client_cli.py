@@ -146,7 +146,7 @@ async def test_interview_writes_json_and_html(target: str, tmp_path: Path, capsy
         "--html",
         str(out_html),
     )
-    assert code == 0 and out.splitlines()[1].split()[:2] == ["QUESTION", "SPAN"]
+    assert code == 0 and out.splitlines()[1].split()[:3] == ["QUESTION", "SPAN", "WINDOWS"]  # a stream's windows
     report = json.loads(out_json.read_text())
     assert [(q["id"], q["start_s"], q["end_s"]) for q in report["questions"]] == [q[:3] for q in interview.questions]
     assert all(q["dominant_label"] in LABELS and q["window_count"] > 0 for q in report["questions"])

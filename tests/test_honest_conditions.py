@@ -123,3 +123,17 @@ def test_a_random_crop_is_a_stretch_of_the_speech() -> None:
         starts.append(start)
     assert min(starts) >= 16_000 - 1_600 - 2_048  # at most 0.1 s (and trim's frame) before the speech
     assert len(set(starts)) > 20  # from anywhere in it, not always the onset
+    # Clips shorter than the crop, or speech from the very first sample: the whole clip, no error.
+    for short in (np.linspace(0.2, 0.4, 8_000, dtype=np.float32), np.linspace(0.2, 0.4, 28_800, dtype=np.float32)):
+        for seed in range(20):
+            crop = whisper_probe.random_crop(short, np.random.default_rng(seed))
+            assert 0 < len(crop) <= len(short) and np.all(np.isin(crop, short))
+
+
+def test_the_cv_leaves_out_a_familys_twin_only_where_the_recipe_trains_on_it() -> None:
+    crops = whisper_probe.RECIPES["mlp-ensemble-multicondition-crops-layer3"]
+    plain = whisper_probe.RECIPES["mlp-ensemble-multicondition-layer3"]
+    clean = whisper_probe.RECIPES["probe-clean"]
+    assert crops.held_out_for("cut") == "crop" and plain.held_out_for("cut") is None
+    assert crops.held_out_for("far-field") == plain.held_out_for("far-field") == "reverb"
+    assert clean.held_out_for("far-field") is None and crops.held_out_for("clean") is None

@@ -13,7 +13,7 @@ The calibration picks, for the model, the smoothing, the persistence and the two
 that raise at most ``--target-per-hour`` alerts per hour of steady speech of the training actors
 while catching as many neutral-to-emotion changes within ``--within-s`` seconds as possible.
 The chosen settings and the figures go into ``alert_calibration.json`` in the model folder: the
-plugin takes its defaults from the bundled model's file. Window scores are cached in
+plugin takes its defaults from the served model's file (the bundled model's when it has none). Window scores are cached in
 ``build/alert-cache`` (keyed by the model's weights, the dtype and the session), so a rerun on
 the same model only replays.
 """
@@ -280,9 +280,17 @@ class CrossFitScorer:
         if not index.is_file():
             raise SystemExit(f"--cross-fit {folder}: no folds.json there (make one with: python -m "
                              "emotion_service.tuning.whisper_probe folds)")  # fmt: skip
-        held_out = json.loads(index.read_text())["held_out"]
+        spec = json.loads(index.read_text())
+        held_out, self.recipe = spec["held_out"], spec.get("recipe")
         scorers = {name: WindowScorer(folder / name, data, cache, clips=clips) for name in held_out}
-        self.by_actor = {actor: scorers[name] for name, actors in held_out.items() for actor in actors}
+        self.fingerprints = {name: model_fingerprint(str(folder / name), "auto") for name in held_out}
+        self.by_actor: dict[str, WindowScorer] = {}
+        for name, actors in held_out.items():
+            for actor in actors:
+                if actor in self.by_actor:
+                    raise SystemExit(f"--cross-fit {folder}: actor {actor} is held out by two fold models; "
+                                     "each actor must be held out by exactly one")  # fmt: skip
+                self.by_actor[actor] = scorers[name]
 
     def score(self, spec: SessionSpec) -> ScoredSession:
         if spec.actor not in self.by_actor:
@@ -565,6 +573,10 @@ def bench_figures(scorer: WindowScorer, within_s: float = WITHIN_S,
     }
 
 
+def _alerts(count: int) -> str:
+    return f"{count} alert" if count == 1 else f"{count} alerts"
+
+
 def card_section(result: dict[str, Any]) -> str:
     """The model card's ``## Alerts`` section."""
     t, a, th = result["training"], result["test"]["anomaly"], result["test"]["threshold_alerts"]
@@ -575,10 +587,10 @@ def card_section(result: dict[str, Any]) -> str:
         "actors' are." if result.get("cross_fit") else ""
     )
     off = (
-        " A `shift_threshold` of 1.0 leaves the sudden-shift test practically off (it fires only where two"
-        " stretches' scores share nothing, a total variation of 1): no lower level met the false-alarm"
+        f" A `shift_threshold` of {result['settings']['shift_threshold']:g} leaves the sudden-shift test practically off (it fires only where two"
+        " stretches' scores share almost nothing, a total variation near 1): no lower level met the false-alarm"
         " target, so the baseline test raises the alerts."
-        if result["settings"]["shift_threshold"] >= 1.0 else ""
+        if result["settings"]["shift_threshold"] >= 0.99 else ""
     )  # fmt: skip
     return f"""## Alerts
 
@@ -590,12 +602,12 @@ windows of 3 s every 1.5 s as the server cuts them:
 
 | alerts | sessions | false alarms per hour of steady speech | changes caught within {result["within_s"]:g} s |
 | --- | --- | --- | --- |
-| `anomaly`, training actors 01-18 (calibration) | {t["steady_minutes"] / 60:.1f} h steady, {t["changes"]} neutral-to-emotion changes | {t["false_alarms_per_hour"]:.1f} ({t["false_alarms"]} alerts) | {t["caught"]}/{t["changes"]} |
-| `anomaly`, test actors 19-24 | {a["steady_minutes"]:.0f} min steady, {a["changes"]} changes | {a["false_alarms_per_hour"]:.1f} ({a["false_alarms"]} alerts) | {a["caught"]}/{a["changes"]} (median {a["median_delay_s"]} s) |
+| `anomaly`, training actors 01-18 (calibration) | {t["steady_minutes"] / 60:.1f} h steady, {t["changes"]} neutral-to-emotion changes | {t["false_alarms_per_hour"]:.1f} ({_alerts(t["false_alarms"])}) | {t["caught"]}/{t["changes"]} |
+| `anomaly`, test actors 19-24 | {a["steady_minutes"]:.0f} min steady, {a["changes"]} changes | {a["false_alarms_per_hour"]:.1f} ({_alerts(a["false_alarms"])}) | {a["caught"]}/{a["changes"]} (median {a["median_delay_s"]} s) |
 | `threshold_alerts` (defaults), test actors 19-24 | {th["steady_minutes"]:.0f} min steady, {th["changes"]} changes to ANG/FEA/SAD | {th["false_alarms_per_hour"]:.1f} ({th["false_alarms"]} alerts naming an emotion not spoken) | {th["caught"]}/{th["changes"]} (median {th["median_delay_s"]} s) |
 
 Steady: one actor, one emotion (strong intensity; neutral normal), clips looped to 90 s. Changes:
-45 s neutral then 45 s of ANG, FEA, HAP or SAD, same actor. `python bench/alerts.py` prints the
+45 s neutral then 45 s of ANG, FEA, HAP or SAD, same actor. `python bench/alerts.py --model {result.get("model_path", "MODEL")}` prints the
 test actors' figures.
 """
 
@@ -613,6 +625,12 @@ def update_card(card: Path, section: str) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + section
     card.write_text(text)
+
+
+def _shown(path: Path) -> str:
+    """A path as the card shows it: relative to the repository when inside it (no machine's home in a card)."""
+    resolved = Path(path).resolve()
+    return resolved.relative_to(REPO_ROOT).as_posix() if resolved.is_relative_to(REPO_ROOT) else str(path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -638,16 +656,29 @@ def main(argv: list[str] | None = None) -> int:
             f"no RAVDESS data at {args.data} (manifest.csv missing): pass --data, see ../shared/data/README.md"
         )
     scorer = WindowScorer(args.model, args.data, args.cache)
-    training = CrossFitScorer(args.cross_fit, args.data, args.cache) if args.cross_fit else scorer
+    training: WindowScorer | CrossFitScorer = scorer
+    if args.cross_fit:
+        training = CrossFitScorer(args.cross_fit, args.data, args.cache)
+        missing = sorted(set(TRAIN_ACTORS) - set(training.by_actor))
+        if missing:
+            parser.error(f"--cross-fit {args.cross_fit}: no fold model holds out actors {', '.join(missing)}")
+        metrics = Path(args.model) / "metrics.json"
+        recipe = json.loads(metrics.read_text()).get("recipe") if metrics.is_file() else None
+        if recipe and training.recipe and recipe != training.recipe:
+            parser.error(f"--cross-fit {args.cross_fit} holds fold models of {training.recipe}, but {args.model} "
+                         f"is {recipe}: rebuild them (python -m emotion_service.tuning.whisper_probe folds)")  # fmt: skip
     specs = training_specs()
     print(f"scoring {sum(map(len, specs.values()))} sessions of actors 01-18 ...", file=sys.stderr)
     sessions = {kind: training.score_all(group) for kind, group in specs.items()}
     result = calibrate(sessions, args.target_per_hour, args.within_s)
     result["model"] = Path(args.model).name
+    result["model_path"] = _shown(args.model)
     result["model_fingerprint"] = model_fingerprint(str(args.model), "auto")
     result["sessions"] = {kind: len(group) for kind, group in specs.items()}
-    result["command"] = " ".join(["python -m emotion_service.tuning.alert_calibration", *(sys.argv[1:] if argv is None else argv)])
-    result["cross_fit"] = args.cross_fit is not None
+    result["command"] = f"python -m emotion_service.tuning.alert_calibration --model {_shown(args.model)}" + (
+        f" --cross-fit {_shown(args.cross_fit)}" if args.cross_fit else "")  # fmt: skip
+    if isinstance(training, CrossFitScorer):
+        result["cross_fit"] = {"recipe": training.recipe, "model_fingerprints": training.fingerprints}
     # The test actors, measured once with the chosen settings (nothing above saw them).
     test = bench_figures(scorer, args.within_s, result["settings"])
     result["test"] = {name: figures.as_dict() for name, figures in test.items()}

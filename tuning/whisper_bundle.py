@@ -70,6 +70,8 @@ def fold_models(features: Features, recipe: Recipe, ravdess: Sequence[Example], 
     that actor (``alert_calibration --cross-fit``): a head scores the clips it was trained on more
     steadily than a new voice's, so levels set on its own training actors alert too often on others.
     """
+    if recipe.layer is None:
+        raise ValueError(f"{recipe.name} reads the mean of every layer: compared in cross-validation, not served")
     everyone = [e for e in ravdess if e.speaker in TRAINING]
     held_out = {}
     for k, held in enumerate(FOLDS):
@@ -192,12 +194,15 @@ The table is computed from the clips' encoder vectors (after the service's defau
 plugins) through this folder's head; `python bench/bundled_models.py --accuracy` sends the clean test
 clips through a running service instead.
 
-Reproduce (about 40 min on 2 cores, most of it encoding clips once; every layer's vectors are cached
-in `build/whisper-layers`):
+Reproduce (about 70 min on 2 cores: the CV about 35, the alert calibration 20; every layer's vectors
+are cached in `build/whisper-layers`, so a clip is encoded once):
 
 ```bash
+make model-whisper   # all of it: the four commands below
 python -m emotion_service.tuning.whisper_probe cv
 python -m emotion_service.tuning.whisper_probe bundle --recipe {metrics['recipe']}
+python -m emotion_service.tuning.whisper_probe folds --recipe {metrics['recipe']}   # for the alerts
+python -m emotion_service.tuning.alert_calibration --model models/emotion-whisper-probe --cross-fit build/whisper-probe-folds
 ```
 
 Limits: the model learnt from acted North American English; it hears any voice, so babble of other

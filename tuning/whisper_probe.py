@@ -152,8 +152,9 @@ def random_crop(wave: np.ndarray, rng: np.random.Generator, shortest_s: float = 
 
     first, last = (int(v) for v in librosa.effects.trim(wave, top_db=30)[1])
     length = round(rng.uniform(shortest_s, longest_s) * 16_000)
-    start = int(rng.integers(max(0, first - 1_600), max(first - 1_600, last - length) + 1))
-    return wave[max(0, start) : start + length]
+    earliest = max(0, first - 1_600)
+    start = int(rng.integers(earliest, max(earliest, last - length) + 1))
+    return wave[start : start + length]
 
 
 def _training_condition(family: str, pool: Sequence[np.ndarray]) -> Callable[[np.ndarray, int], np.ndarray]:
@@ -183,6 +184,11 @@ class Recipe:
         """The training families the recipe learns from: clean, the conditions, the crops."""
         conditions = TRAINING_FAMILIES if self.multicondition else ()
         return ("clean", *conditions, *(("crop",) if self.crops else ()))
+
+    def held_out_for(self, family: str) -> str | None:
+        """The training family left out when the CV scores ``family``: its twin, if the recipe trains on it."""
+        twin = TRAINING_TWIN.get(family)
+        return twin if twin in self.families else None
 
     def pick(self, x: np.ndarray) -> np.ndarray:
         """The recipe's vectors (clips x 1024) out of every layer's (clips x 7 x 1024)."""
@@ -339,8 +345,7 @@ def cross_validate(features: Features, ravdess: Sequence[Example]) -> dict[str, 
         for recipe in RECIPES.values():
             heads: dict[str | None, Head] = {}
             for family in families:
-                twin = TRAINING_TWIN.get(family)
-                drop = twin if twin in recipe.families else None
+                drop = recipe.held_out_for(family)
                 if drop not in heads:
                     heads[drop] = fit(recipe, *training_set(features, recipe, everyone, train, train_pool, drop))
                 predicted = heads[drop].probabilities(recipe.pick(test_x[family])).argmax(1)
@@ -401,7 +406,7 @@ def main(argv: list[str] | None = None) -> None:
                              "models/emotion-whisper-probe]; folds: the recipe's cv.json is read there, the "
                              "fold models go to build/whisper-probe-folds")  # fmt: skip
     parser.add_argument("--recipe", choices=sorted(RECIPES),
-                        help="bundle: the recipe to train [default: the highest mean in OUTPUT/cv.json that can be served]")  # fmt: skip
+                        help="bundle, folds: the recipe to train [default: the highest mean in OUTPUT/cv.json that can be served]")  # fmt: skip
     parser.add_argument("--layer", type=int, choices=range(LAYERS + 1), default=LAYERS,
                         help="shift: the encoder layer diagnosed (0: the input embedding, 6: the last)")  # fmt: skip
     args = parser.parse_args(argv)
