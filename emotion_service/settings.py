@@ -92,6 +92,8 @@ def load(
     messages); ``env_var`` names a field's environment variable. ``overrides`` values
     of ``None`` mean "not given". A check in the dataclass's ``__post_init__`` that
     raises :class:`ConfigError` via :func:`check` gets the failing value's source added.
+    A class may define ``derived_settings(values, given) -> values``: settings that follow others
+    unless given themselves (``given``: the names a file, the environment or a flag set).
     """
     environ = os.environ if environ is None else environ
     fields = fields_of(cls)
@@ -121,6 +123,10 @@ def load(
         if raw is not None:
             sources[key] = f"flag --{key.replace('_', '-')}"
             values[key] = coerce(types[key], raw, f"{key} (from {sources[key]})", text=False)
+    derive = getattr(cls, "derived_settings", None)
+    if derive is not None:
+        given = {key for key, source in sources.items() if source != "the model's calibration"}
+        values = derive(values, given)
     try:
         return cls(**values)
     except _CheckFailed as failed:

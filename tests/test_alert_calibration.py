@@ -333,6 +333,19 @@ async def test_the_served_models_calibration_sets_the_anomaly_plugins_defaults(
         assert detector.config == replace(AnomalyConfig(), shift_threshold=0.9)
 
 
+def test_a_shift_threshold_set_alone_rearms_at_half_of_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lowering the threshold alone (below the calibrated re-arm level) must not stop the server: the
+    re-arm follows it at the calibration's share; a re-arm level given as well is kept."""
+    monkeypatch.setenv("EMOTION_ANOMALY_SHIFT_THRESHOLD", "0.3")
+    config = AnomalyDetector().config
+    assert config.shift_threshold == 0.3 and config.shift_rearm == 0.15
+    monkeypatch.setenv("EMOTION_ANOMALY_SHIFT_REARM", "0.1")
+    assert AnomalyDetector().config.shift_rearm == 0.1
+    monkeypatch.delenv("EMOTION_ANOMALY_SHIFT_THRESHOLD")
+    monkeypatch.delenv("EMOTION_ANOMALY_SHIFT_REARM")
+    assert AnomalyDetector().config.shift_rearm == calibrated_defaults(BUNDLED_MODEL)["shift_rearm"]
+
+
 @pytest.mark.parametrize(
     "text",
     ["{not json", '{"settings": [1, 2]}', '{"settings": {"shift_threshold": "high"}}',

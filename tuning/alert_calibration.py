@@ -478,18 +478,20 @@ def _baseline_times(sessions: Sequence[ScoredSession], config: Any) -> list[list
 def calibrate(sessions: dict[str, list[ScoredSession]], target_per_hour: float = TARGET_PER_HOUR,
               within_s: float = WITHIN_S, smoothing: Sequence[int] = (2, 3, 4), persistence: Sequence[int] = (1, 2),
               rates: Sequence[float] = (0.05, 0.02, 0.01, 0.005, 0.002, 0.001),
-              rearm_share: float = 0.5, log: Callable[[str], None] = print) -> dict[str, Any]:  # fmt: skip
+              rearm_share: float | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:  # fmt: skip
     """Chooses the anomaly plugin's settings on the training sessions; returns them with the figures.
 
     For every smoothing ``n``, persistence ``k`` and baseline ``false_alarm_rate`` of the grid, the
     baseline test's alerts are replayed through the plugin, and the shift level is the lowest at
     which the two tests together raise at most ``target_per_hour`` alerts per hour of the steady
-    sessions (the shift test re-arms at ``rearm_share`` of its level). The choice catches the
+    sessions (the shift test re-arms at ``rearm_share`` of its level, default the plugin's
+    ``REARM_SHARE``, which a threshold set by hand also re-arms at). The choice catches the
     most neutral-to-emotion changes within ``within_s``; ties: fewer false alarms, then less
     smoothing and persistence (quicker alerts).
     """
-    from emotion_service.plugins.builtin.anomaly import AnomalyConfig, AnomalyDetector
+    from emotion_service.plugins.builtin.anomaly import REARM_SHARE, AnomalyConfig, AnomalyDetector
 
+    rearm_share = REARM_SHARE if rearm_share is None else rearm_share
     steady, changes = sessions["steady"], sessions["neutral_to_emotion"]
     hours = sum(s.spec.duration_s for s in steady) / 3600
     allowed = math.floor(target_per_hour * hours + 1e-9)

@@ -104,6 +104,8 @@ def calibrated_defaults(model_folder: Any = BUNDLED_MODEL, base: dict[str, Any] 
 
 
 CALIBRATED = calibrated_defaults()
+# The shift test re-arms at this share of its level (tuning/alert_calibration.py calibrates so).
+REARM_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,14 @@ class AnomalyConfig:
     shift_rearm: float = setting(CALIBRATED["shift_rearm"], "The shift test re-arms below this distance.")
     max_sessions: int = setting(10_000, "Most concurrent sessions whose state is kept (least recently used dropped).")
 
+    @staticmethod
+    def derived_settings(values: dict[str, Any], given: set[str]) -> dict[str, Any]:
+        """A ``shift_threshold`` given without a ``shift_rearm`` re-arms at half of it, as every calibration
+        sets it: a lower threshold alone must not leave the calibrated re-arm level at or above it."""
+        if "shift_threshold" in given and "shift_rearm" not in given:
+            values = {**values, "shift_rearm": round(values["shift_threshold"] * REARM_SHARE, 4)}
+        return values
+
     def __post_init__(self) -> None:
         check(
             f"plugin {NAME!r}",
@@ -144,8 +154,7 @@ class AnomalyConfig:
                 "min_std": (self.min_std > 0, "must be positive"),
                 "shift_threshold": (0 < self.shift_threshold <= 1, "must lie in (0, 1]"),
                 "shift_rearm": (0 <= self.shift_rearm < self.shift_threshold,
-                                f"must lie in [0, shift_threshold={self.shift_threshold:g}): a lower "
-                                "shift_threshold needs a lower shift_rearm too (half of it, as calibrated)"),
+                                f"must lie in [0, shift_threshold={self.shift_threshold:g})"),
                 "max_sessions": (self.max_sessions >= 1, "must be at least 1"),
             },
         )
