@@ -42,6 +42,12 @@ from emotion_service.whisper_encoder import MODEL_SHA256
 SEEDS = (0, 1, 2)
 
 
+def _check_servable(recipe: Recipe) -> None:
+    """Before any training: a recipe the service cannot serve (one encoder layer read) is refused."""
+    if recipe.layer is None:
+        raise ValueError(f"{recipe.name} reads the mean of every layer: compared in cross-validation, not served")
+
+
 def write_folder(head: Any, recipe: Recipe, output: Path) -> None:
     """The Hugging Face folder the service loads: config, the head's weights, the extractor."""
     config = WhisperProbeConfig(
@@ -70,8 +76,7 @@ def fold_models(features: Features, recipe: Recipe, ravdess: Sequence[Example], 
     that actor (``alert_calibration --cross-fit``): a head scores the clips it was trained on more
     steadily than a new voice's, so levels set on its own training actors alert too often on others.
     """
-    if recipe.layer is None:
-        raise ValueError(f"{recipe.name} reads the mean of every layer: compared in cross-validation, not served")
+    _check_servable(recipe)
     everyone = [e for e in ravdess if e.speaker in TRAINING]
     held_out = {}
     for k, held in enumerate(FOLDS):
@@ -85,8 +90,7 @@ def fold_models(features: Features, recipe: Recipe, ravdess: Sequence[Example], 
 
 
 def bundle(features: Features, recipe: Recipe, ravdess: Sequence[Example], emodb: Sequence[Example], output: Path) -> None:
-    if recipe.layer is None:
-        raise ValueError(f"{recipe.name} reads the mean of every layer: compared in cross-validation, not served")
+    _check_servable(recipe)
     test, rest = split_by_speaker(ravdess, TEST)
     train = [e for e in rest if e.speaker in TRAINING]
     pool = [features.audio(e) for e in train[::4]]
