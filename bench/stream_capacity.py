@@ -3,7 +3,7 @@
 Each stream sends real speech (the RAVDESS clips of tests/data, looped) as s16le chunks of
 ``--chunk-ms`` at the pace of real time, to `emotion serve` in a process of its own on this
 machine, running the bundled
-model at its default settings (plugins as ``EMOTION_PLUGINS`` says; none by default here).
+model (or ``--model``) at its default settings (plugins as ``EMOTION_PLUGINS`` says; none by default here).
 Per N it prints: streams admitted and refused, windows answered per second, windows skipped,
 and the window lag, from the moment a window's last sample was sent to the moment its answer
 arrived, p50 and p95. Last, the most streams admitted at once with p95 lag under the hop.
@@ -11,6 +11,7 @@ Asserts nothing.
 
     python bench/stream_capacity.py                          # N = 25 50 100 200 300 400, 20 s each
     python bench/stream_capacity.py --ladder 20 60 --seconds 10
+    python bench/stream_capacity.py --model models/emotion-whisper-probe --ladder 10 20 30 40 50
 """
 
 from __future__ import annotations
@@ -126,14 +127,14 @@ async def run_rung(port: int, audio: np.ndarray, streams: int, seconds: float, c
     return rung
 
 
-def start_server(port: int) -> subprocess.Popen[bytes]:
-    """`emotion serve` on the bundled model at its default settings, in a process of its own, so the
+def start_server(port: int, model: Path) -> subprocess.Popen[bytes]:
+    """`emotion serve` on ``model`` at its default settings, in a process of its own, so the
     client's work never slows the server down (nor is counted as its)."""
     env = {**os.environ, "EMOTION_PLUGINS": os.environ.get("EMOTION_PLUGINS", "none"), "EMOTION_LOG_LEVEL": "error"}
     jobs = Path(tempfile.mkdtemp(prefix="emotion-bench-")) / "jobs.db"
     env.setdefault("EMOTION_JOBS_DATABASE_URL", f"sqlite:///{jobs}")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "emotion_service", "serve", "--port", str(port), "--model", str(BUNDLED_MODEL)],
+        [sys.executable, "-m", "emotion_service", "serve", "--port", str(port), "--model", str(model)],
         env=env,
         stderr=subprocess.DEVNULL,
     )
@@ -143,12 +144,12 @@ def start_server(port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("error: the server did not become ready")
 
 
-async def main(ladder: list[int], seconds: float, chunk_ms: int, port: int) -> None:
+async def main(ladder: list[int], seconds: float, chunk_ms: int, port: int, model: Path) -> None:
     settings = Settings()  # the defaults the server runs with
-    proc = start_server(port)
+    proc = start_server(port, model)
     audio = speech()
     print(
-        f"bundled model at its default settings (window {settings.window_s:g} s, hop {settings.hop_s:g} s, "
+        f"{model.name} at its default settings (window {settings.window_s:g} s, hop {settings.hop_s:g} s, "
         f"max_streams {settings.max_streams}, stream_admission_utilisation {settings.stream_admission_utilisation:g}), "
         f"{chunk_ms} ms chunks at 1x real time, {seconds:g} s per stream, {os.cpu_count()} CPUs, "
         "server and client in separate processes"
@@ -169,11 +170,17 @@ async def main(ladder: list[int], seconds: float, chunk_ms: int, port: int) -> N
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--ladder", type=int, nargs="+", default=[25, 50, 100, 200, 300, 400], help="stream counts"
-    )
+    parser.add_argument("--ladder", type=int, nargs="+", default=[25, 50, 100, 200, 300, 400], help="stream counts")
     parser.add_argument("--port", type=int, default=50071, help="port of the server the bench starts (default 50071)")
     parser.add_argument("--seconds", type=float, default=20.0, help="audio each stream sends (default 20)")
     parser.add_argument("--chunk-ms", type=int, default=100, help="audio per message in ms (default 100)")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=BUNDLED_MODEL,
+        help=f"model folder to serve (default the bundled {BUNDLED_MODEL.name})",
+    )
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.ladder, arguments.seconds, arguments.chunk_ms, arguments.port))
+    if not (arguments.model / "config.json").is_file():
+        parser.error(f"--model {arguments.model}: not a model folder (no config.json in it)")
+    asyncio.run(main(arguments.ladder, arguments.seconds, arguments.chunk_ms, arguments.port, arguments.model))
