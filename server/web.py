@@ -9,7 +9,8 @@ one template set (the reports' colours and stylesheet); charts are drawn by uPlo
 ``emotion_service/static/vendor/uplot`` so the UI works offline. Every chart has a table beside it.
 
 - ``/``: sessions, newest first, searchable and filterable; ``/sessions/{id}``: one session's
-  timeline, distribution, alerts and windows, with downloads (JSON, CSV, the HTML report).
+  timeline, distribution, alerts and windows, with downloads (``/downloads/{id}.json`` and
+  ``.csv``) and the HTML report (``/reports/{id}``).
 - ``/live``: the streams running on this replica, updated by server-sent events (``/events``).
 - ``/trends``: sessions, emotions and alerts per day, week or month over a chosen range (dates
   from ``EARLIEST_DAY`` to a year ahead; at most ``MAX_BUCKETS`` rows, coarser buckets past that),
@@ -166,11 +167,13 @@ class WebUI:
         self.app = Starlette(
             routes=[
                 Route("/", self.sessions),
-                # Ids may hold "/" (sent as %2F, decoded before routing): the path converter takes them whole.
-                Route("/sessions/{session_id:path}.json", self.session_json),
-                Route("/sessions/{session_id:path}.csv", self.session_csv),
-                Route("/sessions/{session_id:path}/report", self.session_report),
+                # Ids may hold "/" (sent as %2F, decoded before routing) and end in anything (".json",
+                # "/report"): the path converter takes them whole, and each view of a session has a
+                # prefix of its own, so no id can be read as another id's download or report.
                 Route("/sessions/{session_id:path}", self.session),
+                Route("/reports/{session_id:path}", self.session_report),
+                Route("/downloads/{session_id:path}.json", self.session_json),
+                Route("/downloads/{session_id:path}.csv", self.session_csv),
                 Route("/favicon.ico", self.favicon),
                 Route("/live", self.live),
                 Route("/events", self.events),

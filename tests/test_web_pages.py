@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import dataclasses
+import html
 import io
 import json
 import threading
@@ -28,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import update
 
+from emotion_client.colours import EMOTION_COLOURS
 from emotion_service.html import EMOTION_NAMES
 from emotion_service.plugins.manager import build_host
 from emotion_service.plugins.store import ResultStore
@@ -47,6 +49,8 @@ SLASHED = "team/a b?c#1"
 INTERVIEW = "interview-2"
 QUIET_LINE = "quiet-line"
 LONG_TALK = "long-talk"
+# Ids that look like another id's download or report: each must open its own page.
+LOOKALIKES = {"amb": "NEU", "amb/report": "ANG", "x": "HAP", "x.json": "SAD", "y.csv": "FEA"}
 
 
 def scores(label: str) -> dict[str, float]:
@@ -92,6 +96,8 @@ def fill(store: ResultStore) -> None:
                                      value=0.6, time_s=4.0, source="threshold_alerts"))  # fmt: skip
     for k in range(3):
         store.add_result(utterance(SLASHED, k, k * 2.0, k * 2.0 + 1.0, LABELS[k], 0, ""))
+    for session, label in LOOKALIKES.items():
+        store.add_result(utterance(session, 0, 0.0, 1.0, label, 0, ""))
     # A stream whose windows 1 and 3 held no speech (noise on the line): no emotion claimed there.
     for k, label in enumerate(["ANG", "", "SAD", "", "SAD"]):
         store.add_result(
@@ -120,7 +126,9 @@ def started_42_s_ago(url: str, job_id: str) -> None:
     """The attempt's clock: it began 42 s ago, so its pace is 1 s of audio per second."""
     jobs = JobQueue(url)
     with jobs.engine.begin() as conn:
-        conn.execute(update(JobRow).where(JobRow.id == job_id).values(started_at=datetime.now(UTC) - timedelta(seconds=42)))
+        conn.execute(
+            update(JobRow).where(JobRow.id == job_id).values(started_at=datetime.now(UTC) - timedelta(seconds=42))
+        )
     jobs.close()
 
 
@@ -166,9 +174,10 @@ def test_ids_with_a_slash_open_and_download(site: str, browser: object) -> None:
     encoded = urllib.parse.quote(SLASHED, safe="")
     status, _, body = get(f"{site}/sessions/{encoded}")
     assert status == 200 and "team/a b?c#1" in body
-    for suffix, kind in ((".json", "application/json"), (".csv", "text/csv"), ("/report", "text/html")):
-        status, headers, body = get(f"{site}/sessions/{encoded}{suffix}")
-        assert status == 200 and headers["content-type"].startswith(kind), suffix
+    for view, kind in (("/downloads/{}.json", "application/json"), ("/downloads/{}.csv", "text/csv"),
+                       ("/reports/{}", "text/html")):  # fmt: skip
+        status, headers, body = get(site + view.format(encoded))
+        assert status == 200 and headers["content-type"].startswith(kind), view
         assert "/" not in headers.get("content-disposition", "").split('filename="')[-1].split('"')[0]
     with page_of(browser) as page:
         page.goto(site + "/")
@@ -177,14 +186,30 @@ def test_ids_with_a_slash_open_and_download(site: str, browser: object) -> None:
         assert page.locator("#windows tbody tr:not(.silence)").count() == 3
         for name in ("JSON", "CSV"):
             href = page.get_by_role("link", name=name).get_attribute("href")
-            assert href == f"/sessions/{encoded}.{name.lower()}"
+            assert href == f"/downloads/{encoded}.{name.lower()}"
             assert page.request.get(site + href).status == 200
         page.get_by_role("link", name="HTML report").click()
         page.get_by_role("heading", name=f"Emotion report: session {SLASHED}").wait_for()
 
 
+def test_ids_that_look_like_a_download_or_report_open_their_own_session(site: str) -> None:
+    """ "amb/report", "x.json" and "y.csv" are sessions of their own, not views of "amb", "x" and "y"."""
+    for session, label in LOOKALIKES.items():
+        encoded = urllib.parse.quote(session, safe="")
+        status, _, body = get(f"{site}/sessions/{encoded}")
+        heading = f'<h1>Session <span class="id">{html.escape(session)}</span></h1>'
+        dominant = f'<span id="session-dominant"><span class="chip" style="background:{EMOTION_COLOURS[label]}'
+        assert status == 200 and heading in body and dominant in body, session
+        for view in ("/downloads/{}.json", "/downloads/{}.csv", "/reports/{}"):
+            status, _, body = get(site + view.format(encoded))
+            assert status == 200, (session, view)
+            if view.endswith(".json"):
+                document = json.loads(body)
+                assert document["session_id"] == session and document["windows"][0]["label"] == label, session
+
+
 def test_unknown_pages_and_sessions_get_the_sites_404_page(site: str, browser: object) -> None:  # noqa: F811
-    for path in ("/no-such-page", "/sessions/nobody", "/sessions/nobody/report", "/static/nothing.css"):
+    for path in ("/no-such-page", "/sessions/nobody", "/reports/nobody", "/static/nothing.css"):
         status, headers, body = get(site + path)
         assert status == 404 and headers["content-type"].startswith("text/html"), path
         assert 'nav aria-label="Main"' in body and "<h1>" in body, path
@@ -199,8 +224,8 @@ def test_unknown_pages_and_sessions_get_the_sites_404_page(site: str, browser: o
 
 def test_no_page_logs_a_console_error(site: str, browser: object) -> None:  # noqa: F811
     encoded = urllib.parse.quote(SLASHED, safe="")
-    pages = ["/", "/live", "/trends", "/analyze", f"/sessions/{INTERVIEW}", f"/sessions/{INTERVIEW}/report",
-             f"/sessions/{encoded}/report", f"/sessions/{INTERVIEW}?job={RUNNING['id']}"]  # fmt: skip
+    pages = ["/", "/live", "/trends", "/analyze", f"/sessions/{INTERVIEW}", f"/reports/{INTERVIEW}",
+             f"/reports/{encoded}", f"/sessions/{INTERVIEW}?job={RUNNING['id']}"]  # fmt: skip
     for path in pages:
         with page_of(browser) as page:
             failed: list[str] = []
@@ -229,7 +254,7 @@ SMALL_PRINT = ".chip, footer, .sub, small, figcaption, caption, .legend, tr.sile
 
 def test_chips_are_named_and_everything_passes_aa_contrast(site: str, browser: object) -> None:  # noqa: F811
     with page_of(browser) as page:
-        for path in ("/", f"/sessions/{INTERVIEW}", f"/sessions/{INTERVIEW}/report", "/trends", "/live"):
+        for path in ("/", f"/sessions/{INTERVIEW}", f"/reports/{INTERVIEW}", "/trends", "/live"):
             page.goto(site + path)
             ratios = page.evaluate(CONTRAST, SMALL_PRINT)
             assert ratios, path
@@ -249,7 +274,7 @@ def test_chips_are_named_and_everything_passes_aa_contrast(site: str, browser: o
 
 def test_every_table_has_a_caption(site: str, browser: object) -> None:  # noqa: F811
     with page_of(browser) as page:
-        for path in ("/", f"/sessions/{INTERVIEW}", f"/sessions/{INTERVIEW}/report", "/trends"):
+        for path in ("/", f"/sessions/{INTERVIEW}", f"/reports/{INTERVIEW}", "/trends"):
             page.goto(site + path)
             tables = page.locator("table")
             assert tables.count() >= 1, path
@@ -275,10 +300,10 @@ def test_utterances_in_time_order_with_channel_speaker_and_parties(site: str, br
         s1, s2 = parties.nth(0).inner_text(), parties.nth(1).inner_text()
         assert s1.startswith("S1") and "40 %" in s1 and "ANG" in s1, s1
         assert s2.startswith("S2") and "60 %" in s2 and "SAD" in s2, s2
-    _, _, body = get(f"{site}/sessions/{INTERVIEW}.json")
+    _, _, body = get(f"{site}/downloads/{INTERVIEW}.json")
     windows = json.loads(body)["windows"]
     assert {(w["channel"], w["speaker"]) for w in windows} == {(0, "S1"), (1, "S2")}
-    _, _, body = get(f"{site}/sessions/{INTERVIEW}.csv")
+    _, _, body = get(f"{site}/downloads/{INTERVIEW}.csv")
     assert {(r["channel"], r["speaker"]) for r in csv.DictReader(io.StringIO(body))} == {("0", "S1"), ("1", "S2")}
     # A session of one party has no per-party table.
     _, _, body = get(f"{site}/sessions/{urllib.parse.quote(SLASHED, safe='')}")
@@ -321,21 +346,24 @@ def test_windows_without_speech_show_as_no_speech_and_count_as_no_emotion(site: 
         assert [numbered.nth(i).locator("td").first.inner_text() for i in range(numbered.count())] == ["1", "2", "3"]
         shares = page.locator("table.bars tbody").inner_text()
         assert "67 %" in shares and "33 %" in shares, "the distribution counts the windows with speech only"
-    _, _, body = get(f"{site}/sessions/{QUIET_LINE}.json")
+    _, _, body = get(f"{site}/downloads/{QUIET_LINE}.json")
     windows = json.loads(body)["windows"]
-    assert [(w["label"], w["no_speech"], w["voiced_fraction"]) for w in windows][:2] == [("ANG", False, 0.5), ("", True, 0.0)]
-    _, _, body = get(f"{site}/sessions/{QUIET_LINE}.csv")
+    assert [(w["label"], w["no_speech"], w["voiced_fraction"]) for w in windows][:2] == [
+        ("ANG", False, 0.5),
+        ("", True, 0.0),
+    ]
+    _, _, body = get(f"{site}/downloads/{QUIET_LINE}.csv")
     rows = list(csv.DictReader(io.StringIO(body)))
     assert [r["no_speech"] for r in rows] == ["false", "true", "false", "true", "false"]
     assert rows[1]["label"] == "" and rows[1]["SAD"] == "" and rows[1]["voiced_fraction"] == "0.0000"
-    _, _, body = get(f"{site}/sessions/{QUIET_LINE}/report")
+    _, _, body = get(f"{site}/reports/{QUIET_LINE}")
     assert body.count("no speech: no emotion claimed") == 2
     # The trends count the windows each emotion won: a window without speech won nothing.
     store = ResultStore(RUNNING["database"])
     counts = _trend_counts(store, datetime.now(UTC) - timedelta(days=1), datetime.now(UTC) + timedelta(days=1))
     store.close()
     won = sum(counts.wins.values(), start=Counter())  # type: ignore[arg-type]
-    assert "" not in won and won["ANG"] >= 1 and sum(won.values()) == 12 + 3 + 3 + 144
+    assert "" not in won and won["ANG"] >= 1 and sum(won.values()) == 12 + 3 + 3 + 144 + len(LOOKALIKES)
 
 
 LANES = """() => [...document.querySelectorAll('#lanes g.lane')].map((g) => {
@@ -374,7 +402,11 @@ def test_the_timeline_draws_one_lane_per_speaker_readable_at_ten_minutes(site: s
                 by_start = sorted(spans, key=lambda s: s["left"])
                 for u, span in zip(sorted(talk, key=lambda u: u.start_s), by_start, strict=True):
                     if u.no_speech:
-                        assert span["label"] == "no-speech" and span["fill"] == "url(#no-speech-hatch)" and "no speech" in span["title"]
+                        assert (
+                            span["label"] == "no-speech"
+                            and span["fill"] == "url(#no-speech-hatch)"
+                            and "no speech" in span["title"]
+                        )
                     else:
                         assert span["label"] == u.label and span["fill"] == colours[u.label], (u, span)
                         assert f"{u.label} {EMOTION_NAMES[u.label]}" in span["title"] and u.speaker in span["title"]
