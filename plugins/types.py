@@ -26,6 +26,9 @@ class Alert:
     time_s: float = 0.0
     source: str = ""
     details: dict[str, str] = field(default_factory=dict)
+    # The party whose results raised it: the result's ``speaker`` ("S1", ...; empty when results
+    # carry none), so that a party's summary counts its own alerts.
+    speaker: str = ""
 
 
 @dataclass(frozen=True)
@@ -189,9 +192,10 @@ def summarise_parties(results: Sequence[Result], alerts: Sequence[Alert] = ()) -
     """Each party's summary, in name order (S2 before S10); empty when the results hold fewer than
     two parties.
 
-    Alerts are raised by results and stamped with their end: an alert is counted for the party of
-    the result with speech that ends at its time (else the one that holds it, else the nearest), so
-    one party's alert inside the other's overlapping speech stays its own.
+    An alert is counted for the party it names (``Alert.speaker``); one without (raised before
+    alerts carried it) for the party of the result with speech that ends at its time (alerts are
+    stamped with the end of the result that raised them), else the one that holds it, else the
+    nearest.
     """
     spoken = [r for r in results if not r.no_speech]
     names = sorted({party_of(r) for r in spoken}, key=party_order)
@@ -200,6 +204,9 @@ def summarise_parties(results: Sequence[Result], alerts: Sequence[Alert] = ()) -
     total = sum(max(0.0, r.end_s - r.start_s) for r in spoken) or 1.0
     raised = dict.fromkeys(names, 0)
     for alert in alerts:
+        if alert.speaker in raised:
+            raised[alert.speaker] += 1
+            continue
         nearest = min(
             spoken,
             key=lambda r: (max(r.start_s - alert.time_s, alert.time_s - r.end_s, 0.0), abs(r.end_s - alert.time_s)),

@@ -1092,4 +1092,5 @@ def _alert_pb(alert: Alert) -> pb.Alert:
         time_s=alert.time_s,
         source=alert.source,
         details=alert.details,
+        speaker=alert.speaker,
     )

@@ -160,11 +160,13 @@ def test_a_diarized_job_labels_each_utterance_with_its_speaker(tmp_path: Path) -
 
 
 def test_the_store_adds_the_speaker_column_to_an_older_database(tmp_path: Path) -> None:
+    """Results and alerts keep their speaker, also in a database made before they carried one."""
     url = f"sqlite:///{tmp_path / 'old.db'}"
     ResultStore(url).close()
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(text("ALTER TABLE results DROP COLUMN speaker"))  # as a store of an older version made it
+        conn.execute(text("ALTER TABLE alerts DROP COLUMN speaker"))
     engine.dispose()
     store = ResultStore(url)
     store.add_result(
@@ -179,9 +181,11 @@ def test_the_store_adds_the_speaker_column_to_an_older_database(tmp_path: Path) 
             speaker="S2",
         )  # fmt: skip
     )
+    store.add_alert("s", Alert(kind="threshold", message="S2: anger", label="ANG", time_s=2.0, speaker="S2"))
     record = store.session("s")
     store.close()
     assert record is not None and [r.speaker for r in record.summary.results] == ["S2"]
+    assert [a.speaker for a in record.summary.alerts] == ["S2"]
 
 
 def test_each_party_gets_its_time_emotions_and_alerts() -> None:
@@ -205,6 +209,9 @@ def test_each_party_gets_its_time_emotions_and_alerts() -> None:
     overlap = [said(0, 10, "S1", "HAP"), said(3, 5, "S2", "SAD")]
     alert = Alert(kind="anomaly", message="m", time_s=5.0)
     assert [p.alert_count for p in summarise_parties(overlap, [alert])] == [0, 1]
+    # An alert that names its party is that party's, wherever it falls.
+    named = Alert(kind="threshold", message="m", time_s=5.0, speaker="S1")
+    assert [p.alert_count for p in summarise_parties(overlap, [named])] == [1, 0]
     # Parties in natural order: S2 before S10.
     many = [said(k, k + 0.5, f"S{n}", "HAP") for k, n in enumerate((10, 2, 1))]
     assert [p.party for p in summarise_parties(many)] == ["S1", "S2", "S10"]

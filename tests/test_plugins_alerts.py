@@ -63,6 +63,22 @@ def test_threshold_state_is_per_session_and_classify_stands_alone() -> None:
     assert plugin.on_result(window("a", 0, with_anger(0.9)))  # a new session with that id starts armed
 
 
+def test_each_party_of_an_interview_has_its_own_threshold_state() -> None:
+    """Interleaved utterances of two speakers: S1's calm answers do not dilute S2's anger (pooled,
+    no mean of two in a row reaches 0.6), and S2's alert averages S2's utterances alone and names S2."""
+    plugin = ThresholdAlerts(ThresholdAlertsConfig(thresholds={"ANG": 0.6}, smoothing_windows=2))
+
+    def said(index: int, speaker: str, anger: float) -> Result:
+        start = index * 4.0
+        return Result("job", "job", "utterance", "ANG", with_anger(anger), start, start + 3.0, index=index,
+                      speaker=speaker)  # fmt: skip
+
+    turns = [("S1", 0.1), ("S2", 0.9), ("S1", 0.1), ("S2", 0.9), ("S1", 0.1)]
+    fired = [alert for i, (speaker, anger) in enumerate(turns) for alert in plugin.on_result(said(i, speaker, anger))]
+    assert [a.speaker for a in fired] == ["S2"]
+    assert fired[0].message == "S2: ANG 90% reached its threshold 60% (mean of 1 window(s) between 4.0 s and 7.0 s)"
+
+
 def scores_around(centre: dict[str, float], rng: np.random.Generator, noise: float = 0.03) -> dict[str, float]:
     values = np.clip(np.array([centre[label] for label in LABELS]) + rng.normal(0, noise, len(LABELS)), 0.001, None)
     return dict(zip(LABELS, (values / values.sum()).tolist(), strict=True))
@@ -224,7 +240,7 @@ def test_webhook_retries_transient_failures_then_delivers(receiver_factory: type
     assert body["session_id"] == "session-9"
     assert body["alert"] == {
         "kind": "anomaly", "message": "unusual", "label": "SAD", "severity": "warning",
-        "value": 0.0, "time_s": 0.0, "source": "", "details": {"test": "shift"},
+        "value": 0.0, "time_s": 0.0, "source": "", "details": {"test": "shift"}, "speaker": "",
     }  # fmt: skip
 
 

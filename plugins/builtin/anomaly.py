@@ -425,4 +425,5 @@ class AnomalyDetector:
             time_s=result.end_s,
             source=NAME,
             details={"test": firing.test, "window_index": str(result.index), **details},
+            speaker=result.speaker,
         )

@@ -1,7 +1,8 @@
 """Built-in plugin ``threshold_alerts``: an alert when an emotion's smoothed score crosses its threshold.
 
-Per session and per emotion, the score is averaged over the last
-``smoothing_windows`` windows (fewer at the start of a stream). When that
+Per session, party (speaker, else channel) and emotion, the score is averaged over the last
+``smoothing_windows`` windows (fewer at the start of a stream): in an interview each party's
+alerts come from that party's own utterances. When that
 average reaches the emotion's threshold an alert fires once; the emotion
 re-arms only after the average falls below ``threshold - hysteresis``, so a
 score hovering around the threshold does not raise a flurry of alerts. A
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 
 from emotion_service.plugins.hookspecs import hookimpl
 from emotion_service.plugins.session_state import SessionStates
-from emotion_service.plugins.types import Alert, Result, SessionSummary
+from emotion_service.plugins.types import Alert, Result, SessionSummary, party_of
 from emotion_service.settings import check, load_plugin_config, setting
 
 NAME = "threshold_alerts"
@@ -64,7 +65,8 @@ class ThresholdAlerts:
 
     def __init__(self, config: ThresholdAlertsConfig | None = None) -> None:
         self.config = config or load_plugin_config(NAME, ThresholdAlertsConfig)
-        self._sessions: SessionStates[_SessionState] = SessionStates(self._new_state, self.config.max_sessions)
+        # Per session: each party's state (a diarized or per-channel job's utterances interleave).
+        self._sessions: SessionStates[dict[str, _SessionState]] = SessionStates(dict, self.config.max_sessions)
 
     @hookimpl
     def on_result(self, result: Result) -> list[Alert]:
@@ -74,7 +76,11 @@ class ThresholdAlerts:
         smoothing (a pause does not dilute the speech around it)."""
         if result.no_speech:
             return []
-        state = self._new_state() if result.kind == "classify" else self._sessions.get(result.session_id)
+        if result.kind == "classify":
+            state = self._new_state()
+        else:
+            parties = self._sessions.get(result.session_id)
+            state = parties.setdefault(party_of(result), self._new_state())
         state.recent.append(result.scores)
         state.spans.append((result.start_s, result.end_s))
         alerts = []
@@ -112,6 +118,8 @@ class ThresholdAlerts:
         if label in state.previous:
             message += f"; {label} was {state.previous[label]:.0%} one window before"
             details["previous"] = f"{state.previous[label]:.3f}"
+        if result.speaker:
+            message = f"{result.speaker}: {message}"
         return Alert(
             kind="threshold",
             label=label,
@@ -121,4 +129,5 @@ class ThresholdAlerts:
             time_s=result.end_s,
             source=NAME,
             details=details,
+            speaker=result.speaker,
         )

@@ -349,6 +349,7 @@ class ResultStore:
                 source=alert["source"],
                 details=dict(alert["details"]),
                 created_at=created,
+                speaker=alert.get("speaker", ""),  # entries spooled before alerts carried it have none
             )
             .on_conflict_do_nothing(index_elements=["event_id"])
         )
@@ -655,6 +656,7 @@ class ResultStore:
                         time_s=a.time_s,
                         source=a.source,
                         details=dict(a.details),
+                        speaker=a.speaker,
                     )
                 )
         records = []
@@ -692,7 +694,10 @@ def alert_event_id(session_id: str, alert: Alert) -> str:
     The same alert handed to the store again (replayed from the spool, or raised again when a job
     is retried after its worker lost its lease) has the same id, so it is stored once.
     """
-    content = json.dumps([session_id, dataclasses.asdict(alert)], sort_keys=True, default=str)
+    fields = dataclasses.asdict(alert)
+    if not fields["speaker"]:  # an alert without a party keeps the id it had before alerts carried one
+        del fields["speaker"]
+    content = json.dumps([session_id, fields], sort_keys=True, default=str)
     return hashlib.sha256(content.encode()).hexdigest()[:32]
 
 
@@ -741,7 +746,7 @@ def _upgrade(engine: Engine) -> None:
             "no_speech": "BOOLEAN NOT NULL DEFAULT FALSE",
             "voiced_fraction": "FLOAT",
         },
-        "alerts": {"event_id": "VARCHAR(64)"},
+        "alerts": {"event_id": "VARCHAR(64)", "speaker": "VARCHAR(16) NOT NULL DEFAULT ''"},
         "jobs": {"owner": "VARCHAR"},
     }
     found = inspect(engine)

@@ -132,6 +132,8 @@ class AlertRow(Base):
     source: Mapped[str] = mapped_column(String)
     details: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]
+    # The party whose results raised it ("S1", ...), empty when they carry none.
+    speaker: Mapped[str] = mapped_column(String(16), default="", server_default="")
 
 
 class ErasureRow(Base):

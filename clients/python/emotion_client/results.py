@@ -37,6 +37,7 @@ class Alert(_Serialisable):
     time_s: float = 0.0
     source: str = ""
     details: dict[str, str] = field(default_factory=dict)
+    speaker: str = ""  # the party whose utterances raised it ("S1", ...), empty when they carry none
 
     @classmethod
     def from_pb(cls, msg: pb.Alert) -> Alert:
@@ -49,6 +50,7 @@ class Alert(_Serialisable):
             time_s=msg.time_s,
             source=msg.source,
             details=dict(msg.details),
+            speaker=msg.speaker,
         )
 
 

@@ -170,7 +170,7 @@ class WindowResult(_message.Message):
     def __init__(self, index: _Optional[int] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., label: _Optional[str] = ..., scores: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ..., skipped: _Optional[bool] = ..., voiced_fraction: _Optional[float] = ..., silent: _Optional[bool] = ..., no_speech: _Optional[bool] = ...) -> None: ...
 
 class Alert(_message.Message):
-    __slots__ = ("kind", "label", "severity", "message", "value", "time_s", "source", "details")
+    __slots__ = ("kind", "label", "severity", "message", "value", "time_s", "source", "details", "speaker")
     class DetailsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -186,6 +186,7 @@ class Alert(_message.Message):
     TIME_S_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     DETAILS_FIELD_NUMBER: _ClassVar[int]
+    SPEAKER_FIELD_NUMBER: _ClassVar[int]
     kind: str
     label: str
     severity: str
@@ -194,7 +195,8 @@ class Alert(_message.Message):
     time_s: float
     source: str
     details: _containers.ScalarMap[str, str]
-    def __init__(self, kind: _Optional[str] = ..., label: _Optional[str] = ..., severity: _Optional[str] = ..., message: _Optional[str] = ..., value: _Optional[float] = ..., time_s: _Optional[float] = ..., source: _Optional[str] = ..., details: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    speaker: str
+    def __init__(self, kind: _Optional[str] = ..., label: _Optional[str] = ..., severity: _Optional[str] = ..., message: _Optional[str] = ..., value: _Optional[float] = ..., time_s: _Optional[float] = ..., source: _Optional[str] = ..., details: _Optional[_Mapping[str, str]] = ..., speaker: _Optional[str] = ...) -> None: ...
 
 class StreamSummary(_message.Message):
     __slots__ = ("window_count", "duration_s", "dominant_label", "shares", "mean_scores", "alert_count")
