@@ -17,6 +17,7 @@ Every failure is an :class:`AudioError` whose message tells a person what to fix
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -419,4 +420,8 @@ def _too_long(duration: float, limits: AudioLimits, at_least: bool = False) -> s
 
 
 def _reason(exc: Exception) -> str:
-    return str(exc).strip().rstrip(".") or type(exc).__name__
+    """The decoder's reason as a person reads it: libsndfile's own sentence ("Format not recognised"),
+    never the Python object the bytes were read through (``<_io.BytesIO object at 0x...>``)."""
+    text = getattr(exc, "error_string", "") or str(exc)
+    text = re.sub(r"<[^<>]* at 0x[0-9a-fA-F]+>:?\s*", "", text)
+    return text.strip().rstrip(".") or type(exc).__name__

@@ -717,7 +717,8 @@ def _bounded(request: Request, limit: int) -> Request:
 
 
 def _mb(size: int) -> str:
-    return f"{size / 2**20:.0f} MB" if size >= 10 * 2**20 else f"{size / 2**20:.1f} MB"
+    """A size in megabytes as people and their file managers count them (10^6 bytes)."""
+    return f"{size / 1e6:.0f} MB" if size >= 10_000_000 else f"{size / 1e6:.1f} MB"
 
 
 def _too_large(size: int | None, limit: int) -> str:

@@ -78,6 +78,21 @@ def test_bad_encoded_audio(payload: bytes, message: str) -> None:
         audio.decode_content(payload, 16000, LIMITS)
 
 
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [(b"just some text, not audio\n" * 40, "Format not recognised"),
+     (b"RIFF\x00\x00\x00\x00WAVEfmt garbage", "Error in WAV/W64/RF64 file")],  # fmt: skip
+)
+def test_a_file_that_cannot_be_decoded_is_refused_in_words(payload: bytes, reason: str) -> None:
+    """The decoder's own reason, for a person: no Python object repr, the same at every door (they
+    share the decoder)."""
+    with pytest.raises(audio.AudioError) as refused:
+        audio.decode_content(payload, 16000, LIMITS)
+    message = str(refused.value)
+    assert message.startswith(f"cannot decode audio ({reason}") and "send a WAV, FLAC" in message
+    assert "object at 0x" not in message and "<_io" not in message
+
+
 def test_truncated_file_is_rejected_or_shorter(speech) -> None:
     wave, rate = speech
     data = encode(wave, rate, "FLAC")
