@@ -95,7 +95,7 @@ import base64
 import functools
 import threading
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -241,12 +241,20 @@ class Diarizer:
         self._encoder = SpeakerEncoder.from_wheel()
         self._lock = threading.Lock()
 
-    def speech(self, segmenter: Segmenter, waveform: np.ndarray, sample_rate: int, channel: int = 0) -> list[Segment]:
+    def speech(
+        self,
+        segmenter: Segmenter,
+        waveform: np.ndarray,
+        sample_rate: int,
+        channel: int = 0,
+        progress: Callable[[float], None] | None = None,
+    ) -> list[Segment]:
         """The track's speech segments as diarization wants them (:class:`DiarizationSettings`: shorter
-        pauses, a keener detector than a plain job's segmentation), for :meth:`diarize`."""
+        pauses, a keener detector than a plain job's segmentation), for :meth:`diarize`; ``progress``
+        as :meth:`Segmenter.segments` takes it."""
         s = self.settings
         return segmenter.segments(
-            waveform, sample_rate, channel, min_silence_s=s.min_silence_s, threshold=s.vad_threshold
+            waveform, sample_rate, channel, min_silence_s=s.min_silence_s, threshold=s.vad_threshold, progress=progress
         )
 
     def diarize(

@@ -21,6 +21,7 @@ Two cases need care:
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,10 +86,12 @@ class Segmenter:
         channel: int = 0,
         min_silence_s: float | None = None,
         threshold: float | None = None,
+        progress: Callable[[float], None] | None = None,
     ) -> list[Segment]:
         """The utterances of one mono track, in order; ``min_silence_s`` and ``threshold`` override the
         settings (diarization cuts at shorter pauses, where one party may hand over to the other, and
-        listens more keenly: speech missed there is missed for both parties)."""
+        listens more keenly: speech missed there is missed for both parties). ``progress`` is called
+        with the share of the track listened to so far (0 to 1), as the detector goes."""
         s = self.settings
         audio = waveform if sample_rate == VAD_RATE else soxr.resample(waveform, sample_rate, VAD_RATE)
         # Each 32 ms frame is levelled as Silero takes it: a levelled copy of an hour-long track would
@@ -104,6 +107,7 @@ class Segmenter:
                 min_silence_duration_ms=int((s.min_silence_s if min_silence_s is None else min_silence_s) * 1000),
                 max_speech_duration_s=s.max_utterance_s,
                 speech_pad_ms=int(s.pad_s * 1000),
+                progress_tracking_callback=None if progress is None else lambda percent: progress(percent / 100),
             )
         scale = sample_rate / VAD_RATE
         return [

@@ -23,6 +23,7 @@ from emotion_service.audio import load_audio
 from emotion_service.paths import BUNDLED_MODEL
 from emotion_service.plugins.store import ResultStore
 from emotion_service.plugins.store.schema import JobInputRow, JobRow
+from emotion_service.server.job_runner import FINDING_SHARE
 from tests.plugin_helpers import fresh_postgres_database
 from tests.server_process import serving
 from tests.test_plugins_alerts import Receiver, receiver_factory  # noqa: F401  (fixture)
@@ -124,6 +125,29 @@ def test_analyze_finds_every_clip_on_its_channel(tmp_path: Path) -> None:
         (u["channel"], round(u["start_s"], 3)) for u in utterances
     )
     assert inputs == []
+
+
+def test_a_running_job_shows_its_progress_every_second_also_while_it_finds_speech(tmp_path: Path) -> None:
+    """A ten-minute recording: the job's progress moves while the speech detector listens (the first
+    half of each part) and while its utterances are scored, with an ETA, long before it ends."""
+    recording = tmp_path / "long.wav"
+    two_party_recording(recording, seconds=600.0)
+    seen: list[tuple[float, float]] = []
+    with serving(BUNDLED_MODEL, env={"EMOTION_PLUGINS": "none"}) as (port, _, _):
+        with EmotionClient(f"127.0.0.1:{port}") as client:
+            job = client.submit_job([recording])
+            deadline = time.monotonic() + 240
+            while not (state := client.get_job(job.job_id)).ended:
+                assert time.monotonic() < deadline
+                if state.state == "running":
+                    seen.append((state.progress, state.eta_s))
+                time.sleep(0.05)
+    assert state.state == "succeeded", state.error
+    finding = [p for p, _ in seen if 0 < p < FINDING_SHARE]
+    assert finding, f"no progress seen while the detector listened: {sorted(set(seen))}"
+    assert any(FINDING_SHARE <= p < 1 for p, _ in seen), sorted(set(seen))
+    assert all(eta > 0 for p, eta in seen if 0 < p < 1)
+    assert [p for p, _ in seen] == sorted(p for p, _ in seen)  # it never goes back
 
 
 def test_a_job_survives_its_server_being_killed(tmp_path: Path) -> None:
