@@ -112,7 +112,8 @@ def main() -> None:
                     )
                     context.close()
                     size = target.stat().st_size
-                    print(f"{target.relative_to(REPO)}: {size // 1024} KB")
+                    # --out may lie outside the repository.
+                    print(f"{target.relative_to(REPO) if target.is_relative_to(REPO) else target}: {size // 1024} KB")
                     if size > MAX_BYTES:
                         sys.exit(f"{target} is {size // 1024} KB, over {MAX_BYTES // 1024} KB")
                 browser.close()

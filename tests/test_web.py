@@ -19,6 +19,8 @@ import soundfile as sf
 from emotion_client import EmotionClient
 from emotion_service.audio import load_audio
 from emotion_service.paths import BUNDLED_MODEL
+from emotion_service.plugins.store import ResultStore
+from emotion_service.plugins.types import Alert, Result
 from emotion_service.server.auth import hash_token
 from tests.plugin_helpers import fresh_postgres_database
 from tests.server_process import free_port, serving
@@ -48,14 +50,28 @@ def browser() -> Iterator[object]:
         browser.close()
 
 
+def stream_in_background(target: str, recording: Path, session_id: str) -> threading.Thread:
+    """Streams ``recording`` at real pace (1 s windows, 0.5 s hop) on a thread of its own, started."""
+
+    def stream() -> None:
+        with EmotionClient(target) as client:
+            list(client.stream(recording, window_s=1.0, hop_s=0.5, realtime=True, session_id=session_id))
+
+    sender = threading.Thread(target=stream)
+    sender.start()
+    return sender
+
+
 @contextmanager
-def ui_server(tmp_path: Path, *flags: str) -> Iterator[tuple[str, str]]:
-    """`emotion serve` with the store on and the web UI on a free port; yields (gRPC target, UI URL)."""
+def ui_server(tmp_path: Path, *flags: str, env: dict[str, str] | None = None) -> Iterator[tuple[str, str]]:
+    """`emotion serve` with the store on and the web UI on a free port; yields (gRPC target, UI URL).
+    ``env`` adds settings (a plugin's, say); the store is ``tmp_path``'s results.db (see :func:`stored`)."""
     http = free_port()
     env = {
         "EMOTION_PLUGINS": "store,threshold_alerts",
         "EMOTION_DATABASE_URL": f"sqlite:///{tmp_path / 'results.db'}",
         "EMOTION_STORE_SPOOL_DIR": str(tmp_path / "spool"),
+        **(env or {}),
     }
     with serving(BUNDLED_MODEL, "--http-port", str(http), *flags, env=env) as (port, _, _):
         yield f"127.0.0.1:{port}", f"http://127.0.0.1:{http}"
@@ -182,13 +198,7 @@ def test_a_running_streams_page_updates_its_header_chart_and_distribution(browse
     clips = [DATA / f"03-01-0{emotion}-01-01-01-21.flac" for emotion in (5, 4, 1, 3, 6, 7)]
     sf.write(recording, np.concatenate([load_audio(clip, 16_000) for clip in clips]), 16_000, subtype="PCM_16")
     with ui_server(tmp_path) as (target, url), page_of(browser) as page:
-
-        def stream() -> None:
-            with EmotionClient(target) as client:
-                list(client.stream(recording, window_s=1.0, hop_s=0.5, realtime=True, session_id="growing"))
-
-        sender = threading.Thread(target=stream)
-        sender.start()
+        sender = stream_in_background(target, recording, "growing")
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             streams = page.request.get(url + "/api/live").json()["streams"]
@@ -199,16 +209,23 @@ def test_a_running_streams_page_updates_its_header_chart_and_distribution(browse
         page.evaluate("window.notReloaded = true")
         before = page.evaluate(SNAPSHOT)
         page.wait_for_function(
-            "(n) => document.querySelectorAll('#windows tbody tr').length >= n", arg=len(before["rows"]) + 6, timeout=10_000
+            "(n) => document.querySelectorAll('#windows tbody tr').length >= n",
+            arg=len(before["rows"]) + 6,
+            timeout=10_000,
         )
         after = page.evaluate(SNAPSHOT)
         assert sender.is_alive() and after["kept"], "the page grew while the stream ran, without a reload"
-        assert after["duration"] != before["duration"] and after["distribution"] != before["distribution"], (before, after)
+        assert after["duration"] != before["duration"] and after["distribution"] != before["distribution"], (
+            before,
+            after,
+        )
         labels = after["labels"]
         scored = [cells for cells in after["rows"] if len(cells) == 4 + len(labels)]
         assert len(scored) >= 6
         # The header and the distribution say what the table holds (wins, then the highest mean score).
-        assert float(after["duration"].removesuffix(" s")) == pytest.approx(max(float(c[2]) for c in after["rows"]), abs=0.051)
+        assert float(after["duration"].removesuffix(" s")) == pytest.approx(
+            max(float(c[2]) for c in after["rows"]), abs=0.051
+        )
         wins = {label: sum(cells[3] == label for cells in scored) for label in labels}
         means = {label: sum(float(cells[4 + i]) for cells in scored) / len(scored) for i, label in enumerate(labels)}
         assert after["dominant"] == max(labels, key=lambda label: (wins[label], means[label])), (wins, means)
@@ -313,3 +330,162 @@ def test_any_replica_shows_every_replicas_streams_and_sessions(browser: object, 
             time.sleep(1.0)  # replica A's store writes the session
             page.goto(f"http://127.0.0.1:{http_b}/")
             assert page.get_by_role("link", name="on-replica-a").is_visible()
+
+
+LABELS = ["ANG", "DIS", "FEA", "HAP", "NEU", "SAD"]
+TWO_VOICES = "two-voices"
+TEN_MINUTES = "ten-minutes"
+INTERVIEW = "interview"
+
+
+def utterance(session: str, index: int, start: float, end: float, label: str, speaker: str, channel: int = 0) -> Result:
+    """A diarized job's utterance: its emotion scored 0.3 + 0.04 * (index % 13) (lines slope), the others 0.08."""
+    scores = {other: (0.3 + 0.04 * (index % 13) if other == label else 0.08) for other in LABELS}
+    return Result(
+        session_id=session, request_id=f"r{index}", kind="utterance", label=label, scores=scores, start_s=start,
+        end_s=end, index=index, model_name="test", channel=channel, speaker=speaker,
+    )  # fmt: skip
+
+
+# Thirteen turns (speaker, start, end): some a short pause (0.3 s, under the server's pause) after the
+# other speaker's, some alone between pauses of 3.5 s (a point with a gap on both sides).
+TURNS = [("S1", 0.0, 2.0), ("S2", 2.3, 4.0), ("S1", 4.3, 6.0), ("S2", 9.5, 11.0), ("S1", 14.5, 16.0),
+         ("S2", 19.5, 21.0), ("S2", 21.3, 23.0), ("S1", 23.3, 25.0), ("S2", 28.5, 30.0), ("S1", 33.5, 35.0),
+         ("S2", 38.5, 40.0), ("S1", 40.3, 42.0), ("S2", 45.5, 47.0)]  # fmt: skip
+
+
+def fill(store: ResultStore) -> None:
+    """Two speakers taking turns, with an alert of each (S2's at 4.0 s, S1's at 16.0 s); ten minutes of
+    150 one-second utterances 4 s apart; an interview of two channels (as tests/test_web_pages.py's)."""
+    for i, (speaker, start, end) in enumerate(TURNS):
+        label = ("ANG", "HAP")[i % 2] if speaker == "S1" else ("SAD", "NEU")[i % 2]
+        store.add_result(utterance(TWO_VOICES, i, start, end, label, speaker))
+    for time_s, label, message in ((4.0, "SAD", "S2 sad"), (16.0, "ANG", "S1 angry")):
+        store.add_alert(TWO_VOICES, Alert(kind="threshold", message=message, label=label, value=0.7, time_s=time_s))
+    for i in range(150):
+        store.add_result(utterance(TEN_MINUTES, i, i * 4.0, i * 4.0 + 1.0, LABELS[i % 6], f"S{i % 2 + 1}"))
+    index = 0
+    for channel, speaker, label in ((0, "S1", "ANG"), (1, "S2", "SAD")):
+        for k in range(6):
+            start = k * 4.0 + channel * 2.0
+            end = start + (1.5 if channel else 1.0)
+            store.add_result(utterance(INTERVIEW, index, start, end, label, speaker, channel))
+            index += 1
+    store.add_alert(INTERVIEW, Alert(kind="threshold", message="anger high", label="ANG", value=0.6, time_s=4.0))
+
+
+@contextmanager
+def stored(tmp_path: Path) -> Iterator[str]:
+    """`emotion serve` on a store that :func:`fill` wrote first; yields the UI's URL."""
+    store = ResultStore(f"sqlite:///{tmp_path / 'results.db'}")
+    fill(store)
+    store.close()
+    with ui_server(tmp_path) as (_, url):
+        yield url
+
+
+# Whether the score chart shows every utterance and joins no two speakers' (the page's own canvas,
+# read pixel by pixel): each emotion's series alone in turn, ink at each of its points, none halfway
+# between the points of two different speakers' turns that follow each other.
+CHART_INK = """async () => {
+  const el = document.getElementById('timeline'), t = el.timeline, plot = t.plot;
+  const frame = () => new Promise((done) => requestAnimationFrame(() => done()));
+  const ink = (x, y) => { const d = plot.ctx.getImageData(Math.round(x) - 1, Math.round(y) - 1, 3, 3).data;
+    let alpha = 0; for (let i = 3; i < d.length; i += 4) alpha = Math.max(alpha, d[i]); return alpha > 100; };
+  const at = (x, y) => [plot.valToPos(x, 'x', true), plot.valToPos(y, 'y', true)];
+  const missing = [], joined = [];
+  for (let s = 1; s < plot.series.length; s++) {
+    for (let k = 1; k < plot.series.length; k++) plot.setSeries(k, { show: k === s });
+    await frame();
+    const ys = t.series[t.labels[s - 1]];
+    for (let i = 0; i < t.x.length; i++) {
+      if (ys[i] === null) continue;
+      const [px, py] = at(t.x[i], ys[i]);
+      if (!ink(px, py)) missing.push([t.labels[s - 1], t.x[i]]);
+      if (i + 1 < t.x.length && ys[i + 1] !== null && t.parties[i + 1] !== t.parties[i]) {
+        const [qx, qy] = at(t.x[i + 1], ys[i + 1]);
+        if (ink((px + qx) / 2, (py + qy) / 2)) joined.push([t.labels[s - 1], t.x[i], t.x[i + 1]]);
+      }
+    }
+  }
+  return { missing, joined, points: t.x.length };
+}"""
+
+
+def test_the_score_chart_shows_every_utterance_and_joins_no_two_speakers(browser: object, tmp_path: Path) -> None:
+    """An utterance alone between pauses is a point of its own (drawn, at any width, however dense the
+    chart), and no line runs from one speaker's utterance to the other's across a short pause."""
+    with stored(tmp_path) as url:
+        for session, width in ((TWO_VOICES, 390), (TWO_VOICES, 1280), (TEN_MINUTES, 1280), (TEN_MINUTES, 390)):
+            with page_of(browser, width=width) as page:
+                page.goto(f"{url}/sessions/{session}")
+                page.locator("#timeline canvas").first.wait_for()
+                drawn = page.evaluate(CHART_INK)
+                assert drawn["points"] >= 13, drawn
+                assert drawn["missing"] == [], (session, width, "utterances not drawn", drawn["missing"][:10])
+                assert drawn["joined"] == [], (session, width, "two speakers' utterances joined", drawn["joined"])
+                assert page.evaluate("document.documentElement.scrollWidth") <= width + 1, (session, width)
+
+
+ALERTS = """() => [...document.querySelectorAll('#alerts li')].filter((li) => !li.hidden && li.offsetParent).map((li) => {
+  const row = document.getElementById(li.querySelector('a').hash.slice(1));
+  return { text: li.textContent, target: row ? row.dataset.party : null, shown: Boolean(row && !row.hidden) }; })"""
+
+
+def test_the_speaker_filter_hides_the_other_speakers_alerts(browser: object, tmp_path: Path) -> None:
+    """Alerts carry no speaker: each is its utterance's (the one that ends at its time), so the filter
+    keeps one speaker's alerts, whose links point at rows it shows."""
+    with stored(tmp_path) as url, page_of(browser) as page:
+        page.goto(f"{url}/sessions/{TWO_VOICES}")
+        everyone = page.evaluate(ALERTS)
+        assert [(a["target"], a["shown"]) for a in everyone] == [("S2", True), ("S1", True)], everyone
+        for party, message in (("S2", "S2 sad"), ("S1", "S1 angry")):
+            page.goto(f"{url}/sessions/{TWO_VOICES}?party={party}")
+            shown = page.evaluate(ALERTS)
+            assert [(a["target"], a["shown"]) for a in shown] == [(party, True)], (party, shown)
+            assert message in shown[0]["text"]
+            assert not page.get_by_text("No alerts were raised").is_visible()
+        page.get_by_label("Speaker", exact=True).select_option("")
+        assert len(page.evaluate(ALERTS)) == 2
+
+
+def test_html_reports_fit_a_phone(browser: object, tmp_path: Path) -> None:
+    """At 390 px no report (nor the session's page) is wider than the screen: wide tables scroll in a box."""
+    with stored(tmp_path) as url, page_of(browser, width=390) as page:
+        for session in (TWO_VOICES, INTERVIEW, TEN_MINUTES):
+            page.goto(f"{url}/sessions/{session}")
+            assert page.evaluate("document.documentElement.scrollWidth") <= 391, session
+            page.get_by_role("link", name="HTML report").click()
+            page.get_by_role("heading", name=f"Emotion report: session {session}").wait_for()
+            page.locator("details").evaluate("(d) => { d.open = true; }")
+            assert page.evaluate("document.documentElement.scrollWidth") <= 391, (session, page.url)
+
+
+def test_a_running_streams_alerts_are_listed_as_they_are_raised(browser: object, tmp_path: Path) -> None:
+    """The header counts a running stream's alerts as they come: the Alerts section lists each one then
+    too (not "No alerts were raised." until a reload)."""
+    recording = tmp_path / "pause-then-speech.wav"
+    clips = [DATA / f"03-01-0{emotion}-01-01-01-21.flac" for emotion in (5, 4, 1, 3, 6, 7)]
+    # Four seconds without speech first: no alert can fire before the page is open.
+    speech = [np.zeros(4 * 16_000, np.float32), *(load_audio(clip, 16_000) for clip in clips)]
+    sf.write(recording, np.concatenate(speech), 16_000, subtype="PCM_16")
+    low = {"EMOTION_THRESHOLD_ALERTS_THRESHOLDS": ",".join(f"{label}=0.3" for label in LABELS)}
+    with ui_server(tmp_path, env=low) as (target, url), page_of(browser) as page:
+        sender = stream_in_background(target, recording, "alerting")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if any(s["session_id"] == "alerting" for s in page.request.get(url + "/api/live").json()["streams"]):
+                break
+            time.sleep(0.1)
+        page.goto(f"{url}/sessions/alerting")
+        page.evaluate("window.notReloaded = true")
+        page.wait_for_function("document.querySelectorAll('#alerts li').length >= 1", timeout=15_000)
+        assert sender.is_alive() and page.evaluate("window.notReloaded === true"), "listed while it ran, no reload"
+        page.wait_for_timeout(300)
+        header = int(page.locator("#session-alerts").inner_text().split()[0])
+        listed = page.locator("#alerts li")
+        assert listed.count() == header >= 1, (listed.all_inner_texts(), header)
+        assert not page.get_by_text("No alerts were raised").is_visible()
+        first = listed.first.inner_text()
+        assert " s " in first and "threshold" in first and ":" in first, first
+        sender.join()

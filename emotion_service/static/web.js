@@ -42,9 +42,26 @@ function timelineChart(el) {
 // The chart's columns: every point, or with the speaker filter on, that party's points only (the
 // other party's turns and the pauses between are left out, so one party's line runs on).
 function timelineColumns(t) {
-  const keep = t.only && t.parties ? t.x.map((_, i) => t.parties[i] === t.only) : null;
-  const pick = (column) => (keep ? column.filter((_, i) => keep[i]) : column);
+  if (!t.only || !t.parties) return turnsApart(t);
+  const keep = t.x.map((_, i) => t.parties[i] === t.only);
+  const pick = (column) => column.filter((_, i) => keep[i]);
   return [pick(t.x), ...t.labels.map((l) => pick(t.series[l]))];
+}
+
+// Every point, with a gap (a null halfway) where one party's turn meets another's: a line joins one
+// speaker's utterances only, never one speaker's to the other's across a short pause.
+function turnsApart(t) {
+  const columns = [[], ...t.labels.map(() => [])];
+  t.x.forEach((x, i) => {
+    const before = i > 0 && t.parties ? t.parties[i - 1] : "";
+    if (before && t.parties[i] && before !== t.parties[i]) {
+      columns[0].push((t.x[i - 1] + x) / 2);
+      for (let k = 1; k < columns.length; k++) columns[k].push(null);
+    }
+    columns[0].push(x);
+    t.labels.forEach((l, k) => columns[k + 1].push(t.series[l][i]));
+  });
+  return columns;
 }
 
 // Whether the score chart can follow the speaker filter (a long session's averaged points mix parties).
@@ -59,7 +76,9 @@ function drawTimeline(el) {
     width: chartWidth(el), height: 300,
     scales: { x: { time: false }, y: { range: [0, 1] } },
     axes: [{ label: "seconds" }, { label: "score" }],
-    series: [{ label: "time (s)" }, ...labels.map((l) => ({ label: l, stroke: colour(l), width: 2, spanGaps: false }))],
+    // Every point drawn, however dense: an utterance with a pause on both sides has no line to show it.
+    series: [{ label: "time (s)" }, ...labels.map((l) => ({ label: l, stroke: colour(l), width: 2, spanGaps: false,
+      points: { show: true, size: 5, width: 1, fill: colour(l) } }))],
   };
   el.textContent = "";
   const plot = new uPlot(opts, timelineColumns(el.timeline), el);
@@ -238,6 +257,7 @@ function partyFilter() {
     const tally = info.tallies[key] || { count: 0, seconds: 0, wins: {}, sums: {} };
     showDistribution(tally);
     const name = select.selectedOptions[0].textContent;
+    filterAlerts(key, name);
     document.getElementById("distribution-party").textContent = key ? ` of ${name}` : "";
     status.replaceChildren();
     if (key) {
@@ -252,6 +272,57 @@ function partyFilter() {
   select.addEventListener("change", apply);
   const asked = new URLSearchParams(location.search).get("party");
   if (asked && [...select.options].some((o) => o.value === asked)) { select.value = asked; apply(); }
+}
+
+// An alert's party: the speaker it names; else (one stored before alerts named theirs, or a channel's)
+// the party whose utterance with speech ends at its time, else holds it, else is nearest (the rule of
+// the per-party alert counts, plugins.types.summarise_parties), among the table's rows on this page.
+function alertParty(li) {
+  if (li.dataset.party) return li.dataset.party;
+  const time = parseFloat(li.dataset.time);
+  let party = "", best = null;
+  for (const tr of document.querySelectorAll("#windows tbody tr[data-end]:not(.silence)")) {
+    const start = parseFloat(tr.dataset.start), end = parseFloat(tr.dataset.end);
+    const key = [Math.max(start - time, time - end, 0), Math.abs(end - time)];
+    if (!best || key[0] < best[0] || (key[0] === best[0] && key[1] < best[1])) { best = key; party = tr.dataset.party; }
+  }
+  return party;
+}
+
+// The Alerts section with the filter on: that party's alerts only (another's would point at hidden rows).
+function filterAlerts(key, name) {
+  const list = document.getElementById("alerts");
+  const none = document.getElementById("no-alerts");
+  if (!list || !none) return;
+  let shown = 0;
+  for (const li of list.children) {
+    li.hidden = Boolean(key) && alertParty(li) !== key;
+    if (!li.hidden) shown += 1;
+  }
+  list.hidden = shown === 0;
+  none.hidden = shown > 0;
+  none.textContent = key && list.children.length ? `No alerts were raised for ${name}.` : "No alerts were raised.";
+}
+
+// A running stream's alert joins the Alerts section as it is raised (as the server's page lists it).
+function addAlert(alert) {
+  const list = document.getElementById("alerts");
+  if (!list) return;
+  const li = document.createElement("li");
+  li.dataset.time = String(alert.time_s);
+  if (alert.speaker) li.dataset.party = alert.speaker;
+  const link = document.createElement("a");
+  link.href = `#t-${alert.time_s.toFixed(1)}`;
+  link.textContent = `${alert.time_s.toFixed(1)} s`;
+  const severity = document.createElement("span");
+  severity.className = alert.severity;
+  severity.textContent = alert.severity;
+  li.append(link, " ", severity, ` ${alert.kind}`);
+  if (alert.label) li.append(" ", chip(alert.label));
+  li.append(`: ${alert.message}`);
+  list.append(li);
+  const select = document.getElementById("party-filter");
+  filterAlerts(select ? select.value : "", select ? select.selectedOptions[0].textContent : "");
 }
 
 // uPlot's legend is a table: it gets a caption, as every table does.
@@ -338,6 +409,8 @@ function followSession() {
     const row = document.createElement("tr");
     row.dataset.party = party;
     row.dataset.start = String(w.start_s);
+    row.dataset.end = String(w.end_s);
+    if (w.label) row.id = `t-${w.end_s.toFixed(1)}`; // what an alert's link points at, as on the server's rows
     const number = w.label ? body.querySelectorAll("tr:not(.silence)").length + 1 : "";
     row.append(cell(number, "num"), cell(w.start_s.toFixed(1), "num"), cell(w.end_s.toFixed(1), "num"));
     if (w.label) {
@@ -361,9 +434,10 @@ function followSession() {
     });
   };
   source.addEventListener("window", (message) => add(JSON.parse(message.data)));
-  source.addEventListener("alert", () => {
+  source.addEventListener("alert", (message) => {
     const alerts = document.getElementById("session-alerts");
     if (alerts) alerts.textContent = `${(parseInt(alerts.textContent, 10) || 0) + 1} alert(s)`;
+    addAlert(JSON.parse(message.data).alert);
   });
   source.addEventListener("stream_ended", () => { source.close(); location.reload(); });
 }
@@ -511,7 +585,7 @@ function uploadLimit() {
     if (limit && file && file.size > limit) {
       event.preventDefault();
       const status = document.getElementById("record-status");
-      status.textContent = `This recording is ${(file.size / 1048576).toFixed(0)} MB; the most this page takes is ${form.dataset.maxMb}.`;
+      status.textContent = `This recording is ${(file.size / 1e6).toFixed(1)} MB; the most this page takes is ${form.dataset.maxMb}.`;
     }
   });
 }
