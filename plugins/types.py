@@ -92,6 +92,9 @@ class SessionSummary:
     # How the session ended: "completed" (the client closed it), "cancelled" (the client went
     # away), or "aborted: <STATUS>" (the server ended it with an error status).
     end_reason: str = "completed"
+    # What the session was: "stream" or "job" (empty: not said; a store names it by its results).
+    # A job that found no speech has no result to tell it by.
+    kind: str = ""
 
 
 @dataclass(frozen=True)

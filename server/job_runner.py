@@ -279,7 +279,10 @@ class JobRunner:
             self.plugins.on_alert(alert, job.session_id)
         if job.state == SUCCEEDED:
             self.plugins.on_session_end(
-                summarise(job.session_id, list(job.utterances), alerts, job.metadata, duration_s=job.audio_s)
+                replace(
+                    summarise(job.session_id, list(job.utterances), alerts, job.metadata, duration_s=job.audio_s),
+                    kind="job",
+                )
             )
         self.plugins.on_job_end(job)
 

@@ -554,6 +554,13 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"num_speakers={num_speakers}: at most {MAX_SPEAKERS} speakers are told apart (0: find out how many)",
             )
+        if num_speakers and channels == "separate":
+            # Each channel is one speaker and no diarization runs: the count would be silently ignored.
+            raise JobRequestError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"num_speakers={num_speakers} counts the speakers of one channel, but with CHANNEL_MODE_SEPARATE each "
+                "channel is one speaker: leave num_speakers 0, or send CHANNEL_MODE_MIX with diarize",
+            )
         inputs = []
         total_s = 0.0  # audio to analyse, every recording and (separate) every channel together
         for number, recording in enumerate(recordings):

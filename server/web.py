@@ -64,6 +64,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive
 
+from emotion_client.messages import MAX_SPEAKERS
 from emotion_client.v1 import emotion_pb2 as pb
 from emotion_service.html import FAVICON_SVG, id_url, render
 from emotion_service.plugins.reports.documents import session_document, session_html
@@ -519,14 +520,12 @@ class WebUI:
         if (refusal := self._refuse(request, "classify")) is not None:
             return refusal
         max_bytes = self.settings.max_job_bytes
-        max_mb = _mb(max_bytes)
+        limits = {"max_mb": _mb(max_bytes), "max_bytes": max_bytes, "max_speakers": MAX_SPEAKERS}
         if request.method == "GET":
-            return self._page(request, "web/analyze.html", error="", max_mb=max_mb, max_bytes=max_bytes)
+            return self._page(request, "web/analyze.html", error="", **limits)
 
         def again(status: int, error: str) -> Response:
-            return self._page(
-                request, "web/analyze.html", status=status, error=error, max_mb=max_mb, max_bytes=max_bytes
-            )
+            return self._page(request, "web/analyze.html", status=status, error=error, **limits)
 
         try:
             request = _bounded(request, max_bytes + FORM_OVERHEAD_BYTES)
@@ -541,7 +540,12 @@ class WebUI:
                 if upload.size is not None and upload.size > max_bytes:
                     raise RequestTooLarge(upload.size, max_bytes)
                 content = await upload.read()
-                channels = "separate" if form.get("channels") == "separate" else "mix"
+                choice = form.get("channels")
+                channels = "separate" if choice == "separate" else "mix"
+                diarize = choice == "diarize"  # one channel, the speakers found (SubmitJob's diarize)
+                num_speakers, problem = _speaker_count(str(form.get("num_speakers") or ""), diarize)
+                if problem:
+                    return again(400, problem)
                 recording = pb.Recording(name=upload.filename, content=content)
                 del content
         except RequestTooLarge as exc:
@@ -562,6 +566,8 @@ class WebUI:
                     {"source": "web upload"},
                     owner=key.name if key else "",
                     may_join_any_session=key is None or allows(key, "admin"),
+                    diarize=diarize,
+                    num_speakers=num_speakers,
                 )
             )
         except JobRequestError as exc:
@@ -727,6 +733,25 @@ def _too_large(size: int | None, limit: int) -> str:
         f"{what}; the most this page takes is {_mb(limit)}. Shorten or compress it (FLAC or MP3), "
         "or have it submitted as a job by path (job_input_dir)."
     )
+
+
+def _speaker_count(text: str, diarize: bool) -> tuple[int, str]:
+    """The upload form's number of speakers: (the count, 0 when blank: the server finds out; a
+    sentence for the page when it cannot be used, else "")."""
+    text = text.strip()
+    if not text:
+        return 0, ""
+    if not diarize:
+        return 0, (
+            "A number of speakers is only used with 'one channel, find the speakers': choose that, "
+            "or leave the number blank."
+        )
+    if len(text) > 2 or not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_SPEAKERS:
+        return 0, (
+            f"The number of speakers must be a whole number from 1 to {MAX_SPEAKERS} "
+            f"(got {text[:20]!r}), or blank to have the speakers counted."
+        )
+    return int(text), ""
 
 
 _CSRF_ERROR = "The form expired (its security token did not match): reload the page and try again."

@@ -348,14 +348,16 @@ class Bridge:
     async def submit_job(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         """An upload of ``/analyze`` queued as a job by the servicer (its refusal as ``error``)."""
         job = json.loads((await self._check(context)).get("job", "{}"))
-        recordings = list(pb.SubmitJobRequest.FromString(request).recordings)
+        message = pb.SubmitJobRequest.FromString(request)
         try:
             row = await self.servicer.submit_job(
-                recordings,
+                list(message.recordings),
                 job.get("channels", "mix"),
                 {str(k): str(v) for k, v in job.get("metadata", {}).items()},
                 owner=job.get("owner", ""),
                 may_join_any_session=bool(job.get("may_join_any_session", True)),
+                diarize=message.diarize,
+                num_speakers=message.num_speakers,
             )
         except JobRequestError as exc:
             return json.dumps({"error": str(exc), "code": exc.code.name}).encode()
@@ -442,10 +444,15 @@ class ApiBridge:
         metadata: dict[str, str],
         owner: str = "",
         may_join_any_session: bool = True,
+        diarize: bool = False,
+        num_speakers: int = 0,
     ) -> Any:
         """The servicer's ``submit_job``, in the server's process; raises :class:`JobRequestError` as it does."""
         job = {"channels": channels, "metadata": metadata, "owner": owner, "may_join_any_session": may_join_any_session}
-        request = pb.SubmitJobRequest(recordings=recordings).SerializeToString()
+        # Diarization travels in the request message, as in SubmitJob.
+        request = pb.SubmitJobRequest(
+            recordings=recordings, diarize=diarize, num_speakers=num_speakers
+        ).SerializeToString()
         try:
             answer = json.loads(
                 await self._call("SubmitJob")(request, metadata=(*self._metadata, ("job", json.dumps(job))), timeout=300)

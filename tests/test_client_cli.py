@@ -9,15 +9,22 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import numpy as np
 import pytest
 import soundfile as sf
 import structlog
 
 from emotion_client.cli import main
+from emotion_client.messages import MAX_SPEAKERS
+from emotion_client.v1 import emotion_pb2 as pb
+from emotion_client.v1 import emotion_pb2_grpc
+from emotion_service.diarization import MAX_SPEAKERS as SERVER_MAX_SPEAKERS
 from emotion_service.server.app import EmotionServer
 from tests.client_support import Interview, free_port, make_interview
 from tests.conftest import LABELS, recordings
+
+DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture(scope="module")
@@ -155,3 +162,79 @@ async def test_interview_writes_json_and_html(target: str, tmp_path: Path, capsy
         capsys, "interview", str(interview.path), "--target", target, "--json", "-", "--min-pause-s", "1"
     )
     assert code == 0 and json.loads(out)["segmentation"] == "pauses"
+
+
+def two_party_channels(path: Path) -> None:
+    """A two-channel recording: actor 21 on channel 0, then actor 20 on channel 1, each silent while
+    the other speaks (one party per channel)."""
+    man, woman = (sf.read(sorted(DATA.glob(f"*-{actor}.flac"))[0], dtype="float32") for actor in ("21", "20"))
+    rate = man[1]
+    man_wave, woman_wave = man[0] if man[0].ndim == 1 else man[0].mean(axis=1), woman[0]
+    woman_wave = woman_wave if woman_wave.ndim == 1 else woman_wave.mean(axis=1)
+    gap = np.zeros(rate // 2, np.float32)
+    left = np.concatenate([man_wave, gap, np.zeros_like(woman_wave)])
+    right = np.concatenate([np.zeros_like(man_wave), gap, woman_wave])
+    sf.write(path, np.stack([left, right], axis=1), rate, subtype="PCM_16")
+
+
+async def test_analyze_prints_each_partys_summary_after_the_utterances(
+    target: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A job of two parties (here one per channel) prints the per-speaker table `interview` prints,
+    after its utterances: the same numbers as `--json`'s `parties`; a job of one party prints none."""
+    recording = tmp_path / "two-channels.wav"
+    two_party_channels(recording)
+    code, out, _ = await run(capsys, "analyze", str(recording), "--channels", "separate", "--wait", "--json",
+                             "--target", target)  # fmt: skip
+    parties = json.loads(out)["parties"]
+    assert code == 0 and [p["party"] for p in parties] == ["S1", "S2"]
+    code, out, _ = await run(capsys, "analyze", str(recording), "--channels", "separate", "--wait", "--target", target)
+    lines = out.splitlines()
+    assert code == 0
+    utterances = next(i for i, line in enumerate(lines) if line.split()[:2] == ["REC", "CH"])
+    table = next((i for i, line in enumerate(lines) if line.split()[:1] == ["SPEAKER"]), -1)
+    assert table > utterances, f"the per-party table follows the utterances: {out}"
+    assert lines[table].split() == ["SPEAKER", "SPOKE", "SHARE", "UTTERANCES", "DOMINANT", "SHARES", "ALERTS"]
+    rows = [line.split() for line in lines[table + 1 :]]
+    assert [(r[0], r[4], r[5], r[-1]) for r in rows] == [
+        (p["party"], str(p["count"]), p["dominant_label"], str(p["alert_count"])) for p in parties
+    ]
+    assert [r[3] for r in rows] == [f"{p['time_share']:.0%}" for p in parties]
+    code, out, _ = await run(capsys, "analyze", str(recordings()[0]), "--wait", "--target", target)
+    assert code == 0 and not any(line.startswith("SPEAKER") for line in out.splitlines()), "one party: no table"
+
+
+def test_num_speakers_out_of_range_or_with_separate_channels_is_refused_before_sending(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A count the server cannot take is the client's own sentence, naming the flags, and nothing is
+    sent (the target listens nowhere: a call would have failed UNAVAILABLE)."""
+    nowhere = ["--target", f"127.0.0.1:{free_port()}", "--retries", "0"]
+    clip = str(recordings()[0])
+    for count in ("99999999999", "7", "-1", "two"):
+        with pytest.raises(SystemExit) as exited:
+            main(["analyze", clip, "--diarize", "--num-speakers", count, *nowhere])
+        err = capsys.readouterr().err
+        assert exited.value.code == 2 and "--num-speakers" in err and f"1 to {MAX_SPEAKERS}" in err, err
+        assert "out of range" not in err.lower()
+    assert MAX_SPEAKERS == SERVER_MAX_SPEAKERS, "the client states the server's limit"
+    for count in ("3", "1"):
+        code = main(["analyze", clip, "--channels", "separate", "--diarize", "--num-speakers", count, *nowhere])
+        err = capsys.readouterr().err
+        assert code == 1 and "UNAVAILABLE" not in err, err
+        assert "--num-speakers" in err and "--channels separate" in err and "--channels mix --diarize" in err
+
+
+async def test_the_server_refuses_a_speaker_count_with_separate_channels(target: str) -> None:
+    """SubmitJob(channels=SEPARATE, diarize, num_speakers=3) is refused, not run with the count ignored."""
+    request = pb.SubmitJobRequest(
+        recordings=[pb.Recording(name="clip.flac", content=recordings()[0].read_bytes())],
+        channels=pb.CHANNEL_MODE_SEPARATE,
+        diarize=True,
+        num_speakers=3,
+    )
+    async with grpc.aio.insecure_channel(target) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await emotion_pb2_grpc.EmotionServiceStub(channel).SubmitJob(request, timeout=30)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "num_speakers=3" in str(refused.value.details()) and "CHANNEL_MODE_SEPARATE" in str(refused.value.details())

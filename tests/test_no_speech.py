@@ -218,6 +218,19 @@ async def test_a_job_claims_no_emotion_for_a_noise_only_stretch(tiny_model: Path
         assert 0.0 < u.voiced_fraction <= 1.0
 
 
+async def test_a_job_that_hears_no_speech_ends_a_jobs_session(tiny_model: Path) -> None:
+    """Five seconds of silence: no utterance to tell the session by, and its end still says it was a
+    job's (the store lists it under jobs, not streams)."""
+    shouter = Shouter()
+    async with serving(tiny_model, build_host({"shouter": shouter})) as (_, stub):
+        job = await run_job(stub, np.zeros(5 * RATE, np.float32))
+        deadline = asyncio.get_running_loop().time() + 10
+        while not shouter.summaries and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+    assert list(job.utterances) == []
+    assert [(s.session_id, s.kind) for s in shouter.summaries] == [(job.session_id, "job")]
+
+
 class NoiseToo:
     """The real segmenter's utterances plus one over the noise, as an energy-based segmenter (or a
     more permissive threshold) would cut it."""

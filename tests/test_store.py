@@ -225,3 +225,16 @@ async def test_a_served_stream_lands_in_the_store(tiny_model: Path, database_url
     assert [(r.index, r.label) for r in record.summary.results] == [(w.index, w.label) for w in windows]
     assert sorted(a.label for a in record.summary.alerts) == ["ANG", "FEA"]
     assert record.summary.duration_s == pytest.approx(8.0)
+
+
+def test_a_jobs_session_is_a_jobs_even_without_speech(store: ResultStore, database_url: str) -> None:
+    """A job whose recording holds no speech writes no result: its session is made by its end, which
+    says it was a job's (``SessionSummary.kind``), as a job's results would; a stream's stays a stream's."""
+    silent = replace(summarise("silent-job", [], [], {"source": "web upload"}, duration_s=5.0), kind="job")
+    store.end_session(silent)
+    heard = Result("heard-job", "r0", "utterance", "", {}, 0.0, 2.0, no_speech=True)  # its results say "job"
+    store.end_session(summarise("heard-job", [heard], [], {}, duration_s=2.0))
+    store.end_session(summarise("empty-stream", [], [], {}, duration_s=1.0))
+    kinds = {s: store.session(s).kind for s in ("silent-job", "heard-job", "empty-stream")}  # type: ignore[union-attr]
+    assert kinds == {"silent-job": "job", "heard-job": "job", "empty-stream": "stream"}
+    assert sorted(r.summary.session_id for r in store.find_sessions(kind="job")) == ["heard-job", "silent-job"]

@@ -24,6 +24,7 @@ from emotion_service.plugins.types import Alert, Result
 from emotion_service.server.auth import hash_token
 from tests.plugin_helpers import fresh_postgres_database
 from tests.server_process import free_port, serving
+from tests.test_diarization import one_channel_conversation
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
@@ -247,6 +248,29 @@ def test_an_uploaded_recording_gets_a_timeline(browser: object, tmp_path: Path) 
         page.locator("#timeline").wait_for(timeout=30_000)
         assert page.locator("#windows tbody tr:not(.silence)").count() >= 1
         assert page.get_by_text("job").first.is_visible()
+
+
+def test_an_uploaded_conversation_is_diarized_into_its_speakers(browser: object, tmp_path: Path) -> None:
+    """'One channel, find the speakers' with the count given: a man (actor 21) and a woman (actor 20)
+    taking turns in one channel come back as two speakers, each with a lane and a row of their own."""
+    recording = tmp_path / "conversation.wav"
+    one_channel_conversation(recording)
+    with ui_server(tmp_path) as (_, url), page_of(browser) as page:
+        page.goto(url + "/analyze")
+        page.get_by_label("Recording").set_input_files(str(recording))
+        page.get_by_label("one channel, find the speakers").check()
+        page.get_by_label("Number of speakers").fill("2")
+        page.get_by_role("button", name="Analyse").click()
+        page.wait_for_url("**/sessions/**?job=**")
+        job_id = page.url.rsplit("job=", 1)[1]
+        page.wait_for_function("!document.getElementById('job')", timeout=120_000)
+        assert page.request.get(f"{url}/api/jobs/{job_id}").json()["state"] == "succeeded"
+        page.locator("#parties").wait_for(timeout=30_000)
+        shot(page, "analyze-diarized")
+        assert page.locator("#parties tbody tr").evaluate_all("rows => rows.map((r) => r.dataset.party)") == ["S1", "S2"]
+        speakers = page.locator("#windows tbody tr:not(.silence)").evaluate_all("rows => rows.map((r) => r.dataset.party)")
+        assert set(speakers) == {"S1", "S2"}, speakers
+        assert page.locator("#party-filter option").all_inner_texts()[1:] == ["S1", "S2"]
 
 
 def test_a_recording_from_the_microphone_becomes_a_job(browser: object, tmp_path: Path) -> None:

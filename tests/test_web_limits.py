@@ -414,3 +414,34 @@ async def test_a_rotated_token_ends_the_web_sessions_made_with_the_old_one(tiny_
         assert status == 401
     finally:
         await server.stop(grace=1)
+
+
+async def test_the_upload_form_asks_for_diarization_and_refuses_bad_speaker_counts(
+    ui: tuple[EmotionServer, str],
+) -> None:
+    """'One channel, find the speakers' submits a diarized job (with the count when given), as SubmitJob
+    does; a count that cannot be used is a sentence on the page (400) and queues nothing."""
+    server, base = ui
+    session = await login(base)
+    status, _, page = await asyncio.to_thread(http, base + "/analyze", session)
+    assert status == 200 and 'value="diarize"' in page and 'name="num_speakers"' in page
+    clip = (recordings()[0].name, recordings()[0].read_bytes())
+    csrf = {"csrf": session[CSRF_COOKIE]}
+    for fields, said in (
+        ({"channels": "diarize", "num_speakers": "9"}, "whole number from 1 to 6"),
+        ({"channels": "diarize", "num_speakers": "99999999999"}, "whole number from 1 to 6"),
+        ({"channels": "diarize", "num_speakers": "two"}, "whole number from 1 to 6"),
+        ({"channels": "separate", "num_speakers": "2"}, "only used with &#39;one channel, find the speakers&#39;"),
+    ):
+        status, _, body = await asyncio.to_thread(http, base + "/analyze", session, csrf | fields, clip)
+        assert status == 400 and said in body, (fields, status, body[-600:])
+    assert server.jobs.list(None, 10)[0] == []
+    for fields, diarize, count in (
+        ({"channels": "diarize", "num_speakers": "2"}, True, 2),
+        ({"channels": "diarize", "num_speakers": ""}, True, 0),
+        ({"channels": "mix"}, False, 0),
+    ):
+        status, _, _ = await asyncio.to_thread(http, base + "/analyze", session, csrf | fields, clip)
+        job = server.jobs.list(None, 1)[0][0]
+        assert status == 303 and job.channels == "mix", fields
+        assert (job.request["diarize"], job.request["num_speakers"]) == (diarize, count), fields

@@ -156,7 +156,7 @@ class ResultsStore:
     @hookimpl
     def on_session_end(self, summary: SessionSummary) -> None:
         """Queues the write that closes the session (end time, duration, how it ended)."""
-        self.writer.put(ResultStore.session_end_entry(summary, summary.end_reason))
+        self.writer.put(ResultStore.session_end_entry(summary, summary.end_reason, summary.kind))
 
     @hookimpl
     def on_erase(self, session_id: str, requested_by: str) -> list[str] | None:

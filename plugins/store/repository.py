@@ -213,8 +213,12 @@ class ResultStore:
         }
 
     @staticmethod
-    def session_end_entry(summary: SessionSummary, reason: str = "completed") -> Entry:
-        """The write that closes a session: end time, audio duration and how it ended."""
+    def session_end_entry(summary: SessionSummary, reason: str = "completed", kind: str = "") -> Entry:
+        """The write that closes a session: end time, audio duration and how it ended.
+
+        ``kind`` ("stream", "classify", "job") is the session's should this write be its first
+        (a job that found no speech wrote no result); empty: its results' kind, else "stream"."""
+        kinds = {_SESSION_KINDS.get(r.kind, "") for r in summary.results} - {""}
         return {
             "op": "session_end",
             "session_id": summary.session_id,
@@ -222,6 +226,7 @@ class ResultStore:
             "metadata": dict(summary.metadata),
             "duration_s": summary.duration_s,
             "reason": reason,
+            "kind": kind or (kinds.pop() if len(kinds) == 1 else ""),
             "created_at": _now().isoformat(),
         }
 
@@ -334,7 +339,7 @@ class ResultStore:
     def _apply_alert(self, conn: Connection, entry: Entry) -> None:
         created = datetime.fromisoformat(entry["created_at"])
         alert = entry["alert"]
-        self._ensure_session(conn, entry["session_id"], "stream", "", {}, created)
+        self._ensure_session(conn, entry["session_id"], self._new_session_kind(entry), "", {}, created)
         conn.execute(
             self._insert(AlertRow)
             .values(
@@ -356,16 +361,24 @@ class ResultStore:
 
     def end_session(self, summary: SessionSummary, reason: str = "completed") -> None:
         """Marks a session finished, with its audio duration and how it ended."""
-        self.write([self.session_end_entry(summary, reason)])
+        self.write([self.session_end_entry(summary, reason, summary.kind)])
 
     def _apply_session_end(self, conn: Connection, entry: Entry) -> None:
         created = datetime.fromisoformat(entry["created_at"])
-        self._ensure_session(conn, entry["session_id"], "stream", entry["model_name"], entry["metadata"], created)
+        kind = self._new_session_kind(entry)
+        self._ensure_session(conn, entry["session_id"], kind, entry["model_name"], entry["metadata"], created)
         conn.execute(
             update(SessionRow)
             .where(SessionRow.id == entry["session_id"])
             .values(ended_at=created, duration_s=entry["duration_s"], end_reason=entry["reason"])
         )
+
+    @staticmethod
+    def _new_session_kind(entry: Entry) -> str:
+        """The kind of a session an alert or a session end would create: the entry's own when it
+        carries one (a job that found no speech wrote no result to tell it by), else "stream" (as
+        entries spooled before they carried a kind were written)."""
+        return str(entry.get("kind") or "stream")
 
     _APPLY: dict[str, Callable[[ResultStore, Connection, Entry], None]] = {
         "result": _apply_result,

@@ -22,13 +22,15 @@ from emotion_client.connection import DEFAULT_TARGET, RetryPolicy
 from emotion_client.errors import EmotionError
 from emotion_client.interview import (
     InterviewReport,
+    PartyStats,
     PauseSettings,
     SegmentError,
     assess_interview,
     load_segments,
     render_html,
 )
-from emotion_client.results import Alert, Job, StreamSummary, WindowResult
+from emotion_client.messages import MAX_SPEAKERS
+from emotion_client.results import Alert, Job, PartySummary, StreamSummary, WindowResult
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
@@ -157,10 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     analyze.add_argument(
         "--num-speakers",
-        type=int,
+        type=_speaker_count,
         default=0,
         metavar="N",
-        help="with --diarize: how many speakers there are (default 0: the server finds out)",
+        help=f"with --diarize: how many speakers there are, 1 to {MAX_SPEAKERS} (default 0: the server finds out)",
     )
     analyze.add_argument("--wait", action="store_true", help="wait for the job to end and print its utterances")
     analyze.add_argument("--json", action="store_true", help="print JSON (session_id, state, utterances, ...)")
@@ -218,9 +220,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="both parties in one channel: analyse as a diarized job and report per speaker (window options do not apply)",
     )
     interview.add_argument(
-        "--num-speakers", type=int, default=0, metavar="N", help="with --diarize: how many speak (default: found)"
+        "--num-speakers",
+        type=_speaker_count,
+        default=0,
+        metavar="N",
+        help=f"with --diarize: how many speak, 1 to {MAX_SPEAKERS} (default: found)",
     )
     return parser
+
+
+def _speaker_count(text: str) -> int:
+    """``--num-speakers``: 0 (the server finds out) to the most speakers the server tells apart,
+    checked here so that a bad count is a usage error before anything is sent."""
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a whole number: give 1 to {MAX_SPEAKERS}, or 0 to let the server find out"
+        ) from None
+    if not 0 <= count <= MAX_SPEAKERS:
+        raise argparse.ArgumentTypeError(
+            f"at most {MAX_SPEAKERS} speakers are told apart (got {count}): give 1 to {MAX_SPEAKERS}, "
+            "or 0 to let the server find out"
+        )
+    return count
 
 
 def _add_window_options(parser: argparse.ArgumentParser) -> None:
@@ -348,6 +371,12 @@ def _analyze(client: EmotionClient, args: argparse.Namespace) -> int:
         metadata[key] = value
     if args.num_speakers and not args.diarize:
         raise ValueError("--num-speakers needs --diarize")
+    if args.num_speakers and args.channels == "separate":
+        # The server would refuse it too; said here in the flags' own words, before the files are sent.
+        raise ValueError(
+            "--num-speakers counts speakers in one channel: with --channels separate each channel is one speaker; "
+            "drop --num-speakers or use --channels mix --diarize"
+        )
     job = client.submit_job(
         args.files,
         channels=args.channels,
@@ -427,6 +456,9 @@ def _print_job(job: Job) -> None:
                 for u in job.utterances
             ],
         )
+    if len(job.parties) >= 2:  # the server sums up parties only when there are two or more
+        print()
+        _print_parties(job.parties)
 
 
 def _jobs(client: EmotionClient, args: argparse.Namespace) -> int:
@@ -535,13 +567,23 @@ def _print_interview(report: InterviewReport) -> None:
     _print_table(["QUESTION", "SPAN", counted, "DOMINANT", "CONFIDENCE", "SHARES", "ALERTS"], rows)
     if report.parties:
         print()
-        parties = [
-            [p.party, f"{p.seconds:.1f} s", f"{p.time_share:.0%}", str(p.stats.window_count), p.stats.dominant_label or "-",
-             ", ".join(f"{label} {share:.0%}" for label, share in _by_value(p.stats.shares)[:3] if share > 0),
-             "?" if p.alert_count is None else str(p.alert_count)]  # fmt: skip
-            for p in report.parties
-        ]
-        _print_table(["SPEAKER", "SPOKE", "SHARE", "UTTERANCES", "DOMINANT", "SHARES", "ALERTS"], parties)
+        _print_parties(report.parties)
+
+
+def _print_parties(parties: Sequence[PartySummary | PartyStats]) -> None:
+    """The per-speaker table, one formatting for a job's ``parties`` (``analyze``, ``job``) and a
+    diarized interview's (``interview``): how long each spoke, its share, its utterances, its dominant
+    emotion, the three largest shares and its alerts ("?" where the count is unknown)."""
+    rows = []
+    for p in parties:
+        if isinstance(p, PartyStats):
+            count, dominant, shares = p.stats.window_count, p.stats.dominant_label, p.stats.shares
+        else:
+            count, dominant, shares = p.count, p.dominant_label, p.shares
+        top = ", ".join(f"{label} {share:.0%}" for label, share in _by_value(shares)[:3] if share > 0)
+        alerts = "?" if p.alert_count is None else str(p.alert_count)
+        rows.append([p.party, f"{p.seconds:.1f} s", f"{p.time_share:.0%}", str(count), dominant or "-", top, alerts])
+    _print_table(["SPEAKER", "SPOKE", "SHARE", "UTTERANCES", "DOMINANT", "SHARES", "ALERTS"], rows)
 
 
 def _by_value(scores: Mapping[str, float]) -> list[tuple[str, float]]:

@@ -12,6 +12,11 @@ from emotion_client.audio import AudioFile, PcmFormat, RawAudio, array_to_raw, c
 from emotion_client.errors import AudioInputError
 from emotion_client.v1 import emotion_pb2 as pb
 
+# The most speakers the server tells apart in one recording (its diarizer's MAX_SPEAKERS; the API
+# documents 1 to 6). Stated here because the client does not import the server: checked before a
+# job is sent, so a bigger count is the client's own sentence, not a protobuf range error.
+MAX_SPEAKERS = 6
+
 AudioInput = Union[str, "os.PathLike[str]", bytes, RawAudio, Any]
 """What ``classify`` takes: a file path, an encoded file's bytes (raw PCM bytes
 with ``format=``), a :class:`RawAudio`, or a NumPy array with ``sample_rate=``."""
@@ -73,8 +78,15 @@ def job_request(
     messages.extend(pb.Recording(name=Path(uri).name, uri=uri) for uri in uris)
     if not messages:
         raise AudioInputError("a job needs at least one recording (a file, bytes or a server-side uri)")
-    if num_speakers < 0:
-        raise ValueError(f"num_speakers={num_speakers}: give a count, or 0 to let the server find out")
+    if not 0 <= num_speakers <= MAX_SPEAKERS:
+        raise ValueError(
+            f"num_speakers={num_speakers}: give a count from 1 to {MAX_SPEAKERS}, or 0 to let the server find out"
+        )
+    if num_speakers and channels == "separate":
+        raise ValueError(
+            f"num_speakers={num_speakers} counts the speakers of one channel: with channels='separate' each channel "
+            "is one speaker; leave num_speakers 0, or use channels='mix' with diarize=True"
+        )
     return pb.SubmitJobRequest(
         recordings=messages,
         channels=modes[channels],
