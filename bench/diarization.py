@@ -2,7 +2,8 @@
 
 Builds two-party conversations in one channel from RAVDESS clips (their speech, trimmed): the
 parties take turns of one to three utterances, with pauses of 0.2-1 s between utterances; a man
-and a woman, two men, two women, clean and with white noise at 10 dB SNR; and one speaker alone.
+and a woman, two men, two women, clean and with white noise at 10 dB SNR; one speaker alone; and
+each pair's 4-minute conversation (60 turns, clean: an interview's length; no target).
 Each conversation is analysed as a real job (``diarize=True``, count not given) on an in-process
 server with the bundled model; prints per condition the diarization error rate (missed speech,
 false alarm and speaker confusion over the reference speech, 0.25 s collar), the speakers found,
@@ -82,14 +83,19 @@ def conversation(
 
 
 def cases(
-    data: Path, groups: dict[str, list[tuple[int, ...]]], seeds: int
+    data: Path, groups: dict[str, list[tuple[int, ...]]], seeds: int, long: bool = False
 ) -> list[tuple[str, str, np.ndarray, list[Turn]]]:
-    """(group, condition, wave, reference) for every pair, seed and condition (clean, 10 dB)."""
+    """(group, condition, wave, reference) for every pair, seed and condition (clean, 10 dB); with
+    ``long``, also each pair's 4-minute conversation (60 turns, clean, seed 0: an interview's length)."""
     out = []
     for group, pairs in groups.items():
         for actors, seed, snr in itertools.product(pairs, range(seeds), (None, 10.0)):
             wave, ref = conversation(data, actors, seed, turns=6 if len(actors) == 1 else 12, snr_db=snr)
             out.append((group, "clean" if snr is None else "10 dB", wave, ref))
+    for group, pairs in groups.items() if long else ():
+        for actors in pairs:
+            wave, ref = conversation(data, actors, 0, turns=30 if len(actors) == 1 else 60)
+            out.append((group, "4 min", wave, ref))
     return out
 
 
@@ -187,7 +193,7 @@ async def measure(data: Path, seeds: int, count_given: bool = False) -> None:
             stub = emotion_pb2_grpc.EmotionServiceStub(channel)
             warm = conversation(data, (19, 20), 99, turns=2)[0]
             for number, (group, condition, wave, ref) in enumerate(
-                [("warm-up", "", warm, []), *cases(data, TEST, seeds)]
+                [("warm-up", "", warm, []), *cases(data, TEST, seeds, long=True)]
             ):
                 path = Path(tmp) / f"conversation-{number}.wav"
                 sf.write(path, wave, RATE, subtype="PCM_16")
@@ -221,10 +227,12 @@ async def measure(data: Path, seeds: int, count_given: bool = False) -> None:
     for (group, condition), results in rows.items():
         mean = {k: float(np.mean([r[0][k] for r in results])) for k in ("der", "missed", "false_alarm", "confusion")}
         found = ", ".join(str(r[2]) for r in results)
-        target = TARGETS.get(group)
+        target = TARGETS.get(group) if condition != "4 min" else None
         verdict = "" if target is None else f"  (target <= {target:.0%})"
         if group == "alone":
             verdict = f"  (alone: one found in {sum(r[2] == 1 for r in results)}/{len(results)})"
+        elif condition == "4 min":
+            verdict = f"  (count right in {sum(r[1] == r[2] for r in results)}/{len(results)})"
         print(
             f"{group:<10} {condition:<6} {len(results):>3} {mean['der']:6.1%} {mean['missed']:7.1%} "
             f"{mean['false_alarm']:9.1%} {mean['confusion']:8.1%}  [{found}]{verdict}"
