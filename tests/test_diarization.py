@@ -13,13 +13,14 @@ import librosa
 import numpy as np
 import pytest
 import soundfile as sf
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 
 from emotion_service.audio import load_audio
 from emotion_service.diarization import Turn, diarization_error_rate
 from emotion_service.paths import BUNDLED_MODEL
 from emotion_service.plugins.reports.documents import session_report_paths
 from emotion_service.plugins.store import ResultStore
+from emotion_service.plugins.store.schema import JobRow
 from emotion_service.plugins.types import Alert, Result, summarise_parties
 from tests.server_process import serving
 from tests.test_jobs import CLIENT, analyze, store_env
@@ -82,7 +83,7 @@ def test_a_diarized_job_labels_each_utterance_with_its_speaker(tmp_path: Path) -
         done = analyze(port, str(recording), "--diarize", "--wait", "--json")
         counted = analyze(port, str(recording), "--diarize", "--num-speakers", "2", "--csv")
         interview = subprocess.run(
-            [*CLIENT, "--target", f"127.0.0.1:{port}", "interview", str(recording), "--diarize", "--num-speakers", "2",
+            [*CLIENT, "--target", f"127.0.0.1:{port}", "interview", str(recording), "--diarize",
              "--questions", str(tmp_path / "questions.csv"), "--json", str(tmp_path / "interview.json"),
              "--html", str(tmp_path / "interview.html")],
             capture_output=True, text=True, timeout=240,
@@ -140,6 +141,12 @@ def test_a_diarized_job_labels_each_utterance_with_its_speaker(tmp_path: Path) -
     # The interview integration, diarized: a summary per party for the whole interview and per question.
     assert interview.returncode == 0, interview.stderr
     assert "SPEAKER" in interview.stdout
+    # An interview is diarized into its two parties unless told otherwise: the job asked for two.
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        asked = [row.request for row in conn.execute(select(JobRow.request).order_by(JobRow.created_at))]
+    engine.dispose()
+    assert [(r["diarize"], r["num_speakers"]) for r in asked] == [(True, 0), (True, 2), (True, 2)]
     report = json.loads((tmp_path / "interview.json").read_text())
     timeline = report["timeline"]
     assert speakers_of(timeline, truth) == mapping  # each entry is an utterance with its speaker

@@ -21,6 +21,7 @@ from emotion_client.client import EmotionClient
 from emotion_client.connection import DEFAULT_TARGET, RetryPolicy
 from emotion_client.errors import EmotionError
 from emotion_client.interview import (
+    INTERVIEW_PARTIES,
     InterviewReport,
     PartyStats,
     PauseSettings,
@@ -222,9 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
     interview.add_argument(
         "--num-speakers",
         type=_speaker_count,
-        default=0,
+        default=None,
         metavar="N",
-        help=f"with --diarize: how many speak, 1 to {MAX_SPEAKERS} (default: found)",
+        help=f"with --diarize: how many speak, 1 to {MAX_SPEAKERS} (default 2, interviewer and candidate; "
+        "0: the server finds out, which over a long recording may count one voice's registers as two)",
     )
     return parser
 
@@ -516,7 +518,7 @@ def _health(client: EmotionClient, args: argparse.Namespace) -> int:
 
 
 def _interview(client: EmotionClient, args: argparse.Namespace) -> int:
-    if args.num_speakers and not args.diarize:
+    if args.num_speakers is not None and not args.diarize:
         raise ValueError("--num-speakers needs --diarize")
     segments = load_segments(args.questions) if args.questions else None
     report = assess_interview(
@@ -529,7 +531,7 @@ def _interview(client: EmotionClient, args: argparse.Namespace) -> int:
         pauses=PauseSettings(min_pause_s=args.min_pause_s),
         session_id=args.session_id,
         diarize=args.diarize,
-        num_speakers=args.num_speakers,
+        num_speakers=INTERVIEW_PARTIES if args.num_speakers is None else args.num_speakers,
     )
     if args.json_out == "-":
         print(report.to_json())

@@ -40,7 +40,12 @@ from emotion_client.interview.report import (
 from emotion_client.interview.segments import Segment, SegmentError, check_segments, load_segments
 from emotion_client.results import ModelInfo
 
+# An interview's parties when it is diarized and no count is given: the interviewer and the
+# candidate. Giving the count is what keeps a long recording's voices from being split by register.
+INTERVIEW_PARTIES = 2
+
 __all__ = [
+    "INTERVIEW_PARTIES",
     "SCHEMA",
     "SCHEMA_VERSION",
     "EmotionStats",
@@ -89,7 +94,7 @@ def assess_interview(
     session_id: str = "",
     metadata: Mapping[str, str] | None = None,
     diarize: bool = False,
-    num_speakers: int = 0,
+    num_speakers: int = INTERVIEW_PARTIES,
     timeout: float | None = None,
 ) -> InterviewReport:
     """Streams ``recording`` and reports per question.
@@ -101,7 +106,8 @@ def assess_interview(
         midpoint falls in it.
     :param realtime: pace the upload as the audio plays.
     :param diarize: both parties in one channel: analyse it as a diarized job (the server finds
-        who speaks when; ``num_speakers`` when known, 0: it finds out) and report per party. The
+        who speaks when among ``num_speakers``, by default the interview's two; 0: it finds out how
+        many, which over a long recording may count one voice's registers as two) and report per party. The
         report's windows are then the job's utterances; ``window_s``, ``hop_s`` and ``realtime``
         do not apply.
     :param timeout: seconds to wait for the diarized job (None: as long as it takes).
