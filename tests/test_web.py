@@ -485,6 +485,25 @@ def test_html_reports_fit_a_phone(browser: object, tmp_path: Path) -> None:
             assert page.evaluate("document.documentElement.scrollWidth") <= 391, (session, page.url)
 
 
+def test_the_interview_report_fits_a_phone(browser: object) -> None:
+    """The interview integration's self-contained page (per speaker and per question tables, the
+    shares bar): at 390 px no wider than the screen."""
+    from emotion_client.interview import Segment, render_html
+    from emotion_client.interview.report import StreamRecord, build_report
+    from emotion_client.results import BatchingInfo, ModelInfo, PartySummary
+    from tests.test_interview import _job
+
+    info = ModelInfo("m", "1", tuple(LABELS), 16_000, "cpu", "float32", "X", BatchingInfo(8, 5.0, 64, True), 60.0, 3.0, 1.5)
+    served = tuple(PartySummary(p, 1, 1.0, 0.5, "ANG", {}, {}, 1) for p in ("S1", "S2"))
+    job = _job([(0.0, 14.0, "S1", "ANG"), (14.0, 25.0, "S2", "SAD"), (30.0, 45.0, "S1", "HAP")], served)
+    questions = [Segment("q1", 0.0, 20.0, "Tell me about a time you disagreed with your manager"), Segment("q2", 20.0, 45.0)]
+    report = build_report(StreamRecord.from_job(job), questions, info, recording="a-long-recording-name-2026-12-05.wav",
+                          window_s=0.0, hop_s=0.0, segmentation="provided")  # fmt: skip
+    with page_of(browser, width=390) as page:
+        page.set_content(render_html(report))
+        assert page.evaluate("document.documentElement.scrollWidth") <= 391
+
+
 def test_a_running_streams_alerts_are_listed_as_they_are_raised(browser: object, tmp_path: Path) -> None:
     """The header counts a running stream's alerts as they come: the Alerts section lists each one then
     too (not "No alerts were raised." until a reload)."""

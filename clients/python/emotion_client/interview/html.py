@@ -15,7 +15,8 @@ h1{font-size:1.6rem;margin-bottom:.2rem}
 h2{font-size:1.2rem;margin-top:2rem}
 .meta{color:#666;font-size:.9rem}
 .chip{display:inline-block;padding:0 .45em;border-radius:.3em;color:#fff;font-weight:600}
-.bar{display:flex;height:14px;width:220px;border-radius:3px;overflow:hidden;background:#eee}
+.bar{display:flex;height:14px;width:220px;max-width:100%;border-radius:3px;overflow:hidden;background:#eee}
+.scroll{overflow-x:auto;max-width:100%}
 .legend span{margin-right:1em;font-size:.85rem}
 .sw{display:inline-block;width:.8em;height:.8em;margin-right:.3em;border-radius:2px}
 table{border-collapse:collapse;width:100%}
@@ -35,7 +36,8 @@ def render_html(report: InterviewReport) -> str:
     o = report.overall
     parts = [
         "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
+        # A phone lays the page out at its own width (without this, at 980 px, and shrinks it).
+        '<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>Interview emotion report: {escape(report.recording)}</title><style>{_CSS}</style></head><body>",
         "<h1>Interview emotion report</h1>",
         f'<p class="meta">{escape(report.recording)} · session {escape(report.session_id)} · '
@@ -106,7 +108,7 @@ def _legend(colours: Mapping[str, str]) -> str:
 
 def _parties(parties: tuple[PartyStats, ...], colours: Mapping[str, str]) -> str:
     rows = [
-        "<table><caption>Each speaker over the whole interview</caption><tr><th>Speaker</th><th>Spoke</th>"
+        '<div class="scroll"><table><caption>Each speaker over the whole interview</caption><tr><th>Speaker</th><th>Spoke</th>'
         "<th>Share of speech</th><th>Utterances</th><th>Dominant</th><th>Shares</th><th>Alerts</th></tr>"
     ]
     for p in parties:
@@ -115,7 +117,7 @@ def _parties(parties: tuple[PartyStats, ...], colours: Mapping[str, str]) -> str
             f"<td>{p.stats.window_count}</td><td>{_chip(p.stats.dominant_label, colours)}</td>"
             f"<td>{_bar(p.stats, colours)}</td><td>{'–' if p.alert_count is None else p.alert_count}</td></tr>"
         )
-    rows.append("</table>")
+    rows.append("</table></div>")
     return "\n".join(rows)
 
 
@@ -181,7 +183,7 @@ def _questions(report: InterviewReport, colours: Mapping[str, str]) -> str:
     counted = "Utterances" if report.diarized else "Windows"
     by_speaker = "<th>By speaker</th>" if report.diarized else ""
     rows = [
-        f"<table><tr><th>Question</th><th>Span</th><th>{counted}</th><th>Dominant</th>"
+        f'<div class="scroll"><table><tr><th>Question</th><th>Span</th><th>{counted}</th><th>Dominant</th>'
         f"<th>Confidence</th><th>Shares</th>{by_speaker}<th>Alerts</th></tr>"
     ]
     for q in report.questions:
@@ -201,7 +203,7 @@ def _questions(report: InterviewReport, colours: Mapping[str, str]) -> str:
             f"<td>{_chip(q.stats.dominant_label, colours)}</td><td>{q.stats.confidence:.0%}</td>"
             f"<td>{_bar(q.stats, colours)}</td>{speakers}<td>{alerts}</td></tr>"
         )
-    rows.append("</table>")
+    rows.append("</table></div>")
     return "\n".join(rows)
 
 
