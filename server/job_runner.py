@@ -298,7 +298,9 @@ class JobRunner:
             # One channel's audio at a time: with --channels separate the channels are compared by
             # their power per 10 ms (for bleed), each decoded alone; the mix is decoded to mono.
             power, frame_rate = (
-                await asyncio.to_thread(audio.channel_power, source, self.limits) if separate else (None, 0.0)
+                await progress.saving_while(asyncio.to_thread(audio.channel_power, source, self.limits))
+                if separate
+                else (None, 0.0)
             )
             channels = len(power) if power is not None else 1
             for channel in range(channels):
@@ -309,7 +311,9 @@ class JobRunner:
                     progress.alerts.extend(Alert(**a) for a in progress.parts.get(_alerts_key(key), []))
                 else:
                     part_alerts: list[Alert] = []
-                    track = await asyncio.to_thread(self._decode, source, channel if separate else None, rate)
+                    track = await progress.saving_while(
+                        asyncio.to_thread(self._decode, source, channel if separate else None, rate)
+                    )
 
                     def heard(share: float, part_s: float = part_s) -> None:
                         progress.advance(FINDING_SHARE * share * part_s)
@@ -481,15 +485,23 @@ class _Progress:
         lease_s = self.runner.settings.job_lease_s
         if not force and time.monotonic() - self._saved_at < min(PROGRESS_S, lease_s / 3):
             return
-        held = await asyncio.to_thread(
-            self.runner.queue.progress,
-            self.claim,
-            lease_s,
-            self.done_s,
-            self.done_s - self._skipped_s,
-            self.audio_s,
-            self.parts,
-        )
+        try:
+            held = await asyncio.to_thread(
+                self.runner.queue.progress,
+                self.claim,
+                lease_s,
+                self.done_s,
+                self.done_s - self._skipped_s,
+                self.audio_s,
+                self.parts,
+            )
+        except Exception as exc:
+            # A database blip: saved every second, a write that fails is tried again at the next one
+            # while the lease surely holds (its last renewal less than a third of it ago).
+            if force or time.monotonic() - self._saved_at >= lease_s / 3:
+                raise
+            log.warning("job_progress_not_saved", error=str(exc), retry_in_s=PROGRESS_S)
+            return
         if not held:
             raise LostJobError(self.claim.job_id)
         self._saved_at = time.monotonic()
@@ -502,7 +514,10 @@ class _Progress:
             while not (await asyncio.wait({task}, timeout=PROGRESS_S))[0]:
                 await self.save()
         except BaseException:
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())  # its thread runs on: nobody waits
+            # A thread cannot be stopped: the worker waits for the step to end before it moves on (to
+            # another job, whose step would queue behind this one and hold two tracks at once).
+            await asyncio.wait({task})
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())  # its outcome: nobody's now
             raise
         return task.result()
 

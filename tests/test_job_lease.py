@@ -4,17 +4,20 @@ no longer write it: neither finish it, nor fail it, nor renew or release it."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from emotion_service.plugins.hookspecs import hookimpl
 from emotion_service.plugins.manager import build_host
 from emotion_service.plugins.types import Alert, JobSummary, SessionSummary
-from emotion_service.server.job_queue import FAILED, RUNNING, SUCCEEDED, JobQueue, RecordingInput
-from emotion_service.server.job_runner import JobRunner
+from emotion_service.server.job_queue import FAILED, RUNNING, SUCCEEDED, Claim, JobQueue, RecordingInput
+from emotion_service.server.job_runner import PROGRESS_S, JobRunner, LostJobError, _Progress
 from tests.conftest import make_settings
 
 
@@ -88,3 +91,58 @@ def test_only_the_worker_whose_finish_lands_hands_the_job_end_to_the_plugins(que
     assert counting.calls == ["alert handed-once ANG", "session_end handed-once alerts=1", "job_end handed-once succeeded"]
     asyncio.run(runner._end(current, SUCCEEDED, [], "", 3.0, [], [alert]))
     assert len(counting.calls) == 3, "an end written twice is handed on once"
+
+
+class FlakyQueue(JobQueue):
+    """A real job queue whose database fails its ``failing``-th progress write (a blip), once."""
+
+    def __init__(self, url: str, failing: int) -> None:
+        super().__init__(url)
+        self.failing, self.writes = failing, 0
+
+    def progress(self, *args: Any, **kwargs: Any) -> bool:
+        self.writes += 1
+        if self.writes == self.failing:
+            raise OperationalError("UPDATE jobs", {}, Exception("database is locked"))
+        return super().progress(*args, **kwargs)
+
+
+def _running(queue: JobQueue) -> tuple[JobRunner, Claim]:
+    queue.submit([RecordingInput("call.wav", content=b"RIFF")], "mix", {}, "s")
+    claim = queue.claim("worker-a", 30.0)
+    assert claim is not None
+    return JobRunner(make_settings(Path("unused")), build_host({}), queue, lambda: None), claim
+
+
+async def test_a_progress_write_that_fails_once_is_tried_again_not_fatal(tmp_path: Path) -> None:
+    """Saved every second, one failed write (the database busy a moment) is logged and written at the
+    next save, while the lease surely holds; the job goes on."""
+    queue = FlakyQueue(f"sqlite:///{tmp_path / 'jobs.db'}", failing=2)
+    runner, claim = _running(queue)
+    progress = _Progress(runner, claim)
+    progress.audio_s = 100.0
+    await progress.save(force=True)
+    for done_s in (10.0, 20.0):
+        await asyncio.sleep(PROGRESS_S * 1.05)
+        progress.advance(done_s)
+        await progress.save()  # the first of these fails in the database: not raised
+    assert queue.writes == 3 and queue.get(claim.job_id).done_s == pytest.approx(20.0)
+    queue.close()
+
+
+async def test_a_lost_job_waits_for_its_running_step_before_moving_on(queue: JobQueue) -> None:
+    """A job cancelled while a step runs on a thread: the worker learns it at the next save, and waits
+    for the step to end before it gives the job up (and takes another, whose step would queue behind)."""
+    runner, claim = _running(queue)
+    progress = _Progress(runner, claim)
+    await progress.save(force=True)
+    queue.cancel(claim.job_id)
+    ended = threading.Event()
+
+    def step() -> None:
+        time.sleep(2.5 * PROGRESS_S)
+        ended.set()
+
+    with pytest.raises(LostJobError):
+        await progress.saving_while(asyncio.to_thread(step))
+    assert ended.is_set()
