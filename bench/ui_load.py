@@ -102,9 +102,9 @@ def browse(base: str, browsers: int, stop_at: float, counts: multiprocessing.Que
         f"/trends?since=2000-01-01&until={today}&by=day",
         f"/trends?since={today - timedelta(days=3 * 365)}&until={today}&by=week",
         "/sessions/long-0",
-        "/sessions/long-1.json",
-        "/sessions/long-2.csv",
-        "/sessions/long-0/report",
+        "/downloads/long-1.json",
+        "/downloads/long-2.csv",
+        "/reports/long-0",
         "/",
         "/trends?since=1900-01-01&until=2100-12-31",
     ]

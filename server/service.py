@@ -561,6 +561,18 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
                 f"num_speakers={num_speakers} counts the speakers of one channel, but with CHANNEL_MODE_SEPARATE each "
                 "channel is one speaker: leave num_speakers 0, or send CHANNEL_MODE_MIX with diarize",
             )
+        if diarize and channels == "separate":
+            raise JobRequestError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "diarize finds the speakers of one channel, but with CHANNEL_MODE_SEPARATE each channel is one "
+                "speaker already: leave diarize off, or send CHANNEL_MODE_MIX with diarize",
+            )
+        if num_speakers and not diarize:
+            raise JobRequestError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"num_speakers={num_speakers} is the count of the speakers diarization finds: set diarize, or leave "
+                "num_speakers 0",
+            )
         inputs = []
         total_s = 0.0  # audio to analyse, every recording and (separate) every channel together
         for number, recording in enumerate(recordings):

@@ -56,6 +56,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session as DbSession
 from starlette.applications import Starlette
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 from starlette.requests import ClientDisconnect, Request
@@ -108,6 +109,24 @@ MAX_LISTED = 500
 JOB_STORING_S = 10.0
 # A gap between stored windows longer than this many hops is drawn as silence.
 SILENCE_GAP_HOPS = 1.5
+# A download's file name holds at most this much of its session's id.
+FILE_NAME_ID_CHARS = 100
+
+
+class AnyConvertor(Convertor[str]):
+    """A path parameter that takes every character, newlines too (Starlette's ``path`` stops at one):
+    a session id is whatever its caller chose, and every session opens its own page."""
+
+    regex = "[\\s\\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("any", AnyConvertor())
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -171,10 +190,10 @@ class WebUI:
                 # Ids may hold "/" (sent as %2F, decoded before routing) and end in anything (".json",
                 # "/report"): the path converter takes them whole, and each view of a session has a
                 # prefix of its own, so no id can be read as another id's download or report.
-                Route("/sessions/{session_id:path}", self.session),
-                Route("/reports/{session_id:path}", self.session_report),
-                Route("/downloads/{session_id:path}.json", self.session_json),
-                Route("/downloads/{session_id:path}.csv", self.session_csv),
+                Route("/sessions/{session_id:any}", self.session),
+                Route("/reports/{session_id:any}", self.session_report),
+                Route("/downloads/{session_id:any}.json", self.session_json),
+                Route("/downloads/{session_id:any}.csv", self.session_csv),
                 Route("/favicon.ico", self.favicon),
                 Route("/live", self.live),
                 Route("/events", self.events),
@@ -778,9 +797,11 @@ def _no_session(session_id: str) -> str:
 
 
 def _attachment(session_id: str, extension: str) -> str:
-    """A download's Content-Disposition: the id's characters a file name cannot hold become "_"."""
-    name = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in session_id)
-    return f"attachment; filename=\"session-{name}.{extension}\"; filename*=UTF-8''{quote('session-' + session_id + '.' + extension, safe='')}"
+    """A download's Content-Disposition: the id's characters a file name cannot hold become "_", and
+    the id is cut to :data:`FILE_NAME_ID_CHARS` (file systems hold names of 255 bytes)."""
+    short = session_id[:FILE_NAME_ID_CHARS]
+    name = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in short)
+    return f"attachment; filename=\"session-{name}.{extension}\"; filename*=UTF-8''{quote('session-' + short + '.' + extension, safe='')}"
 
 
 

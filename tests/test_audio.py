@@ -91,6 +91,9 @@ def test_a_file_that_cannot_be_decoded_is_refused_in_words(payload: bytes, reaso
     message = str(refused.value)
     assert message.startswith(f"cannot decode audio ({reason}") and "send a WAV, FLAC" in message
     assert "object at 0x" not in message and "<_io" not in message
+    # A decoder error without libsndfile's own sentence: the object's repr is taken out all the same.
+    other = audio._reason(RuntimeError("Error opening <_io.BytesIO object at 0x7f2c1a0>: Format not recognised."))
+    assert "object at" not in other and other.endswith("Format not recognised")
 
 
 def test_truncated_file_is_rejected_or_shorter(speech) -> None:

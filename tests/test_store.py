@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 from collections.abc import Iterator
@@ -238,3 +239,18 @@ def test_a_jobs_session_is_a_jobs_even_without_speech(store: ResultStore, databa
     kinds = {s: store.session(s).kind for s in ("silent-job", "heard-job", "empty-stream")}  # type: ignore[union-attr]
     assert kinds == {"silent-job": "job", "heard-job": "job", "empty-stream": "stream"}
     assert sorted(r.summary.session_id for r in store.find_sessions(kind="job")) == ["heard-job", "silent-job"]
+
+
+def test_an_alert_without_a_speaker_keeps_the_event_id_it_had() -> None:
+    """Alerts spooled before they carried a speaker are replayed with the ids they were written with:
+    a speakerless alert's id is what it was; a speaker makes another alert."""
+    import hashlib
+    import json
+
+    from emotion_service.plugins.store.repository import alert_event_id
+
+    alert = Alert(kind="threshold", message="ANG high", label="ANG", value=0.7, time_s=1.0, source="threshold_alerts")
+    before = {k: v for k, v in dataclasses.asdict(alert).items() if k != "speaker"}  # as alerts were
+    expected = hashlib.sha256(json.dumps(["s", before], sort_keys=True, default=str).encode()).hexdigest()[:32]
+    assert alert_event_id("s", alert) == expected
+    assert alert_event_id("s", replace(alert, speaker="S2")) != expected

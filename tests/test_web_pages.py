@@ -50,7 +50,8 @@ INTERVIEW = "interview-2"
 QUIET_LINE = "quiet-line"
 LONG_TALK = "long-talk"
 # Ids that look like another id's download or report: each must open its own page.
-LOOKALIKES = {"amb": "NEU", "amb/report": "ANG", "x": "HAP", "x.json": "SAD", "y.csv": "FEA"}
+LOOKALIKES = {"amb": "NEU", "amb/report": "ANG", "x": "HAP", "x.json": "SAD", "y.csv": "FEA", "two\r\nlines": "DIS",
+              "long-" + "x" * 3000: "NEU"}  # fmt: skip
 
 
 def scores(label: str) -> dict[str, float]:
@@ -106,6 +107,11 @@ def fill(store: ResultStore) -> None:
         )  # fmt: skip
     for u in long_talk():
         store.add_result(u)
+    # Alerts that name their speaker: S2's, raised inside S1's first utterance (by time it would be
+    # S1's), and one naming a speaker the session does not have (read by time: S2's fourth utterance).
+    for speaker, time_s in (("S2", 1.0), ("S9", 13.0)):
+        store.add_alert(LONG_TALK, Alert(kind="threshold", message=f"{speaker}: sad", label="SAD", value=0.7,
+                                         time_s=time_s, source="threshold_alerts", speaker=speaker))  # fmt: skip
 
 
 # The running job the job page shows: 42 % done, its attempt going at 1 s of audio per second.
@@ -193,7 +199,8 @@ def test_ids_with_a_slash_open_and_download(site: str, browser: object) -> None:
 
 
 def test_ids_that_look_like_a_download_or_report_open_their_own_session(site: str) -> None:
-    """ "amb/report", "x.json" and "y.csv" are sessions of their own, not views of "amb", "x" and "y"."""
+    """ "amb/report", "x.json" and "y.csv" are sessions of their own, not views of "amb", "x" and "y"; an
+    id with a line break, or of 3000 characters, opens too (its download's file name cut short)."""
     for session, label in LOOKALIKES.items():
         encoded = urllib.parse.quote(session, safe="")
         status, _, body = get(f"{site}/sessions/{encoded}")
@@ -201,8 +208,10 @@ def test_ids_that_look_like_a_download_or_report_open_their_own_session(site: st
         dominant = f'<span id="session-dominant"><span class="chip" style="background:{EMOTION_COLOURS[label]}'
         assert status == 200 and heading in body and dominant in body, session
         for view in ("/downloads/{}.json", "/downloads/{}.csv", "/reports/{}"):
-            status, _, body = get(site + view.format(encoded))
+            status, headers, body = get(site + view.format(encoded))
             assert status == 200, (session, view)
+            # A file name a file system can hold (255 bytes), however long the id.
+            assert len(headers.get("content-disposition", "").split('filename="')[-1].split('"')[0]) <= 120
             if view.endswith(".json"):
                 document = json.loads(body)
                 assert document["session_id"] == session and document["windows"][0]["label"] == label, session
@@ -447,6 +456,11 @@ def test_the_speaker_filter_shows_one_speakers_rows_lane_and_distribution(site: 
         status = page.locator("#filter-status").inner_text()
         assert "S2" in status and f"{len(spoken)} utterances" in status and "SAD" in status, status
         assert "party=S2" in page.url
+        # S2's alerts: the one naming S2 though it fell in S1's utterance, and the one naming nobody
+        # here, read by time (as the per-party counts read them).
+        assert page.locator("#alerts li:visible").count() == 2
+        page.get_by_label("Speaker", exact=True).select_option("S1")
+        assert page.locator("#alerts li:visible").count() == 0
         page.get_by_label("Speaker", exact=True).select_option("")
         assert page.locator("#windows tbody tr:visible").count() == 150
         assert page.locator("#lanes rect.span").count() == 150

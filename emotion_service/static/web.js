@@ -278,7 +278,10 @@ function partyFilter() {
 // the party whose utterance with speech ends at its time, else holds it, else is nearest (the rule of
 // the per-party alert counts, plugins.types.summarise_parties), among the table's rows on this page.
 function alertParty(li) {
-  if (li.dataset.party) return li.dataset.party;
+  const select = document.getElementById("party-filter");
+  const known = select ? [...select.options].map((o) => o.value) : [];
+  // The speaker it names, when that is one of the page's parties (as the per-party counts read it).
+  if (li.dataset.party && known.includes(li.dataset.party)) return li.dataset.party;
   const time = parseFloat(li.dataset.time);
   let party = "", best = null;
   for (const tr of document.querySelectorAll("#windows tbody tr[data-end]:not(.silence)")) {

@@ -354,7 +354,8 @@ class ResultStore:
                 source=alert["source"],
                 details=dict(alert["details"]),
                 created_at=created,
-                speaker=alert.get("speaker", ""),  # entries spooled before alerts carried it have none
+                # Entries spooled before alerts carried it have none; a plugin's longer name is cut to the column.
+                speaker=alert.get("speaker", "")[:16],
             )
             .on_conflict_do_nothing(index_elements=["event_id"])
         )

@@ -371,14 +371,15 @@ def _analyze(client: EmotionClient, args: argparse.Namespace) -> int:
         if not sep or not key:
             raise ValueError(f"--metadata {item!r}: write KEY=VALUE")
         metadata[key] = value
+    if (args.num_speakers or args.diarize) and args.channels == "separate":
+        # The server would refuse it too; said here in the flags' own words, before the files are sent.
+        flags = "--num-speakers" if args.num_speakers else "--diarize"
+        raise ValueError(
+            f"{flags} finds speakers in one channel: with --channels separate each channel is one speaker; "
+            f"drop {flags} or use --channels mix --diarize"
+        )
     if args.num_speakers and not args.diarize:
         raise ValueError("--num-speakers needs --diarize")
-    if args.num_speakers and args.channels == "separate":
-        # The server would refuse it too; said here in the flags' own words, before the files are sent.
-        raise ValueError(
-            "--num-speakers counts speakers in one channel: with --channels separate each channel is one speaker; "
-            "drop --num-speakers or use --channels mix --diarize"
-        )
     job = client.submit_job(
         args.files,
         channels=args.channels,

@@ -87,6 +87,13 @@ def job_request(
             f"num_speakers={num_speakers} counts the speakers of one channel: with channels='separate' each channel "
             "is one speaker; leave num_speakers 0, or use channels='mix' with diarize=True"
         )
+    if diarize and channels == "separate":
+        raise ValueError(
+            "diarize=True finds the speakers of one channel: with channels='separate' each channel is one speaker "
+            "already; leave diarize off, or use channels='mix'"
+        )
+    if num_speakers and not diarize:
+        raise ValueError(f"num_speakers={num_speakers} needs diarize=True (it counts the speakers diarization finds)")
     return pb.SubmitJobRequest(
         recordings=messages,
         channels=modes[channels],
