@@ -508,7 +508,7 @@ def test_a_running_streams_alerts_are_listed_as_they_are_raised(browser: object,
     """The header counts a running stream's alerts as they come: the Alerts section lists each one then
     too (not "No alerts were raised." until a reload)."""
     recording = tmp_path / "pause-then-speech.wav"
-    clips = [DATA / f"03-01-0{emotion}-01-01-01-21.flac" for emotion in (5, 4, 1, 3, 6, 7)]
+    clips = [DATA / f"03-01-0{emotion}-01-01-01-21.flac" for emotion in (5, 4, 1)]  # about 10 s of speech
     # Four seconds without speech first: no alert can fire before the page is open.
     speech = [np.zeros(4 * 16_000, np.float32), *(load_audio(clip, 16_000) for clip in clips)]
     sf.write(recording, np.concatenate(speech), 16_000, subtype="PCM_16")
