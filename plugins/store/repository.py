@@ -339,7 +339,7 @@ class ResultStore:
     def _apply_alert(self, conn: Connection, entry: Entry) -> None:
         created = datetime.fromisoformat(entry["created_at"])
         alert = entry["alert"]
-        self._ensure_session(conn, entry["session_id"], self._new_session_kind(entry), "", {}, created)
+        self._ensure_session(conn, entry["session_id"], "stream", "", {}, created)
         conn.execute(
             self._insert(AlertRow)
             .values(
@@ -366,20 +366,15 @@ class ResultStore:
 
     def _apply_session_end(self, conn: Connection, entry: Entry) -> None:
         created = datetime.fromisoformat(entry["created_at"])
-        kind = self._new_session_kind(entry)
+        # The entry's kind (a job that found no speech wrote no result to tell it by); entries spooled
+        # before they carried one were streams'.
+        kind = str(entry.get("kind") or "stream")
         self._ensure_session(conn, entry["session_id"], kind, entry["model_name"], entry["metadata"], created)
         conn.execute(
             update(SessionRow)
             .where(SessionRow.id == entry["session_id"])
             .values(ended_at=created, duration_s=entry["duration_s"], end_reason=entry["reason"])
         )
-
-    @staticmethod
-    def _new_session_kind(entry: Entry) -> str:
-        """The kind of a session an alert or a session end would create: the entry's own when it
-        carries one (a job that found no speech wrote no result to tell it by), else "stream" (as
-        entries spooled before they carried a kind were written)."""
-        return str(entry.get("kind") or "stream")
 
     _APPLY: dict[str, Callable[[ResultStore, Connection, Entry], None]] = {
         "result": _apply_result,
