@@ -13,7 +13,7 @@ import pytest
 
 from emotion_service.plugins.manager import load_plugins
 from emotion_service.plugins.reports import documents
-from emotion_service.plugins.types import Result, SessionRecord, summarise
+from emotion_service.plugins.types import Alert, Result, SessionRecord, summarise
 from tests.plugin_helpers import emotion, ravdess_interview, run_stream, serving, settle, stream_requests
 
 PNG = re.compile(r'<img alt="([^"]+)" src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
@@ -118,3 +118,21 @@ def test_windows_without_speech_are_shown_as_such_and_count_as_no_emotion() -> N
     period = documents.period_document([record], datetime(2026, 1, 1, tzinfo=UTC), datetime.now(UTC))
     assert period["window_count"] == 3
     assert period["shares"] == pytest.approx({"ANG": 1 / 3, "NEU": 0.0, "SAD": 2 / 3}), "pooled over speech only"
+
+
+def test_the_html_alert_table_names_each_alerts_speaker() -> None:
+    """A diarized session's report says whose alert each row is; a session without speakers keeps its columns."""
+
+    def said(start: float, speaker: str, label: str) -> Result:
+        scores = {"ANG": 0.1, "NEU": 0.1} | {label: 0.8}
+        return Result("s", "j", "utterance", label, scores, start, start + 2, speaker=speaker)
+
+    results = [said(0, "S1", "NEU"), said(2.5, "S2", "ANG"), said(5, "S1", "NEU")]
+    alerts = [Alert(kind="threshold", message="anger held", label="ANG", time_s=4.5, value=0.8, speaker="S2")]
+    html = documents.session_html(SessionRecord(summarise("s", results, alerts, {}, 7.0), datetime.now(UTC), "job"))
+    table = html.split("Alerts in time order")[1].split("</table>")[0]
+    assert "<th>speaker</th>" in table and "<td>S2</td>" in table
+    plain = [Result("s", "j", "window", "ANG", {"ANG": 0.9}, 0, 3, 0)]
+    unnamed = [Alert(kind="anomaly", message="unusual", label="ANG", time_s=3.0)]
+    html = documents.session_html(SessionRecord(summarise("s", plain, unnamed, {}, 3.0), datetime.now(UTC), "stream"))
+    assert "<th>speaker</th>" not in html.split("Alerts in time order")[1].split("</table>")[0]
