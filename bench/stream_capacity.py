@@ -32,8 +32,7 @@ import numpy as np
 import soundfile as sf
 from _serve import wait_serving  # bench/ is on sys.path when a bench runs
 
-from emotion_client.v1 import emotion_pb2 as pb
-from emotion_client.v1 import emotion_pb2_grpc
+from emotion_client import AsyncEmotionClient, EmotionError, PcmFormat, RetryPolicy, WindowResult
 from emotion_service.paths import BUNDLED_MODEL, REPO_ROOT
 from emotion_service.server.config import Settings
 
@@ -50,6 +49,7 @@ class Rung:
     skipped: int = 0
     lags: list[float] = field(default_factory=list)
     failures: dict[str, int] = field(default_factory=dict)  # "admitted: CODE" or "at start: CODE" -> count
+    details: dict[str, str] = field(default_factory=dict)  # the same keys -> the first failure's details
 
     def line(self, seconds: float) -> str:
         p50, p95 = (np.percentile(self.lags, [50, 95]) * 1000) if self.lags else (float("nan"), float("nan"))
@@ -57,6 +57,7 @@ class Rung:
             f"N={self.streams:4d}  admitted {self.admitted:4d}  refused {self.refused:4d}  failed {self.failed:3d}  "
             f"windows/s {self.windows / seconds:7.1f}  skipped {self.skipped:5d}  lag p50 {p50:7.0f} ms  p95 {p95:7.0f} ms"
             + (f"  failures {self.failures}" if self.failures else "")
+            + "".join(f"\n    {key}: {detail}" for key, detail in self.details.items())
         )
 
 
@@ -71,57 +72,56 @@ def speech() -> np.ndarray:
 
 
 async def one_stream(
-    stub: emotion_pb2_grpc.EmotionServiceStub, audio: np.ndarray, seconds: float, chunk_ms: int, rung: Rung, offset: int
+    client: AsyncEmotionClient, audio: np.ndarray, seconds: float, chunk_ms: int, rung: Rung, offset: int
 ) -> None:
-    fmt = pb.PcmFormat(encoding=pb.PCM_ENCODING_S16LE, sample_rate=RATE, channels=1)
+    """One live stream through ``emotion_client``'s AsyncEmotionClient (as an integrator's would be):
+    chunks of real speech at the pace of real time, each stamped when it is handed to the client."""
     chunk = RATE * chunk_ms // 1000
     total = int(seconds * RATE)
     sent_at: dict[int, float] = {}  # samples sent so far -> when
 
-    async def requests() -> AsyncIterator[pb.StreamClassifyRequest]:
-        yield pb.StreamClassifyRequest(config=pb.StreamConfig(format=fmt))
+    async def live() -> AsyncIterator[bytes]:
         started = time.monotonic()
         for position in range(0, total, chunk):
             await asyncio.sleep(max(0.0, started + position / RATE - time.monotonic()))  # real time
-            piece = np.take(audio, range(offset + position, offset + position + chunk), mode="wrap")
-            yield pb.StreamClassifyRequest(audio_content=piece.astype("<i2").tobytes())
             sent_at[position + chunk] = time.monotonic()
+            yield np.take(audio, range(offset + position, offset + position + chunk), mode="wrap").astype("<i2").tobytes()
 
     admitted = False
     try:
-        async for response in stub.StreamClassify(requests(), timeout=seconds + 120):
+        async for event in client.stream(live(), format=PcmFormat(RATE, "s16le"), timeout=seconds + 120):
             if not admitted:
                 admitted = True
                 rung.admitted += 1
-            if response.HasField("window"):
-                window = response.window
-                if window.skipped:
-                    rung.skipped += 1
-                    continue
-                rung.windows += 1
-                end = round(window.end_s * RATE)
-                last_sent = next((at for position, at in sent_at.items() if position >= end), None)
-                if last_sent is not None:
-                    rung.lags.append(time.monotonic() - last_sent)
-    except grpc.aio.AioRpcError as error:
-        if not admitted and error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+            if not isinstance(event, WindowResult):
+                continue
+            if event.skipped:
+                rung.skipped += 1
+                continue
+            rung.windows += 1
+            end = round(event.end_s * RATE)
+            last_sent = next((at for position, at in sent_at.items() if position >= end), None)
+            if last_sent is not None:
+                rung.lags.append(time.monotonic() - last_sent)
+    except EmotionError as error:
+        if not admitted and error.code == grpc.StatusCode.RESOURCE_EXHAUSTED:
             rung.refused += 1
         else:
             rung.failed += 1
-            key = f"{'admitted' if admitted else 'at start'}: {error.code().name}"
+            key = f"{'admitted' if admitted else 'at start'}: {error.code.name}"
             rung.failures[key] = rung.failures.get(key, 0) + 1
+            rung.details.setdefault(key, error.message)
 
 
 async def run_rung(port: int, audio: np.ndarray, streams: int, seconds: float, chunk_ms: int) -> Rung:
     rung = Rung(streams)
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub = emotion_pb2_grpc.EmotionServiceStub(channel)
+    async with AsyncEmotionClient(f"127.0.0.1:{port}", retry=RetryPolicy(max_attempts=1)) as client:
         rng = np.random.default_rng(streams)
         offsets = rng.integers(0, len(audio), streams)
 
         async def start(i: int) -> None:
             await asyncio.sleep(i * 0.05)  # streams join over a few seconds, as callers do
-            await one_stream(stub, audio, seconds, chunk_ms, rung, int(offsets[i]))
+            await one_stream(client, audio, seconds, chunk_ms, rung, int(offsets[i]))
 
         await asyncio.gather(*(start(i) for i in range(streams)))
     return rung

@@ -16,6 +16,10 @@ log = structlog.get_logger(__name__)
 # half-closes well within it; on a busy server (the very moment streams are refused) its writes
 # can lag by more than a second, and a client still writing gets INTERNAL, not the refusal.
 DRAIN_SECONDS = 3.0
+# The header a stream's refusal is announced in (value: the status code's name) before the drain: a
+# client that heeds it (emotion_client's AsyncEmotionClient) stops sending and half-closes, so the
+# status arrives with no write in flight. Relied on by clients; the client states it as well.
+STREAM_ENDING_METADATA = "emotion-stream-ending"
 
 
 class JobRequestError(ValueError):
@@ -47,8 +51,12 @@ async def abort_stream(
 
     A grpc.aio client still writing when the server's status arrives reports
     INTERNAL "Internal error from Core" instead of that status (grpc/grpc#36066);
-    letting it finish its writes first delivers the real code and message.
+    letting it finish its writes first delivers the real code and message. A live
+    source never finishes: before any answer, the headers say the stream is ending
+    (:data:`STREAM_ENDING_METADATA`), so that its client stops sending and half-closes.
     """
+    with contextlib.suppress(Exception):  # headers already sent (the stream was answered): drain only
+        await context.send_initial_metadata(((STREAM_ENDING_METADATA, code.name),))
     with contextlib.suppress(Exception):
         await asyncio.wait_for(_consume(requests), drain_s)
     await abort(context, code, message)

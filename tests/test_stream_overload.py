@@ -10,8 +10,11 @@ from pathlib import Path
 import grpc
 import pytest
 
+from emotion_client import AsyncEmotionClient, EmotionError, PcmFormat, RetryPolicy
+from emotion_client import aio
 from emotion_client.v1 import emotion_pb2 as pb
 from emotion_service.plugins.manager import build_host
+from emotion_service.server import rpc
 from emotion_service.server.rpc import DRAIN_SECONDS
 from tests.conftest import recordings
 from tests.plugin_helpers import ravdess_interview, serving, stream_requests
@@ -149,3 +152,36 @@ async def test_a_fast_ramp_is_refused_by_what_the_open_streams_ask_before_any_wi
         release.set()
         assert sorted(await asyncio.gather(*calls)) == ["RESOURCE_EXHAUSTED"] * 3 + ["completed"] * 5
         assert server.servicer.demand == pytest.approx(0.0, abs=1e-9)
+
+
+async def test_a_live_stream_refused_while_it_sends_gets_the_refusal_not_internal(tiny_model: Path) -> None:
+    """A live source never half-closes: the refusal reaches AsyncEmotionClient as RESOURCE_EXHAUSTED
+    with its sentence, every time, not grpc-aio's INTERNAL "Internal error from Core" (grpc/grpc#36066:
+    a write that fails as the call ends overwrites the server's status). The server says it is ending
+    the stream in its headers first; the client stops sending and half-closes, then the status comes."""
+    async with serving(tiny_model, build_host({})) as (server, _stub):
+        for _ in range(30):
+            server.servicer._record_lag(5.0)  # windows answered late: new streams are refused
+        pcm = ravdess_interview()[: 16000 * 2].astype("<f4").tobytes()
+
+        async def live() -> AsyncIterator[bytes]:
+            while True:  # a microphone: chunks until the call ends
+                for at in range(0, len(pcm), 640):
+                    await asyncio.sleep(0.001)
+                    yield pcm[at : at + 640]
+
+        async def outcome(client: AsyncEmotionClient) -> str:
+            try:
+                async for _ in client.stream(live(), format=PcmFormat(16000, "f32le"), timeout=30):
+                    pass
+            except EmotionError as exc:
+                assert exc.code != grpc.StatusCode.RESOURCE_EXHAUSTED or "stream_admission_lag_s" in exc.message
+                return exc.code.name
+            return "completed"
+
+        async with AsyncEmotionClient(f"127.0.0.1:{server.port}", retry=RetryPolicy(max_attempts=1)) as client:
+            started = time.monotonic()
+            outcomes = await asyncio.gather(*(outcome(client) for _ in range(12)))
+        assert outcomes == ["RESOURCE_EXHAUSTED"] * 12
+        assert aio.STREAM_ENDING_METADATA == rpc.STREAM_ENDING_METADATA, "the client heeds the header the server sends"
+        assert time.monotonic() - started < DRAIN_SECONDS, "the client stopped sending when told, not after the drain"

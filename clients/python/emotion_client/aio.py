@@ -26,6 +26,10 @@ from emotion_client.v1 import emotion_pb2_grpc
 
 T = TypeVar("T")
 
+# The header in which the server announces that it is ending a stream it has not answered (a
+# refusal); the server's ``emotion_service.server.rpc.STREAM_ENDING_METADATA``.
+STREAM_ENDING_METADATA = "emotion-stream-ending"
+
 
 class AsyncEmotionClient:
     """An asyncio client of ``emotion.v1.EmotionService`` over one reused ``grpc.aio`` channel.
@@ -146,7 +150,11 @@ class AsyncEmotionClient:
         while True:
             attempt += 1
             call = self._stub.StreamClassify(timeout=deadline.remaining_s(), metadata=self.connection.metadata())
-            writer = asyncio.create_task(_write(call, config, src.open(), Pacer(src.format) if realtime else None))
+            ending = asyncio.Event()
+            writer = asyncio.create_task(
+                _write(call, config, src.open(), Pacer(src.format) if realtime else None, ending)
+            )
+            heeder = asyncio.create_task(_heed_ending(call, ending))
             answered = False
             try:
                 while (message := await _read(call, writer)) is not grpc.aio.EOF:  # type: ignore[attr-defined]
@@ -158,6 +166,7 @@ class AsyncEmotionClient:
                     raise from_rpc_error(exc) from None
             finally:
                 writer.cancel()
+                heeder.cancel()
                 call.cancel()
 
     async def _unary(self, method: Callable[..., Awaitable[T]], request: Any, timeout: float | None) -> T:
@@ -182,22 +191,44 @@ class AsyncEmotionClient:
         return True
 
 
+class _Ending(Exception):
+    """The server's headers said it is ending the stream: send nothing more."""
+
+
+async def _heed_ending(call: grpc.aio.StreamStreamCall, ending: asyncio.Event) -> None:
+    """Sets ``ending`` when the server's headers announce a refusal (:data:`STREAM_ENDING_METADATA`).
+
+    The server then waits for the half-close before it sends its status: a write that fails as the
+    call ends would turn that status into INTERNAL "Internal error from Core" (grpc/grpc#36066)."""
+    try:
+        metadata = await call.initial_metadata()
+    except grpc.aio.AioRpcError:
+        return
+    if any(key == STREAM_ENDING_METADATA for key, _ in metadata or ()):
+        ending.set()
+
+
 async def _write(
     call: grpc.aio.StreamStreamCall,
     config: pb.StreamClassifyRequest,
     chunks: Iterator[bytes] | AsyncIterator[bytes],
     pacer: Pacer | None,
+    ending: asyncio.Event,
 ) -> None:
-    """Sends the config and every chunk, then half-closes. A failing source cancels the call and
-    is re-raised by :func:`_read`; a failed call is reported by the reading side."""
+    """Sends the config and every chunk, then half-closes (at once when the server says the stream is
+    ending). A failing source cancels the call and is re-raised by :func:`_read`; a failed call is
+    reported by the reading side."""
     try:
         await call.write(config)
-        if isinstance(chunks, AsyncIterator):
-            async for chunk in chunks:
-                await _send(call, chunk, pacer)
-        else:
-            for chunk in chunks:
-                await _send(call, chunk, pacer)
+        try:
+            if isinstance(chunks, AsyncIterator):
+                async for chunk in chunks:
+                    await _send(call, chunk, pacer, ending)
+            else:
+                for chunk in chunks:
+                    await _send(call, chunk, pacer, ending)
+        except _Ending:
+            pass
         await call.done_writing()
     except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
         return
@@ -206,9 +237,11 @@ async def _write(
         raise
 
 
-async def _send(call: grpc.aio.StreamStreamCall, chunk: bytes, pacer: Pacer | None) -> None:
+async def _send(call: grpc.aio.StreamStreamCall, chunk: bytes, pacer: Pacer | None, ending: asyncio.Event) -> None:
     if pacer is not None:
         await asyncio.sleep(pacer.wait_s(len(chunk)))
+    if ending.is_set():
+        raise _Ending
     await call.write(pb.StreamClassifyRequest(audio_content=chunk))
 
 

@@ -98,6 +98,10 @@ class EmotionServiceServicer:
         `config`; every later request carries a chunk of `audio_content`. The
         server answers with one `WindowResult` per window, in order, as soon as
         the window is full, and a `StreamSummary` after the client closes its side.
+        A stream refused before its first answer (RESOURCE_EXHAUSTED when busy,
+        INVALID_ARGUMENT for a bad config, ...) is announced first in the response
+        headers, `emotion-stream-ending: <code name>`: stop sending and close your
+        side, and the status follows (within 3 s, also if you keep sending).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
