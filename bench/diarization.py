@@ -109,7 +109,7 @@ def majority(segment: Segment, reference: list[Turn]) -> str:
     return max(overlap, key=lambda name: overlap[name]) if overlap else ""
 
 
-def tune(data: Path, seeds: int, write_backend: bool) -> None:
+def tune(data: Path, seeds: int, write_backend: bool, noise_subtraction: float | None = None) -> None:
     """Training actors 01-18 only: fits the PLDA model and sweeps the thresholds (embeddings computed once).
 
     Each conversation is scored with a PLDA model fitted without its own actors (on the pieces of the
@@ -121,11 +121,14 @@ def tune(data: Path, seeds: int, write_backend: bool) -> None:
     from emotion_service.segmentation import Segmenter
 
     segmenter, diarizer = Segmenter(), Diarizer()
+    if noise_subtraction is not None:
+        diarizer.settings = replace(diarizer.settings, noise_subtraction=noise_subtraction)
     base = diarizer.settings
     embedded = []
     for group, condition, wave, ref in cases(data, TRAIN, seeds):
-        fine = diarizer.speech(segmenter, wave, RATE)
-        emb = diarizer.embed(wave, RATE, fine)
+        heard = diarizer.suppress_noise(wave, RATE)  # as a job hears it
+        fine = diarizer.speech(segmenter, heard, RATE)
+        emb = diarizer.embed(heard, RATE, fine)
         # Pieces for fitting: the VAD segments uncut (a similarity is never below -1), each labelled
         # with its reference speaker.
         diarizer.settings = replace(base, change_threshold=-1.0)
@@ -249,10 +252,15 @@ if __name__ == "__main__":
     parser.add_argument("--tune", action="store_true", help="sweep the thresholds on training actors 01-18")
     parser.add_argument("--count-given", action="store_true", help="submit each job with its true num_speakers")
     parser.add_argument(
+        "--noise-subtraction",
+        type=float,
+        help="with --tune: DiarizationSettings.noise_subtraction to compare (default the shipped one; 0 turns it off)",
+    )
+    parser.add_argument(
         "--write-backend", action="store_true", help="with --tune: write the PLDA model fitted on 01-18 into the module"
     )
     args = parser.parse_args()
     if args.tune:
-        tune(args.data, args.seeds, args.write_backend)
+        tune(args.data, args.seeds, args.write_backend, args.noise_subtraction)
     else:
         asyncio.run(measure(args.data, args.seeds, args.count_given))

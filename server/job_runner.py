@@ -167,9 +167,15 @@ class JobRunner:
             return [replace(s, speaker=f"S{channel + 1}") for s in found]
         if not claim.diarize:
             return self.segmenter.segments(track, rate, channel, progress=progress)
-        fine = self.diarizer.speech(self.segmenter, track, rate, channel, progress)
-        return self.diarizer.diarize(
-            track, rate, fine, claim.num_speakers, self.settings.job_min_silence_s, self.settings.job_max_utterance_s
+        return self.diarizer.find(
+            self.segmenter,
+            track,
+            rate,
+            channel,
+            claim.num_speakers,
+            self.settings.job_min_silence_s,
+            self.settings.job_max_utterance_s,
+            progress,
         )
 
     def start(self) -> None:

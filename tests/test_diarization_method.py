@@ -18,9 +18,10 @@ from emotion_service.diarization import (
     agglomerate,
     cluster,
     diarization_error_rate,
+    suppress_noise,
 )
 from emotion_service.segmentation import Segmenter
-from tests.test_diarization import RATE, one_channel_conversation
+from tests.test_diarization import DATA, RATE, one_channel_conversation
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def tools() -> tuple[Segmenter, Diarizer]:
 def diarized(tools: tuple[Segmenter, Diarizer], wave: np.ndarray, num_speakers: int = 0) -> list[Turn]:
     """The recording's utterances with their speakers, as a job finds them (0.4 s pauses joined)."""
     segmenter, diarizer = tools
-    found = diarizer.diarize(wave, RATE, diarizer.speech(segmenter, wave, RATE), num_speakers, join_gap_s=0.4, max_utterance_s=30.0)
+    found = diarizer.find(segmenter, wave, RATE, num_speakers=num_speakers, join_gap_s=0.4, max_utterance_s=30.0)
     return [Turn(s.start / RATE, s.end / RATE, s.speaker) for s in found]
 
 
@@ -119,3 +120,51 @@ def test_a_recording_without_speech_has_nobody_to_tell_apart(tools: tuple[Segmen
     rng = np.random.default_rng(0)
     assert diarized(tools, rng.normal(0, 1e-4, 6 * RATE).astype(np.float32)) == []
     assert diarized(tools, np.zeros(3 * RATE, np.float32), num_speakers=2) == []
+
+
+def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Noise whose power falls as 1/f (as a fan's or a room's does), unit variance."""
+    spectrum = np.fft.rfft(rng.normal(0, 1, n))
+    spectrum /= np.sqrt(np.maximum(np.arange(len(spectrum)), 1))
+    noise = np.fft.irfft(spectrum, n)
+    return (noise / noise.std()).astype(np.float32)
+
+
+def test_steady_noise_is_taken_out_and_speech_kept() -> None:
+    speech = load_audio(sorted(DATA.glob("*-21.flac"))[0], RATE)
+    wave = np.concatenate([np.zeros(RATE, np.float32), speech, np.zeros(RATE, np.float32)])
+    noise = np.random.default_rng(3).normal(0, np.sqrt(np.mean(np.square(speech)) / 10**0.5), len(wave))
+    noisy = (wave + noise).astype(np.float32)
+    strength = DiarizationSettings().noise_subtraction
+    heard = suppress_noise(noisy, RATE, strength, block_s=1.0)  # blocks of 1 s, the last one shorter
+    assert heard.shape == noisy.shape
+    assert np.mean(np.square(heard[:RATE])) < np.mean(np.square(noisy[:RATE])) / 4, "6 dB less noise in the pause"
+
+    def snr_db(x: np.ndarray) -> float:
+        return float(10 * np.log10(np.sum(np.square(wave)) / np.sum(np.square(x - wave))))
+
+    assert snr_db(heard) > snr_db(noisy) + 5, "the speech is kept while the noise goes"
+    # A floor that rises ninefold halfway (another room, a fan switched on) is followed: each block has its own.
+    rising = noisy + np.where(np.arange(len(noisy)) >= len(noisy) // 2, 2 * noise, 0).astype(np.float32)
+    heard = suppress_noise(rising, RATE, strength, block_s=1.0)
+    assert np.mean(np.square(heard[-RATE:])) < np.mean(np.square(rising[-RATE:])) / 4, "6 dB less of the louder noise"
+    # A recording without a noise floor (digital silence between turns) is left as it is.
+    assert np.allclose(suppress_noise(wave, RATE, strength), wave, atol=1e-4)
+    assert suppress_noise(noisy, RATE, 0.0) is noisy
+
+
+@pytest.mark.parametrize("kind", ["white", "pink"])
+def test_two_voices_are_found_under_steady_noise_as_loud_as_they_are(
+    tools: tuple[Segmenter, Diarizer], tmp_path: Path, kind: str
+) -> None:
+    """Noise at 0 dB SNR: without its steady noise taken out first, the white-noise conversation is
+    heard as one voice and the pink one misses speech (DER 48 % and 13 %; 6 % and 1 % with it)."""
+    truth = one_channel_conversation(tmp_path / "conversation.wav")
+    wave = load_audio(tmp_path / "conversation.wav", RATE)
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 1, len(wave)).astype(np.float32) if kind == "white" else pink_noise(len(wave), rng)
+    voiced = np.concatenate([wave[round(t.start_s * RATE) : round(t.end_s * RATE)] for t in truth])
+    noisy = wave + noise * np.sqrt(np.mean(np.square(voiced)))
+    found = diarized(tools, noisy)
+    assert len({t.speaker for t in found}) == 2
+    assert diarization_error_rate(truth, found)["der"] <= 0.10
