@@ -10,8 +10,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from emotion_client import AsyncEmotionClient, EmotionError, PcmFormat, RetryPolicy
-from emotion_client import aio
+from emotion_client import AsyncEmotionClient, EmotionError, PcmFormat, RetryPolicy, aio
 from emotion_client.v1 import emotion_pb2 as pb
 from emotion_service.plugins.manager import build_host
 from emotion_service.server import rpc
