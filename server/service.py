@@ -11,7 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 import numpy as np
@@ -63,6 +63,10 @@ MIN_LAG_SAMPLES = 20
 # How often WatchJob reads its job from the database.
 JOB_WATCH_POLL_S = 0.5
 _JOB_STATE_PB = {name: value for value, name in JOB_STATES.items()}
+
+
+# How long the response side waits for a cancelled stream reader before it ends the call anyway.
+READER_STOP_S = 1.0
 
 
 @dataclasses.dataclass
@@ -312,11 +316,21 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
         results: list[Result] = []
         alerts: list[Alert] = []
         end_reason = "cancelled"  # unless the loop below finishes or the server aborts the call
+
+        async def end(code: grpc.StatusCode, message: str) -> NoReturn:
+            # The reader stops first: the drain then reads the client's last messages itself (two
+            # readers of one request iterator collide, and the drain would be skipped), and the
+            # reader's pending read is not aborted under it (a false "stream_reader_failed"). Bounded:
+            # a read that does not yield to the cancellation must not hold the call open.
+            reader.cancel()
+            await asyncio.wait({reader}, timeout=READER_STOP_S)
+            await abort_stream(context, request_iterator, code, message)
+
         try:
             while (item := await outbox.get()) is not None:
                 if isinstance(item, grpc.StatusCode):
                     end_reason = f"aborted: {item.name}"
-                    await abort_stream(context, request_iterator, item, errors[0])
+                    await end(item, errors[0])
                 window = item.window
                 if item.no_speech:
                     slots.release()
@@ -368,7 +382,7 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
                         results.append(dataclasses.replace(quiet, audio=None))
                         if session_id in self.erasures:  # erased meanwhile: nothing more of it is written
                             end_reason = "erased"
-                            await abort_stream(context, request_iterator, grpc.StatusCode.ABORTED, ERASED_MESSAGE)
+                            await end(grpc.StatusCode.ABORTED, ERASED_MESSAGE)
                         await self._on_result(quiet, session_id)
                     continue
                 try:
@@ -417,7 +431,7 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
                 )
                 if session_id in self.erasures:  # erased while it ran: nothing more of it is written
                     end_reason = "erased"
-                    await abort_stream(context, request_iterator, grpc.StatusCode.ABORTED, ERASED_MESSAGE)
+                    await end(grpc.StatusCode.ABORTED, ERASED_MESSAGE)
                 for alert in await self._on_result(result, session_id):
                     alerts.append(alert)
                     self.live.publish(

@@ -182,5 +182,18 @@ async def test_a_live_stream_refused_while_it_sends_gets_the_refusal_not_interna
             started = time.monotonic()
             outcomes = await asyncio.gather(*(outcome(client) for _ in range(12)))
         assert outcomes == ["RESOURCE_EXHAUSTED"] * 12
+
+        async def sparse() -> AsyncIterator[bytes]:  # a source that waits between chunks (a push-to-talk)
+            while True:
+                yield pcm[:3200]
+                await asyncio.sleep(5)
+
+        async with AsyncEmotionClient(f"127.0.0.1:{server.port}", retry=RetryPolicy(max_attempts=1)) as client:
+            started = time.monotonic()
+            with pytest.raises(EmotionError) as refused:
+                async for _ in client.stream(sparse(), format=PcmFormat(16000, "f32le"), timeout=30):
+                    pass
+        assert refused.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert time.monotonic() - started < 1.0, "the client half-closed without waiting for its next chunk"
         assert aio.STREAM_ENDING_METADATA == rpc.STREAM_ENDING_METADATA, "the client heeds the header the server sends"
         assert time.monotonic() - started < DRAIN_SECONDS, "the client stopped sending when told, not after the drain"

@@ -222,7 +222,7 @@ async def _write(
         await call.write(config)
         try:
             if isinstance(chunks, AsyncIterator):
-                async for chunk in chunks:
+                while (chunk := await _until_ending(anext(chunks, None), ending)) is not None:
                     await _send(call, chunk, pacer, ending)
             else:
                 for chunk in chunks:
@@ -237,9 +237,28 @@ async def _write(
         raise
 
 
+async def _until_ending(step: Awaitable[T], ending: asyncio.Event) -> T:
+    """``step``'s result, unless the server announces the end first (then ``_Ending``, the step
+    cancelled): a source that waits between chunks, or the pacer's sleep, does not hold the half-close."""
+    if ending.is_set():
+        raise _Ending
+    task, announced = asyncio.ensure_future(step), asyncio.ensure_future(ending.wait())
+    finished = False
+    try:
+        await asyncio.wait({task, announced}, return_when=asyncio.FIRST_COMPLETED)
+        finished = task.done()
+    finally:  # announced, or the writer itself cancelled: neither waiter outlives this call
+        announced.cancel()
+        if not task.done():
+            task.cancel()
+    if not finished:
+        raise _Ending
+    return task.result()
+
+
 async def _send(call: grpc.aio.StreamStreamCall, chunk: bytes, pacer: Pacer | None, ending: asyncio.Event) -> None:
     if pacer is not None:
-        await asyncio.sleep(pacer.wait_s(len(chunk)))
+        await _until_ending(asyncio.sleep(pacer.wait_s(len(chunk))), ending)
     if ending.is_set():
         raise _Ending
     await call.write(pb.StreamClassifyRequest(audio_content=chunk))
