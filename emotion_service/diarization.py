@@ -128,6 +128,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import itertools
 import threading
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -416,8 +417,10 @@ def suppress_noise(
     """``waveform`` less its steady noise: per frequency, a gain of ``1 - subtraction * floor / power``
     (at least ``gain_floor``) on its power, the floor being that frequency's 10th percentile of power
     over each ``block_s`` of the track (so a floor that drifts is followed, and memory stays bounded
-    by one block's spectrum whatever the track's length). Frames of 32 ms, hop 8 ms; ``subtraction``
-    0 returns the waveform unchanged."""
+    by one block's spectrum whatever the track's length; a last block shorter than half a block
+    joins the one before, so that a few frames never set a floor of their own). Frames of the power
+    of two in samples nearest 32 ms, hop a quarter of it; ``subtraction`` 0 returns the waveform
+    unchanged."""
     if subtraction <= 0:
         return waveform
     import librosa
@@ -426,8 +429,11 @@ def suppress_noise(
     hop = n_fft // 4
     block = max(n_fft * 8, round(block_s * sample_rate))
     out = np.empty(len(waveform), np.float32)
-    for start in range(0, len(waveform), block):
-        piece = np.asarray(waveform[start : start + block], np.float32)
+    bounds = [*range(0, len(waveform), block), len(waveform)]
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] < block // 2:
+        del bounds[-2]  # a short last block joins the one before
+    for start, end in itertools.pairwise(bounds):
+        piece = np.asarray(waveform[start:end], np.float32)
         if len(piece) < n_fft:
             out[start : start + len(piece)] = piece
             continue
