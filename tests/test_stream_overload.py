@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 
-from emotion_client import AsyncEmotionClient, EmotionError, PcmFormat, RetryPolicy, aio
+from emotion_client import AsyncEmotionClient, EmotionClient, EmotionError, PcmFormat, RetryPolicy, messages
 from emotion_client.v1 import emotion_pb2 as pb
 from emotion_service.plugins.manager import build_host
 from emotion_service.server import rpc
@@ -195,5 +196,37 @@ async def test_a_live_stream_refused_while_it_sends_gets_the_refusal_not_interna
                     pass
         assert refused.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert time.monotonic() - started < 1.0, "the client half-closed without waiting for its next chunk"
-        assert aio.STREAM_ENDING_METADATA == rpc.STREAM_ENDING_METADATA, "the client heeds the header the server sends"
+        assert messages.STREAM_ENDING_METADATA == rpc.STREAM_ENDING_METADATA, (
+            "the client heeds the header the server sends"
+        )
         assert time.monotonic() - started < DRAIN_SECONDS, "the client stopped sending when told, not after the drain"
+
+
+async def test_the_sync_client_stops_sending_when_a_refusal_is_announced(tiny_model: Path) -> None:
+    """The same refusal on the sync EmotionClient: it reads the headers while its feed sends, stops a
+    live source at its next chunk and a paced one in the middle of its pacing sleep, so the status
+    comes at once rather than after the server's drain (DRAIN_SECONDS)."""
+    async with serving(tiny_model, build_host({})) as (server, _stub):
+        for _ in range(30):
+            server.servicer._record_lag(5.0)  # windows answered late: new streams are refused
+        pcm = ravdess_interview()[: 16000 * 2].astype("<f4").tobytes()
+
+        def live() -> Iterator[bytes]:  # a microphone: chunks until the call ends
+            while True:
+                for at in range(0, len(pcm), 640):
+                    time.sleep(0.001)
+                    yield pcm[at : at + 640]
+
+        def refused_after(**source: Any) -> tuple[grpc.StatusCode, float]:
+            with EmotionClient(f"127.0.0.1:{server.port}", retry=RetryPolicy(max_attempts=1)) as client:
+                started = time.monotonic()
+                with pytest.raises(EmotionError) as refused:
+                    for _ in client.stream(**source, timeout=30):
+                        pass
+                return refused.value.code, time.monotonic() - started
+
+        long_file = pcm * 30  # a minute of audio sent as it plays: a pacing sleep between chunks
+        for source in ({"source": live()}, {"source": long_file, "realtime": True, "chunk_s": 2.0}):
+            code, took = await asyncio.to_thread(refused_after, format=PcmFormat(16000, "f32le"), **source)
+            assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert took < 1.0, f"the sync client sent for {took:.1f} s after the refusal was announced"

@@ -16,6 +16,7 @@ from emotion_client.messages import (
     AudioInput,
     StreamInput,
     StreamSource,
+    announces_ending,
     classify_request,
     stream_config,
     stream_source,
@@ -25,10 +26,6 @@ from emotion_client.v1 import emotion_pb2 as pb
 from emotion_client.v1 import emotion_pb2_grpc
 
 T = TypeVar("T")
-
-# The header in which the server announces that it is ending a stream it has not answered (a
-# refusal); the server's ``emotion_service.server.rpc.STREAM_ENDING_METADATA``.
-STREAM_ENDING_METADATA = "emotion-stream-ending"
 
 
 class AsyncEmotionClient:
@@ -196,7 +193,7 @@ class _Ending(Exception):
 
 
 async def _heed_ending(call: grpc.aio.StreamStreamCall, ending: asyncio.Event) -> None:
-    """Sets ``ending`` when the server's headers announce a refusal (:data:`STREAM_ENDING_METADATA`).
+    """Sets ``ending`` when the server's headers announce a refusal (:data:`~emotion_client.messages.STREAM_ENDING_METADATA`).
 
     The server then waits for the half-close before it sends its status: a write that fails as the
     call ends would turn that status into INTERNAL "Internal error from Core" (grpc/grpc#36066)."""
@@ -204,7 +201,7 @@ async def _heed_ending(call: grpc.aio.StreamStreamCall, ending: asyncio.Event) -
         metadata = await call.initial_metadata()
     except grpc.aio.AioRpcError:
         return
-    if any(key == STREAM_ENDING_METADATA for key, _ in metadata or ()):
+    if announces_ending(metadata):
         ending.set()
 
 

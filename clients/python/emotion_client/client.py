@@ -18,6 +18,7 @@ from emotion_client.messages import (
     AudioInput,
     StreamInput,
     StreamSource,
+    announces_ending,
     classify_request,
     job_request,
     stream_config,
@@ -280,6 +281,7 @@ class EmotionClient:
                 iter(feed), timeout=deadline.remaining_s(), metadata=self.connection.metadata()
             )
             feed.attach(call)
+            threading.Thread(target=feed.heed, args=(call,), name="stream-ending", daemon=True).start()
             answered = False
             try:
                 for message in call:
@@ -320,7 +322,10 @@ class _Feed:
     """The request iterator of a stream: config, then paced chunks.
 
     A failing chunk source cancels the call instead of raising into grpc's
-    thread; the client then raises the source's error.
+    thread; the client then raises the source's error. When the server's headers
+    announce that it is ending the stream (a refusal), the feed stops at once,
+    also in the middle of a pacing sleep, so the call half-closes and the
+    refusal arrives without waiting out the server's drain.
     """
 
     def __init__(self, config: pb.StreamClassifyRequest, chunks: Iterator[bytes], pacer: Pacer | None) -> None:
@@ -330,18 +335,26 @@ class _Feed:
         self.error: BaseException | None = None
         self._call: grpc.Future | None = None
         self._attached = threading.Event()
+        self._ending = threading.Event()
 
     def attach(self, call: grpc.Future) -> None:
         """Lets the feed cancel ``call`` if its source fails."""
         self._call = call
         self._attached.set()
 
+    def heed(self, call: grpc.Call) -> None:
+        """Waits for the stream's response headers (or its end) and stops the feed if they announce
+        a refusal (:data:`~emotion_client.messages.STREAM_ENDING_METADATA`); run on its own thread."""
+        if announces_ending(call.initial_metadata()):
+            self._ending.set()
+
     def __iter__(self) -> Iterator[pb.StreamClassifyRequest]:
         yield self.config
         try:
             for chunk in self.chunks:
-                if self.pacer is not None:
-                    time.sleep(self.pacer.wait_s(len(chunk)))
+                # Event.wait returns at once when the ending is announced, else after the pacing wait.
+                if self._ending.wait(self.pacer.wait_s(len(chunk)) if self.pacer is not None else 0):
+                    return
                 yield pb.StreamClassifyRequest(audio_content=chunk)
         except Exception as exc:
             self.error = exc

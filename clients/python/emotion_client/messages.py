@@ -17,6 +17,17 @@ from emotion_client.v1 import emotion_pb2 as pb
 # job is sent, so a bigger count is the client's own sentence, not a protobuf range error.
 MAX_SPEAKERS = 6
 
+# The header in which the server announces that it is ending a stream it has not answered (a
+# refusal); the server's ``emotion_service.server.rpc.STREAM_ENDING_METADATA``. Both clients stop
+# sending and half-close when they see it, so the refusal's status comes at once and intact.
+STREAM_ENDING_METADATA = "emotion-stream-ending"
+
+
+def announces_ending(metadata: Sequence[tuple[str, str | bytes]] | None) -> bool:
+    """Whether a stream's response headers announce that the server is ending it (a refusal)."""
+    return any(key == STREAM_ENDING_METADATA for key, _ in metadata or ())
+
+
 AudioInput = Union[str, "os.PathLike[str]", bytes, RawAudio, Any]
 """What ``classify`` takes: a file path, an encoded file's bytes (raw PCM bytes
 with ``format=``), a :class:`RawAudio`, or a NumPy array with ``sample_rate=``."""
