@@ -11,6 +11,7 @@ import pytest
 
 from emotion_service.audio import load_audio
 from emotion_service.diarization import (
+    SPEECH_SHARE,
     DiarizationSettings,
     Diarizer,
     Plda,
@@ -46,6 +47,21 @@ def test_a_man_and_a_woman_are_counted_as_two_and_told_apart(tools: tuple[Segmen
     # The count given: the same speakers; one speaker given: everything is S1.
     assert diarization_error_rate(truth, diarized(tools, wave, num_speakers=2))["confusion"] < 0.02
     assert {t.speaker for t in diarized(tools, wave, num_speakers=1)} == {"S1"}
+
+
+def test_finding_speakers_reports_its_progress_past_the_speech_detector(
+    tools: tuple[Segmenter, Diarizer], tmp_path: Path
+) -> None:
+    """A job's progress moves while speakers are found, not only while speech is: the detector's share
+    of the track up to SPEECH_SHARE, a step once the voices are embedded, 1 when the speakers are found."""
+    one_channel_conversation(tmp_path / "conversation.wav")
+    segmenter, diarizer = tools
+    shares: list[float] = []
+    diarizer.find(segmenter, load_audio(tmp_path / "conversation.wav", RATE), RATE, progress=shares.append)
+    assert shares == sorted(shares), shares
+    assert any(0 < share <= SPEECH_SHARE for share in shares), shares
+    assert any(SPEECH_SHARE < share < 1 for share in shares), f"nothing reported after the detector: {shares}"
+    assert shares[-1] == 1.0
 
 
 def test_one_speaker_in_six_emotions_is_found_alone(tools: tuple[Segmenter, Diarizer]) -> None:
