@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -12,6 +13,8 @@ import grpc
 import pytest
 
 from emotion_client import AsyncEmotionClient, EmotionClient, EmotionError, PcmFormat, RetryPolicy, messages
+from emotion_client.audio import Pacer
+from emotion_client.client import _Feed
 from emotion_client.v1 import emotion_pb2 as pb
 from emotion_service.plugins.manager import build_host
 from emotion_service.server import rpc
@@ -230,3 +233,12 @@ async def test_the_sync_client_stops_sending_when_a_refusal_is_announced(tiny_mo
             code, took = await asyncio.to_thread(refused_after, format=PcmFormat(16000, "f32le"), **source)
             assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert took < 1.0, f"the sync client sent for {took:.1f} s after the refusal was announced"
+    # Whether the header above came before or after the first chunk was sent is a race; here the
+    # feed is surely in its pacing sleep (2 s before its second chunk) when it is told to stop.
+    feed = _Feed(pb.StreamClassifyRequest(), iter([pcm] * 3), Pacer(PcmFormat(16000, "f32le")))  # 2 s each
+    messages = iter(feed)
+    next(messages), next(messages)  # the config, then the first chunk at once
+    threading.Timer(0.2, feed.stop).start()
+    started = time.monotonic()
+    assert next(messages, None) is None, "the feed sent another chunk after it was told to stop"
+    assert time.monotonic() - started < 1.0, "the feed slept through the stop"

@@ -281,9 +281,9 @@ class EmotionClient:
                 iter(feed), timeout=deadline.remaining_s(), metadata=self.connection.metadata()
             )
             feed.attach(call)
-            threading.Thread(target=feed.heed, args=(call,), name="stream-ending", daemon=True).start()
             answered = False
             try:
+                threading.Thread(target=feed.heed, args=(call,), name="stream-ending", daemon=True).start()
                 for message in call:
                     answered = True
                     yield stream_event(message)
@@ -294,6 +294,7 @@ class EmotionClient:
                 if answered or not src.replayable or not self._should_retry(exc, attempt, deadline):
                     raise from_rpc_error(exc) from None
             finally:
+                feed.stop()  # a feed in a pacing sleep ends now, not when its next chunk is due
                 call.cancel()
 
     def _unary(self, method: Callable[..., T], request: Any, timeout: float | None) -> T:
@@ -346,7 +347,11 @@ class _Feed:
         """Waits for the stream's response headers (or its end) and stops the feed if they announce
         a refusal (:data:`~emotion_client.messages.STREAM_ENDING_METADATA`); run on its own thread."""
         if announces_ending(call.initial_metadata()):
-            self._ending.set()
+            self.stop()
+
+    def stop(self) -> None:
+        """Sends nothing more: the feed returns at its next chunk or from its pacing sleep."""
+        self._ending.set()
 
     def __iter__(self) -> Iterator[pb.StreamClassifyRequest]:
         yield self.config

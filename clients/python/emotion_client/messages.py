@@ -19,7 +19,8 @@ MAX_SPEAKERS = 6
 
 # The header in which the server announces that it is ending a stream it has not answered (a
 # refusal); the server's ``emotion_service.server.rpc.STREAM_ENDING_METADATA``. Both clients stop
-# sending and half-close when they see it, so the refusal's status comes at once and intact.
+# sending and half-close when they see it, so the refusal's status comes intact, and at once unless
+# the sync client's source is blocked inside ``next()`` (then after the server's 3 s drain at most).
 STREAM_ENDING_METADATA = "emotion-stream-ending"
 
 
