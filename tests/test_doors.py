@@ -93,16 +93,15 @@ def test_a_job_holds_one_channel_at_a_time_and_all_channels_count_against_its_li
             recordings=[pb.Recording(name="bomb.flac", content=bomb)], channels=pb.CHANNEL_MODE_SEPARATE
         )
 
-    request = separate(4)
-    with serving(tiny_model, env={"EMOTION_MAX_JOB_SECONDS": "3600"}) as (port, _, _), grpc.insecure_channel(
+    request = separate(4)  # 40 minutes with its channels counted: taken by the same server
+    with serving(tiny_model, env={"EMOTION_MAX_JOB_SECONDS": "3600"}) as (port, proc, _), grpc.insecure_channel(
         f"127.0.0.1:{port}"
     ) as channel:
+        stub = emotion_pb2_grpc.EmotionServiceStub(channel)
         with pytest.raises(grpc.RpcError) as refused:
-            emotion_pb2_grpc.EmotionServiceStub(channel).SubmitJob(separate(8), timeout=30)
+            stub.SubmitJob(separate(8), timeout=30)
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "80 min" in refused.value.details() and "max_job_seconds" in refused.value.details()
-    with serving(tiny_model) as (port, proc, _), grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub = emotion_pb2_grpc.EmotionServiceStub(channel)
         # A first small job loads the voice-activity model (once per server, not per job).
         warm_up = pb.SubmitJobRequest(recordings=[pb.Recording(content=silent_flac(8000, 2, 2.0))])
         *_, warm = stub.WatchJob(pb.WatchJobRequest(job_id=stub.SubmitJob(warm_up, timeout=30).job_id), timeout=60)
