@@ -40,6 +40,7 @@ import grpc
 import librosa
 import numpy as np
 import soundfile as sf
+import soxr
 
 from emotion_service.audio import load_audio
 from emotion_service.diarization import Diarizer, Turn, diarization_error_rate, join
@@ -58,6 +59,7 @@ TARGETS = {"man+woman": 0.10, "two men": 0.15, "two women": 0.15}
 # Speed factors of training conversations' copies fitted on as new speakers: none in the shipped
 # model (compared, not taken: see emotion_service/diarization.py's notes).
 SPEEDS: tuple[float, ...] = ()
+MERGES = (8.0, 12.0, 15.0, 20.0)  # merge thresholds the tune sweeps unless told
 
 
 def floats(text: str) -> tuple[float, ...]:
@@ -125,8 +127,6 @@ def majority(segment: Segment, reference: list[Turn]) -> str:
 def sped(wave: np.ndarray, reference: list[Turn], factor: float) -> tuple[np.ndarray, list[Turn]]:
     """The conversation played ``factor`` times as fast (pitch and formants moved with it), each
     speaker renamed "A01@0.92": a new voice for fitting the speaker model (Kaldi's speed perturbation)."""
-    import soxr
-
     faster = soxr.resample(wave, RATE * factor, RATE).astype(np.float32)
     return faster, [Turn(t.start_s / factor, t.end_s / factor, f"{t.speaker}@{factor}") for t in reference]
 
@@ -136,8 +136,8 @@ def tune(
     seeds: int,
     write_backend: bool,
     noise_subtraction: float | None = None,
-    speeds: tuple[float, ...] = (),
-    merges: tuple[float, ...] = (8.0, 12.0, 15.0, 20.0),
+    speeds: tuple[float, ...] = SPEEDS,
+    merges: tuple[float, ...] = MERGES,
 ) -> None:
     """Training actors 01-18 only: fits the PLDA model and sweeps the thresholds (embeddings computed once).
 
@@ -300,8 +300,8 @@ if __name__ == "__main__":
     parser.add_argument(
         "--merges",
         type=floats,
-        default=(8.0, 12.0, 15.0, 20.0),
-        help="with --tune: merge thresholds to sweep, comma-separated (default 8,12,15,20)",
+        default=MERGES,
+        help=f"with --tune: merge thresholds to sweep, comma-separated (default {','.join(f'{m:g}' for m in MERGES)})",
     )
     parser.add_argument(
         "--write-backend", action="store_true", help="with --tune: write the PLDA model fitted on 01-18 into the module"

@@ -382,9 +382,7 @@ class Diarizer:
         if progress is not None:
             progress(EMBEDDING_SHARE)
         labelled = self.label(embedded, num_speakers)
-        longest = (
-            len(waveform) if max_utterance_s * sample_rate >= len(waveform) else round(max_utterance_s * sample_rate)
-        )
+        longest = round(min(max_utterance_s, len(waveform) / sample_rate) * sample_rate)  # inf: the track
         return join(labelled, round(join_gap_s * sample_rate), longest)
 
     def embed(self, waveform: np.ndarray, sample_rate: int, segments: Sequence[Segment]) -> Embedded:

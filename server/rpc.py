@@ -17,8 +17,9 @@ log = structlog.get_logger(__name__)
 # can lag by more than a second, and a client still writing gets INTERNAL, not the refusal.
 DRAIN_SECONDS = 3.0
 # The header a stream's refusal is announced in (value: the status code's name) before the drain: a
-# client that heeds it (emotion_client's AsyncEmotionClient and EmotionClient) stops sending and half-closes, so the
-# status arrives with no write in flight. Relied on by clients; the client states it as well.
+# client that heeds it (emotion_client's AsyncEmotionClient and EmotionClient) stops sending and
+# half-closes, so the status arrives with no write in flight. Relied on by clients; the client states
+# it as well (emotion_client.messages.STREAM_ENDING_METADATA).
 STREAM_ENDING_METADATA = "emotion-stream-ending"
 
 

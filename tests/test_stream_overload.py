@@ -236,9 +236,9 @@ async def test_the_sync_client_stops_sending_when_a_refusal_is_announced(tiny_mo
     # Whether the header above came before or after the first chunk was sent is a race; here the
     # feed is surely in its pacing sleep (2 s before its second chunk) when it is told to stop.
     feed = _Feed(pb.StreamClassifyRequest(), iter([pcm] * 3), Pacer(PcmFormat(16000, "f32le")))  # 2 s each
-    messages = iter(feed)
-    next(messages), next(messages)  # the config, then the first chunk at once
+    sent = iter(feed)
+    next(sent), next(sent)  # the config, then the first chunk at once
     threading.Timer(0.2, feed.stop).start()
     started = time.monotonic()
-    assert next(messages, None) is None, "the feed sent another chunk after it was told to stop"
+    assert next(sent, None) is None, "the feed sent another chunk after it was told to stop"
     assert time.monotonic() - started < 1.0, "the feed slept through the stop"
