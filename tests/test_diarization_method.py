@@ -132,6 +132,33 @@ def test_six_parties_who_speak_alike_are_all_kept() -> None:
     assert len(set(found)) == 6 and all(len(set(found[5 * k : 5 * k + 5])) == 1 for k in range(6))
 
 
+def test_a_long_recording_is_counted_block_by_block() -> None:
+    # One voice over 256 s (a 2 s piece every 4 s) that keeps one register for eight pieces, then
+    # the other: counted whole, 64 pieces are evidence enough to split it in two; counted on blocks
+    # of at least count_block_s (60 s: four blocks of 16 pieces) it is one. A shout heard in one
+    # block makes that block's count two: the lower median of the blocks' counts is still one.
+    # Two voices taking turns are still two, told apart.
+    model = Plda(np.zeros(4), np.eye(4), np.array([50.0, 0.01, 0.01, 0.01]))
+    rng = np.random.default_rng(0)
+    n, durations = 64, [2.0] * 64
+    starts = list(np.arange(n) * 4.0)
+    assert DiarizationSettings().count_block_s == 60.0
+    register = np.where((np.arange(n) // 8) % 2 == 0, -1.0, 1.0)
+    one = rng.normal(0, 1, (n, 4)) + np.outer(-8 + register, [1, 0, 0, 0])
+    assert len(set(cluster(one, durations, 0, backend=model))) == 2  # counted whole: split by register
+    assert set(cluster(one, durations, 0, backend=model, starts_s=starts)) == {"S1"}
+    shouted = one.copy()
+    shouted[16:32:2, 0] += 6.0  # half of the second block's pieces
+    assert set(cluster(shouted, durations, 0, backend=model, starts_s=starts)) == {"S1"}
+    speaker = np.where(np.arange(n) % 3 == 0, 8.0, -8.0)
+    two = rng.normal(0, 1, (n, 4)) + np.outer(speaker, [1, 0, 0, 0])
+    truth = ["S1" if s > 0 else "S2" for s in speaker]
+    assert cluster(two, durations, 0, backend=model, starts_s=starts) == truth
+    # Under two blocks long, a recording is counted whole, as before.
+    short = list(np.arange(n) * 1.8)  # 117 s
+    assert cluster(one, durations, 0, backend=model, starts_s=short) == cluster(one, durations, 0, backend=model)
+
+
 def test_a_recording_without_speech_has_nobody_to_tell_apart(tools: tuple[Segmenter, Diarizer]) -> None:
     rng = np.random.default_rng(0)
     assert diarized(tools, rng.normal(0, 1e-4, 6 * RATE).astype(np.float32)) == []
