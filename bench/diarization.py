@@ -23,6 +23,8 @@ speaker found alone, jobs at least 20x faster than real time.
     python bench/diarization.py --tune --seeds 6 --write-backend   # ... and rewrite the shipped model
     python bench/diarization.py --tune --seeds 3 --speeds 0.85,0.92,1.08,1.15 --merges 15,18,20
         # ... the model also fitted on sped copies of the training conversations (not taken)
+    python bench/diarization.py --tune --seeds 3 --merges 15 --blocks 0,40,50,60,70,80,120
+        # ... and the count on 4-minute conversations, counted whole or block by block
     python bench/diarization.py --data /path/to/ravdess --seeds 3
 """
 
@@ -114,6 +116,17 @@ def cases(
     return out
 
 
+def long_conversations(data: Path, groups: dict[str, list[tuple[int, ...]]]) -> list[tuple[str, str, np.ndarray, list[Turn]]]:
+    """(group, condition, wave, reference): each pair's 4-minute conversations (60 turns; one speaker
+    alone 30), two clean and one with white noise at 10 dB, for the count on long recordings."""
+    out = []
+    for group, pairs in groups.items():
+        for actors, (seed, snr) in itertools.product(pairs, ((0, None), (1, None), (2, 10.0))):
+            wave, ref = conversation(data, actors, seed, turns=30 if len(actors) == 1 else 60, snr_db=snr)
+            out.append((group, "clean" if snr is None else "10 dB", wave, ref))
+    return out
+
+
 def majority(segment: Segment, reference: list[Turn]) -> str:
     """The reference speaker who speaks longest within ``segment`` ("" if none)."""
     overlap: dict[str, float] = {}
@@ -138,8 +151,11 @@ def tune(
     noise_subtraction: float | None = None,
     speeds: tuple[float, ...] = SPEEDS,
     merges: tuple[float, ...] = MERGES,
+    blocks: tuple[float, ...] = (),
 ) -> None:
-    """Training actors 01-18 only: fits the PLDA model and sweeps the thresholds (embeddings computed once).
+    """Training actors 01-18 only: fits the PLDA model and sweeps the thresholds (embeddings computed once);
+    with ``blocks``, also scores the 4-minute conversations of :func:`long_conversations` with each
+    ``count_block_s`` (0 counts them whole), at the shipped thresholds.
 
     Each conversation is scored with a PLDA model fitted without its own actors (on the pieces of the
     other training conversations, labelled by the reference, and of their copies at each of
@@ -197,6 +213,28 @@ def tune(
             wrong_count += len({s.speaker for s in found}) != len(actors)
         summary = "  ".join(f"{g} {c} {np.mean(r):6.1%}" for (g, c), r in rates.items())
         print(f"merge {merge:4.1f} min share {share:.2f}: {summary}  wrong count {wrong_count}/{len(embedded)}")
+    if blocks:
+        diarizer.settings = base
+        long = []
+        for group, condition, wave, ref in long_conversations(data, TRAIN):
+            heard = diarizer.suppress_noise(wave, RATE)
+            long.append((group, condition, ref, diarizer.embed(heard, RATE, diarizer.speech(segmenter, heard, RATE))))
+        print(f"{len(long)} conversations of 2-5 minutes")
+    for block in blocks:
+        diarizer.settings = replace(base, count_block_s=block)
+        rates, wrong = {}, {}
+        for group, condition, ref, emb in long:
+            actors = frozenset(t.speaker for t in ref)
+            if actors not in models:
+                models[actors] = fit(actors)
+            diarizer.backend = models[actors]
+            found = join(diarizer.label(emb), round(0.4 * RATE), 30 * RATE)
+            hyp = [Turn(s.start / RATE, s.end / RATE, s.speaker) for s in found]
+            rates.setdefault((group, condition), []).append(diarization_error_rate(ref, hyp)["der"])
+            wrong[(group, condition)] = wrong.get((group, condition), 0) + (len({s.speaker for s in found}) != len(actors))
+        summary = "  ".join(f"{g} {c} {np.mean(r):6.1%} ({wrong[g, c]})" for (g, c), r in rates.items())
+        mean = np.mean([np.mean(r) for r in rates.values()])
+        print(f"count block {block:5.1f} s: {summary}  mean {mean:.1%}, count wrong {sum(wrong.values())}/{len(long)}")
     if write_backend:
         model = fit(frozenset())
         path = Path(emotion_service.diarization.__file__)
@@ -304,10 +342,17 @@ if __name__ == "__main__":
         help=f"with --tune: merge thresholds to sweep, comma-separated (default {','.join(f'{m:g}' for m in MERGES)})",
     )
     parser.add_argument(
+        "--blocks",
+        type=floats,
+        default=(),
+        help="with --tune: also score 4-minute conversations of actors 01-18 (two clean, one at 10 dB per pair) "
+        "with each DiarizationSettings.count_block_s, comma-separated, e.g. 0,40,60,80 (0 counts them whole)",
+    )
+    parser.add_argument(
         "--write-backend", action="store_true", help="with --tune: write the PLDA model fitted on 01-18 into the module"
     )
     args = parser.parse_args()
     if args.tune:
-        tune(args.data, args.seeds, args.write_backend, args.noise_subtraction, args.speeds, args.merges)
+        tune(args.data, args.seeds, args.write_backend, args.noise_subtraction, args.speeds, args.merges, args.blocks)
     else:
         asyncio.run(measure(args.data, args.seeds, args.count_given))

@@ -110,8 +110,16 @@ speech at 10 dB, man+woman): 0.5 unlevelled 24.1 %, 0.35 unlevelled 20.8 %, 0.25
 (false alarm 0.8 %), 0.35 levelled 17.6 % (0.1 %); mean DER 23.0 / 23.4 / 21.9 / 21.8 %. A lower
 exit probability for Silero's hysteresis (0.1 where its default is 0.15 under the threshold) missed
 less speech (at 10 dB 14.6 % against 16.8 %, clean 3.7 % against 4.9 %) but let pauses and noise
-into pieces: mean DER 21.8 % either way (clean pairs better, noisy pairs worse), so it is not taken. Most of
-what is left at 10 dB is missed speech and same-gender pairs counted as one.
+into pieces: mean DER 21.8 % either way (clean pairs better, noisy pairs worse), so it is not taken. Nor
+is more padding around the detected speech (``SegmenterSettings.pad_s``; speech activity only,
+actors 01-18, ``--seeds 2``, 0.25 s collar, missed + false alarm clean / 10 dB): 0.05 s (as
+shipped) 3.4 + 0.0 / 9.2 + 1.1 %, 0.1 s 2.8 + 0.0 / 8.4 + 1.7 %, 0.15 s 2.3 + 0.0 / 7.7 + 2.6 %,
+0.2 s 1.9 + 0.1 / 7.1 + 3.7 %, 0.3 s 1.3 + 3.7 / 6.2 + 6.4 %: what it finds at 10 dB it gives back
+as noise let in. Nor is an encoder that hears only each piece's loud frames (those within 20 dB of
+its 90th percentile frame, as resemblyzer's own preprocessing drops silences; ``--seeds 3``, merge
+15, share 0.2): mean DER 19.0 % against 18.6 % (two men better, a man and a woman and one speaker
+alone worse, two women at 10 dB 45.7 against 45.6 %). Most of what is left at 10 dB is missed speech
+and same-gender pairs counted as one.
 
 Also compared on actors 01-18 and not taken (with six three-party conversations added to the fitting
 data; mean over the eight cells above, 21.1 % as shipped): deciding "one speaker or two" on refined
@@ -132,18 +140,24 @@ the count not given went wrong in most (mean DER 38 % against 18 % with the coun
 as far as two speakers do on 24, and neither a threshold scaled with the number of pieces nor one
 on a ratio computed with each cluster's evidence capped at 6 to 25 pieces told one speaker from two
 across both lengths (at best 151 of 176 right). **Counted block by block** (this version,
-``count_block_s``): a recording spanning two blocks of 60 s or more is cut into equal blocks, the
-speakers are counted on each as on a recording of its own (the regime the threshold was tuned in),
-and the whole is clustered with the lower median of the counts. On 66 conversations of actors 01-18
-of 2-5 minutes (each pair's 60 turns, one speaker's 30; two clean, one at 10 dB; models fitted
-without the conversation's actors; DER, count wrong): counted whole 31.5 %, 45 of 66; blocks of
-40 s 22.2 %, 17; 50 s 21.4 %, 16; **60 s 20.7 %, 16**; 70 s 21.6 %, 19; 80 s 24.7 %, 24; 120 s
-25.5 %, 27; at 60 s the lowest count over the blocks 22.6 %, the higher median 22.4 %, the most
-frequent count as the lower median. One speaker alone clean 34.0 -> 15.5 % (found alone in 8 of 12
-against 1), a man and a woman at 10 dB 26.9 -> 15.3 %, two women at 10 dB 47.5 -> 44.9 %. Recordings
-shorter than two blocks (the tune's, the bench's 12-turn ones) are counted as before. A party heard
-in no more than half of the blocks may go uncounted: the count, when known, is still the better
-guide. Whisper-base encoder layers (0-4, mean and spread over time, the whisper-probe's
+``count_block_s``): a recording whose speech spans two blocks of 60 s or more is cut into equal
+blocks from its first piece, the speakers are counted on each as on a recording of its own (the
+regime the threshold was tuned in; a block with under 10 s of speech has no say), and the whole is
+clustered into the lower median of the counts. ``bench/diarization.py --tune --seeds 3 --merges 15
+--blocks 0,40,50,60,70,80,120``: 66 conversations of actors 01-18 of 2-5 minutes (each pair's 60
+turns, one speaker's 30; two clean, one at 10 dB; models fitted without the conversation's actors),
+mean DER and count wrong: counted whole 31.5 %, 45 of 66; blocks of 40 s 22.2 %, 17; 50 s 22.0 %,
+17; **60 s 21.6 %, 17**; 70 s 22.0 %, 20; 80 s 24.5 %, 23; 120 s 25.3 %, 27. At 60 s one speaker
+alone clean 34.0 -> 15.5 % (found alone in 8 of 12 against 1), a man and a woman at 10 dB 26.9 ->
+15.3 %, two women at 10 dB 47.5 -> 51.8 %. Compared there at 60 s (a scratch variant of the same
+run) and not taken: blocks measured from the recording's start rather than its first piece 20.7 %,
+16 (a tie on these conversations, which start after 0.5 s; from the start, leading silence would
+make a short recording long), and with blocks so measured the lowest count over the blocks 22.6 %,
+the higher median 22.4 %, no minimum share within the blocks 22.1 %; from the first piece, a share
+of 0.1 within the blocks 22.6 %, none 23.0 %. Recordings shorter than two blocks (the tune's, the bench's
+12-turn ones) are counted as before. A party heard in only half of the blocks or fewer, or for
+under a fifth of most blocks' speech, goes uncounted: the count, when known, is the better guide.
+Whisper-base encoder layers (0-4, mean and spread over time, the whisper-probe's
 weights) as the pieces' vectors, with the count given: worse than GE2E alone with 18 training
 speakers to fit on (mean 21-23 % against 18.3 %); each in its own PLDA, the two fused: 17.8 %
 (clean same-gender pairs better, 10 dB worse), not enough for the encoder's cost.
@@ -213,16 +227,20 @@ class DiarizationSettings:
     # for more than a few seconds; a cluster of two or three pieces is one voice heard in another
     # register (shouting, a whisper) far more often than a third party.
     min_speaker_share: float = 0.2
-    # Without a given count, a recording at least twice this long (from its start to its last piece)
-    # is cut into equal blocks of at least this length, the speakers are counted on each block on
-    # its own, and the recording is clustered with the lower median of those counts. The evidence
-    # that splits one voice into two (a register it keeps for a while) grows with the number of
-    # pieces, while ``merge_threshold`` was tuned on conversations of about 80 s: counted whole, a
-    # 4-minute recording of one speaker was found to hold two or three. A party heard in half of the
-    # blocks or fewer may so go uncounted (give the count if one may be silent for long). On actors 01-18 (66 conversations of 2-5
-    # minutes, clean and at 10 dB): 60 s, mean DER 31.5 -> 20.7 %, the count wrong in 16 of 66
-    # against 45 (module notes). 0 counts every recording whole.
+    # Without a given count, a recording whose speech spans at least twice this long (from its first
+    # piece to its last) is cut into equal blocks of at least this length, the speakers are counted
+    # on each block on its own, and the recording is clustered with the lower median of those
+    # counts. The evidence that splits one voice into two (a register it keeps for a while) grows
+    # with the number of pieces, while ``merge_threshold`` was tuned on conversations of about 80 s:
+    # counted whole, a 4-minute recording of one speaker was found to hold two or three. The price:
+    # a party heard in only half of the blocks or fewer, or for under ``min_speaker_share`` of most
+    # blocks' speech, goes uncounted (give the count when you know it). On actors 01-18 (66
+    # conversations of 2-5 minutes, clean and at 10 dB): 60 s, mean DER 31.5 -> 21.6 %, the count
+    # wrong in 17 of 66 against 45 (module notes). 0 counts every recording whole.
     count_block_s: float = 60.0
+    # A block with less speech than this has no say in the count (a lone remark after a long pause
+    # would otherwise weigh as much as a minute of conversation).
+    min_block_speech_s: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -550,8 +568,8 @@ def cluster(
 
     ``num_speakers`` 0: the count is found (see :class:`DiarizationSettings` ``merge_threshold``,
     ``min_speaker_share`` and, given ``starts_s``, ``count_block_s``). ``weights``: the pieces'
-    durations (the PLDA model weighs every piece alike; the durations decide which speakers are too
-    short to be a party). ``starts_s``: where each piece starts in the recording, in seconds.
+    durations in seconds (the PLDA model weighs every piece alike; the durations decide which
+    speakers are too short to be a party). ``starts_s``: where each piece starts in the recording.
     """
     s = settings or DiarizationSettings()
     model = backend or Plda.bundled()
@@ -583,22 +601,35 @@ def cluster(
 
 
 def count_by_blocks(
-    embeddings: np.ndarray, weights: Sequence[float], starts_s: Sequence[float], settings: DiarizationSettings, model: Plda
+    embeddings: np.ndarray,
+    durations_s: Sequence[float],
+    starts_s: Sequence[float],
+    settings: DiarizationSettings,
+    model: Plda,
 ) -> int:
     """The number of speakers as the lower median of the counts found on equal blocks of at least
-    ``settings.count_block_s`` (each counted as a recording of its own); 0 (find it on the whole)
-    when the pieces span less than two blocks."""
+    ``settings.count_block_s``, from the first piece's start to the last piece's end; each block is
+    counted as a recording of its own (:func:`cluster` without ``starts_s``, so this never recurses),
+    and a block holding less than ``settings.min_block_speech_s`` of speech has no say. 0 (find the
+    count on the whole) when the pieces span less than two blocks or no block has a say."""
     starts = np.asarray(starts_s, np.float64)
-    span = float(np.max(starts + np.asarray(weights, np.float64)))
-    blocks = int(span // settings.count_block_s) if settings.count_block_s > 0 else 0
+    durations = np.asarray(durations_s, np.float64)
+    if starts.shape != durations.shape or not (np.all(np.isfinite(starts)) and np.all(np.isfinite(durations))):
+        raise ValueError("starts_s and the durations: one finite number of seconds per piece")
+    if not settings.count_block_s > 0 or len(starts) == 0:  # 0 (or NaN): counted whole
+        return 0
+    first = float(starts.min())
+    span = float(np.max(starts + durations)) - first
+    blocks = min(int(span // settings.count_block_s), len(starts))  # more blocks than pieces: most have no say
     if blocks < 2:
         return 0
-    block = np.minimum((starts * blocks / span).astype(int), blocks - 1)
-    counts = sorted(
-        len(set(cluster(embeddings[block == b], [w for w, k in zip(weights, block, strict=True) if k == b], 0, settings, model)))
-        for b in np.unique(block)
-    )
-    return counts[(len(counts) - 1) // 2]
+    block = np.minimum(((starts - first) * blocks / span).astype(int), blocks - 1)
+    counts = []
+    for number in range(blocks):
+        inside = block == number
+        if durations[inside].sum() >= settings.min_block_speech_s:
+            counts.append(len(set(cluster(embeddings[inside], durations[inside], 0, settings, model))))
+    return sorted(counts)[(len(counts) - 1) // 2] if counts else 0
 
 
 def agglomerate(model: Plda, points: np.ndarray, count: int, threshold: float, most: int) -> np.ndarray:

@@ -18,6 +18,7 @@ from emotion_service.diarization import (
     Turn,
     agglomerate,
     cluster,
+    count_by_blocks,
     diarization_error_rate,
     suppress_noise,
 )
@@ -135,28 +136,81 @@ def test_six_parties_who_speak_alike_are_all_kept() -> None:
 def test_a_long_recording_is_counted_block_by_block() -> None:
     # One voice over 256 s (a 2 s piece every 4 s) that keeps one register for eight pieces, then
     # the other: counted whole, 64 pieces are evidence enough to split it in two; counted on blocks
-    # of at least count_block_s (60 s: four blocks of 16 pieces) it is one. A shout heard in one
-    # block makes that block's count two: the lower median of the blocks' counts is still one.
-    # Two voices taking turns are still two, told apart.
+    # of at least count_block_s (60 s: four blocks of 16 pieces) it is one. Two voices taking turns
+    # are still two, told apart.
     model = Plda(np.zeros(4), np.eye(4), np.array([50.0, 0.01, 0.01, 0.01]))
     rng = np.random.default_rng(0)
     n, durations = 64, [2.0] * 64
-    starts = list(np.arange(n) * 4.0)
-    assert DiarizationSettings().count_block_s == 60.0
+    starts = np.arange(n) * 4.0
+    assert DiarizationSettings().count_block_s == 60.0 and DiarizationSettings().min_block_speech_s == 10.0
     register = np.where((np.arange(n) // 8) % 2 == 0, -1.0, 1.0)
     one = rng.normal(0, 1, (n, 4)) + np.outer(-8 + register, [1, 0, 0, 0])
     assert len(set(cluster(one, durations, 0, backend=model))) == 2  # counted whole: split by register
     assert set(cluster(one, durations, 0, backend=model, starts_s=starts)) == {"S1"}
-    shouted = one.copy()
-    shouted[16:32:2, 0] += 6.0  # half of the second block's pieces
-    assert set(cluster(shouted, durations, 0, backend=model, starts_s=starts)) == {"S1"}
+    assert len(set(cluster(one, durations, 2, backend=model, starts_s=starts))) == 2  # a given count stands
     speaker = np.where(np.arange(n) % 3 == 0, 8.0, -8.0)
     two = rng.normal(0, 1, (n, 4)) + np.outer(speaker, [1, 0, 0, 0])
     truth = ["S1" if s > 0 else "S2" for s in speaker]
     assert cluster(two, durations, 0, backend=model, starts_s=starts) == truth
-    # Under two blocks long, a recording is counted whole, as before.
-    short = list(np.arange(n) * 1.8)  # 117 s
-    assert cluster(one, durations, 0, backend=model, starts_s=short) == cluster(one, durations, 0, backend=model)
+
+
+def test_the_count_of_a_long_recording_is_the_lower_median_of_its_blocks() -> None:
+    model = Plda(np.zeros(4), np.eye(4), np.array([50.0, 0.01, 0.01, 0.01]))
+    rng = np.random.default_rng(0)
+    voice = rng.normal(0, 1, (64, 4)) + np.outer(np.full(64, -8.0), [1, 0, 0, 0])
+    starts, durations = np.arange(64) * 4.0, [2.0] * 64
+
+    def found(points: np.ndarray, at: np.ndarray = starts, pieces: int = 64) -> int:
+        return len(set(cluster(points[:pieces], durations[:pieces], 0, backend=model, starts_s=at[:pieces])))
+
+    # A shout in one block of four (counts 1, 2, 1, 1), or in one of two (126 s: counts 1, 2): one voice.
+    shouted = voice.copy()
+    shouted[16:32:2, 0] += 16.0
+    assert found(shouted) == 1
+    assert found(shouted, pieces=32) == 1
+    # A second voice in three blocks of four (counts 1, 2, 2, 2): two.
+    joined = voice.copy()
+    joined[16::3, 0] = 8.0 + rng.normal(0, 1, len(joined[16::3]))
+    assert found(joined) == 2
+    # Two voices for a minute, then one remark after a long pause: the block with 2 s of speech has no
+    # say, so the conversation keeps its two.
+    remark = np.append(np.arange(16) * 4.0, 125.0)
+    pair = voice[:17].copy()
+    pair[0:16:3, 0] = 8.0
+    assert found(pair, remark, 17) == 2
+    # Blocks run from the first piece: silence before it does not make a short recording long (115 s
+    # of speech after 90 s of silence is counted whole).
+    late = np.arange(64) * 1.8 + 90.0
+    assert count_by_blocks(voice, durations, late, DiarizationSettings(), model) == 0
+    assert cluster(voice, durations, 0, backend=model, starts_s=late) == cluster(voice, durations, 0, backend=model)
+    with pytest.raises(ValueError, match="finite"):
+        cluster(voice, durations, 0, backend=model, starts_s=[float("nan")] * 64)
+
+
+def test_a_diarized_track_is_counted_on_its_seconds_at_any_rate(
+    tools: tuple[Segmenter, Diarizer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 8 kHz audio: the blocks are measured in the recording's seconds, not in samples of either rate.
+    import emotion_service.diarization as diarization
+
+    seen: list[tuple[float, float]] = []
+    count = diarization.count_by_blocks
+
+    def recording(embeddings, durations_s, starts_s, settings, model):  # type: ignore[no-untyped-def]
+        seen.append((min(starts_s), max(np.add(starts_s, durations_s))))
+        return count(embeddings, durations_s, starts_s, settings, model)
+
+    monkeypatch.setattr(diarization, "count_by_blocks", recording)
+    clips = [load_audio(path, 8_000) for path in sorted(DATA.glob("*-21.flac"))]
+    pieces = [np.zeros(4_000, np.float32)]
+    for number in range(40):
+        pieces += [clips[number % len(clips)], np.zeros(4_000, np.float32)]
+    wave = np.concatenate(pieces)
+    segmenter, diarizer = tools
+    found = diarizer.find(segmenter, wave, 8_000)
+    assert {s.speaker for s in found} == {"S1"}
+    first, last = seen[0]
+    assert 0.3 < first < 2.0 and len(wave) / 8_000 - 3.0 < last <= len(wave) / 8_000, (first, last, len(wave) / 8_000)
 
 
 def test_a_recording_without_speech_has_nobody_to_tell_apart(tools: tuple[Segmenter, Diarizer]) -> None:

@@ -226,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help=f"with --diarize: how many speak, 1 to {MAX_SPEAKERS} (default 2, interviewer and candidate; "
-        "0: the server finds out, which over a long recording may count one voice's registers as two)",
+        "0: the server finds out, and may miss a party who speaks little or split a voice by register)",
     )
     return parser
 

@@ -107,9 +107,9 @@ def assess_interview(
     :param realtime: pace the upload as the audio plays.
     :param diarize: both parties in one channel: analyse it as a diarized job (the server finds
         who speaks when among ``num_speakers``, by default the interview's two; 0: it finds out how
-        many, which over a long recording may count one voice's registers as two) and report per party. The
-        report's windows are then the job's utterances; ``window_s``, ``hop_s`` and ``realtime``
-        do not apply.
+        many, which may miss a party who speaks little or split a voice by register) and report per
+        party. The report's windows are then the job's utterances; ``window_s``, ``hop_s`` and
+        ``realtime`` do not apply.
     :param timeout: seconds to wait for the diarized job (None: as long as it takes).
     """
     questions, segmentation = _questions(recording, segments, pauses)
