@@ -73,17 +73,24 @@ def floats(text: str) -> tuple[float, ...]:
 
 
 def conversation(
-    data: Path, actors: tuple[int, ...], seed: int, turns: int = 12, snr_db: float | None = None
+    data: Path,
+    actors: tuple[int, ...],
+    seed: int,
+    turns: int = 12,
+    snr_db: float | None = None,
+    interview: bool = False,
 ) -> tuple[np.ndarray, list[Turn]]:
-    """One channel: ``actors`` take turns of 1-3 utterances, 0.2-1 s pauses; with the reference turns."""
-    rng = np.random.default_rng([seed, *actors])
+    """One channel: ``actors`` take turns of 1-3 utterances, 0.2-1 s pauses; with the reference turns.
+    ``interview``: the first actor asks (one utterance a turn), the second answers (two to four)."""
+    rng = np.random.default_rng([seed, *actors, 7] if interview else [seed, *actors])
     clips = {a: sorted((data / f"Actor_{a:02d}").glob("*.flac")) for a in actors}
     pieces: list[np.ndarray] = [np.zeros(int(0.5 * RATE), np.float32)]
     reference: list[Turn] = []
     at = len(pieces[0])
     for turn in range(turns):
         actor = actors[turn % len(actors)]
-        for _ in range(int(rng.integers(1, 4))):
+        asking = interview and turn % 2 == 0
+        for _ in range(1 if asking else int(rng.integers(2, 5)) if interview else int(rng.integers(1, 4))):
             path = clips[actor][int(rng.integers(len(clips[actor])))]
             speech, _ = librosa.effects.trim(load_audio(path, RATE), top_db=30)
             reference.append(Turn(at / RATE, (at + len(speech)) / RATE, f"A{actor:02d}"))
@@ -116,14 +123,22 @@ def cases(
     return out
 
 
-def long_conversations(data: Path, groups: dict[str, list[tuple[int, ...]]]) -> list[tuple[str, str, np.ndarray, list[Turn]]]:
+def long_conversations(
+    data: Path, groups: dict[str, list[tuple[int, ...]]], interviews: bool = False
+) -> list[tuple[str, str, np.ndarray, list[Turn]]]:
     """(group, condition, wave, reference): each pair's 4-minute conversations (60 turns; one speaker
-    alone 30), two clean and one with white noise at 10 dB, for the count on long recordings."""
+    alone 30), two clean and one with white noise at 10 dB, for the count on long recordings; with
+    ``interviews``, each pair as an interview instead (:func:`conversation`), 60 turns clean and at
+    10 dB and 30 turns clean: the asker speaks for about a quarter of the time."""
     out = []
+    plan = ((0, None, 60), (1, None, 30), (2, 10.0, 60)) if interviews else ((0, None, 60), (1, None, 60), (2, 10.0, 60))
     for group, pairs in groups.items():
-        for actors, (seed, snr) in itertools.product(pairs, ((0, None), (1, None), (2, 10.0))):
-            wave, ref = conversation(data, actors, seed, turns=30 if len(actors) == 1 else 60, snr_db=snr)
-            out.append((group, "clean" if snr is None else "10 dB", wave, ref))
+        if interviews and len(pairs[0]) != 2:  # an interview has two parties
+            continue
+        for actors, (seed, snr, turns) in itertools.product(pairs, plan):
+            wave, ref = conversation(data, actors, seed, turns if len(actors) == 2 else turns // 2, snr, interviews)
+            condition = "clean" if snr is None else "10 dB"
+            out.append((group, f"{condition} {turns}" if interviews else condition, wave, ref))
     return out
 
 
@@ -213,28 +228,30 @@ def tune(
             wrong_count += len({s.speaker for s in found}) != len(actors)
         summary = "  ".join(f"{g} {c} {np.mean(r):6.1%}" for (g, c), r in rates.items())
         print(f"merge {merge:4.1f} min share {share:.2f}: {summary}  wrong count {wrong_count}/{len(embedded)}")
-    if blocks:
+    for interviews in (False, True) if blocks else ():
         diarizer.settings = base
         long = []
-        for group, condition, wave, ref in long_conversations(data, TRAIN):
+        for group, condition, wave, ref in long_conversations(data, TRAIN, interviews):
             heard = diarizer.suppress_noise(wave, RATE)
             long.append((group, condition, ref, diarizer.embed(heard, RATE, diarizer.speech(segmenter, heard, RATE))))
-        print(f"{len(long)} conversations of 2-5 minutes")
-    for block in blocks:
-        diarizer.settings = replace(base, count_block_s=block)
-        rates, wrong = {}, {}
-        for group, condition, ref, emb in long:
-            actors = frozenset(t.speaker for t in ref)
-            if actors not in models:
-                models[actors] = fit(actors)
-            diarizer.backend = models[actors]
-            found = join(diarizer.label(emb), round(0.4 * RATE), 30 * RATE)
-            hyp = [Turn(s.start / RATE, s.end / RATE, s.speaker) for s in found]
-            rates.setdefault((group, condition), []).append(diarization_error_rate(ref, hyp)["der"])
-            wrong[(group, condition)] = wrong.get((group, condition), 0) + (len({s.speaker for s in found}) != len(actors))
-        summary = "  ".join(f"{g} {c} {np.mean(r):6.1%} ({wrong[g, c]})" for (g, c), r in rates.items())
-        mean = np.mean([np.mean(r) for r in rates.values()])
-        print(f"count block {block:5.1f} s: {summary}  mean {mean:.1%}, count wrong {sum(wrong.values())}/{len(long)}")
+        kind = "interviews (one asks, one answers)" if interviews else "conversations"
+        print(f"{len(long)} {kind} of 2-6 minutes; per cell: mean DER (count wrong)")
+        for block in blocks:
+            diarizer.settings = replace(base, count_block_s=block)
+            rates, wrong = {}, {}
+            for group, condition, ref, emb in long:
+                actors = frozenset(t.speaker for t in ref)
+                if actors not in models:
+                    models[actors] = fit(actors)
+                diarizer.backend = models[actors]
+                found = join(diarizer.label(emb), round(0.4 * RATE), 30 * RATE)
+                hyp = [Turn(s.start / RATE, s.end / RATE, s.speaker) for s in found]
+                rates.setdefault((group, condition), []).append(diarization_error_rate(ref, hyp)["der"])
+                miscounted = len({s.speaker for s in found}) != len(actors)
+                wrong[group, condition] = wrong.get((group, condition), 0) + miscounted
+            summary = "  ".join(f"{g} {c} {np.mean(r):6.1%} ({wrong[g, c]})" for (g, c), r in rates.items())
+            mean = np.mean([np.mean(r) for r in rates.values()])
+            print(f"count block {block:5.1f} s: {summary}  mean {mean:.1%}, count wrong {sum(wrong.values())}/{len(long)}")
     if write_backend:
         model = fit(frozenset())
         path = Path(emotion_service.diarization.__file__)
@@ -345,8 +362,8 @@ if __name__ == "__main__":
         "--blocks",
         type=floats,
         default=(),
-        help="with --tune: also score 4-minute conversations of actors 01-18 (two clean, one at 10 dB per pair) "
-        "with each DiarizationSettings.count_block_s, comma-separated, e.g. 0,40,60,80 (0 counts them whole)",
+        help="with --tune: also score 4-minute conversations and interviews of actors 01-18 (two clean, one at "
+        "10 dB per pair) with each DiarizationSettings.count_block_s, comma-separated, e.g. 0,40,60,80 (0: whole)",
     )
     parser.add_argument(
         "--write-backend", action="store_true", help="with --tune: write the PLDA model fitted on 01-18 into the module"
