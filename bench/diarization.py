@@ -24,7 +24,7 @@ speaker found alone, jobs at least 20x faster than real time.
     python bench/diarization.py --tune --seeds 3 --speeds 0.85,0.92,1.08,1.15 --merges 15,18,20
         # ... the model also fitted on sped copies of the training conversations (not taken)
     python bench/diarization.py --tune --seeds 3 --merges 15 --blocks 0,40,50,60,70,80,120
-        # ... and the count on 4-minute conversations, counted whole or block by block
+        # ... and the count on 2-5 minute conversations and interviews, counted whole or by blocks
     python bench/diarization.py --data /path/to/ravdess --seeds 3
 """
 
@@ -136,7 +136,7 @@ def long_conversations(
         if interviews and len(pairs[0]) != 2:  # an interview has two parties
             continue
         for actors, (seed, snr, turns) in itertools.product(pairs, plan):
-            wave, ref = conversation(data, actors, seed, turns if len(actors) == 2 else turns // 2, snr, interviews)
+            wave, ref = conversation(data, actors, seed, turns // 2 if len(actors) == 1 else turns, snr, interviews)
             condition = "clean" if snr is None else "10 dB"
             out.append((group, f"{condition} {turns}" if interviews else condition, wave, ref))
     return out
@@ -169,8 +169,9 @@ def tune(
     blocks: tuple[float, ...] = (),
 ) -> None:
     """Training actors 01-18 only: fits the PLDA model and sweeps the thresholds (embeddings computed once);
-    with ``blocks``, also scores the 4-minute conversations of :func:`long_conversations` with each
-    ``count_block_s`` (0 counts them whole), at the shipped thresholds.
+    with ``blocks``, also scores the long conversations and interviews of :func:`long_conversations`
+    with each ``count_block_s`` (0 counts them whole), at the shipped thresholds; each mean is over
+    the cells (group and condition), as the sweep's.
 
     Each conversation is scored with a PLDA model fitted without its own actors (on the pieces of the
     other training conversations, labelled by the reference, and of their copies at each of
@@ -235,7 +236,7 @@ def tune(
             heard = diarizer.suppress_noise(wave, RATE)
             long.append((group, condition, ref, diarizer.embed(heard, RATE, diarizer.speech(segmenter, heard, RATE))))
         kind = "interviews (one asks, one answers)" if interviews else "conversations"
-        print(f"{len(long)} {kind} of 2-6 minutes; per cell: mean DER (count wrong)")
+        print(f"{len(long)} {kind} of 2-5 minutes; per cell: mean DER (count wrong)")
         for block in blocks:
             diarizer.settings = replace(base, count_block_s=block)
             rates, wrong = {}, {}
@@ -362,8 +363,8 @@ if __name__ == "__main__":
         "--blocks",
         type=floats,
         default=(),
-        help="with --tune: also score 4-minute conversations and interviews of actors 01-18 (two clean, one at "
-        "10 dB per pair) with each DiarizationSettings.count_block_s, comma-separated, e.g. 0,40,60,80 (0: whole)",
+        help="with --tune: also score 2-5 minute conversations and interviews of actors 01-18 (clean and at 10 dB) "
+        "with each DiarizationSettings.count_block_s, comma-separated, e.g. 0,40,60,80 (0: counted whole)",
     )
     parser.add_argument(
         "--write-backend", action="store_true", help="with --tune: write the PLDA model fitted on 01-18 into the module"

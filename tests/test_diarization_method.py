@@ -181,8 +181,7 @@ def test_the_count_of_a_long_recording_is_the_lower_median_of_its_blocks() -> No
     # Blocks run from the first piece: silence before it does not make a short recording long (115 s
     # of speech after 90 s of silence is counted whole).
     late = np.arange(64) * 1.8 + 90.0
-    assert count_by_blocks(voice, durations, late, DiarizationSettings(), model) == 0
-    assert cluster(voice, durations, 0, backend=model, starts_s=late) == cluster(voice, durations, 0, backend=model)
+    assert count_by_blocks(voice, durations, late, DiarizationSettings(), model) == 0  # 0: counted whole
     with pytest.raises(ValueError, match="finite"):
         cluster(voice, durations, 0, backend=model, starts_s=[float("nan")] * 64)
 
