@@ -2,10 +2,10 @@
 
 Ray Train's ``TorchTrainer`` starts N workers (one process each, on any node of the cluster),
 sets up torch.distributed between them (gloo on CPUs, NCCL on GPUs) and runs :func:`_worker`
-on each. A worker is a plain `emotion train` run (:func:`run_training`) with Ray's two
-Hugging Face hooks: ``prepare_trainer`` and ``RayTrainReportCallback``, which hands every
-Trainer checkpoint to Ray, stored under ``--storage_path`` (a folder every node can read: a
-shared file system or a bucket on a real cluster). The Trainer shards batches with its
+on each. A worker is a plain `emotion train` run (:func:`run_training`) with Ray's Hugging Face
+hook ``prepare_trainer`` and :class:`ReportCheckpoints`, which hands every Trainer checkpoint to
+Ray, stored under ``--storage_path`` (a folder every node can read: a shared file system or a
+bucket on a real cluster). The Trainer shards batches with its
 distributed sampler, so the global batch is ``per_device_train_batch_size`` x N.
 
 When a worker dies, Ray restarts the whole group (up to ``--max_failures`` times) and each worker
@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import structlog
+from transformers import TrainerCallback
+from transformers.trainer_utils import get_last_checkpoint
 
 from emotion_service.tuning.finetune import METRIC, Arguments, parse_args, prepare_corpus, write_model_card
 
@@ -107,7 +110,7 @@ def _export(checkpoint: Any, output: Path, arguments: Arguments, command: str, m
 def _worker(config: dict[str, Any]) -> None:
     """One Ray Train worker: `emotion train` with Ray's checkpoint reporting, resuming when Ray restarts it."""
     import ray.train
-    from ray.train.huggingface.transformers import RayTrainReportCallback, prepare_trainer
+    from ray.train.huggingface.transformers import prepare_trainer
 
     from emotion_service.tuning.finetune import run_training
 
@@ -122,11 +125,42 @@ def _worker(config: dict[str, Any]) -> None:
         run_training(
             parse_args(config["argv"]),
             config["command"],
-            callbacks=[RayTrainReportCallback()],
+            callbacks=[ReportCheckpoints()],
             prepare=prepare_trainer,
             resume_from=resume,
             export=False,
         )
+
+
+class ReportCheckpoints(TrainerCallback):
+    """Hands each Trainer checkpoint to Ray: copied by rank 0 alone, once every rank has saved.
+
+    Ray's own ``RayTrainReportCallback`` copies ``output_dir``'s last checkpoint on every rank and
+    Ray merges the copies into one folder. Ranks on one node share ``output_dir``, and the Trainer
+    does not wait for rank 0 to finish writing before the others' ``on_save``: a copy taken
+    half-way overwrote the whole ``config.json`` with an empty one, and a worker killed later
+    resumed from it and failed ("Expecting value: line 1 column 1"). Here every rank first waits
+    for all to have saved (rank 0 the model, each its RNG state), then rank 0 reports the
+    checkpoint and the others report the metrics alone (Ray wants every rank to report).
+    """
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        import ray.train
+        import torch.distributed as dist
+        from ray.train import Checkpoint
+
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()
+        metrics: dict[str, Any] = {}
+        for entry in state.log_history:
+            metrics.update(entry)
+        source = get_last_checkpoint(args.output_dir) if ray.train.get_context().get_world_rank() == 0 else None
+        if source is None:
+            ray.train.report(metrics=metrics)
+            return
+        with tempfile.TemporaryDirectory() as folder:
+            shutil.copytree(source, Path(folder) / "checkpoint")
+            ray.train.report(metrics=metrics, checkpoint=Checkpoint.from_directory(folder))
 
 
 class _NoCheckpoint:
