@@ -24,7 +24,7 @@ speaker found alone, jobs at least 20x faster than real time.
     python bench/diarization.py --tune --seeds 3 --speeds 0.85,0.92,1.08,1.15 --merges 15,18,20
         # ... the model also fitted on sped copies of the training conversations (not taken)
     python bench/diarization.py --tune --seeds 3 --merges 15 --blocks 0,40,50,60,70,80,120
-        # ... and the count on 2-5 minute conversations and interviews, counted whole or by blocks
+        # ... and the count on 2-6 minute conversations and interviews, counted whole or by blocks
     python bench/diarization.py --data /path/to/ravdess --seeds 3
 """
 
@@ -45,7 +45,7 @@ import soundfile as sf
 import soxr
 
 from emotion_service.audio import load_audio
-from emotion_service.diarization import Diarizer, Turn, diarization_error_rate, join
+from emotion_service.diarization import Diarizer, Embedded, Turn, diarization_error_rate, join
 from emotion_service.paths import BUNDLED_MODEL, REPO_ROOT
 from emotion_service.segmentation import Segment
 
@@ -89,8 +89,11 @@ def conversation(
     at = len(pieces[0])
     for turn in range(turns):
         actor = actors[turn % len(actors)]
-        asking = interview and turn % 2 == 0
-        for _ in range(1 if asking else int(rng.integers(2, 5)) if interview else int(rng.integers(1, 4))):
+        if not interview:
+            utterances = int(rng.integers(1, 4))
+        else:  # the asker's one utterance draws nothing, so plain conversations stay as they were
+            utterances = 1 if turn % 2 == 0 else int(rng.integers(2, 5))
+        for _ in range(utterances):
             path = clips[actor][int(rng.integers(len(clips[actor])))]
             speech, _ = librosa.effects.trim(load_audio(path, RATE), top_db=30)
             reference.append(Turn(at / RATE, (at + len(speech)) / RATE, f"A{actor:02d}"))
@@ -186,13 +189,17 @@ def tune(
     if noise_subtraction is not None:
         diarizer.settings = replace(diarizer.settings, noise_subtraction=noise_subtraction)
     base = diarizer.settings
+
+    def heard(wave: np.ndarray) -> Embedded:
+        """The conversation's speech embedded as a job hears it (steady noise out, keen detector)."""
+        quiet = diarizer.suppress_noise(wave, RATE)
+        return diarizer.embed(quiet, RATE, diarizer.speech(segmenter, quiet, RATE))
+
     embedded, fitting = [], []
     for group, condition, wave, ref in cases(data, TRAIN, seeds):
         for factor in (1.0, *speeds):
             heard_wave, heard_ref = (wave, ref) if factor == 1.0 else sped(wave, ref, factor)
-            heard = diarizer.suppress_noise(heard_wave, RATE)  # as a job hears it
-            fine = diarizer.speech(segmenter, heard, RATE)
-            emb = diarizer.embed(heard, RATE, fine)
+            emb = heard(heard_wave)
             # Pieces for fitting: the VAD segments uncut (a similarity is never below -1), each
             # labelled with its reference speaker.
             diarizer.settings = replace(base, change_threshold=-1.0)
@@ -214,11 +221,13 @@ def tune(
         return Plda.fit(speakers)
 
     models: dict[frozenset[str], Plda] = {}
-    for merge, share in itertools.product(merges, (0.0, 0.1, 0.2, 0.3)):
-        diarizer.settings = replace(base, merge_threshold=merge, min_speaker_share=share)
+
+    def score(conversations: list[tuple[str, str, list[Turn], Embedded]]) -> tuple[dict, dict]:
+        """Per (group, condition), at ``diarizer.settings``: the DERs, and how many were miscounted;
+        each conversation labelled by a model fitted without its own actors."""
         rates: dict[tuple[str, str], list[float]] = {}
-        wrong_count = 0
-        for group, condition, ref, emb in embedded:
+        wrong: dict[tuple[str, str], int] = {}
+        for group, condition, ref, emb in conversations:
             actors = frozenset(t.speaker for t in ref)
             if actors not in models:
                 models[actors] = fit(actors)
@@ -226,30 +235,24 @@ def tune(
             found = join(diarizer.label(emb), round(0.4 * RATE), 30 * RATE)  # the job's default pause
             hyp = [Turn(s.start / RATE, s.end / RATE, s.speaker) for s in found]
             rates.setdefault((group, condition), []).append(diarization_error_rate(ref, hyp)["der"])
-            wrong_count += len({s.speaker for s in found}) != len(actors)
+            miscounted = len({s.speaker for s in found}) != len(actors)
+            wrong[group, condition] = wrong.get((group, condition), 0) + miscounted
+        return rates, wrong
+
+    for merge, share in itertools.product(merges, (0.0, 0.1, 0.2, 0.3)):
+        diarizer.settings = replace(base, merge_threshold=merge, min_speaker_share=share)
+        rates, wrong = score(embedded)
         summary = "  ".join(f"{g} {c} {np.mean(r):6.1%}" for (g, c), r in rates.items())
-        print(f"merge {merge:4.1f} min share {share:.2f}: {summary}  wrong count {wrong_count}/{len(embedded)}")
+        print(f"merge {merge:4.1f} min share {share:.2f}: {summary}  wrong count {sum(wrong.values())}/{len(embedded)}")
     for interviews in (False, True) if blocks else ():
         diarizer.settings = base
-        long = []
-        for group, condition, wave, ref in long_conversations(data, TRAIN, interviews):
-            heard = diarizer.suppress_noise(wave, RATE)
-            long.append((group, condition, ref, diarizer.embed(heard, RATE, diarizer.speech(segmenter, heard, RATE))))
+        long = [(g, c, ref, heard(wave)) for g, c, wave, ref in long_conversations(data, TRAIN, interviews)]
         kind = "interviews (one asks, one answers)" if interviews else "conversations"
-        print(f"{len(long)} {kind} of 2-5 minutes; per cell: mean DER (count wrong)")
+        lengths = [max(t.end_s for t in ref) / 60 for _, _, ref, _ in long]
+        print(f"{len(long)} {kind} of {min(lengths):.1f}-{max(lengths):.1f} minutes; per cell: mean DER (count wrong)")
         for block in blocks:
             diarizer.settings = replace(base, count_block_s=block)
-            rates, wrong = {}, {}
-            for group, condition, ref, emb in long:
-                actors = frozenset(t.speaker for t in ref)
-                if actors not in models:
-                    models[actors] = fit(actors)
-                diarizer.backend = models[actors]
-                found = join(diarizer.label(emb), round(0.4 * RATE), 30 * RATE)
-                hyp = [Turn(s.start / RATE, s.end / RATE, s.speaker) for s in found]
-                rates.setdefault((group, condition), []).append(diarization_error_rate(ref, hyp)["der"])
-                miscounted = len({s.speaker for s in found}) != len(actors)
-                wrong[group, condition] = wrong.get((group, condition), 0) + miscounted
+            rates, wrong = score(long)
             summary = "  ".join(f"{g} {c} {np.mean(r):6.1%} ({wrong[g, c]})" for (g, c), r in rates.items())
             mean = np.mean([np.mean(r) for r in rates.values()])
             print(f"count block {block:5.1f} s: {summary}  mean {mean:.1%}, count wrong {sum(wrong.values())}/{len(long)}")
@@ -363,7 +366,7 @@ if __name__ == "__main__":
         "--blocks",
         type=floats,
         default=(),
-        help="with --tune: also score 2-5 minute conversations and interviews of actors 01-18 (clean and at 10 dB) "
+        help="with --tune: also score 2-6 minute conversations and interviews of actors 01-18 (clean and at 10 dB) "
         "with each DiarizationSettings.count_block_s, comma-separated, e.g. 0,40,60,80 (0: counted whole)",
     )
     parser.add_argument(

@@ -144,7 +144,7 @@ across both lengths (at best 151 of 176 right). **Counted block by block** (this
 blocks from its first piece, the speakers are counted on each as on a recording of its own (the
 regime the threshold was tuned in; a block with under 10 s of speech has no say), and the whole is
 clustered into the lower median of the counts. ``bench/diarization.py --tune --seeds 3 --merges 15
---blocks 0,40,50,60,70,80,120``: 66 conversations of actors 01-18 of 2-5 minutes (each pair's 60
+--blocks 0,40,50,60,70,80,120``: 66 conversations of actors 01-18 of 2-6 minutes (each pair's 60
 turns, one speaker's 30; two clean, one at 10 dB; models fitted without the conversation's actors),
 mean DER over the cells and count wrong: counted whole 31.5 %, 45 of 66; blocks of 40 s 22.2 %, 17;
 50 s 22.0 %, 17; **60 s 21.6 %, 17**; 70 s 22.0 %, 20; 80 s 24.5 %, 23; 120 s 25.3 %, 27. At 60 s
@@ -242,7 +242,7 @@ class DiarizationSettings:
     # counted whole, a 4-minute recording of one speaker was found to hold two or three. The price:
     # a party heard in only half of the blocks or fewer, or for under ``min_speaker_share`` of most
     # blocks' speech, goes uncounted (give the count when you know it). On actors 01-18 (66
-    # conversations of 2-5 minutes, clean and at 10 dB): 60 s, mean DER 31.5 -> 21.6 %, the count
+    # conversations of 2-6 minutes, clean and at 10 dB): 60 s, mean DER 31.5 -> 21.6 %, the count
     # wrong in 17 of 66 against 45 (module notes). 0 counts every recording whole.
     count_block_s: float = 60.0
     # A block with less speech than this has no say in the count (a lone remark after a long pause
