@@ -61,22 +61,28 @@ as NME-SC) the counts scattered over 1-6.
 power in one frame is exponential, its 10th percentile 0.105 of its mean: a subtraction of 8 takes
 out about the noise's mean power, 16 twice that (the gain never under 0.02, -17 dB). On actors 01-18
 (``bench/diarization.py --tune --seeds 3 --noise-subtraction S``, merge 15, share 0.2, the mean over
-the eight cells below): S = 0 21.8 %, 4 20.5 %, 8 19.9 %, 16 19.8 %; at 16 a man and a woman at 10 dB
-27.2 -> 16.3 %, one speaker alone at 10 dB 15.3 -> 12.8 %, two men at 10 dB 39.2 -> 34.4 %, while
+the eight cells below): S = 0 21.8 %, 4 20.5 %, 8 19.9 %, 16 19.8 %; at 16 a man and a woman at 10
+dB 27.2 -> 16.3 %, one speaker alone at 10 dB 15.3 -> 12.8 %, two men at 10 dB 39.2 -> 34.4 %, while
 two men clean 21.1 -> 22.1 % and two women at 10 dB 43.4 -> 44.0 %. Taken at 16, the PLDA model
 fitted again on the pieces so heard (``--tune --seeds 6 --write-backend``; the sweep's best there,
 merge 15 and share 0.2 as before: a man and a woman 6.4 / 16.3 %, two men 15.0 / 35.0 %, two women
 15.5 / 40.1 %, one speaker alone 7.9 / 14.3 %, mean 18.8 %, count wrong in 49 of 264). The 10 dB
 condition is white noise; the tests check pink (1/f) noise too, at 0 dB (DER 6 % against 13 %
-without). RNNoise (``pyrnnoise``, its model in its wheel) before Silero missed less of the speech
-at 10 dB than subtraction at 4 did (11.0 % against 12.4 %, 15.4 % with neither) but more of the
-clean speech (6.9 % against 4.6 %), and ran at 29x real time by itself: the job would fall under
-its 20x target; not taken. With the noise taken out, the detector's threshold was compared again
-(``--seeds 3``, merge 15, share 0.2): 0.25 18.1 %, 0.35 19.8 %, 0.45 20.9 % (at 0.25 two men clean
-14.1 %, one speaker alone at 10 dB 10.6 %, the count wrong in 23 of 132); 0.25 taken and the PLDA
-model fitted again on its pieces (``--seeds 6``: merge 15 and share 0.2 still the sweep's best, a man
-and a woman 5.0 / 16.6 %, two men 14.9 / 32.4 %, two women 17.8 / 44.7 %, one speaker alone
-5.3 / 12.7 %, mean 18.7 %, against 18.8 % at 0.35 with the same seeds: a tie there).
+without). RNNoise (``pyrnnoise``, its model in its wheel) before Silero missed less of the speech at
+10 dB than subtraction at 4 did (11.0 % against 12.4 %, 15.4 % with neither) but more of the clean
+speech (6.9 % against 4.6 %), and ran at 29x real time by itself: the job would fall under its 20x
+target; not taken. Nor before the encoder too (RNNoise, then the subtraction, on every recording;
+``--seeds 3``, merge 15, share 0.2, the models fitted on the pieces so heard): the 10 dB cells
+gained (a man and a woman 16.4 -> 14.9 %, two men 32.1 -> 29.0 %, two women 45.6 -> 38.5 %) and the
+clean ones lost (a man and a woman 6.3 -> 9.3 %, two women 16.5 -> 21.7 %, one speaker alone 5.5 ->
+9.8 %, alone at 10 dB 10.4 -> 12.7 %): mean 18.7 % either way. On noisy recordings only, it would
+need their noise judged first, and the denoiser alone runs at 26x real time. With the noise taken
+out, the detector's threshold was compared again (``--seeds 3``, merge 15, share 0.2): 0.25 18.1 %,
+0.35 19.8 %, 0.45 20.9 % (at 0.25 two men clean 14.1 %, one speaker alone at 10 dB 10.6 %, the count
+wrong in 23 of 132); 0.25 taken and the PLDA model fitted again on its pieces (``--seeds 6``: merge
+15 and share 0.2 still the sweep's best, a man and a woman 5.0 / 16.6 %, two men 14.9 / 32.4 %, two
+women 17.8 / 44.7 %, one speaker alone 5.3 / 12.7 %, mean 18.7 %, against 18.8 % at 0.35 with the
+same seeds: a tie there).
 
 **Speed-perturbed voices, compared and not taken.** Eighteen training speakers are few for the
 spread between speakers; as Kaldi's x-vector recipes do, each training conversation was also played
