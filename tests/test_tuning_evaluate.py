@@ -12,6 +12,7 @@ from emotion_service.audio import load_audio
 from emotion_service.server.model import ModelBackend
 from emotion_service.tuning.datasets import load_manifest_csv
 from emotion_service.tuning.evaluate import roc_one_vs_rest, score_examples
+from emotion_service.tuning.metrics import compute_metrics
 from tests.conftest import LABELS
 from tests.plugin_helpers import emotion
 from tests.tuning_helpers import write_manifest
@@ -32,6 +33,14 @@ def test_evaluate_writes_metrics_and_plots(
     for plot in ("confusion.png", "roc.png"):
         assert (output / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads(capsys.readouterr().out)["n"] == 12
+
+
+def test_uar_is_the_mean_recall_over_the_classes_the_truth_holds() -> None:
+    # "c" is predicted but never true: it has no recall to average, while macro-F1 counts it as 0.
+    metrics = compute_metrics(["a", "a", "b", "b"], ["a", "c", "b", "b"], ["a", "b", "c"])
+    assert metrics["uar"] == pytest.approx((0.5 + 1.0) / 2)
+    assert metrics["accuracy"] == pytest.approx(0.75)
+    assert metrics["macro_f1"] == pytest.approx((2 / 3 + 1.0 + 0.0) / 3)
 
 
 def test_speaker_filter_and_empty_selection(
