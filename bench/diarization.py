@@ -5,7 +5,7 @@ parties take turns of one to three utterances, with pauses of 0.2-1 s between ut
 and a woman, two men, two women, clean and with white noise at 10 dB SNR; one speaker alone; and,
 with no target, each pair's 4-minute conversation (60 turns, clean: an interview's length) and
 conditions the tune never generated (:data:`UNSEEN`: a synthetic reverberant room, a second party
-10 dB quieter).
+10 dB quieter), and clean conversations of EmoDB's speakers (another language and studio).
 Each conversation is analysed as a real job (``diarize=True``, count not given) on an in-process
 server with the bundled model; prints per condition the diarization error rate (missed speech,
 false alarm and speaker confusion over the reference speech, 0.25 s collar), the speakers found,
@@ -54,12 +54,17 @@ from emotion_service.segmentation import Segment
 
 RATE = 16_000
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "ravdess"
+DEFAULT_EMODB = REPO_ROOT.parent / "shared" / "data" / "emodb"
 TEST = {"man+woman": [(19, 20), (21, 22), (23, 24)], "two men": [(19, 21), (21, 23), (19, 23)],
         "two women": [(20, 22), (22, 24), (20, 24)], "alone": [(19,), (20,), (21,), (22,), (23,), (24,)]}  # fmt: skip
 TRAIN = {"man+woman": [(1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12)],
          "two men": [(1, 3), (5, 7), (9, 11), (13, 15), (15, 17)],
          "two women": [(2, 4), (6, 8), (10, 12), (14, 16), (16, 18)],
          "alone": [(1,), (4,), (9,), (14,), (17,), (18,)]}  # fmt: skip
+# EmoDB's speakers (evaluation only: German, another studio, clips cut to 2 s), never fitted or tuned on:
+# 03, 10, 11, 12, 15 men; 08, 09, 13, 14, 16 women.
+EMODB = {"man+woman": [(3, 8), (10, 9), (11, 13)], "two men": [(3, 10), (11, 12), (12, 15)],
+         "two women": [(8, 9), (13, 14), (14, 16)], "alone": [(3,), (8,), (15,), (16,)]}  # fmt: skip
 TARGETS = {"man+woman": 0.10, "two men": 0.15, "two women": 0.15}
 # Speed factors of training conversations' copies fitted on as new speakers: none in the shipped
 # model (compared, not taken: see emotion_service/diarization.py's notes).
@@ -88,7 +93,7 @@ def conversation(
     ``interview``: the first actor asks (one utterance a turn), the second answers (two to four);
     ``placements``: how each actor is heard (:func:`placed`), in the order of ``actors``."""
     rng = np.random.default_rng([seed, *actors, 7] if interview else [seed, *actors])
-    clips = {a: sorted((data / f"Actor_{a:02d}").glob("*.flac")) for a in actors}
+    clips = {a: speaker_clips(data, a) for a in actors}
     pieces: list[np.ndarray] = [np.zeros(int(0.5 * RATE), np.float32)]
     reference: list[Turn] = []
     at = len(pieces[0])
@@ -114,6 +119,12 @@ def conversation(
         power = float(np.mean(np.square(voiced, dtype=np.float64)))
         wave = wave + rng.normal(0, np.sqrt(power / 10 ** (snr_db / 10)), len(wave)).astype(np.float32)
     return np.clip(wave, -1, 1).astype(np.float32), reference
+
+
+def speaker_clips(data: Path, speaker: int) -> list[Path]:
+    """One speaker's clips: RAVDESS's folder ``Actor_NN``, or else EmoDB's files named ``NN...``."""
+    folder = data / f"Actor_{speaker:02d}"
+    return sorted(folder.glob("*.flac") if folder.is_dir() else data.glob(f"{speaker:02d}*.flac"))
 
 
 @dataclass(frozen=True)
@@ -187,6 +198,18 @@ def cases(
             wave, ref = conversation(data, actors, 0, turns=30 if len(actors) == 1 else 60)
             out.append((group, "4 min", wave, ref))
     return out
+
+
+def emodb_cases(emodb: Path | None, seeds: int) -> list[tuple[str, str, np.ndarray, list[Turn]]]:
+    """(group, "EmoDB", wave, reference): clean conversations of :data:`EMODB`'s speakers, as the
+    clean RAVDESS ones (none without ``emodb``, or when it is not there)."""
+    if emodb is None or not emodb.is_dir():
+        return []
+    return [
+        (group, "EmoDB", *conversation(emodb, actors, seed, turns=6 if len(actors) == 1 else 12))
+        for group, pairs in EMODB.items()
+        for actors, seed in itertools.product(pairs, range(seeds))
+    ]
 
 
 def long_conversations(
@@ -331,7 +354,7 @@ def tune(
         print(f"wrote the PLDA model fitted on actors 01-18 ({len(text)} characters) into {path}")
 
 
-async def measure(data: Path, seeds: int, count_given: bool = False) -> None:
+async def measure(data: Path, seeds: int, count_given: bool = False, emodb: Path | None = None) -> None:
     """Runs every test conversation as a job on an in-process server; prints DER, speakers and speed."""
     from emotion_client.v1 import emotion_pb2 as pb
     from emotion_client.v1 import emotion_pb2_grpc
@@ -352,7 +375,7 @@ async def measure(data: Path, seeds: int, count_given: bool = False) -> None:
             stub = emotion_pb2_grpc.EmotionServiceStub(channel)
             warm = conversation(data, (19, 20), 99, turns=2)[0]
             for number, (group, condition, wave, ref) in enumerate(
-                [("warm-up", "", warm, []), *cases(data, TEST, seeds, long=True)]
+                [("warm-up", "", warm, []), *cases(data, TEST, seeds, long=True), *emodb_cases(emodb, seeds)]
             ):
                 path = Path(tmp) / f"conversation-{number}.wav"
                 sf.write(path, wave, RATE, subtype="PCM_16")
@@ -405,6 +428,13 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="RAVDESS folder of Actor_NN (16 kHz FLAC)")
     parser.add_argument("--seeds", type=int, default=2, help="conversations per pair and condition (default 2)")
+    parser.add_argument(
+        "--emodb",
+        type=Path,
+        default=DEFAULT_EMODB,
+        help="EmoDB folder (SSTTTEV.flac): its speakers' conversations are measured too, with no target "
+        "(skipped when it is not there)",
+    )
     parser.add_argument("--tune", action="store_true", help="sweep the thresholds on training actors 01-18")
     parser.add_argument("--count-given", action="store_true", help="submit each job with its true num_speakers")
     parser.add_argument(
@@ -439,4 +469,4 @@ if __name__ == "__main__":
     if args.tune:
         tune(args.data, args.seeds, args.write_backend, args.noise_subtraction, args.speeds, args.merges, args.blocks)
     else:
-        asyncio.run(measure(args.data, args.seeds, args.count_given))
+        asyncio.run(measure(args.data, args.seeds, args.count_given, args.emodb))
