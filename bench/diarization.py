@@ -138,9 +138,11 @@ class Placement:
 
 # Conditions that neither the speaker model's fitting nor the tune ever generated, measured on the test
 # actors with no target: one room (RT60 0.5 s) with the parties at two distances (one speaker alone
-# at the nearer one), and a second party 10 dB quieter than the first (as over a speakerphone).
+# at the nearer one; the farther, twice as far, heard 6 dB quieter in its direct sound and with as
+# much reverberation as the nearer one), and a second party 10 dB quieter than the first (as over a
+# speakerphone).
 UNSEEN = {
-    "room": (Placement(rt60_s=0.5, drr_db=6.0), Placement(rt60_s=0.5, drr_db=0.0)),
+    "room": (Placement(rt60_s=0.5, drr_db=6.0), Placement(gain_db=-6.0, rt60_s=0.5, drr_db=0.0)),
     "far -10dB": (Placement(), Placement(gain_db=-10.0)),
 }
 
@@ -402,7 +404,8 @@ async def measure(data: Path, seeds: int, count_given: bool = False, emodb: Path
         await server.stop(grace=1)
 
     given = "count given (num_speakers)" if count_given else "count not given"
-    print(f"Diarization of one-channel conversations as jobs (diarize=True, {given}), test actors 19-24")
+    print(f"Diarization of one-channel conversations as jobs (diarize=True, {given}), test actors 19-24"
+          + (" and EmoDB's speakers" if any(condition == "EmoDB" for _, condition in rows) else ""))
     print(
         f"{'speakers':<10} {'audio':<9} {'n':>3} {'DER':>6} {'missed':>7} {'false al.':>9} {'confus.':>8}  speakers found"
     )
@@ -430,10 +433,10 @@ if __name__ == "__main__":
     parser.add_argument("--seeds", type=int, default=2, help="conversations per pair and condition (default 2)")
     parser.add_argument(
         "--emodb",
-        type=Path,
+        type=lambda text: Path(text) if text else None,
         default=DEFAULT_EMODB,
         help="EmoDB folder (SSTTTEV.flac): its speakers' conversations are measured too, with no target "
-        "(skipped when it is not there)",
+        "(skipped when it is not there, or given as '')",
     )
     parser.add_argument("--tune", action="store_true", help="sweep the thresholds on training actors 01-18")
     parser.add_argument("--count-given", action="store_true", help="submit each job with its true num_speakers")

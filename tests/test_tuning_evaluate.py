@@ -41,6 +41,8 @@ def test_uar_is_the_mean_recall_over_the_classes_the_truth_holds() -> None:
     assert metrics["uar"] == pytest.approx((0.5 + 1.0) / 2)
     assert metrics["accuracy"] == pytest.approx(0.75)
     assert metrics["macro_f1"] == pytest.approx((2 / 3 + 1.0 + 0.0) / 3)
+    with pytest.raises(ValueError, match=r"\['z'\]"):  # never recalled, it must not drop out unseen
+        compute_metrics(["a", "b", "z", "z"], ["a", "b", "a", "b"], ["a", "b", "c"])
 
 
 def test_speaker_filter_and_empty_selection(

@@ -113,9 +113,9 @@ def _plot_snr(rows: Sequence[dict[str, Any]], path: Path) -> None:
     if clean is not None:
         axes.axhline(clean * 100, color="grey", linestyle="--", linewidth=1, label="clean")
     axes.set(xlabel="signal-to-noise ratio (dB)", ylabel="accuracy (%)", title="accuracy against SNR")
-    if axes.get_legend_handles_labels()[0]:
+    if any(r["snr_db"] is not None for r in rows):
         axes.legend(fontsize=8)
-    else:  # say so, rather than hand a reader blank axes
+    else:  # say so, rather than hand a reader an SNR axis with nothing along it
         axes.text(0.5, 0.5, "no condition with an SNR was evaluated", ha="center", transform=axes.transAxes)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
