@@ -4,8 +4,9 @@ Builds two-party conversations in one channel from RAVDESS clips (their speech, 
 parties take turns of one to three utterances, with pauses of 0.2-1 s between utterances; a man
 and a woman, two men, two women, clean and with white noise at 10 dB SNR; one speaker alone; and,
 with no target, each pair's 4-minute conversation (60 turns, clean: an interview's length) and
-conditions the tune never generated (:data:`UNSEEN`: a synthetic reverberant room, a second party
-10 dB quieter), and clean conversations of EmoDB's speakers (another language and studio).
+conditions the tune never generated (:data:`UNSEEN`: an image-source room, the parties 0.5 and 1.5 m
+from its microphone; a second party 10 dB quieter), and clean conversations of EmoDB's speakers
+(another language and studio).
 Each conversation is analysed as a real job (``diarize=True``, count not given) on an in-process
 server with the bundled model; prints per condition the diarization error rate (missed speech,
 false alarm and speaker confusion over the reference speech, 0.25 s collar), the speakers found,
@@ -51,6 +52,7 @@ from emotion_service.audio import load_audio
 from emotion_service.diarization import Diarizer, Embedded, Turn, diarization_error_rate, join
 from emotion_service.paths import BUNDLED_MODEL, REPO_ROOT
 from emotion_service.segmentation import Segment
+from emotion_service.tuning.honest_conditions import shared_room
 
 RATE = 16_000
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "ravdess"
@@ -129,52 +131,42 @@ def speaker_clips(data: Path, speaker: int) -> list[Path]:
 
 @dataclass(frozen=True)
 class Placement:
-    """How one party reaches the microphone: its level against the recording's, and the room between."""
+    """How one party reaches the microphone: its level against the recording's, and its distance."""
 
     gain_db: float = 0.0
-    rt60_s: float = 0.0  # the room's reverberation time (0: heard dry)
-    drr_db: float = 0.0  # direct-to-reverberant energy ratio: higher is nearer the microphone
+    distance_m: float = 0.0  # from the one microphone of a room all the parties share (0: heard dry)
 
 
 # Conditions that neither the speaker model's fitting nor the tune ever generated, measured on the test
-# actors with no target: one room (RT60 0.5 s) with the parties at two distances (one speaker alone
-# at the nearer one; the farther, twice as far, heard 6 dB quieter in its direct sound and with as
-# much reverberation as the nearer one), and a second party 10 dB quieter than the first (as over a
-# speakerphone).
+# actors with no target: an image-source room (the generalisation conditions' far-field rooms: RT60
+# 0.4-0.8 s), the parties 0.5 and 1.5 m from its one microphone (one speaker alone at 0.5 m), and a
+# second party 10 dB quieter than the first (as over a speakerphone).
 UNSEEN = {
-    "room": (Placement(rt60_s=0.5, drr_db=6.0), Placement(gain_db=-6.0, rt60_s=0.5, drr_db=0.0)),
+    "room": (Placement(distance_m=0.5), Placement(distance_m=1.5)),
     "far -10dB": (Placement(), Placement(gain_db=-10.0)),
 }
-
-
-def room_response(rt60_s: float, drr_db: float, rng: np.random.Generator) -> np.ndarray:
-    """A synthetic room impulse response (Polack's model): the direct sound, then from 2.5 ms a tail of
-    Gaussian noise decaying by 60 dB over ``rt60_s``, ``drr_db`` below the direct sound's energy."""
-    onset, length = int(0.0025 * RATE), int(rt60_s * RATE)
-    tail = rng.normal(0, 1, length) * np.exp(-3 * np.log(10) * np.arange(length) / length)
-    tail *= np.sqrt(10 ** (-drr_db / 10) / np.sum(tail**2))
-    return np.concatenate([[1.0], np.zeros(onset - 1), tail])
 
 
 def placed(
     wave: np.ndarray, reference: list[Turn], speakers: list[str], placements: tuple[Placement, ...], seed: list[int]
 ) -> np.ndarray:
     """The dry conversation as one microphone hears it: each speaker's turns scaled by its placement's
-    gain and convolved with its own room response (tails running into the pauses); same length, and
-    scaled down to the dry conversation's peak where it rose above it (so nothing clips)."""
-    rng = np.random.default_rng(seed)
+    gain and, at a distance, convolved with its impulse response in a room the speakers share
+    (:func:`shared_room`; tails running into the pauses); same length, at the dry conversation's peak."""
+    chosen = placements[: len(speakers)]
+    distances = [p.distance_m for p in chosen]
+    if any(distances) and not all(distances):
+        raise ValueError("either every party of a conversation is in the room or none is")
+    rooms = shared_room(distances, int(np.random.default_rng(seed).integers(2**31))) if any(distances) else []
     out = np.zeros(len(wave), np.float64)
-    for speaker, placement in zip(speakers, placements, strict=False):
+    for number, (speaker, placement) in enumerate(zip(speakers, chosen, strict=True)):
         track = np.zeros(len(wave), np.float64)
         for turn in (t for t in reference if t.speaker == speaker):
             start, end = round(turn.start_s * RATE), round(turn.end_s * RATE)
             track[start:end] = wave[start:end]
         track *= 10 ** (placement.gain_db / 20)
-        if placement.rt60_s > 0:
-            track = fftconvolve(track, room_response(placement.rt60_s, placement.drr_db, rng))[: len(wave)]
-        out += track
-    peak, dry_peak = np.max(np.abs(out)), np.max(np.abs(wave))
-    return (out * min(1.0, dry_peak / peak) if peak > 0 else out).astype(np.float32)  # never clipped
+        out += fftconvolve(track, rooms[number])[: len(wave)] if rooms else track
+    return (out * np.max(np.abs(wave)) / max(np.max(np.abs(out)), 1e-12)).astype(np.float32)
 
 
 def cases(

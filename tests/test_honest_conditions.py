@@ -44,6 +44,16 @@ def test_far_field_rooms_have_realistic_direct_to_reverberant_ratios() -> None:
     assert far.drr_db() < -5.0
 
 
+def test_parties_sharing_a_room_are_heard_from_their_own_distances() -> None:
+    near, far = hc.shared_room([0.5, 1.5], seed=3)
+    assert hc.Room(0.5, (near,)).drr_db() > hc.Room(1.5, (far,)).drr_db() + 3.0
+    assert np.max(np.abs(near)) > 2 * np.max(np.abs(far))  # the direct sound falls with distance
+    # one room: its reverberant field (from 50 ms on) is about as loud wherever a talker stands
+    late = [10 * np.log10(np.sum(r[800:] ** 2)) for r in (near, far)]
+    assert abs(late[0] - late[1]) < 1.0
+    assert all(np.array_equal(a, b) for a, b in zip((near, far), hc.shared_room([0.5, 1.5], seed=3), strict=True))
+
+
 def test_level_chain_has_a_noise_floor_and_quantisation(clip: np.ndarray) -> None:
     out = hc.level_chain_transform(-30)(clip, np.random.default_rng(0))
     step = 2.0 / 2**16

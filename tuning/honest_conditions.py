@@ -138,30 +138,49 @@ class Room:
 def make_room(distance_m: float, count: int = 12, seed: int = 0) -> Room:
     """``count`` image-source rooms (pyroomacoustics): 4-9 m by 3-7 m by 2.5-3.5 m, RT60 0.4-0.8 s,
     talker and microphone at 1.2-1.7 m height, ``distance_m`` apart."""
+    rng = np.random.default_rng(seed)
+    responses: list[np.ndarray] = []
+    while len(responses) < count:
+        responses += _room_responses(rng, [distance_m]) or []
+    return Room(distance_m, tuple(responses))
+
+
+def shared_room(distances_m: Sequence[float], seed: int = 0) -> list[np.ndarray]:
+    """One image-source room drawn as :func:`make_room` draws them, with one microphone and a talker
+    at each of ``distances_m`` from it (each in a direction of its own): their impulse responses, in
+    order. The parties of one recording share its room, and the farther one is heard quieter."""
+    rng = np.random.default_rng(seed)
+    while (responses := _room_responses(rng, distances_m)) is None:
+        pass
+    return responses
+
+
+def _room_responses(rng: np.random.Generator, distances_m: Sequence[float]) -> list[np.ndarray] | None:
+    """One draw of a room, its microphone and a talker at each distance: the first second of each
+    talker's impulse response, or None when the room or a talker's place is not possible."""
     import pyroomacoustics as pra
 
-    rng = np.random.default_rng(seed)
-    responses = []
-    while len(responses) < count:
-        dims = np.array([rng.uniform(4, 9), rng.uniform(3, 7), rng.uniform(2.5, 3.5)])
-        rt60 = float(rng.uniform(0.4, 0.8))
-        try:
-            absorption, max_order = pra.inverse_sabine(rt60, dims)
-        except ValueError:
-            continue
-        mic = np.array([rng.uniform(1, dims[0] - 1), rng.uniform(1, dims[1] - 1), rng.uniform(1.2, 1.7)])
+    dims = np.array([rng.uniform(4, 9), rng.uniform(3, 7), rng.uniform(2.5, 3.5)])
+    rt60 = float(rng.uniform(0.4, 0.8))
+    try:
+        absorption, max_order = pra.inverse_sabine(rt60, dims)
+    except ValueError:
+        return None
+    mic = np.array([rng.uniform(1, dims[0] - 1), rng.uniform(1, dims[1] - 1), rng.uniform(1.2, 1.7)])
+    sources = []
+    for distance_m in distances_m:
         angle = rng.uniform(0, 2 * np.pi)
         source = mic + distance_m * np.array([np.cos(angle), np.sin(angle), 0.0])
         source[2] = rng.uniform(1.2, 1.7)
         if not (0.3 < source[0] < dims[0] - 0.3 and 0.3 < source[1] < dims[1] - 0.3):
-            continue
-        room = pra.ShoeBox(dims, fs=RATE, materials=pra.Material(absorption), max_order=min(max_order, 17))
+            return None
+        sources.append(source)
+    room = pra.ShoeBox(dims, fs=RATE, materials=pra.Material(absorption), max_order=min(max_order, 17))
+    for source in sources:
         room.add_source(source)
-        room.add_microphone(mic)
-        room.compute_rir()
-        rir = np.asarray(room.rir[0][0], dtype=np.float64)
-        responses.append(rir[: int(1.0 * RATE)])
-    return Room(distance_m, tuple(responses))
+    room.add_microphone(mic)
+    room.compute_rir()
+    return [np.asarray(room.rir[0][k], dtype=np.float64)[: int(1.0 * RATE)] for k in range(len(sources))]
 
 
 def far_field_transform(room: Room) -> Transform:
