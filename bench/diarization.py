@@ -123,6 +123,12 @@ def conversation(
     return np.clip(wave, -1, 1).astype(np.float32), reference
 
 
+def turns_for(actors: tuple[int, ...], turns: int) -> int:
+    """A conversation's number of turns: ``turns`` for a group, half of them for one speaker alone
+    (whose every turn is theirs)."""
+    return turns // 2 if len(actors) == 1 else turns
+
+
 def speaker_clips(data: Path, speaker: int) -> list[Path]:
     """One speaker's clips: RAVDESS's folder ``Actor_NN``, or else EmoDB's files named ``NN...``."""
     folder = data / f"Actor_{speaker:02d}"
@@ -179,17 +185,16 @@ def cases(
     out = []
     for group, pairs in groups.items():
         for actors, seed, snr in itertools.product(pairs, range(seeds), (None, 10.0)):
-            wave, ref = conversation(data, actors, seed, turns=6 if len(actors) == 1 else 12, snr_db=snr)
+            wave, ref = conversation(data, actors, seed, turns_for(actors, 12), snr_db=snr)
             out.append((group, "clean" if snr is None else "10 dB", wave, ref))
     for (group, pairs), (condition, placements) in itertools.product(groups.items(), UNSEEN.items() if long else ()):
         if len(pairs[0]) == 1 and condition != "room":
             continue
         for actors, seed in itertools.product(pairs, range(seeds)):
-            turns = 6 if len(actors) == 1 else 12
-            out.append((group, condition, *conversation(data, actors, seed, turns, placements=placements)))
+            out.append((group, condition, *conversation(data, actors, seed, turns_for(actors, 12), placements=placements)))
     for group, pairs in groups.items() if long else ():
         for actors in pairs:
-            wave, ref = conversation(data, actors, 0, turns=30 if len(actors) == 1 else 60)
+            wave, ref = conversation(data, actors, 0, turns_for(actors, 60))
             out.append((group, "4 min", wave, ref))
     return out
 
@@ -200,7 +205,7 @@ def emodb_cases(emodb: Path | None, seeds: int) -> list[tuple[str, str, np.ndarr
     if emodb is None or not emodb.is_dir():
         return []
     return [
-        (group, "EmoDB", *conversation(emodb, actors, seed, turns=6 if len(actors) == 1 else 12))
+        (group, "EmoDB", *conversation(emodb, actors, seed, turns_for(actors, 12)))
         for group, pairs in EMODB.items()
         for actors, seed in itertools.product(pairs, range(seeds))
     ]
@@ -219,7 +224,7 @@ def long_conversations(
         if interviews and len(pairs[0]) != 2:  # an interview has two parties
             continue
         for actors, (seed, snr, turns) in itertools.product(pairs, plan):
-            wave, ref = conversation(data, actors, seed, turns // 2 if len(actors) == 1 else turns, snr, interviews)
+            wave, ref = conversation(data, actors, seed, turns_for(actors, turns), snr, interviews)
             condition = "clean" if snr is None else "10 dB"
             out.append((group, f"{condition} {turns}" if interviews else condition, wave, ref))
     return out

@@ -107,13 +107,14 @@ def conditions_table(rows: Sequence[dict[str, Any]]) -> str:
 def _plot_snr(rows: Sequence[dict[str, Any]], path: Path) -> None:
     figure, axes = plt.subplots(figsize=(6, 4))
     clean = next((r["accuracy"] for r in rows if r["family"] == "clean"), None)
-    for family in sorted({r["family"] for r in rows if r["snr_db"] is not None}):
+    families = sorted({r["family"] for r in rows if r["snr_db"] is not None})
+    for family in families:
         points = sorted((r["snr_db"], r["accuracy"]) for r in rows if r["family"] == family)
         axes.plot([p[0] for p in points], [p[1] * 100 for p in points], marker="o", label=family)
     if clean is not None:
         axes.axhline(clean * 100, color="grey", linestyle="--", linewidth=1, label="clean")
     axes.set(xlabel="signal-to-noise ratio (dB)", ylabel="accuracy (%)", title="accuracy against SNR")
-    if any(r["snr_db"] is not None for r in rows):
+    if families:
         axes.legend(fontsize=8)
     else:  # say so, rather than hand a reader an SNR axis with nothing along it
         axes.text(0.5, 0.5, "no condition with an SNR was evaluated", ha="center", transform=axes.transAxes)
