@@ -130,7 +130,7 @@ class JobRunner:
         self._wake = asyncio.Event()
         self._workers: list[asyncio.Task[None]] = []
         self._held: dict[str, Claim] = {}
-        self._ending: set[asyncio.Future[None]] = set()  # jobs' ends being handed to the plugins
+        self._ending: set[asyncio.Future[None]] = set()  # jobs' ends being written and handed to the plugins
         self._stopping = False
 
     @property
@@ -260,9 +260,6 @@ class JobRunner:
         if claim.session_id in self.erasures:
             log.info("job_lost", reason="its session was erased")
             return
-        if not await asyncio.to_thread(self.queue.finish, claim, state, rows, error, parties):
-            log.info("job_lost", reason="cancelled, erased or taken over as it ended")
-            return
         job = JobSummary(
             job_id=claim.job_id,
             session_id=claim.session_id,
@@ -273,11 +270,29 @@ class JobRunner:
             error=error,
             metadata=claim.metadata,
         )
-        # Not cancelled by a stopping server: stop() waits for it, so the end is handed on once.
-        handing = asyncio.ensure_future(asyncio.to_thread(self._hand_over, job, list(alerts or ())))
-        self._ending.add(handing)
-        handing.add_done_callback(self._ending.discard)
-        await asyncio.shield(handing)
+        # The write and the hand-over are one task, which a stopping server waits for and does not
+        # cancel: a client that saw the end written may stop the server at once, before this worker
+        # resumes, and a worker cancelled between the two would leave an end written but never handed on.
+        ending = asyncio.ensure_future(self._finish(claim, state, rows, error, parties, job, list(alerts or ())))
+        self._ending.add(ending)
+        ending.add_done_callback(self._ending.discard)
+        await asyncio.shield(ending)
+
+    async def _finish(
+        self,
+        claim: Claim,
+        state: str,
+        rows: list[dict[str, Any]],
+        error: str,
+        parties: list[dict[str, Any]],
+        job: JobSummary,
+        alerts: list[Alert],
+    ) -> None:
+        """Writes the job's end; then, only when that write landed, hands it to the plugins."""
+        if not await asyncio.to_thread(self.queue.finish, claim, state, rows, error, parties):
+            log.info("job_lost", reason="cancelled, erased or taken over as it ended")
+            return
+        await asyncio.to_thread(self._hand_over, job, alerts)
 
     def _hand_over(self, job: JobSummary, alerts: list[Alert]) -> None:
         """The plugins' part of a job's end: its alerts, its session's end (succeeded), its own end."""

@@ -93,6 +93,48 @@ def test_only_the_worker_whose_finish_lands_hands_the_job_end_to_the_plugins(que
     assert len(counting.calls) == 3, "an end written twice is handed on once"
 
 
+class StoppedAsItEnds(JobQueue):
+    """A real job queue whose ``finish`` returns only once the server has begun to stop: as when a
+    client that saw the job's end sends SIGTERM before the worker that wrote it has resumed."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.written, self.stopping = threading.Event(), threading.Event()
+
+    def finish(self, *args: Any, **kwargs: Any) -> bool:
+        held = super().finish(*args, **kwargs)
+        self.written.set()
+        assert self.stopping.wait(10), "the test never stopped the runner"
+        return held
+
+
+async def test_a_job_end_written_as_the_server_stops_is_still_handed_on(tmp_path: Path) -> None:
+    """The worker is cancelled by a stopping server after its job's end is written and before it
+    resumes: the alerts, the session's end (report) and the job's end (webhook) are handed on, once."""
+    queue = StoppedAsItEnds(f"sqlite:///{tmp_path / 'jobs.db'}")
+    counting = Counting()
+    runner = JobRunner(make_settings(Path("unused")), build_host({"counting": counting}), queue, lambda: None)
+    queue.submit([RecordingInput("call.flac", content=b"audio bytes")], "mix", {}, "stopped-as-it-ends")
+    claim = queue.claim("replica-a", lease_s=60.0)
+    assert claim is not None
+    alert = Alert(kind="threshold", message="m", label="SAD", severity="warning", value=0.9, time_s=1.0, source="t")
+    # The worker, at its job's end (what `_work` runs last for a job).
+    runner._workers = [asyncio.create_task(runner._end(claim, SUCCEEDED, [], "", 3.0, [], [alert]))]
+    assert await asyncio.to_thread(queue.written.wait, 10)
+    stopping = asyncio.create_task(runner.stop())
+    await asyncio.sleep(0.05)  # stop() has cancelled the worker
+    assert runner._workers[0].cancelling()
+    queue.stopping.set()
+    await stopping
+    assert queue.get(claim.job_id).state == SUCCEEDED
+    assert counting.calls == [
+        "alert stopped-as-it-ends SAD",
+        "session_end stopped-as-it-ends alerts=1",
+        "job_end stopped-as-it-ends succeeded",
+    ], "an end written but not handed on"
+    queue.close()
+
+
 class FlakyQueue(JobQueue):
     """A real job queue whose database fails its ``failing``-th progress write (a blip), once."""
 
