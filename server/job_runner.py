@@ -219,6 +219,12 @@ class JobRunner:
             try:
                 with structlog.contextvars.bound_contextvars(job_id=claim.job_id, session_id=claim.session_id):
                     await self._run(state, claim)
+            except Exception as exc:
+                # The database away as the job's end is written: the job stays held until its lease
+                # runs out and is then taken again (its finished parts kept); this worker goes on.
+                log.warning(
+                    "job_end_not_written", job_id=claim.job_id, reason=f"{type(exc).__name__}: {exc}", retry="lease expiry"
+                )
             finally:
                 self._held.pop(claim.job_id, None)
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from emotion_client.v1 import emotion_pb2 as pb
 from emotion_service.plugins.builtin.reports import Reports, ReportsConfig
@@ -100,6 +101,34 @@ async def test_a_job_by_path_is_analysed_and_the_webhook_hears_its_end(
     assert len(bodies) == 1
     assert bodies[0]["job"]["job_id"] == job.job_id and bodies[0]["job"]["state"] == "succeeded"
     assert bodies[0]["job"]["utterance_count"] == 2 and bodies[0]["job"]["metadata"] == {"interview": "7"}
+
+
+async def test_a_worker_whose_job_end_cannot_be_written_goes_on_and_the_job_is_taken_again(tiny_model: Path) -> None:
+    """The database away just as a job's end is written: the worker survives (it takes the next
+    job), and the job, still held, is taken again once its lease runs out and succeeds then."""
+    async with serving(tiny_model, build_host({}), job_workers=1, job_lease_s=1.0, job_poll_s=0.1) as (server, stub):
+        queue = server.job_runner.queue
+        written = queue.finish
+        failures = []
+
+        def finish_once_away(*args: object, **kwargs: object) -> bool:
+            if not failures:
+                failures.append(args)
+                raise OperationalError("UPDATE jobs", {}, Exception("database is locked"))
+            return written(*args, **kwargs)
+
+        queue.finish = finish_once_away  # type: ignore[method-assign]
+        content = wav_bytes(speech_with_pauses())
+        first = await stub.SubmitJob(pb.SubmitJobRequest(recordings=[pb.Recording(content=content)]))
+        second = await stub.SubmitJob(pb.SubmitJobRequest(recordings=[pb.Recording(content=content)]))
+        ended = {}
+        for job in (first, second):
+            updates = [u async for u in stub.WatchJob(pb.WatchJobRequest(job_id=job.job_id), timeout=30)]
+            ended[job.job_id] = updates[-1]
+    assert len(failures) == 1, "the end was written once and failed"
+    assert [u.state for u in ended.values()] == [pb.JOB_STATE_SUCCEEDED] * 2
+    assert ended[first.job_id].attempts == 2, "taken again once its lease ran out"
+    assert len(ended[first.job_id].utterances) == len(ended[second.job_id].utterances) == 2
 
 
 async def test_cancel_a_queued_job_and_list_by_state(tiny_model: Path) -> None:
