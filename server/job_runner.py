@@ -191,13 +191,19 @@ class JobRunner:
     async def stop(self) -> None:
         """Stops the workers and puts the jobs they held back in the queue, for this or another replica."""
         self._stopping = True
+        # Taken before the workers are cancelled: a cancelled worker lets go of its claim as it ends.
+        held = list(self._held.values())
         for worker in self._workers:
             worker.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
         await asyncio.gather(*self._ending, return_exceptions=True)
-        for claim in list(self._held.values()):
-            await asyncio.to_thread(self.queue.release, claim)
-            log.info("job_released", job_id=claim.job_id)
+        for claim in held:
+            # A job whose end was written meanwhile is no longer held by this claim: left as it is.
+            try:
+                if await asyncio.to_thread(self.queue.release, claim):
+                    log.info("job_released", job_id=claim.job_id)
+            except Exception as exc:  # the database is away: the job is taken again once its lease runs out
+                log.warning("job_not_released", job_id=claim.job_id, reason=f"{type(exc).__name__}: {exc}")
 
     async def _work(self) -> None:
         while not self._stopping:

@@ -150,7 +150,7 @@ def test_a_running_job_shows_its_progress_every_second_also_while_it_finds_speec
     assert [p for p, _ in seen] == sorted(p for p, _ in seen)  # it never goes back
 
 
-def test_a_job_survives_its_server_being_killed(tmp_path: Path) -> None:
+def test_a_job_survives_its_server_being_stopped_and_killed(tmp_path: Path) -> None:
     recordings = []
     for number in range(6):
         path = tmp_path / f"part-{number}.wav"
@@ -159,23 +159,33 @@ def test_a_job_survives_its_server_being_killed(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'results.db'}"
     env = store_env(url, tmp_path)
     slow = ("--job-lease-s", "2", "--job-max-in-flight", "1", "--background-max-batch-size", "1")
-    with serving(BUNDLED_MODEL, *slow, env=env) as (port, proc, _):
-        with EmotionClient(f"127.0.0.1:{port}") as client:
-            job = client.submit_job(recordings, channels="separate")
-            deadline = time.monotonic() + 60
-            while (seen := client.get_job(job.job_id)).progress < 0.2:
-                assert time.monotonic() < deadline and not seen.ended, seen
-                time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    assert seen.state == "running" and seen.progress < 1.0
+    engine = create_engine(url)
+    job_id = ""
+    # Stopped (SIGTERM) once, then killed (SIGKILL) once, then let finish.
+    for stop, at in ((signal.SIGTERM, 0.2), (signal.SIGKILL, 0.5)):
+        with serving(BUNDLED_MODEL, *slow, env=env) as (port, proc, _):
+            with EmotionClient(f"127.0.0.1:{port}") as client:
+                job_id = job_id or client.submit_job(recordings, channels="separate").job_id
+                deadline = time.monotonic() + 60
+                while (seen := client.get_job(job_id)).progress < at:
+                    assert time.monotonic() < deadline and not seen.ended, seen
+                    time.sleep(0.05)
+            proc.send_signal(stop)
+            proc.wait(timeout=60)
+        assert seen.state == "running" and seen.progress < 1.0
+        if stop == signal.SIGTERM:
+            with engine.connect() as conn:
+                state, token, parts = conn.execute(
+                    select(JobRow.state, JobRow.lease_token, JobRow.parts).where(JobRow.id == job_id)
+                ).one()
+            # Put back at once with its finished parts, not left running until its lease runs out.
+            assert (state, token) == ("queued", None) and parts, (state, token, sorted(parts or {}))
     with serving(BUNDLED_MODEL, *slow, env=env) as (port, _, _):
         with EmotionClient(f"127.0.0.1:{port}") as client:
-            finished = client.wait_job(job.job_id, timeout=180)
+            finished = client.wait_job(job_id, timeout=180)
     assert finished.state == "succeeded", finished.error
-    assert finished.attempts == 2
+    assert finished.attempts == 3
     assert {u.recording for u in finished.utterances} == set(range(6))
-    engine = create_engine(url)
     with engine.connect() as conn:
         rows = conn.execute(
             text("SELECT COUNT(*) FROM results WHERE session_id = :s"), {"s": finished.session_id}
