@@ -167,6 +167,12 @@ class Settings:
         "A running job's lease, renewed as it works: a replica that dies lets its jobs go to others after this.",
     )
     job_poll_s: float = setting(1.0, "How often an idle replica looks for queued jobs, in seconds.")
+    job_max_attempts: int = setting(
+        10,
+        "Times a job may be taken before it is failed: a job whose every attempt ends without a result (its "
+        "server killed by it, or its end never written) fails with a reason instead of being taken forever. "
+        "A stopped replica's clean hand-back counts too: raise it where replicas restart often mid-job.",
+    )
     max_job_bytes: int = setting(
         64 * 1024 * 1024,
         "Largest recording sent inline in SubmitJob, in bytes (also raises the gRPC message limit); "
@@ -276,6 +282,7 @@ class Settings:
                 "job_workers": self.job_workers >= 0,
                 "job_lease_s": self.job_lease_s > 0,
                 "job_poll_s": self.job_poll_s > 0,
+                "job_max_attempts": self.job_max_attempts >= 1,
                 "max_job_bytes": self.max_job_bytes > 0,
                 "max_job_seconds": self.max_job_seconds > 0,
                 "job_input_dir": not self.job_input_dir or Path(self.job_input_dir).is_dir(),

@@ -236,6 +236,17 @@ class JobRunner:
 
     async def _run(self, state: Any, claim: Claim) -> None:
         progress = _Progress(self, claim)
+        if claim.attempts > self.settings.job_max_attempts:
+            # Every attempt before ended without a result: taken again, it would most likely end so
+            # again (a recording that kills its server, an end that cannot be written), forever.
+            error = (
+                f"given up after {claim.attempts - 1} attempts that each ended without a result (the server "
+                "running it stopped, was killed or could not write its end); see the servers' logs for this "
+                "job_id, then submit it again"
+            )
+            log.error("job_given_up", attempts=claim.attempts - 1)
+            await self._end(claim, FAILED, [], error, 0.0)
+            return
         try:
             sources = [self._source(claim, position, recording) for position, recording in enumerate(claim.recordings)]
             durations = [await asyncio.to_thread(_duration, source, self.limits) for source in sources]

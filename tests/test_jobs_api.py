@@ -22,7 +22,7 @@ from emotion_service.plugins.builtin.store import ResultsStore, StoreConfig
 from emotion_service.plugins.builtin.webhook import Webhook, WebhookConfig
 from emotion_service.plugins.manager import build_host
 from emotion_service.plugins.types import Result, SessionSummary
-from emotion_service.server.job_queue import JobQueue, RecordingInput
+from emotion_service.server.job_queue import Claim, JobQueue, RecordingInput
 from emotion_service.server.retention import Retention
 from tests.conftest import load_mono, make_settings, recordings
 from tests.plugin_helpers import emotion, serving
@@ -103,32 +103,41 @@ async def test_a_job_by_path_is_analysed_and_the_webhook_hears_its_end(
     assert bodies[0]["job"]["utterance_count"] == 2 and bodies[0]["job"]["metadata"] == {"interview": "7"}
 
 
-async def test_a_worker_whose_job_end_cannot_be_written_goes_on_and_the_job_is_taken_again(tiny_model: Path) -> None:
+async def test_a_job_whose_end_cannot_be_written_is_taken_again_then_given_up(tiny_model: Path) -> None:
     """The database away just as a job's end is written: the worker survives (it takes the next
-    job), and the job, still held, is taken again once its lease runs out and succeeds then."""
-    async with serving(tiny_model, build_host({}), job_workers=1, job_lease_s=1.0, job_poll_s=0.1) as (server, stub):
+    job), and the job, still held, is taken again once its lease runs out and succeeds then. A job
+    whose end is never written is failed with a reason after ``job_max_attempts``, not taken forever."""
+    settings = {"job_workers": 1, "job_lease_s": 1.0, "job_poll_s": 0.1, "job_max_attempts": 2}
+    async with serving(tiny_model, build_host({}), **settings) as (server, stub):
         queue = server.job_runner.queue
         written = queue.finish
-        failures = []
+        away = {"away-once": 1, "written": 0, "never-written": 2}  # per session: writes of its end that fail
+        failed: list[str] = []
 
-        def finish_once_away(*args: object, **kwargs: object) -> bool:
-            if not failures:
-                failures.append(args)
+        def finish_away(claim: Claim, *args: object, **kwargs: object) -> bool:
+            if away[claim.session_id] > failed.count(claim.session_id):
+                failed.append(claim.session_id)
                 raise OperationalError("UPDATE jobs", {}, Exception("database is locked"))
-            return written(*args, **kwargs)
+            return written(claim, *args, **kwargs)  # type: ignore[arg-type]
 
-        queue.finish = finish_once_away  # type: ignore[method-assign]
+        queue.finish = finish_away  # type: ignore[method-assign]
         content = wav_bytes(speech_with_pauses())
-        first = await stub.SubmitJob(pb.SubmitJobRequest(recordings=[pb.Recording(content=content)]))
-        second = await stub.SubmitJob(pb.SubmitJobRequest(recordings=[pb.Recording(content=content)]))
-        ended = {}
-        for job in (first, second):
+        jobs = [
+            await stub.SubmitJob(pb.SubmitJobRequest(recordings=[pb.Recording(content=content)], session_id=session))
+            for session in away
+        ]
+        ended = []
+        for job in jobs:
             updates = [u async for u in stub.WatchJob(pb.WatchJobRequest(job_id=job.job_id), timeout=30)]
-            ended[job.job_id] = updates[-1]
-    assert len(failures) == 1, "the end was written once and failed"
-    assert [u.state for u in ended.values()] == [pb.JOB_STATE_SUCCEEDED] * 2
-    assert ended[first.job_id].attempts == 2, "taken again once its lease ran out"
-    assert len(ended[first.job_id].utterances) == len(ended[second.job_id].utterances) == 2
+            ended.append(updates[-1])
+    assert [(u.state, u.attempts) for u in ended] == [
+        (pb.JOB_STATE_SUCCEEDED, 2),  # taken again once its lease ran out
+        (pb.JOB_STATE_SUCCEEDED, 1),  # the worker went on to the next job
+        (pb.JOB_STATE_FAILED, 3),  # given up: taken a third time, it ended at once
+    ], [(u.state, u.attempts, u.error) for u in ended]
+    assert len(ended[0].utterances) == len(ended[1].utterances) == 2
+    assert "given up after 2 attempts" in ended[2].error and "submit it again" in ended[2].error
+    assert failed == ["away-once", "never-written", "never-written"]
 
 
 async def test_cancel_a_queued_job_and_list_by_state(tiny_model: Path) -> None:
