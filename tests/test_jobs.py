@@ -304,7 +304,7 @@ def test_a_job_taken_over_fires_its_alerts_report_and_webhooks_once(
     """A replica killed mid-job and another finishing it: the alerts stored and POSTed, the report
     written and the job's end POSTed are those of an uninterrupted run of the same job, once each."""
     recording = tmp_path / "interview.wav"
-    two_party_recording(recording, seconds=180.0)
+    two_party_recording(recording, seconds=90.0)
     config = tmp_path / "emotion.toml"  # thresholds the bundled model's scores set off on this recording
     config.write_text('[plugins.threshold_alerts]\nthresholds = {NEU = 0.3, SAD = 0.1}\nhysteresis = 0.05\n')
     receiver = receiver_factory([])
