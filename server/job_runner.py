@@ -184,6 +184,10 @@ class JobRunner:
             asyncio.create_task(self._work(), name=f"job-worker-{n}") for n in range(self.settings.job_workers)
         ]
 
+    def ending(self) -> list[asyncio.Future[None]]:
+        """The jobs' ends being written and handed to the plugins now (an erasure waits for them)."""
+        return list(self._ending)
+
     def wake(self) -> None:
         """A job was submitted here: look now rather than at the next poll."""
         self._wake.set()
@@ -245,7 +249,9 @@ class JobRunner:
                 "job_id, then submit it again"
             )
             log.error("job_given_up", attempts=claim.attempts - 1)
-            await self._end(claim, FAILED, [], error, 0.0)
+            # The alerts its finished parts raised are handed on, as any failed job's are.
+            raised = [Alert(**a) for key, part in claim.parts.items() if key.startswith(_alerts_key("")) for a in part]
+            await self._end(claim, FAILED, [], error, 0.0, alerts=raised)
             return
         try:
             sources = [self._source(claim, position, recording) for position, recording in enumerate(claim.recordings)]

@@ -504,10 +504,10 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
         requested_by = structlog.contextvars.get_contextvars().get("client") or _peer(context)
         structlog.contextvars.bind_contextvars(session_id=request.session_id, method="DeleteSession")
         # A stream or job of the session still running here stops writing it from now on; the hooks
-        # a call left running (its results, alerts, session's end, report) finish first: run after
-        # the erasure, they would write the session back.
+        # a call or a job's end left running (its results, alerts, session's end, report) finish
+        # first: run after the erasure, they would write the session back.
         self.erasures.mark(request.session_id)
-        started = list(self.background)
+        started = list(self.background) + (self.job_runner.ending() if self.job_runner is not None else [])
         if started:
             await asyncio.wait(started)
         try:

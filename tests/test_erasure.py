@@ -26,6 +26,7 @@ from emotion_service.server.app import EmotionServer
 from emotion_service.server.auth import hash_token
 from tests.conftest import make_settings
 from tests.plugin_helpers import emotion, ravdess_interview, run_stream, settle, stream_requests
+from tests.test_jobs_api import wav_bytes
 
 ADMIN, CLASSIFY = "emo_admin-erase", "emo_classify-erase"
 
@@ -176,6 +177,47 @@ async def test_a_session_erased_the_moment_its_stream_ends_stays_erased(tiny_mod
     finally:
         await server.stop(grace=1)
     assert rows_naming(store, "at-once") == dict.fromkeys(("sessions", "results", "alerts", "session_metadata"), 0)
+    assert not reports.exists() or list(reports.iterdir()) == [], "a report written after the erasure"
+
+
+class SlowEnd:
+    """A plugin whose ``on_session_end`` takes a while, called before the built-ins' (registered last)."""
+
+    @hookimpl
+    def on_session_end(self, summary: SessionSummary) -> None:
+        time.sleep(0.5)
+
+
+async def test_a_session_erased_the_moment_its_job_ends_stays_erased(tiny_model: Path, tmp_path: Path) -> None:
+    """A job's end is handed to the plugins (its alerts, its session's end, its report) while the
+    client, told the job succeeded, erases the session at once: the erasure waits for that hand-over,
+    so nothing writes the session back afterwards."""
+    store = ResultsStore(StoreConfig(database_url=f"sqlite:///{tmp_path / 'r.db'}", spool_dir=str(tmp_path / "spool")))
+    reports = tmp_path / "reports"
+    plugins = build_host(
+        {
+            "threshold_alerts": alerting(),
+            "store": store,
+            "reports": Reports(ReportsConfig(output_dir=str(reports))),
+            "slow_end": SlowEnd(),
+        }
+    )
+    server = EmotionServer(make_settings(tiny_model, job_poll_s=0.1), plugins=plugins)
+    await server.start()
+    await server.load_model()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = emotion_pb2_grpc.EmotionServiceStub(channel)
+            recording = pb.Recording(content=wav_bytes(ravdess_interview()[: 16000 * 6]))
+            job = await stub.SubmitJob(pb.SubmitJobRequest(recordings=[recording], session_id="job-at-once"))
+            updates = [u async for u in stub.WatchJob(pb.WatchJobRequest(job_id=job.job_id), timeout=60)]
+            assert updates[-1].state == pb.JOB_STATE_SUCCEEDED
+            reply = await stub.DeleteSession(pb.DeleteSessionRequest(session_id="job-at-once"))
+            assert "reports: 2 files" in reply.erased, reply.erased
+            await settle(server)  # whatever was still running has run
+    finally:
+        await server.stop(grace=1)
+    assert rows_naming(store, "job-at-once") == dict.fromkeys(("sessions", "results", "alerts", "session_metadata"), 0)
     assert not reports.exists() or list(reports.iterdir()) == [], "a report written after the erasure"
 
 

@@ -20,8 +20,9 @@ from emotion_client.v1 import emotion_pb2 as pb
 from emotion_service.plugins.builtin.reports import Reports, ReportsConfig
 from emotion_service.plugins.builtin.store import ResultsStore, StoreConfig
 from emotion_service.plugins.builtin.webhook import Webhook, WebhookConfig
+from emotion_service.plugins.hookspecs import hookimpl
 from emotion_service.plugins.manager import build_host
-from emotion_service.plugins.types import Result, SessionSummary
+from emotion_service.plugins.types import JobSummary, Result, SessionSummary
 from emotion_service.server.job_queue import Claim, JobQueue, RecordingInput
 from emotion_service.server.retention import Retention
 from tests.conftest import load_mono, make_settings, recordings
@@ -103,12 +104,24 @@ async def test_a_job_by_path_is_analysed_and_the_webhook_hears_its_end(
     assert bodies[0]["job"]["utterance_count"] == 2 and bodies[0]["job"]["metadata"] == {"interview": "7"}
 
 
+class JobEnds:
+    """A plugin noting each job's end as the plugins hear it (what the webhook posts)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+
+    @hookimpl
+    def on_job_end(self, job: JobSummary) -> None:
+        self.seen.append((job.session_id, job.state))
+
+
 async def test_a_job_whose_end_cannot_be_written_is_taken_again_then_given_up(tiny_model: Path) -> None:
     """The database away just as a job's end is written: the worker survives (it takes the next
     job), and the job, still held, is taken again once its lease runs out and succeeds then. A job
     whose end is never written is failed with a reason after ``job_max_attempts``, not taken forever."""
     settings = {"job_workers": 1, "job_lease_s": 1.0, "job_poll_s": 0.1, "job_max_attempts": 2}
-    async with serving(tiny_model, build_host({}), **settings) as (server, stub):
+    ends = JobEnds()
+    async with serving(tiny_model, build_host({"ends": ends}), **settings) as (server, stub):
         queue = server.job_runner.queue
         written = queue.finish
         away = {"away-once": 1, "written": 0, "never-written": 2}  # per session: writes of its end that fail
@@ -138,6 +151,8 @@ async def test_a_job_whose_end_cannot_be_written_is_taken_again_then_given_up(ti
     assert len(ended[0].utterances) == len(ended[1].utterances) == 2
     assert "given up after 2 attempts" in ended[2].error and "submit it again" in ended[2].error
     assert failed == ["away-once", "never-written", "never-written"]
+    # Each end handed to the plugins once (the webhook's job_ended), the give-up too.
+    assert sorted(ends.seen) == [("away-once", "succeeded"), ("never-written", "failed"), ("written", "succeeded")]
 
 
 async def test_cancel_a_queued_job_and_list_by_state(tiny_model: Path) -> None:
