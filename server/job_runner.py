@@ -302,7 +302,7 @@ class JobRunner:
         # The write and the hand-over are one task, which a stopping server waits for and does not
         # cancel: a client that saw the end written may stop the server at once, before this worker
         # resumes, and a worker cancelled between the two would leave an end written but never handed on.
-        ending = asyncio.ensure_future(self._finish(claim, state, rows, error, parties, job, list(alerts or ())))
+        ending = asyncio.ensure_future(self._finish(claim, rows, parties, job, list(alerts or ())))
         self._ending.add(ending)
         ending.add_done_callback(self._ending.discard)
         await asyncio.shield(ending)
@@ -310,15 +310,14 @@ class JobRunner:
     async def _finish(
         self,
         claim: Claim,
-        state: str,
         rows: list[dict[str, Any]],
-        error: str,
         parties: list[dict[str, Any]],
         job: JobSummary,
         alerts: list[Alert],
     ) -> None:
-        """Writes the job's end; then, only when that write landed, hands it to the plugins."""
-        if not await asyncio.to_thread(self.queue.finish, claim, state, rows, error, parties):
+        """Writes the job's end (its state and error as ``job`` holds them); then, only when that write
+        landed, hands it to the plugins."""
+        if not await asyncio.to_thread(self.queue.finish, claim, job.state, rows, job.error, parties):
             log.info("job_lost", reason="cancelled, erased or taken over as it ended")
             return
         await asyncio.to_thread(self._hand_over, job, alerts)
