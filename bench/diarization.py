@@ -191,7 +191,9 @@ def cases(
         if len(pairs[0]) == 1 and condition != "room":
             continue
         for actors, seed in itertools.product(pairs, range(seeds)):
-            out.append((group, condition, *conversation(data, actors, seed, turns_for(actors, 12), placements=placements)))
+            out.append(
+                (group, condition, *conversation(data, actors, seed, turns_for(actors, 12), placements=placements))
+            )
     for group, pairs in groups.items() if long else ():
         for actors in pairs:
             wave, ref = conversation(data, actors, 0, turns_for(actors, 60))
@@ -219,7 +221,9 @@ def long_conversations(
     ``interviews``, each pair as an interview instead (:func:`conversation`), 60 turns clean and at
     10 dB and 30 turns clean: the asker speaks for about a quarter of the time."""
     out = []
-    plan = ((0, None, 60), (1, None, 30), (2, 10.0, 60)) if interviews else ((0, None, 60), (1, None, 60), (2, 10.0, 60))
+    plan = (
+        ((0, None, 60), (1, None, 30), (2, 10.0, 60)) if interviews else ((0, None, 60), (1, None, 60), (2, 10.0, 60))
+    )
     for group, pairs in groups.items():
         if interviews and len(pairs[0]) != 2:  # an interview has two parties
             continue
@@ -255,6 +259,7 @@ def tune(
     speeds: tuple[float, ...] = SPEEDS,
     merges: tuple[float, ...] = MERGES,
     blocks: tuple[float, ...] = (),
+    vad_threshold: float | None = None,
 ) -> None:
     """Training actors 01-18 only: fits the PLDA model and sweeps the thresholds (embeddings computed once);
     with ``blocks``, also scores the long conversations and interviews of :func:`long_conversations`
@@ -273,6 +278,8 @@ def tune(
     segmenter, diarizer = Segmenter(), Diarizer()
     if noise_subtraction is not None:
         diarizer.settings = replace(diarizer.settings, noise_subtraction=noise_subtraction)
+    if vad_threshold is not None:
+        diarizer.settings = replace(diarizer.settings, vad_threshold=vad_threshold)
     base = diarizer.settings
 
     def heard(wave: np.ndarray) -> Embedded:
@@ -340,7 +347,9 @@ def tune(
             rates, wrong = score(long)
             summary = "  ".join(f"{g} {c} {np.mean(r):6.1%} ({wrong[g, c]})" for (g, c), r in rates.items())
             mean = np.mean([np.mean(r) for r in rates.values()])
-            print(f"count block {block:5.1f} s: {summary}  mean {mean:.1%}, count wrong {sum(wrong.values())}/{len(long)}")
+            print(
+                f"count block {block:5.1f} s: {summary}  mean {mean:.1%}, count wrong {sum(wrong.values())}/{len(long)}"
+            )
     if write_backend:
         model = fit(frozenset())
         path = Path(emotion_service.diarization.__file__)
@@ -381,7 +390,8 @@ async def measure(data: Path, seeds: int, count_given: bool = False, emodb: Path
                 started = time.perf_counter()
                 job = await stub.SubmitJob(
                     pb.SubmitJobRequest(
-                        recordings=[pb.Recording(name=path.name, content=path.read_bytes())], diarize=True,
+                        recordings=[pb.Recording(name=path.name, content=path.read_bytes())],
+                        diarize=True,
                         num_speakers=len({t.speaker for t in ref}) if count_given else 0,
                     )  # fmt: skip
                 )
@@ -401,8 +411,10 @@ async def measure(data: Path, seeds: int, count_given: bool = False, emodb: Path
         await server.stop(grace=1)
 
     given = "count given (num_speakers)" if count_given else "count not given"
-    print(f"Diarization of one-channel conversations as jobs (diarize=True, {given}), test actors 19-24"
-          + (" and EmoDB's speakers" if any(condition == "EmoDB" for _, condition in rows) else ""))
+    print(
+        f"Diarization of one-channel conversations as jobs (diarize=True, {given}), test actors 19-24"
+        + (" and EmoDB's speakers" if any(condition == "EmoDB" for _, condition in rows) else "")
+    )
     print(
         f"{'speakers':<10} {'audio':<9} {'n':>3} {'DER':>6} {'missed':>7} {'false al.':>9} {'confus.':>8}  speakers found"
     )
@@ -443,6 +455,12 @@ if __name__ == "__main__":
         help="with --tune: DiarizationSettings.noise_subtraction to compare (default the shipped one; 0 turns it off)",
     )
     parser.add_argument(
+        "--vad-threshold",
+        type=float,
+        help="with --tune: DiarizationSettings.vad_threshold (Silero's speech probability) to compare "
+        "(default the shipped one)",
+    )
+    parser.add_argument(
         "--speeds",
         type=floats,
         default=SPEEDS,
@@ -467,6 +485,15 @@ if __name__ == "__main__":
     )
     args = parser.parse_args()
     if args.tune:
-        tune(args.data, args.seeds, args.write_backend, args.noise_subtraction, args.speeds, args.merges, args.blocks)
+        tune(
+            args.data,
+            args.seeds,
+            args.write_backend,
+            args.noise_subtraction,
+            args.speeds,
+            args.merges,
+            args.blocks,
+            args.vad_threshold,
+        )
     else:
         asyncio.run(measure(args.data, args.seeds, args.count_given, args.emodb))

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import base64
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
 import structlog
-from sqlalchemy import ColumnElement, Engine, and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from emotion_service.plugins.store import ResultStore
@@ -63,6 +64,16 @@ class Claim:
     # Diarization of mixed recordings (SubmitJobRequest.diarize, num_speakers; 0: found out).
     diarize: bool = False
     num_speakers: int = 0
+
+
+@dataclass(frozen=True)
+class PendingHandOver:
+    """An ended job's end that its replica wrote but died before handing on, now held by ``token``."""
+
+    job_id: str
+    token: str
+    session_id: str
+    payload: dict[str, Any]  # as written by the job's end (see JobRunner)
 
 
 class JobQueue:
@@ -138,31 +149,20 @@ class JobQueue:
         """Takes the oldest job no worker holds, or None."""
         now = _now()
         token = uuid4().hex
-        # An alias, so the subquery reads the table on its own rather than correlating with the UPDATE's.
-        candidate = aliased(JobRow)
-        oldest = (
-            select(candidate.id)
-            .where(_free(candidate, now))
-            .order_by(candidate.created_at)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        )
         with self.engine.begin() as conn:
-            taken = conn.execute(
-                update(JobRow)
-                .where(JobRow.id == oldest.scalar_subquery(), _free(JobRow, now))
-                .values(
-                    state=RUNNING,
-                    lease_token=token,
-                    lease_owner=owner,
-                    lease_expires_at=now + timedelta(seconds=lease_s),
-                    attempts=JobRow.attempts + 1,
-                    started_at=now,
-                    attempt_done_s=0.0,
-                    updated_at=now,
-                )
-                .execution_options(synchronize_session=False)
-            ).rowcount
+            taken = _take_oldest(
+                conn,
+                _free,
+                now,
+                state=RUNNING,
+                lease_token=token,
+                lease_owner=owner,
+                lease_expires_at=now + timedelta(seconds=lease_s),
+                attempts=JobRow.attempts + 1,
+                started_at=now,
+                attempt_done_s=0.0,
+                updated_at=now,
+            )
         if not taken:
             return None
         with Session(self.engine) as db:
@@ -218,27 +218,84 @@ class JobQueue:
         utterances: list[dict[str, Any]] | None,
         error: str = "",
         parties: list[dict[str, Any]] | None = None,
+        hand_over: dict[str, Any] | None = None,
+        hold_s: float = 0.0,
     ) -> bool:
         """Ends a held job (succeeded or failed) and deletes its inline recordings; False when not held.
-        ``parties``: each party's summary (:func:`emotion_service.plugins.types.summarise_parties`)."""
+        ``parties``: each party's summary (:func:`emotion_service.plugins.types.summarise_parties`).
+
+        ``hand_over``: the end as the plugins are to be handed it, written in the same transaction;
+        the job then stays held by the claim's token for ``hold_s`` while the worker hands it on, and
+        :meth:`handed_on` lets it go. Should the worker die first, :meth:`claim_hand_over` gives the
+        hand-over to another replica once ``hold_s`` has run out."""
+        now = _now()
         values: dict[str, Any] = {
             "state": state,
             "utterances": {"utterances": utterances, "parties": parties or []} if utterances is not None else None,
             "error": error or None,
-            "lease_token": None,
-            "lease_expires_at": None,
-            "updated_at": _now(),
+            "lease_token": None if hand_over is None else claim.token,
+            "lease_expires_at": None if hand_over is None else now + timedelta(seconds=hold_s),
+            "hand_over": hand_over,
+            "updated_at": now,
         }
         if state == SUCCEEDED:
             values["done_s"] = JobRow.total_s
         with self.engine.begin() as conn:
             held = conn.execute(
-                update(JobRow).where(JobRow.id == claim.job_id, JobRow.lease_token == claim.token).values(**values)
+                update(JobRow)
+                .where(JobRow.id == claim.job_id, JobRow.lease_token == claim.token, JobRow.state == RUNNING)
+                .values(**values)
             ).rowcount
             if held:
                 conn.execute(delete(JobInputRow).where(JobInputRow.job_id == claim.job_id))
         log.info("job_ended", job_id=claim.job_id, session_id=claim.session_id, state=state, error=error or None)
         return bool(held)
+
+    def handed_on(self, job_id: str, token: str) -> bool:
+        """Records that an ended job's end was handed to the plugins (clears its pending hand-over and
+        lets its lease go); False when ``token`` no longer holds it (taken over, erased)."""
+        with self.engine.begin() as conn:
+            return bool(
+                conn.execute(
+                    update(JobRow)
+                    .where(JobRow.id == job_id, JobRow.lease_token == token, JobRow.state.in_(ENDED))
+                    .values(hand_over=None, lease_token=None, lease_expires_at=None)
+                ).rowcount
+            )
+
+    def hold_hand_over(self, job_id: str, token: str, lease_s: float) -> bool:
+        """Renews the lease of an ended job whose end ``token`` is handing on (a long report); False when
+        it no longer holds it."""
+        with self.engine.begin() as conn:
+            return bool(
+                conn.execute(
+                    update(JobRow)
+                    .where(JobRow.id == job_id, JobRow.lease_token == token, JobRow.state.in_(ENDED))
+                    .values(lease_expires_at=_now() + timedelta(seconds=lease_s))
+                ).rowcount
+            )
+
+    def claim_hand_over(self, owner: str, lease_s: float) -> PendingHandOver | None:
+        """Takes the oldest ended job whose end was written but never handed on, its lease run out (the
+        replica that wrote it died first), or None; held by a fresh token for ``lease_s``."""
+        now = _now()
+        token = uuid4().hex
+        with self.engine.begin() as conn:
+            taken = _take_oldest(
+                conn,
+                _orphaned,
+                now,
+                lease_token=token,
+                lease_owner=owner,
+                lease_expires_at=now + timedelta(seconds=lease_s),
+            )
+            if not taken:
+                return None
+            job_id, session_id, payload = conn.execute(
+                select(JobRow.id, JobRow.session_id, JobRow.hand_over).where(JobRow.lease_token == token)
+            ).one()
+        log.info("job_hand_over_taken", job_id=job_id, session_id=session_id, owner=owner)
+        return PendingHandOver(job_id, token, session_id, payload)
 
     def release(self, claim: Claim) -> bool:
         """Puts a held job back in the queue at once (the server is stopping)."""
@@ -346,6 +403,36 @@ def eta_seconds(job: JobRow) -> float:
 def _free(jobs: Any, now: datetime) -> ColumnElement[bool]:
     """Jobs no worker holds: queued, or running under a lease that expired (its replica died)."""
     return or_(jobs.state == QUEUED, and_(jobs.state == RUNNING, jobs.lease_expires_at < now))
+
+
+def _take_oldest(
+    conn: Connection, which: Callable[[Any, datetime], ColumnElement[bool]], now: datetime, **values: Any
+) -> bool:
+    """Writes ``values`` into the oldest job that ``which(jobs, now)`` selects, in one statement that
+    concurrent replicas cannot both win (PostgreSQL: SKIP LOCKED; SQLite: its write lock); True when
+    there was one."""
+    # An alias, so the subquery reads the table on its own rather than correlating with the UPDATE's.
+    candidate = aliased(JobRow)
+    oldest = (
+        select(candidate.id)
+        .where(which(candidate, now))
+        .order_by(candidate.created_at)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    return bool(
+        conn.execute(
+            update(JobRow)
+            .where(JobRow.id == oldest.scalar_subquery(), which(JobRow, now))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    )
+
+
+def _orphaned(jobs: Any, now: datetime) -> ColumnElement[bool]:
+    """Ended jobs whose end was written and never handed on, under a lease that expired (its replica died)."""
+    return and_(jobs.state.in_(ENDED), jobs.hand_over.is_not(None), jobs.lease_expires_at < now)
 
 
 class PageTokenError(ValueError):

@@ -11,6 +11,9 @@ raise, the session's end (``on_session_end``) and the job's (``on_job_end``) are
 plugins once per job, after the job's end is written, and only by the worker whose write of it
 succeeded: a part run again after a takeover, or a worker that lost its job, fires none of them
 again. The alerts of every finished part are kept with the part, so a resumed job fires them too.
+The end is written with what the plugins are to be handed; should its replica die before it has
+handed it on, another replica's idle worker hands it on once that lease runs out (the store keeps
+each alert once by its id; a webhook may then deliver an event a second time).
 
 Progress is written at least every third of the lease (renewing it) and after every
 finished (recording, channel) part, whose utterances are kept in the job: a job resumed
@@ -41,7 +44,7 @@ from emotion_service.segmentation import Segment, Segmenter, SegmenterSettings
 from emotion_service.server import metrics
 from emotion_service.server.config import Settings
 from emotion_service.server.erasure import Erasures
-from emotion_service.server.job_queue import FAILED, SUCCEEDED, Claim, JobQueue
+from emotion_service.server.job_queue import FAILED, SUCCEEDED, Claim, JobQueue, PendingHandOver
 from emotion_service.server.model import labelled
 from emotion_service.speech_presence import Presence, SpeechDetector
 
@@ -219,6 +222,8 @@ class JobRunner:
                 except Exception as exc:  # the database is away: try again at the next poll
                     log.warning("job_claim_failed", reason=f"{type(exc).__name__}: {exc}")
             if claim is None:
+                if await self._hand_on_orphan():
+                    continue
                 self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), self.settings.job_poll_s)
@@ -233,7 +238,10 @@ class JobRunner:
                 # The database away as the job's end is written: the job stays held until its lease
                 # runs out and is then taken again (its finished parts kept); this worker goes on.
                 log.warning(
-                    "job_end_not_written", job_id=claim.job_id, reason=f"{type(exc).__name__}: {exc}", retry="lease expiry"
+                    "job_end_not_written",
+                    job_id=claim.job_id,
+                    reason=f"{type(exc).__name__}: {exc}",
+                    retry="lease expiry",
                 )
             finally:
                 self._held.pop(claim.job_id, None)
@@ -317,10 +325,62 @@ class JobRunner:
     ) -> None:
         """Writes the job's end (its state and error as ``job`` holds them); then, only when that write
         landed, hands it to the plugins."""
-        if not await asyncio.to_thread(self.queue.finish, claim, job.state, rows, job.error, parties):
+        pending = hand_over_payload(job, alerts)
+        hold_s = self.settings.job_lease_s
+        if not await asyncio.to_thread(self.queue.finish, claim, job.state, rows, job.error, parties, pending, hold_s):
             log.info("job_lost", reason="cancelled, erased or taken over as it ended")
             return
-        await asyncio.to_thread(self._hand_over, job, alerts)
+        await self._hand_on(claim.job_id, claim.token, job, alerts)
+
+    async def _hand_on(self, job_id: str, token: str, job: JobSummary, alerts: list[Alert]) -> None:
+        """Hands a written end to the plugins, then records that it was (a database away then: the
+        lease runs out and a replica hands it on again, which the store's alert ids make harmless)."""
+        handing = asyncio.ensure_future(asyncio.to_thread(self._hand_over, job, alerts))
+        lease_s = self.settings.job_lease_s
+        # Renewed as a job's progress is, so that no replica takes over a long hand-over (a long report).
+        while not (await asyncio.wait({handing}, timeout=lease_s / 3))[0]:
+            try:
+                await asyncio.to_thread(self.queue.hold_hand_over, job_id, token, lease_s)
+            except Exception as exc:  # a blip: renewed at the next third of the lease
+                log.warning("job_hand_over_not_renewed", job_id=job_id, reason=f"{type(exc).__name__}: {exc}")
+        await handing
+        try:
+            await asyncio.to_thread(self.queue.handed_on, job_id, token)
+        except Exception as exc:
+            log.warning("job_hand_over_not_recorded", job_id=job_id, reason=f"{type(exc).__name__}: {exc}")
+
+    async def _hand_on_orphan(self) -> bool:
+        """Hands on one job's end that a replica wrote and died before handing on (its lease run out);
+        True when there was one. Tracked with the ends being handed on, which stop() and erasures wait for."""
+        try:
+            orphan = await asyncio.to_thread(self.queue.claim_hand_over, self.owner, self.settings.job_lease_s)
+        except Exception as exc:  # the database is away: looked for again at the next poll
+            log.warning("job_hand_over_claim_failed", reason=f"{type(exc).__name__}: {exc}")
+            return False
+        if orphan is None:
+            return False
+        ending = asyncio.ensure_future(self._hand_on_taken(orphan))
+        self._ending.add(ending)
+        ending.add_done_callback(self._ending.discard)
+        try:
+            await asyncio.shield(ending)
+        except Exception as exc:  # this worker goes on; the lease runs out and the end is tried again
+            log.warning("job_hand_over_failed", job_id=orphan.job_id, reason=f"{type(exc).__name__}: {exc}")
+        return True
+
+    async def _hand_on_taken(self, orphan: PendingHandOver) -> None:
+        with structlog.contextvars.bound_contextvars(job_id=orphan.job_id, session_id=orphan.session_id):
+            if orphan.session_id in self.erasures:
+                log.info("job_lost", reason="its session was erased")
+                return
+            try:
+                job, alerts = from_hand_over_payload(orphan.payload)
+            except (KeyError, TypeError) as exc:  # written by a version whose types differ: dropped, not retried
+                log.error("job_hand_over_unreadable", reason=f"{type(exc).__name__}: {exc}")
+                await asyncio.to_thread(self.queue.handed_on, orphan.job_id, orphan.token)
+                return
+            log.info("job_end_handed_on_by_another_replica", state=job.state, alerts=len(alerts))
+            await self._hand_on(orphan.job_id, orphan.token, job, alerts)
 
     def _hand_over(self, job: JobSummary, alerts: list[Alert]) -> None:
         """The plugins' part of a job's end: its alerts, its session's end (succeeded), its own end."""
@@ -582,3 +642,22 @@ def _duration(source: bytes | Path, limits: audio.AudioLimits) -> float:
         return audio.probe(source, limits).duration_s
     except OSError as exc:
         raise JobInputError(f"cannot read {source}: {exc.strerror}") from None
+
+
+def hand_over_payload(job: JobSummary, alerts: list[Alert]) -> dict[str, Any]:
+    """A job's end as JSON, written with the end (:meth:`JobQueue.finish`) until it is handed on."""
+    summary = {f.name: getattr(job, f.name) for f in dataclasses.fields(job) if f.name != "utterances"}
+    kept = [f.name for f in dataclasses.fields(Result) if f.name not in ("audio", "sample_rate")]
+    return {
+        "job": {**summary, "recordings": list(job.recordings), "metadata": dict(job.metadata)},
+        "utterances": [{name: getattr(result, name) for name in kept} for result in job.utterances],
+        "alerts": [dataclasses.asdict(alert) for alert in alerts],
+    }
+
+
+def from_hand_over_payload(payload: dict[str, Any]) -> tuple[JobSummary, list[Alert]]:
+    """The job's end and alerts back from :func:`hand_over_payload`'s JSON."""
+    job = dict(payload["job"])
+    job["recordings"] = tuple(job["recordings"])
+    utterances = tuple(Result(**u) for u in payload["utterances"])
+    return JobSummary(**job, utterances=utterances), [Alert(**a) for a in payload["alerts"]]

@@ -4,6 +4,7 @@ no longer write it: neither finish it, nor fail it, nor renew or release it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -15,10 +16,11 @@ from sqlalchemy.exc import OperationalError
 
 from emotion_service.plugins.hookspecs import hookimpl
 from emotion_service.plugins.manager import build_host
-from emotion_service.plugins.types import Alert, JobSummary, SessionSummary
+from emotion_service.plugins.types import Alert, JobSummary, Result, SessionSummary
 from emotion_service.server.job_queue import FAILED, RUNNING, SUCCEEDED, Claim, JobQueue, RecordingInput
-from emotion_service.server.job_runner import PROGRESS_S, JobRunner, LostJobError, _Progress
+from emotion_service.server.job_runner import PROGRESS_S, JobRunner, LostJobError, _Progress, hand_over_payload
 from tests.conftest import make_settings
+from tests.plugin_helpers import fresh_postgres_database
 
 
 @pytest.fixture
@@ -50,7 +52,11 @@ def test_a_worker_that_lost_its_lease_cannot_finish_the_job_another_worker_holds
     assert queue.finish(current, SUCCEEDED, [{"label": "SAD"}]) is True
     assert queue.finish(stale, FAILED, None, "stale worker gave up") is False
     row = queue.get(job.id)
-    assert row.state == SUCCEEDED and row.utterances == {"utterances": [{"label": "SAD"}], "parties": []} and row.error is None
+    assert (
+        row.state == SUCCEEDED
+        and row.utterances == {"utterances": [{"label": "SAD"}], "parties": []}
+        and row.error is None
+    )
     assert queue.content(job.id, 0) is None
 
 
@@ -88,9 +94,107 @@ def test_only_the_worker_whose_finish_lands_hands_the_job_end_to_the_plugins(que
     asyncio.run(runner._end(stale, SUCCEEDED, [], "", 3.0, [], [alert]))
     assert counting.calls == [], "a worker that lost its job handed its end on"
     asyncio.run(runner._end(current, SUCCEEDED, [], "", 3.0, [], [alert]))
-    assert counting.calls == ["alert handed-once ANG", "session_end handed-once alerts=1", "job_end handed-once succeeded"]
+    assert counting.calls == [
+        "alert handed-once ANG",
+        "session_end handed-once alerts=1",
+        "job_end handed-once succeeded",
+    ]
     asyncio.run(runner._end(current, SUCCEEDED, [], "", 3.0, [], [alert]))
     assert len(counting.calls) == 3, "an end written twice is handed on once"
+
+
+class Recording(Counting):
+    """:class:`Counting`, also keeping what each job end and alert handed on held."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.jobs: list[JobSummary] = []
+        self.alerts: list[Alert] = []
+
+    @hookimpl
+    def on_alert(self, alert: Alert, session_id: str) -> None:
+        super().on_alert(alert, session_id)
+        self.alerts.append(alert)
+
+    @hookimpl
+    def on_job_end(self, job: JobSummary) -> None:
+        super().on_job_end(job)
+        self.jobs.append(job)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def either_queue(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobQueue]:
+    """A job queue on SQLite, and one on PostgreSQL (a fresh database on the test server)."""
+    with contextlib.ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path / 'jobs.db'}"
+        else:
+            url = stack.enter_context(fresh_postgres_database())
+        opened = JobQueue(url)
+        stack.callback(opened.close)
+        yield opened
+
+
+async def test_a_job_end_whose_replica_died_before_handing_it_on_is_handed_on_by_another(
+    either_queue: JobQueue,
+) -> None:
+    """Replica A writes a job's end and is killed before it hands it on: the database holds the end with
+    its pending hand-over, under A's lease. Once that lease runs out, an idle worker of replica B hands
+    the same alerts, session end and job end to the plugins, once; a worker that handed its own end on
+    leaves nothing for anyone to hand on again."""
+    either_queue.submit([RecordingInput("call.flac", content=b"audio bytes")], "mix", {"team": "t"}, "orphaned-end")
+    claim = either_queue.claim("replica-a", lease_s=60.0)
+    assert claim is not None
+    result = Result(
+        session_id="orphaned-end",
+        request_id=claim.job_id,
+        kind="utterance",
+        label="SAD",
+        scores={"SAD": 0.8, "NEU": 0.2},
+        start_s=0.5,
+        end_s=2.25,
+        index=0,
+        model_name="m",
+        metadata={"team": "t"},
+        speaker="S2",
+        voiced_fraction=0.75,
+    )
+    alert = Alert(kind="threshold", message="m", label="SAD", value=0.8, time_s=0.5, source="t", speaker="S2")
+    job = JobSummary(claim.job_id, "orphaned-end", SUCCEEDED, ("call.flac",), 3.0, (result,), "", {"team": "t"})
+    # What replica A leaves when SIGKILL lands right after its write (the write as `_finish` makes it).
+    written = either_queue.finish(claim, SUCCEEDED, [{"label": "SAD"}], "", [], hand_over_payload(job, [alert]), 0.5)
+    assert written
+
+    seen = Recording()
+    settings = make_settings(Path("unused"), job_poll_s=0.05, job_lease_s=0.5)
+    replica_b = JobRunner(settings, build_host({"seen": seen}), either_queue, lambda: None)
+    assert await replica_b._hand_on_orphan() is False, "taken while replica A's lease still held it"
+    replica_b.start()  # its idle workers look for ends left unhanded
+    for _ in range(100):
+        if seen.calls:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.6)  # past a second lease: nobody hands it on again
+    await replica_b.stop()
+    assert seen.calls == [
+        "alert orphaned-end SAD",
+        "session_end orphaned-end alerts=1",
+        "job_end orphaned-end succeeded",
+    ], "an end written but never handed on"
+    assert seen.jobs == [job] and seen.alerts == [alert], "handed on other than it was written"
+    row = either_queue.get(claim.job_id)
+    assert (row.state, row.hand_over, row.lease_token) == (SUCCEEDED, None, None)
+
+    # A worker that hands its own end on records it: nothing is left for another replica.
+    either_queue.submit([RecordingInput("call.flac", content=b"audio bytes")], "mix", {}, "handed-by-its-worker")
+    own = either_queue.claim("replica-a", lease_s=60.0)
+    assert own is not None
+    replica_a = JobRunner(settings, build_host({"seen": seen}), either_queue, lambda: None)
+    await replica_a._end(own, SUCCEEDED, [], "", 3.0, [], [alert])
+    assert len(seen.calls) == 6
+    await asyncio.sleep(0.6)
+    assert await replica_b._hand_on_orphan() is False, "an end handed on by its own worker was handed on again"
+    assert len(seen.calls) == 6 and either_queue.get(own.job_id).hand_over is None
 
 
 class StoppedAsItEnds(JobQueue):

@@ -745,8 +745,9 @@ def result_entry(result: Result, cipher: MultiFernet | None) -> Entry:
 
 def _upgrade(engine: Engine) -> None:
     """Brings a store made by an older version up to this schema: the columns and unique indexes
-    that make writes idempotent, record how a session ended and whether a result held speech
-    (added when missing; rows stored before read as speech, their voiced fraction unknown)."""
+    that make writes idempotent, record how a session ended and whether a result held speech, and
+    keep a job's end until it was handed on (added when missing; rows stored before read as speech,
+    their voiced fraction unknown; jobs ended before as handed on)."""
     columns = {
         "sessions": {"end_reason": "VARCHAR(64)"},
         "results": {
@@ -756,7 +757,7 @@ def _upgrade(engine: Engine) -> None:
             "voiced_fraction": "FLOAT",
         },
         "alerts": {"event_id": "VARCHAR(64)", "speaker": "VARCHAR(16) NOT NULL DEFAULT ''"},
-        "jobs": {"owner": "VARCHAR"},
+        "jobs": {"owner": "VARCHAR", "hand_over": "JSON"},
     }
     found = inspect(engine)
     with engine.begin() as conn:
@@ -766,7 +767,7 @@ def _upgrade(engine: Engine) -> None:
                 if name not in present:
                     conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}"))
                     log.info("results_store_upgraded", table=table, column=name)
-    for table in (ResultRow.__table__, AlertRow.__table__):
+    for table in (ResultRow.__table__, AlertRow.__table__, JobRow.__table__):
         for index in table.indexes:
             index.create(engine, checkfirst=True)
 

@@ -171,7 +171,12 @@ class JobRow(Base):
     """
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_state_created", "state", "created_at"),)
+    # Leases are looked up by their expiry on every idle poll (jobs taken over, ends left unhanded):
+    # only running jobs and ends being handed on have one, so the index stays small.
+    __table_args__ = (
+        Index("ix_jobs_state_created", "state", "created_at"),
+        Index("ix_jobs_lease_expires", "lease_expires_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     session_id: Mapped[str] = mapped_column(String, index=True)
@@ -197,6 +202,10 @@ class JobRow(Base):
     error: Mapped[str | None] = mapped_column(String)
     # The API key's name that submitted it, with token auth (empty without): only it (or admin) sees it.
     owner: Mapped[str | None] = mapped_column(String)
+    # An ended job's end as the plugins are to be handed it (its summary and alerts), until they
+    # were: a replica that dies between writing the end and handing it on leaves it here, held by
+    # the lease it ended under, and another replica hands it on once that lease has run out.
+    hand_over: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
 
 
 class SessionOwnerRow(Base):
