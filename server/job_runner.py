@@ -134,6 +134,8 @@ class JobRunner:
         self._workers: list[asyncio.Task[None]] = []
         self._held: dict[str, Claim] = {}
         self._ending: set[asyncio.Future[None]] = set()  # jobs' ends being written and handed to the plugins
+        # Claims running on a thread whose worker was cancelled meanwhile: stop() gives back what they took.
+        self._claiming: set[asyncio.Future[Claim | None]] = set()
         self._stopping = False
 
     @property
@@ -196,14 +198,27 @@ class JobRunner:
         self._wake.set()
 
     async def stop(self) -> None:
-        """Stops the workers and puts the jobs they held back in the queue, for this or another replica."""
+        """Stops the workers and puts the jobs they held back in the queue, for this or another replica.
+
+        Waits up to a lease (``job_lease_s``) for the jobs' ends being written and handed on (a hung
+        database must not hold the shutdown): an end not written by then is written by the replica
+        that takes the job again, and one written but not handed on is handed on by an idle worker of
+        any replica, once the lease runs out.
+        """
         self._stopping = True
         # Taken before the workers are cancelled: a cancelled worker lets go of its claim as it ends.
         held = list(self._held.values())
         for worker in self._workers:
             worker.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
-        await asyncio.gather(*self._ending, return_exceptions=True)
+        # A claim that lands after its worker was cancelled is given back with the others.
+        for landed in await asyncio.gather(*self._claiming, return_exceptions=True):
+            if isinstance(landed, Claim):
+                held.append(landed)
+        if self._ending:
+            _, unfinished = await asyncio.wait(self._ending, timeout=self.settings.job_lease_s)
+            if unfinished:
+                log.warning("job_ends_unfinished_at_stop", count=len(unfinished), retry="lease expiry")
         for claim in held:
             # A job whose end was written meanwhile is no longer held by this claim: left as it is.
             try:
@@ -218,7 +233,7 @@ class JobRunner:
             claim = None
             if state is not None:
                 try:
-                    claim = await asyncio.to_thread(self.queue.claim, self.owner, self.settings.job_lease_s)
+                    claim = await self._claim()
                 except Exception as exc:  # the database is away: try again at the next poll
                     log.warning("job_claim_failed", reason=f"{type(exc).__name__}: {exc}")
             if claim is None:
@@ -245,6 +260,20 @@ class JobRunner:
                 )
             finally:
                 self._held.pop(claim.job_id, None)
+
+    async def _claim(self) -> Claim | None:
+        """Takes a job from the queue; the claim runs on a thread, which a cancelled worker cannot stop."""
+        claiming = asyncio.ensure_future(asyncio.to_thread(self.queue.claim, self.owner, self.settings.job_lease_s))
+        self._claiming.add(claiming)
+        try:
+            claim = await asyncio.shield(claiming)
+        except asyncio.CancelledError:
+            raise  # left in _claiming: its claim may land after the cancel, and stop() gives it back
+        except Exception:
+            self._claiming.discard(claiming)
+            raise
+        self._claiming.discard(claiming)
+        return claim
 
     async def _run(self, state: Any, claim: Claim) -> None:
         progress = _Progress(self, claim)

@@ -239,6 +239,70 @@ async def test_a_job_end_written_as_the_server_stops_is_still_handed_on(tmp_path
     queue.close()
 
 
+class ClaimLandsAfterTheStop(JobQueue):
+    """A real job queue whose ``claim`` takes its job only once the server has begun to stop: a claim
+    running on a thread as the worker that asked for it is cancelled."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.asked, self.stopping = threading.Event(), threading.Event()
+
+    def claim(self, owner: str, lease_s: float) -> Claim | None:
+        self.asked.set()
+        assert self.stopping.wait(10), "the test never stopped the runner"
+        return super().claim(owner, lease_s)
+
+
+async def test_a_job_claimed_as_its_worker_is_cancelled_is_put_back(tmp_path: Path) -> None:
+    """SIGTERM while a worker's claim runs on a thread: the claim lands after the worker was cancelled,
+    and the stopping server puts that job back in the queue at once, not after its lease."""
+    queue = ClaimLandsAfterTheStop(f"sqlite:///{tmp_path / 'jobs.db'}")
+    job = queue.submit([RecordingInput("call.flac", content=b"audio bytes")], "mix", {}, "claimed-as-stopped")
+    runner = JobRunner(make_settings(Path("unused"), job_lease_s=600.0), build_host({}), queue, lambda: object())
+    runner.start()
+    assert await asyncio.to_thread(queue.asked.wait, 10)
+    stopping = asyncio.create_task(runner.stop())
+    await asyncio.sleep(0.05)  # stop() has cancelled the worker; its claim is still on its thread
+    queue.stopping.set()
+    await stopping
+    row = queue.get(job.id)
+    assert (row.state, row.lease_token, row.attempts) == ("queued", None, 1), "a claim that landed at the stop kept"
+    queue.close()
+
+
+class EndHangs(JobQueue):
+    """A real job queue whose ``finish`` hangs (the database stopped answering) until released."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.writing, self.release_finish = threading.Event(), threading.Event()
+
+    def finish(self, *args: Any, **kwargs: Any) -> bool:
+        self.writing.set()
+        self.release_finish.wait(30)
+        return super().finish(*args, **kwargs)
+
+
+async def test_a_stop_waits_for_a_hung_end_write_at_most_a_lease(tmp_path: Path) -> None:
+    """A job's end whose write hangs (the database stopped answering) does not hold the shutdown past a
+    lease: stop() returns; the job, still running under that lease in the database, goes to whichever
+    replica takes it once the lease runs out."""
+    queue = EndHangs(f"sqlite:///{tmp_path / 'jobs.db'}")
+    runner = JobRunner(make_settings(Path("unused"), job_lease_s=0.5), build_host({}), queue, lambda: None)
+    queue.submit([RecordingInput("call.flac", content=b"audio bytes")], "mix", {}, "hung-end")
+    claim = queue.claim("replica-a", lease_s=0.5)
+    assert claim is not None
+    runner._workers = [asyncio.create_task(runner._end(claim, SUCCEEDED, [], "", 3.0))]
+    assert await asyncio.to_thread(queue.writing.wait, 10)
+    started = time.monotonic()
+    await asyncio.wait_for(runner.stop(), 10)
+    waited = time.monotonic() - started
+    queue.release_finish.set()
+    await asyncio.wait_for(asyncio.gather(*runner.ending(), return_exceptions=True), 10)
+    assert 0.4 < waited < 3.0, f"stop() waited {waited:.1f} s for a hung end, a lease being 0.5 s"
+    queue.close()
+
+
 class FlakyQueue(JobQueue):
     """A real job queue whose database fails its ``failing``-th progress write (a blip), once."""
 
