@@ -26,6 +26,8 @@ speaker found alone, jobs at least 20x faster than real time.
     python bench/diarization.py --tune --seeds 6 --write-backend   # ... and rewrite the shipped model
     python bench/diarization.py --tune --seeds 3 --speeds 0.85,0.92,1.08,1.15 --merges 15,18,20
         # ... the model also fitted on sped copies of the training conversations (not taken)
+    python bench/diarization.py --tune --seeds 3 --merges 15 --band-rise-db 7
+        # ... the speech band's rise that finds speech the detector missed (0: off)
     python bench/diarization.py --tune --seeds 3 --merges 15 --blocks 0,40,50,60,70,80,120
         # ... and the count on 2-6 minute conversations and interviews, counted whole or by blocks
     python bench/diarization.py --data /path/to/ravdess --seeds 3
@@ -260,6 +262,7 @@ def tune(
     merges: tuple[float, ...] = MERGES,
     blocks: tuple[float, ...] = (),
     vad_threshold: float | None = None,
+    band_rise_db: float | None = None,
 ) -> None:
     """Training actors 01-18 only: fits the PLDA model and sweeps the thresholds (embeddings computed once);
     with ``blocks``, also scores the long conversations and interviews of :func:`long_conversations`
@@ -280,18 +283,22 @@ def tune(
         diarizer.settings = replace(diarizer.settings, noise_subtraction=noise_subtraction)
     if vad_threshold is not None:
         diarizer.settings = replace(diarizer.settings, vad_threshold=vad_threshold)
+    if band_rise_db is not None:
+        diarizer.settings = replace(diarizer.settings, band_rise_db=band_rise_db)
     base = diarizer.settings
 
-    def heard(wave: np.ndarray) -> Embedded:
-        """The conversation's speech embedded as a job hears it (steady noise out, keen detector)."""
+    def heard(wave: np.ndarray) -> tuple[Embedded, list[Segment]]:
+        """The conversation's speech embedded as a job hears it (steady noise out, keen detector), and
+        the speech the detector missed (:meth:`Diarizer.missed_speech`)."""
         quiet = diarizer.suppress_noise(wave, RATE)
-        return diarizer.embed(quiet, RATE, diarizer.speech(segmenter, quiet, RATE))
+        segments = diarizer.speech(segmenter, quiet, RATE)
+        return diarizer.embed(quiet, RATE, segments), diarizer.missed_speech(quiet, RATE, segments)
 
     embedded, fitting = [], []
     for group, condition, wave, ref in cases(data, TRAIN, seeds):
         for factor in (1.0, *speeds):
             heard_wave, heard_ref = (wave, ref) if factor == 1.0 else sped(wave, ref, factor)
-            emb = heard(heard_wave)
+            emb, missed = heard(heard_wave)
             # Pieces for fitting: the VAD segments uncut (a similarity is never below -1), each
             # labelled with its reference speaker.
             diarizer.settings = replace(base, change_threshold=-1.0)
@@ -300,7 +307,7 @@ def tune(
             names = [majority(seg, heard_ref) for seg in segments]
             fitting.append((heard_ref, names, vectors))
             if factor == 1.0:
-                embedded.append((group, condition, ref, emb))
+                embedded.append((group, condition, ref, (emb, missed)))
     print(f"{len(embedded)} training conversations, {sum(len(f[1]) for f in fitting)} pieces to fit on")
 
     def fit(excluded: frozenset[str]) -> Plda:
@@ -319,12 +326,14 @@ def tune(
         each conversation labelled by a model fitted without its own actors."""
         rates: dict[tuple[str, str], list[float]] = {}
         wrong: dict[tuple[str, str], int] = {}
-        for group, condition, ref, emb in conversations:
+        for group, condition, ref, (emb, missed) in conversations:
             actors = frozenset(t.speaker for t in ref)
             if actors not in models:
                 models[actors] = fit(actors)
             diarizer.backend = models[actors]
-            found = join(diarizer.label(emb), round(0.4 * RATE), 30 * RATE)  # the job's default pause
+            labelled = diarizer.label(emb)
+            labelled = sorted([*labelled, *diarizer.attach(emb, labelled, missed)], key=lambda seg: seg.start)
+            found = join(labelled, round(0.4 * RATE), 30 * RATE)  # the job's default pause
             hyp = [Turn(s.start / RATE, s.end / RATE, s.speaker) for s in found]
             rates.setdefault((group, condition), []).append(diarization_error_rate(ref, hyp)["der"])
             miscounted = len({s.speaker for s in found}) != len(actors)
@@ -461,6 +470,12 @@ if __name__ == "__main__":
         "(default the shipped one)",
     )
     parser.add_argument(
+        "--band-rise-db",
+        type=float,
+        help="with --tune: DiarizationSettings.band_rise_db (the speech band's rise over its floor that finds "
+        "speech the detector missed) to compare (default the shipped one; 0 turns it off)",
+    )
+    parser.add_argument(
         "--speeds",
         type=floats,
         default=SPEEDS,
@@ -494,6 +509,7 @@ if __name__ == "__main__":
             args.merges,
             args.blocks,
             args.vad_threshold,
+            args.band_rise_db,
         )
     else:
         asyncio.run(measure(args.data, args.seeds, args.count_given, args.emodb))
