@@ -88,7 +88,12 @@ def test_flags_parse_into_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         ("max_queue_delay_ms = false", r"max_queue_delay_ms .*: expected a number, got False"),
         ("model = 3", r"model .*: expected a string, got 3"),
         ("[server]\nprot = 1", r"\[server\] has unknown setting\(s\) prot"),
-        ("[server]\nmax_batch_size = 0", r"invalid max_batch_size=0: .*\(set by config file .*\[server\]\)"),
+        (
+            "[server]\nmax_batch_size = 0",
+            r"invalid max_batch_size=0: must be at least 1\. .*\(set by config file .*\[server\]\)",
+        ),
+        ("[server]\nlog_format = 'xml'", r"invalid log_format='xml': must be json or console\. "),
+        ("[server]\nhop_s = 5.0", r"invalid hop_s=5.0: must be more than 0 and at most window_s\. "),
     ],
 )
 def test_toml_typos_fail_naming_key_file_and_expectation(tmp_path: Path, toml: str, message: str) -> None:
