@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import os
 import socket
 import time
@@ -54,6 +55,8 @@ T = TypeVar("T")
 # How often a running job's progress is saved (it is also the lease's renewal): a page polling the
 # job sees it move every second, for one small write per second per running job.
 PROGRESS_S = 1.0
+# The fields of a job's results that are alike in every one: written once in a pending hand-over.
+_SHARED = ("session_id", "request_id", "model_name", "metadata")
 # The share of a part's progress that finding its speech (and speakers) stands for; the scoring of
 # its utterances is the rest. On 2 cores the speech detector is about half of a job's time (787 s
 # of speech and pauses: 4.7 s; a whole 10-minute job: 7.7 s).
@@ -135,7 +138,8 @@ class JobRunner:
         self._held: dict[str, Claim] = {}
         self._ending: set[asyncio.Future[None]] = set()  # jobs' ends being written and handed to the plugins
         # Claims running on a thread whose worker was cancelled meanwhile: stop() gives back what they took.
-        self._claiming: set[asyncio.Future[Claim | None]] = set()
+        self._claiming: set[asyncio.Future[Any]] = set()
+        self._orphans_looked = 0.0  # time.monotonic() of the last look for ends left unhanded
         self._stopping = False
 
     @property
@@ -206,26 +210,40 @@ class JobRunner:
         any replica, once the lease runs out.
         """
         self._stopping = True
+        deadline = time.monotonic() + self.settings.job_lease_s
         # Taken before the workers are cancelled: a cancelled worker lets go of its claim as it ends.
-        held = list(self._held.values())
+        held: list[Claim | PendingHandOver] = list(self._held.values())
         for worker in self._workers:
             worker.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
         # A claim that lands after its worker was cancelled is given back with the others.
-        for landed in await asyncio.gather(*self._claiming, return_exceptions=True):
-            if isinstance(landed, Claim):
-                held.append(landed)
-        if self._ending:
-            _, unfinished = await asyncio.wait(self._ending, timeout=self.settings.job_lease_s)
-            if unfinished:
-                log.warning("job_ends_unfinished_at_stop", count=len(unfinished), retry="lease expiry")
+        for landed in await self._within(deadline, self._claiming, "job_claims_unfinished_at_stop"):
+            if isinstance(landed.result(), Claim | PendingHandOver):
+                held.append(landed.result())
+        await self._within(deadline, self._ending, "job_ends_unfinished_at_stop")
         for claim in held:
             # A job whose end was written meanwhile is no longer held by this claim: left as it is.
-            try:
-                if await asyncio.to_thread(self.queue.release, claim):
-                    log.info("job_released", job_id=claim.job_id)
-            except Exception as exc:  # the database is away: the job is taken again once its lease runs out
-                log.warning("job_not_released", job_id=claim.job_id, reason=f"{type(exc).__name__}: {exc}")
+            give_back = (
+                functools.partial(self.queue.release, claim)
+                if isinstance(claim, Claim)
+                else functools.partial(self.queue.hold_hand_over, claim.job_id, claim.token, 0.0)
+            )
+            released = asyncio.ensure_future(asyncio.to_thread(give_back))
+            if await self._within(deadline, {released}, "job_not_released") and released.result():
+                log.info("job_released", job_id=claim.job_id)
+
+    @staticmethod
+    async def _within(deadline: float, pending: set[asyncio.Future[Any]], event: str) -> set[asyncio.Future[Any]]:
+        """The futures of ``pending`` that ended well by ``deadline`` (time.monotonic()); those that did
+        not (still running on a hung database, or raised) are logged as ``event`` and left to the lease."""
+        if not pending:
+            return set()
+        done, unfinished = await asyncio.wait(pending, timeout=max(0.0, deadline - time.monotonic()))
+        failed = {future for future in done if future.cancelled() or future.exception() is not None}
+        if unfinished or failed:
+            reasons = [f"{type(f.exception()).__name__}: {f.exception()}" for f in failed if not f.cancelled()]
+            log.warning(event, unfinished=len(unfinished), failed=reasons, retry="lease expiry")
+        return done - failed
 
     async def _work(self) -> None:
         while not self._stopping:
@@ -262,8 +280,13 @@ class JobRunner:
                 self._held.pop(claim.job_id, None)
 
     async def _claim(self) -> Claim | None:
-        """Takes a job from the queue; the claim runs on a thread, which a cancelled worker cannot stop."""
-        claiming = asyncio.ensure_future(asyncio.to_thread(self.queue.claim, self.owner, self.settings.job_lease_s))
+        """Takes a job from the queue (see :meth:`_on_thread`)."""
+        return await self._on_thread(self.queue.claim, self.owner, self.settings.job_lease_s)
+
+    async def _on_thread(self, take: Callable[..., T], *args: Any) -> T:
+        """``take(*args)`` (a claim of a job or of an orphaned end) on a thread, which a cancelled
+        worker cannot stop: should the worker be cancelled first, stop() gives back what it took."""
+        claiming = asyncio.ensure_future(asyncio.to_thread(take, *args))
         self._claiming.add(claiming)
         try:
             claim = await asyncio.shield(claiming)
@@ -381,13 +404,19 @@ class JobRunner:
     async def _hand_on_orphan(self) -> bool:
         """Hands on one job's end that a replica wrote and died before handing on (its lease run out);
         True when there was one. Tracked with the ends being handed on, which stop() and erasures wait for."""
+        # An end is left unhanded only once its lease runs out, so looking once a lease is enough (and
+        # spares the database a scan of the ended jobs at every poll).
+        if time.monotonic() < self._orphans_looked + self.settings.job_lease_s:
+            return False
+        self._orphans_looked = time.monotonic()
         try:
-            orphan = await asyncio.to_thread(self.queue.claim_hand_over, self.owner, self.settings.job_lease_s)
-        except Exception as exc:  # the database is away: looked for again at the next poll
+            orphan = await self._on_thread(self.queue.claim_hand_over, self.owner, self.settings.job_lease_s)
+        except Exception as exc:  # the database is away: looked for again a lease later
             log.warning("job_hand_over_claim_failed", reason=f"{type(exc).__name__}: {exc}")
             return False
         if orphan is None:
             return False
+        self._orphans_looked = 0.0  # there may be more: look again at the next poll
         ending = asyncio.ensure_future(self._hand_on_taken(orphan))
         self._ending.add(ending)
         ending.add_done_callback(self._ending.discard)
@@ -404,9 +433,9 @@ class JobRunner:
                 return
             try:
                 job, alerts = from_hand_over_payload(orphan.payload)
-            except (KeyError, TypeError) as exc:  # written by a version whose types differ: dropped, not retried
-                log.error("job_hand_over_unreadable", reason=f"{type(exc).__name__}: {exc}")
-                await asyncio.to_thread(self.queue.handed_on, orphan.job_id, orphan.token)
+            except (KeyError, TypeError, ValueError) as exc:
+                # Written by another version (replicas being upgraded): left for one that reads it.
+                log.error("job_hand_over_unreadable", reason=f"{type(exc).__name__}: {exc}", retry="lease expiry")
                 return
             log.info("job_end_handed_on_by_another_replica", state=job.state, alerts=len(alerts))
             await self._hand_on(orphan.job_id, orphan.token, job, alerts)
@@ -674,12 +703,16 @@ def _duration(source: bytes | Path, limits: audio.AudioLimits) -> float:
 
 
 def hand_over_payload(job: JobSummary, alerts: list[Alert]) -> dict[str, Any]:
-    """A job's end as JSON, written with the end (:meth:`JobQueue.finish`) until it is handed on."""
+    """A job's end as JSON, written with the end (:meth:`JobQueue.finish`) until it is handed on. The
+    fields every utterance shares (its session, job, model and the job's metadata) are written once."""
     summary = {f.name: getattr(job, f.name) for f in dataclasses.fields(job) if f.name != "utterances"}
     kept = [f.name for f in dataclasses.fields(Result) if f.name not in ("audio", "sample_rate")]
+    rows = [{name: getattr(result, name) for name in kept} for result in job.utterances]
+    shared = {name: rows[0][name] for name in _SHARED if rows and all(row[name] == rows[0][name] for row in rows)}
     return {
         "job": {**summary, "recordings": list(job.recordings), "metadata": dict(job.metadata)},
-        "utterances": [{name: getattr(result, name) for name in kept} for result in job.utterances],
+        "shared": shared,
+        "utterances": [{k: v for k, v in row.items() if k not in shared} for row in rows],
         "alerts": [dataclasses.asdict(alert) for alert in alerts],
     }
 
@@ -688,5 +721,6 @@ def from_hand_over_payload(payload: dict[str, Any]) -> tuple[JobSummary, list[Al
     """The job's end and alerts back from :func:`hand_over_payload`'s JSON."""
     job = dict(payload["job"])
     job["recordings"] = tuple(job["recordings"])
-    utterances = tuple(Result(**u) for u in payload["utterances"])
+    shared = payload.get("shared", {})
+    utterances = tuple(Result(**{**shared, **u}) for u in payload["utterances"])
     return JobSummary(**job, utterances=utterances), [Alert(**a) for a in payload["alerts"]]

@@ -295,31 +295,37 @@ def test_the_speech_band_finds_voiced_stretches_over_the_floor() -> None:
 def test_speech_the_detector_missed_is_found_and_given_to_its_speaker(
     tools: tuple[Segmenter, Diarizer], tmp_path: Path
 ) -> None:
-    """Under white noise at 10 dB, one turn of each party said 20 dB quieter than the others: the
-    speech detector misses both (missed speech 23 %). The speech band finds them, and each goes to the
-    speaker whose voice it is (the clusters, made of what the detector heard, left as they were)."""
+    """Under white noise at 20 dB, three turns (two of the woman's, one of the man's) said 20 dB
+    quieter than the others: the speech detector misses much of them. The speech band finds more, and
+    each stretch goes to the speaker whose voice it is (the clusters, made of what the detector
+    heard, left as they were)."""
     truth = one_channel_conversation(tmp_path / "conversation.wav")
     wave = load_audio(tmp_path / "conversation.wav", RATE)
-    quiet = truth[6:8]  # a man's turn and a woman's
+    quiet = [truth[1], truth[5], truth[6]]  # two of the woman's turns and one of the man's
     for turn in quiet:
         wave[round(turn.start_s * RATE) : round(turn.end_s * RATE)] *= 0.1
     voiced = np.concatenate([wave[round(t.start_s * RATE) : round(t.end_s * RATE)] for t in truth])
     rng = np.random.default_rng(1)
-    noisy = wave + rng.normal(0, np.sqrt(np.mean(np.square(voiced)) / 10), len(wave)).astype(np.float32)
+    noisy = wave + rng.normal(0, np.sqrt(np.mean(np.square(voiced)) / 100), len(wave)).astype(np.float32)
     segmenter, diarizer = tools
     unaided = Diarizer(DiarizationSettings(band_rise_db=0.0))
-    before = diarization_error_rate(truth, diarized((segmenter, unaided), noisy))
+    heard_before = diarized((segmenter, unaided), noisy)
+    before = diarization_error_rate(truth, heard_before)
     found = diarized(tools, noisy)
     after = diarization_error_rate(truth, found)
-    assert after["missed"] < before["missed"] / 2 and after["der"] < before["der"], (before, after)
+    assert before["missed"] > 0.04 and after["missed"] < before["missed"] / 2, (before, after)
+    assert after["der"] < before["der"], (before, after)
     # Each party's name, from the turns the detector heard; then whose the quiet turns' speech was made.
     named = {turn.speaker: {t.speaker for t in found if t.start_s < turn.end_s and t.end_s > turn.start_s}
              for turn in truth[:2]}  # fmt: skip
     assert all(len(v) == 1 for v in named.values()) and named["man"] != named["woman"], named
-    right = wrong = 0.0
+    # Over the quiet turns, 10 ms at a time: the speech found now that the detector alone missed.
+    right = wrong = 0
     for turn in quiet:
-        for t in found:
-            heard = min(turn.end_s, t.end_s) - max(turn.start_s, t.start_s)
-            if heard > 0:
-                right, wrong = (right + heard, wrong) if {t.speaker} == named[turn.speaker] else (right, wrong + heard)
-    assert right + wrong > 1.5 and right >= 0.7 * (right + wrong), (right, wrong)
+        for at in np.arange(turn.start_s, turn.end_s, 0.01):
+            if any(t.start_s <= at < t.end_s for t in heard_before):
+                continue
+            speakers = {t.speaker for t in found if t.start_s <= at < t.end_s}
+            if speakers:
+                right, wrong = (right + 1, wrong) if speakers == named[turn.speaker] else (right, wrong + 1)
+    assert right + wrong > 50 and right >= 0.8 * (right + wrong), (right, wrong)  # half a second or more found

@@ -164,6 +164,11 @@ async def test_a_job_end_whose_replica_died_before_handing_it_on_is_handed_on_by
     # What replica A leaves when SIGKILL lands right after its write (the write as `_finish` makes it).
     written = either_queue.finish(claim, SUCCEEDED, [{"label": "SAD"}], "", [], hand_over_payload(job, [alert]), 0.5)
     assert written
+    # The ended job keeps A's token while its end waits to be handed on: it can be neither ended again
+    # nor put back in the queue nor renewed as a running job.
+    assert either_queue.finish(claim, FAILED, None, "ended twice") is False
+    assert either_queue.release(claim) is False and either_queue.progress(claim, 60.0, 1.0, 1.0) is False
+    assert (either_queue.get(claim.job_id).state, either_queue.get(claim.job_id).error) == (SUCCEEDED, None)
 
     seen = Recording()
     settings = make_settings(Path("unused"), job_poll_s=0.05, job_lease_s=0.5)
@@ -195,6 +200,55 @@ async def test_a_job_end_whose_replica_died_before_handing_it_on_is_handed_on_by
     await asyncio.sleep(0.6)
     assert await replica_b._hand_on_orphan() is False, "an end handed on by its own worker was handed on again"
     assert len(seen.calls) == 6 and either_queue.get(own.job_id).hand_over is None
+
+
+class SlowReport:
+    """A plugin whose job-end hook takes ``seconds`` (a long report, a slow sink)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.ended: list[str] = []
+
+    @hookimpl
+    def on_job_end(self, job: JobSummary) -> None:
+        time.sleep(self.seconds)
+        self.ended.append(job.job_id)
+
+
+async def test_a_hand_over_that_outlasts_its_lease_is_not_taken_over(queue: JobQueue) -> None:
+    """A worker whose plugins take three leases to hand its end on renews the lease as it goes: no
+    other replica takes that end over meanwhile, so it is handed on once."""
+    settings = make_settings(Path("unused"), job_lease_s=0.5)
+    slow, seen = SlowReport(1.5), Recording()
+    replica_a = JobRunner(settings, build_host({"slow": slow}), queue, lambda: None)
+    replica_b = JobRunner(settings, build_host({"seen": seen}), queue, lambda: None)
+    queue.submit([RecordingInput("call.flac", content=b"audio bytes")], "mix", {}, "slow-report")
+    claim = queue.claim("replica-a", lease_s=60.0)
+    assert claim is not None
+    ending = asyncio.create_task(replica_a._end(claim, SUCCEEDED, [], "", 3.0))
+    for _ in range(3):
+        await asyncio.sleep(0.4)
+        replica_b._orphans_looked = 0.0  # looks at once, rather than a lease after its last look
+        assert await replica_b._hand_on_orphan() is False, "taken over while its worker still handed it on"
+    await ending
+    assert slow.ended == [claim.job_id] and seen.calls == []
+    assert queue.get(claim.job_id).hand_over is None
+
+
+async def test_an_orphaned_end_of_an_erased_session_is_not_handed_on(queue: JobQueue) -> None:
+    """A session erased in this process while its job's end waited to be handed on: the replica that
+    takes the end over hands nothing of it to the plugins (no report or alert written back)."""
+    queue.submit([RecordingInput("call.flac", content=b"audio bytes")], "mix", {}, "erased-orphan")
+    claim = queue.claim("replica-a", lease_s=60.0)
+    assert claim is not None
+    job = JobSummary(claim.job_id, "erased-orphan", SUCCEEDED, ("call.flac",), 3.0)
+    assert queue.finish(claim, SUCCEEDED, [], "", [], hand_over_payload(job, []), 0.0)
+    seen = Recording()
+    replica_b = JobRunner(make_settings(Path("unused")), build_host({"seen": seen}), queue, lambda: None)
+    replica_b.erasures.mark("erased-orphan")
+    time.sleep(0.01)
+    assert await replica_b._hand_on_orphan() is True
+    assert seen.calls == [], "an erased session's job end handed on"
 
 
 class StoppedAsItEnds(JobQueue):

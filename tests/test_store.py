@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ from emotion_service.plugins.manager import load_plugins
 from emotion_service.plugins.store import ResultStore, StoreError
 from emotion_service.plugins.store.schema import Base, MetadataRow, SessionRow
 from emotion_service.plugins.types import SessionSummary, summarise
+from emotion_service.server.job_queue import SUCCEEDED, JobQueue, RecordingInput
 from tests.plugin_helpers import (
     fresh_postgres_database,
     ravdess_interview,
@@ -46,14 +48,18 @@ def store(database_url: str) -> Iterator[ResultStore]:
 
 def window(session: str, index: int, label: str = "ANG", metadata: dict[str, str] | None = None) -> Result:
     scores = {"ANG": 0.1, "NEU": 0.1, "SAD": 0.1} | {label: 0.8}
-    return Result(session, session, "window", label, scores, index * 1.5, index * 1.5 + 3.0, index, "tiny", metadata or {})
+    return Result(
+        session, session, "window", label, scores, index * 1.5, index * 1.5 + 3.0, index, "tiny", metadata or {}
+    )
 
 
 def test_a_stream_round_trips(store: ResultStore) -> None:
     meta = {"candidate": "c-17", "interview": "i-3"}
     for i, label in enumerate(["NEU", "ANG", "ANG"]):
         store.add_result(window("s1", i, label, meta))
-    store.add_alert("s1", Alert(kind="threshold", label="ANG", message="angry", value=0.8, time_s=6.0, details={"k": "v"}))
+    store.add_alert(
+        "s1", Alert(kind="threshold", label="ANG", message="angry", value=0.8, time_s=6.0, details={"k": "v"})
+    )
     store.end_session(SessionSummary("s1", 3, 6.5, "ANG", {}, {}, (), (), meta, "tiny"))
     record = store.session("s1")
     assert record is not None and record.kind == "stream"
@@ -99,9 +105,7 @@ def test_an_older_store_gains_the_no_speech_columns(database_url: str) -> None:
         conn.execute(text("ALTER TABLE results DROP COLUMN no_speech"))
         conn.execute(text("ALTER TABLE results DROP COLUMN voiced_fraction"))
         conn.execute(
-            text(
-                "INSERT INTO sessions (id, kind, model_name, started_at) VALUES ('old', 'classify', 'tiny', :t)"
-            ),
+            text("INSERT INTO sessions (id, kind, model_name, started_at) VALUES ('old', 'classify', 'tiny', :t)"),
             {"t": datetime.now(UTC).replace(tzinfo=None)},
         )
         conn.execute(
@@ -123,6 +127,33 @@ def test_an_older_store_gains_the_no_speech_columns(database_url: str) -> None:
         ("SAD", False, None)
     ], "a row stored before reads as speech, its voiced fraction unknown"
     assert new is not None and new.summary.results[0].no_speech and new.summary.window_count == 0
+
+
+def test_an_older_store_gains_the_jobs_pending_hand_over(database_url: str) -> None:
+    """A database made before job ends were kept until handed on: its jobs table gains the column and
+    the lease index, and the jobs it had read as handed on (none is taken as an orphaned end)."""
+    queue = JobQueue(database_url)
+    queue.submit([RecordingInput("call.flac", content=b"x")], "mix", {}, "ended-before")
+    claim = queue.claim("replica-a", lease_s=60.0)
+    assert claim is not None and queue.finish(claim, SUCCEEDED, [])  # as an older version ended it
+    queue.close()
+    engine = create_engine(database_url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as conn:  # as a store of a version before the hand-over was kept
+        conn.execute(text("DROP INDEX ix_jobs_lease_expires"))
+        conn.execute(text("ALTER TABLE jobs DROP COLUMN hand_over"))
+    engine.dispose()
+    queue = JobQueue(database_url)
+    queue.submit([RecordingInput("call.flac", content=b"x")], "mix", {}, "ended-after")
+    claim = queue.claim("replica-a", lease_s=60.0)
+    assert claim is not None and queue.finish(claim, SUCCEEDED, [], "", [], {"job": {}}, 0.0)
+    found = inspect(queue.engine)
+    columns = {c["name"] for c in found.get_columns("jobs")}
+    indexes = {i["name"] for i in found.get_indexes("jobs")}
+    time.sleep(0.01)
+    orphan = queue.claim_hand_over("replica-b", 60.0)
+    queue.close()
+    assert "hand_over" in columns and "ix_jobs_lease_expires" in indexes
+    assert orphan is not None and (orphan.session_id, orphan.payload) == ("ended-after", {"job": {}})
 
 
 def test_sessions_since_selects_by_start_time(store: ResultStore) -> None:
@@ -150,8 +181,24 @@ def test_the_session_list_is_summarised_by_the_database_as_summarise_does(
             quiet = rng.random() < 0.3
             scores = {} if quiet else {label: rng.random() for label in labels[: rng.randint(2, 4)]}
             label = "" if quiet else max(scores, key=scores.__getitem__)
-            results.append(Result(session, f"r{i}", "window", label, scores, i * 1.5, i * 1.5 + 3, i, "tiny", {"n": str(n)}, no_speech=quiet))
-        alerts = [Alert(kind="threshold", label="ANG", message=f"m{k}", value=0.5, time_s=k) for k in range(rng.randint(0, 3))]
+            results.append(
+                Result(
+                    session,
+                    f"r{i}",
+                    "window",
+                    label,
+                    scores,
+                    i * 1.5,
+                    i * 1.5 + 3,
+                    i,
+                    "tiny",
+                    {"n": str(n)},
+                    no_speech=quiet,
+                )
+            )
+        alerts = [
+            Alert(kind="threshold", label="ANG", message=f"m{k}", value=0.5, time_s=k) for k in range(rng.randint(0, 3))
+        ]
         entries = [store.result_entry(r) for r in results] + [store.alert_entry(session, a) for a in alerts]
         if rng.random() < 0.5:
             entries.append(store.session_end_entry(summarise(session, results, alerts, {}, len(results) * 1.5)))
@@ -202,11 +249,15 @@ def test_unusable_urls_are_clear_errors(tmp_path: Path) -> None:
         ResultStore(f"sqlite:///{tmp_path / 'absent.db'}", must_exist=True)
     with pytest.raises(StoreError, match="unsupported database 'mysql'"):
         ResultStore("mysql://u:secret@host/db")
-    with pytest.raises(StoreError, match=r"cannot open the results database postgresql\+psycopg://u:\*\*\*@127\.0\.0\.1:9/db"):
+    with pytest.raises(
+        StoreError, match=r"cannot open the results database postgresql\+psycopg://u:\*\*\*@127\.0\.0\.1:9/db"
+    ):
         ResultStore("postgresql://u:secret@127.0.0.1:9/db")
 
 
-async def test_a_served_stream_lands_in_the_store(tiny_model: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_served_stream_lands_in_the_store(
+    tiny_model: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("EMOTION_DATABASE_URL", database_url)
     monkeypatch.setenv("EMOTION_THRESHOLD_ALERTS_THRESHOLDS", "FEA=0.1,ANG=0.1")
     monkeypatch.setenv("EMOTION_THRESHOLD_ALERTS_HYSTERESIS", "0.05")

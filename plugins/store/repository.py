@@ -39,6 +39,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session
+from sqlalchemy.schema import CreateIndex
 
 from emotion_service.plugins.store.schema import (
     AlertRow,
@@ -180,8 +181,13 @@ class ResultStore:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._insert = _INSERTS[backend]
         try:
-            Base.metadata.create_all(self.engine)
-            _upgrade(self.engine)
+            with self.engine.begin() as conn:
+                if backend == "postgresql":
+                    # Replicas starting together: one makes or upgrades the tables, the others wait
+                    # for its transaction and find the work done.
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
+                Base.metadata.create_all(conn)
+                _upgrade(conn)
             self._hash_old_erasure_records()
             if self._cipher is not None:
                 AudioBase.metadata.create_all(self.engine)
@@ -743,7 +749,7 @@ def result_entry(result: Result, cipher: MultiFernet | None) -> Entry:
     return entry
 
 
-def _upgrade(engine: Engine) -> None:
+def _upgrade(conn: Connection) -> None:
     """Brings a store made by an older version up to this schema: the columns and unique indexes
     that make writes idempotent, record how a session ended and whether a result held speech, and
     keep a job's end until it was handed on (added when missing; rows stored before read as speech,
@@ -759,17 +765,20 @@ def _upgrade(engine: Engine) -> None:
         "alerts": {"event_id": "VARCHAR(64)", "speaker": "VARCHAR(16) NOT NULL DEFAULT ''"},
         "jobs": {"owner": "VARCHAR", "hand_over": "JSON"},
     }
-    found = inspect(engine)
-    with engine.begin() as conn:
-        for table, wanted in columns.items():
-            present = {column["name"] for column in found.get_columns(table)}
-            for name, sql_type in wanted.items():
-                if name not in present:
-                    conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}"))
-                    log.info("results_store_upgraded", table=table, column=name)
+    found = inspect(conn)
+    for table, wanted in columns.items():
+        present = {column["name"] for column in found.get_columns(table)}
+        for name, sql_type in wanted.items():
+            if name not in present:
+                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}"))
+                log.info("results_store_upgraded", table=table, column=name)
     for table in (ResultRow.__table__, AlertRow.__table__, JobRow.__table__):
         for index in table.indexes:
-            index.create(engine, checkfirst=True)
+            conn.execute(CreateIndex(index, if_not_exists=True))
+
+
+# The PostgreSQL advisory lock under which a store makes or upgrades its tables (any fixed number).
+_SCHEMA_LOCK = 0x656D6F74
 
 
 def _now() -> datetime:
