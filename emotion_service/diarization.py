@@ -528,9 +528,8 @@ class Diarizer:
             model = self.backend or Plda.bundled()
             _, vectors = self.pieces(embedded)  # the pieces ``labelled`` names, in its order
             names = sorted({seg.speaker for seg in labelled})
-            points = model.project(vectors)
             member = np.array([[seg.speaker == name for name in names] for seg in labelled], np.float64)
-            sizes, totals = member.sum(0), member.T @ points
+            sizes, totals = member.sum(0), member.T @ model.project(vectors)
             window = round(self.settings.window_s * ENCODER_RATE)
             scale = embedded.scale
             clips = [filled(embedded.track[round(seg.start * scale) : round(seg.end * scale)], window) for seg in alone]
@@ -627,10 +626,7 @@ def suppress_noise(
     hop = n_fft // 4
     block = max(n_fft * 8, round(block_s * sample_rate))
     out = np.empty(len(waveform), np.float32)
-    bounds = [*range(0, len(waveform), block), len(waveform)]
-    if len(bounds) > 2 and bounds[-1] - bounds[-2] < block // 2:
-        del bounds[-2]  # a short last block joins the one before
-    for start, end in itertools.pairwise(bounds):
+    for start, end in itertools.pairwise(block_bounds(len(waveform), block)):
         piece = np.asarray(waveform[start:end], np.float32)
         if len(piece) < n_fft:
             out[start : start + len(piece)] = piece
@@ -641,6 +637,15 @@ def suppress_noise(
         gain = np.maximum(1 - subtraction * floor / np.maximum(power, 1e-20), gain_floor)
         out[start : start + len(piece)] = librosa.istft(spectrum * np.sqrt(gain), hop_length=hop, length=len(piece))
     return out
+
+
+def block_bounds(length: int, block: int) -> list[int]:
+    """Where blocks of ``block`` start in ``length``, and its end; a last block shorter than half a
+    block joins the one before, so that a few samples never set a floor of their own."""
+    bounds = [*range(0, length, block), length]
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] < block // 2:
+        del bounds[-2]  # a short last block joins the one before
+    return bounds
 
 
 def band_activity(
@@ -668,11 +673,8 @@ def band_activity(
     frequencies = librosa.fft_frequencies(sr=sample_rate, n_fft=n_fft)
     band = (frequencies >= 150) & (frequencies <= 1000)
     per_block = max(1, round(block_s * sample_rate / hop))
-    bounds = [*range(0, frames, per_block), frames]
-    if len(bounds) > 2 and bounds[-1] - bounds[-2] < per_block // 2:
-        del bounds[-2]  # a short last block joins the one before
     active = np.zeros(frames, bool)
-    for first, last in itertools.pairwise(bounds):
+    for first, last in itertools.pairwise(block_bounds(frames, per_block)):
         chunk = np.asarray(waveform[first * hop : (last - 1) * hop + n_fft], np.float32)
         power = np.abs(librosa.stft(chunk, n_fft=n_fft, hop_length=hop, center=False)[band]) ** 2
         level = 10 * np.log10(power.sum(0) + 1e-12)
