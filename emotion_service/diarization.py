@@ -527,15 +527,15 @@ class Diarizer:
         if alone:
             model = self.backend or Plda.bundled()
             _, vectors = self.pieces(embedded)  # the pieces ``labelled`` names, in its order
-            names = sorted({seg.speaker for seg in labelled})
-            member = np.array([[seg.speaker == name for name in names] for seg in labelled], np.float64)
-            sizes, totals = member.sum(0), member.T @ model.project(vectors)
+            names, sizes, totals, own = _clusters(
+                model, model.project(vectors), np.array([s.speaker for s in labelled])
+            )
             window = round(self.settings.window_s * ENCODER_RATE)
             scale = embedded.scale
             clips = [filled(embedded.track[round(seg.start * scale) : round(seg.end * scale)], window) for seg in alone]
             heard = model.project(self._embed(clips))
-            gain = model.loglik(sizes[None, :] + 1, totals[None] + heard[:, None]) - model.loglik(sizes, totals)[None]
-            speakers = {seg: names[int(np.argmax(row))] for seg, row in zip(alone, gain, strict=True)}
+            gain = model.loglik(sizes + 1, totals + heard[:, None]) - own  # as refine() scores a piece
+            speakers = {seg: str(names[int(np.argmax(row))]) for seg, row in zip(alone, gain, strict=True)}
         return [replace(seg, speaker=speakers.get(seg) or by_edge.get(seg.start) or by_edge[seg.end]) for seg in missed]
 
     def embed(self, waveform: np.ndarray, sample_rate: int, segments: Sequence[Segment]) -> Embedded:

@@ -254,26 +254,15 @@ class JobQueue:
     def handed_on(self, job_id: str, token: str) -> bool:
         """Records that an ended job's end was handed to the plugins (clears its pending hand-over and
         lets its lease go); False when ``token`` no longer holds it (taken over, erased)."""
-        with self.engine.begin() as conn:
-            return bool(
-                conn.execute(
-                    update(JobRow)
-                    .where(JobRow.id == job_id, JobRow.lease_token == token, JobRow.state.in_(ENDED))
-                    .values(hand_over=None, lease_token=None, lease_expires_at=None)
-                ).rowcount
-            )
+        return self._update_leased(
+            job_id, token, JobRow.state.in_(ENDED), {"hand_over": None, "lease_token": None, "lease_expires_at": None}
+        )
 
     def hold_hand_over(self, job_id: str, token: str, lease_s: float) -> bool:
         """Renews the lease of an ended job whose end ``token`` is handing on (a long report); False when
         it no longer holds it."""
-        with self.engine.begin() as conn:
-            return bool(
-                conn.execute(
-                    update(JobRow)
-                    .where(JobRow.id == job_id, JobRow.lease_token == token, JobRow.state.in_(ENDED))
-                    .values(lease_expires_at=_now() + timedelta(seconds=lease_s))
-                ).rowcount
-            )
+        expires = _now() + timedelta(seconds=lease_s)
+        return self._update_leased(job_id, token, JobRow.state.in_(ENDED), {"lease_expires_at": expires})
 
     def claim_hand_over(self, owner: str, lease_s: float) -> PendingHandOver | None:
         """Takes the oldest ended job whose end was written but never handed on, its lease run out (the
@@ -381,12 +370,14 @@ class JobQueue:
         return (-1 if last is None else last) + 1, end or 0.0
 
     def _update_held(self, claim: Claim, values: dict[str, Any]) -> bool:
+        return self._update_leased(claim.job_id, claim.token, JobRow.state == RUNNING, values)
+
+    def _update_leased(self, job_id: str, token: str, state: ColumnElement[bool], values: dict[str, Any]) -> bool:
+        """Writes ``values`` into the job ``token`` holds, if it is in ``state``; False when not."""
         with self.engine.begin() as conn:
             return bool(
                 conn.execute(
-                    update(JobRow)
-                    .where(JobRow.id == claim.job_id, JobRow.lease_token == claim.token, JobRow.state == RUNNING)
-                    .values(**values)
+                    update(JobRow).where(JobRow.id == job_id, JobRow.lease_token == token, state).values(**values)
                 ).rowcount
             )
 

@@ -29,7 +29,7 @@ import functools
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -362,10 +362,14 @@ class JobRunner:
         # The write and the hand-over are one task, which a stopping server waits for and does not
         # cancel: a client that saw the end written may stop the server at once, before this worker
         # resumes, and a worker cancelled between the two would leave an end written but never handed on.
-        ending = asyncio.ensure_future(self._finish(claim, rows, parties, job, list(alerts or ())))
+        await asyncio.shield(self._as_ending(self._finish(claim, rows, parties, job, list(alerts or ()))))
+
+    def _as_ending(self, work: Coroutine[Any, Any, None]) -> asyncio.Future[None]:
+        """``work`` (writing or handing on a job's end) as a task that stop() and erasures wait for."""
+        ending = asyncio.ensure_future(work)
         self._ending.add(ending)
         ending.add_done_callback(self._ending.discard)
-        await asyncio.shield(ending)
+        return ending
 
     async def _finish(
         self,
@@ -417,11 +421,8 @@ class JobRunner:
         if orphan is None:
             return False
         self._orphans_looked = 0.0  # there may be more: look again at the next poll
-        ending = asyncio.ensure_future(self._hand_on_taken(orphan))
-        self._ending.add(ending)
-        ending.add_done_callback(self._ending.discard)
         try:
-            await asyncio.shield(ending)
+            await asyncio.shield(self._as_ending(self._hand_on_taken(orphan)))
         except Exception as exc:  # this worker goes on; the lease runs out and the end is tried again
             log.warning("job_hand_over_failed", job_id=orphan.job_id, reason=f"{type(exc).__name__}: {exc}")
         return True
