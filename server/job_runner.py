@@ -28,6 +28,7 @@ import dataclasses
 import functools
 import os
 import socket
+import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
@@ -38,7 +39,7 @@ import numpy as np
 import structlog
 
 from emotion_service import audio
-from emotion_service.diarization import Diarizer
+from emotion_service.diarization import DiarizationUnavailable, Diarizer, unavailable
 from emotion_service.plugins.manager import PluginHost
 from emotion_service.plugins.types import Alert, JobSummary, Result, summarise, summarise_parties
 from emotion_service.segmentation import Segment, Segmenter, SegmenterSettings
@@ -133,6 +134,7 @@ class JobRunner:
         self.limits = job_limits(settings)
         self._segmenter: Segmenter | None = None
         self._diarizer: Diarizer | None = None
+        self._loading = threading.Lock()  # workers' threads may ask for the segmenter or diarizer at once
         self._wake = asyncio.Event()
         self._workers: list[asyncio.Task[None]] = []
         self._held: dict[str, Claim] = {}
@@ -145,20 +147,25 @@ class JobRunner:
     @property
     def segmenter(self) -> Segmenter:
         """The voice-activity segmenter, loaded with the first job (a server that runs none never loads it)."""
-        if self._segmenter is None:
-            self._segmenter = Segmenter(
-                SegmenterSettings(
-                    min_silence_s=self.settings.job_min_silence_s, max_utterance_s=self.settings.job_max_utterance_s
+        with self._loading:
+            if self._segmenter is None:
+                self._segmenter = Segmenter(
+                    SegmenterSettings(
+                        min_silence_s=self.settings.job_min_silence_s,
+                        max_utterance_s=self.settings.job_max_utterance_s,
+                    )
                 )
-            )
-        return self._segmenter
+            return self._segmenter
 
     @property
     def diarizer(self) -> Diarizer:
-        """The speaker diarizer, loaded with the first job that asks for it."""
-        if self._diarizer is None:
-            self._diarizer = Diarizer()
-        return self._diarizer
+        """The speaker diarizer, loaded with the first job that asks for it.
+
+        :raises DiarizationUnavailable: a speaker encoder's wheel is missing (the job fails saying so)."""
+        with self._loading:
+            if self._diarizer is None:
+                self._diarizer = Diarizer()
+            return self._diarizer
 
     def _speakers(
         self,
@@ -188,7 +195,9 @@ class JobRunner:
         )
 
     def start(self) -> None:
-        """Starts the workers on the running loop."""
+        """Starts the workers on the running loop (warning once when this installation cannot diarize)."""
+        if reason := unavailable():
+            log.warning("diarization_unavailable", reason=reason)
         self._workers = [
             asyncio.create_task(self._work(), name=f"job-worker-{n}") for n in range(self.settings.job_workers)
         ]
@@ -322,7 +331,7 @@ class JobRunner:
         except LostJobError:
             log.info("job_lost", reason="cancelled, erased or taken over by another replica")
             return
-        except (audio.AudioError, JobInputError) as exc:
+        except (audio.AudioError, JobInputError, DiarizationUnavailable) as exc:
             await self._end(claim, FAILED, [], str(exc), progress.audio_s, alerts=progress.alerts)
             return
         except Exception as exc:

