@@ -767,10 +767,10 @@ def _outside(start: int, end: int, taken: Sequence[tuple[int, int]]) -> list[tup
 
 
 def filled(clip: np.ndarray, length: int) -> np.ndarray:
-    """The clip repeated to at least ``length`` samples (the encoder's partial), as it is when longer.
+    """The clip repeated to at least ``length`` samples (one sub-window), as it is when longer.
 
-    The encoder pads a short clip with silence, which its LSTM then hears last; repeating the speech
-    keeps the embedding about the voice."""
+    A short clip gives the speaker encoder few frames to pool a voice from; repeating the speech,
+    rather than padding it with silence that is no one's, keeps the embedding about the voice."""
     if len(clip) == 0 or len(clip) >= length:
         return clip
     return np.tile(clip, -(-length // len(clip)))[:length]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import librosa
 import numpy as np
 import pytest
 
@@ -23,7 +24,7 @@ from emotion_service.diarization import (
     diarization_error_rate,
     suppress_noise,
 )
-from emotion_service.segmentation import Segmenter
+from emotion_service.segmentation import Segment, Segmenter
 from tests.test_diarization import DATA, RATE, one_channel_conversation
 
 
@@ -364,3 +365,22 @@ def test_voices_are_embedded_on_the_track_as_recorded(
     assert {s.speaker for s in found} == {"S1", "S2"}
     assert len(embedded) == 1 and np.array_equal(embedded[0], noisy)
     assert not np.allclose(diarizer.suppress_noise(noisy, RATE), noisy, atol=1e-3)  # a copy that differs
+
+
+def test_a_piece_shorter_than_a_window_is_embedded_repeated_to_fill_it(tools: tuple[Segmenter, Diarizer]) -> None:
+    """A piece shorter than ``window_s`` (1.6 s) is embedded as its speech repeated to fill one window,
+    as docs/operations.md says (a short clip gives the speaker encoder few frames to pool a voice
+    from, and padding would add silence that is no one's), and a longer piece as it is."""
+    _, diarizer = tools
+    speech, _ = librosa.effects.trim(load_audio(DATA / "03-01-05-02-01-01-21.flac", RATE), top_db=30)
+    short, pause = speech[: int(0.7 * RATE)], np.zeros(RATE // 2, np.float32)
+    track = np.concatenate([pause, short, pause, speech, pause])
+    at = len(pause) + len(short) + len(pause)
+    segments = [Segment(0, len(pause), len(pause) + len(short)), Segment(0, at, at + len(speech))]
+    _, vectors = diarizer.pieces(diarizer.embed(track, RATE, segments))
+    window = round(diarizer.settings.window_s * RATE)
+    assert len(speech) > window
+    repeated = np.concatenate([short, short, short])[:window]
+    expected = diarizer._voices.embed([repeated, speech])
+    assert np.allclose(vectors, expected, atol=1e-4), "the short piece repeated to one window, the long one as it is"
+    assert not np.allclose(vectors[0], diarizer._voices.embed([short])[0], atol=1e-2), "not the bare 0.7 s"
