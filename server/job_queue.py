@@ -145,14 +145,15 @@ class JobQueue:
         log.info("job_submitted", job_id=job.id, session_id=session_id, recordings=len(recordings))
         return job
 
-    def claim(self, owner: str, lease_s: float) -> Claim | None:
-        """Takes the oldest job no worker holds, or None."""
+    def claim(self, owner: str, lease_s: float, diarize: bool = True) -> Claim | None:
+        """Takes the oldest job no worker holds, or None. ``diarize`` False: a job that diarizes is left
+        for a replica that can run it (this one lacks a speaker encoder's wheel), not taken and failed."""
         now = _now()
         token = uuid4().hex
         with self.engine.begin() as conn:
             taken = _take_oldest(
                 conn,
-                _free,
+                _free if diarize else _free_undiarized,
                 now,
                 state=RUNNING,
                 lease_token=token,
@@ -394,6 +395,11 @@ def eta_seconds(job: JobRow) -> float:
 def _free(jobs: Any, now: datetime) -> ColumnElement[bool]:
     """Jobs no worker holds: queued, or running under a lease that expired (its replica died)."""
     return or_(jobs.state == QUEUED, and_(jobs.state == RUNNING, jobs.lease_expires_at < now))
+
+
+def _free_undiarized(jobs: Any, now: datetime) -> ColumnElement[bool]:
+    """Free jobs (:func:`_free`) that do not diarize (a request written before diarization had no key)."""
+    return and_(_free(jobs, now), func.coalesce(jobs.request["diarize"].as_boolean(), False).is_(False))
 
 
 def _take_oldest(

@@ -293,8 +293,12 @@ class JobRunner:
                 self._held.pop(claim.job_id, None)
 
     async def _claim(self) -> Claim | None:
-        """Takes a job from the queue (see :meth:`_on_thread`)."""
-        return await self._on_thread(self.queue.claim, self.owner, self.settings.job_lease_s)
+        """Takes a job from the queue (see :meth:`_on_thread`); one that diarizes only when this
+        installation can (:func:`unavailable`, looked up again at each claim: about a millisecond)."""
+        return await self._on_thread(self._claim_now)
+
+    def _claim_now(self) -> Claim | None:
+        return self.queue.claim(self.owner, self.settings.job_lease_s, diarize=not unavailable())
 
     async def _on_thread(self, take: Callable[..., T], *args: Any) -> T:
         """``take(*args)`` (a claim of a job or of an orphaned end) on a thread, which a cancelled

