@@ -23,6 +23,11 @@ DRAIN_SECONDS = 3.0
 STREAM_ENDING_METADATA = "emotion-stream-ending"
 
 
+# How a refused diarized job's reason begins (SubmitJob's FAILED_PRECONDITION), for the web form to
+# recognise it through the UI process's bridge, which passes on only a refusal's code and text.
+CANNOT_DIARIZE = "this server cannot diarize: "
+
+
 class JobRequestError(ValueError):
     """A job that cannot be queued: ``code`` is the gRPC status, the message says what to change.
 

@@ -46,7 +46,7 @@ from emotion_service.server.job_queue import (
 from emotion_service.server.job_runner import JobRunner, job_limits, judge_speech
 from emotion_service.server.live import LiveHub
 from emotion_service.server.model import ModelBackend, labelled
-from emotion_service.server.rpc import JobRequestError, abort_stream
+from emotion_service.server.rpc import CANNOT_DIARIZE, JobRequestError, abort_stream
 from emotion_service.server.rpc import abort as _abort
 from emotion_service.speech_presence import SpeechDetector
 from emotion_service.windows import Window, Windower
@@ -588,7 +588,7 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
                 "num_speakers 0",
             )
         if diarize and (reason := await asyncio.to_thread(unavailable)):
-            raise JobRequestError(grpc.StatusCode.FAILED_PRECONDITION, f"this server cannot diarize: {reason}")
+            raise JobRequestError(grpc.StatusCode.FAILED_PRECONDITION, CANNOT_DIARIZE + reason)
         inputs = []
         total_s = 0.0  # audio to analyse, every recording and (separate) every channel together
         for number, recording in enumerate(recordings):

@@ -76,7 +76,7 @@ from emotion_service.plugins.types import SessionRecord, party_of, summarise_par
 from emotion_service.server.auth import ApiKey, allows, identify
 from emotion_service.server.config import Settings
 from emotion_service.server.job_queue import JobNotFoundError, eta_seconds
-from emotion_service.server.rpc import JobRequestError
+from emotion_service.server.rpc import CANNOT_DIARIZE, JobRequestError
 from emotion_service.server.session_view import lanes, tallies
 
 if TYPE_CHECKING:  # the UI's own process never imports the servicer (nor the model's libraries)
@@ -591,10 +591,10 @@ class WebUI:
                 )
             )
         except JobRequestError as exc:
-            if diarize and exc.code == grpc.StatusCode.FAILED_PRECONDITION:
+            if exc.code == grpc.StatusCode.FAILED_PRECONDITION and str(exc).startswith(CANNOT_DIARIZE):
                 # Its reason is a pip command: the operator's to act on, not the person uploading.
                 log.warning("web_diarize_refused", reason=str(exc))
-                return again(400, _CANNOT_DIARIZE)
+                return again(400, _CANNOT_DIARIZE_PLAINLY)
             return again(400, str(exc))
         return RedirectResponse(f"/sessions/{id_url(job.session_id)}?job={quote(job.id, safe='')}", status_code=303)
 
@@ -778,8 +778,9 @@ def _speaker_count(text: str, diarize: bool) -> tuple[int, str]:
     return int(text), ""
 
 
-_CANNOT_DIARIZE = (
-    "This server cannot find the speakers in a recording: its speaker models are not installed. Choose "
+_CANNOT_DIARIZE_PLAINLY = (
+    "This server cannot find the speakers in a recording: its speaker models are missing or not the version "
+    "it needs. Choose "
     "'one speaker track' or 'one party per channel', or ask whoever runs the service to install them."
 )
 _CSRF_ERROR = "The form expired (its security token did not match): reload the page and try again."

