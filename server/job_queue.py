@@ -147,10 +147,18 @@ class JobQueue:
 
     def claim(self, owner: str, lease_s: float, diarize: bool = True) -> Claim | None:
         """Takes the oldest job no worker holds, or None. ``diarize`` False: a job that diarizes is left
-        for a replica that can run it (this one lacks a speaker encoder's wheel), not taken and failed."""
+        for a replica that can run it (this one lacks a speaker encoder's wheel), not taken and failed;
+        one whose replica died holding it is put back in the queue, so that it shows as waiting."""
         now = _now()
         token = uuid4().hex
         with self.engine.begin() as conn:
+            if not diarize:
+                conn.execute(
+                    update(JobRow)
+                    .where(_free(JobRow, now), JobRow.state == RUNNING, ~_plain(JobRow))
+                    .values(state=QUEUED, lease_token=None, lease_owner=None, lease_expires_at=None, updated_at=now)
+                    .execution_options(synchronize_session=False)
+                )
             taken = _take_oldest(
                 conn,
                 _free if diarize else _free_undiarized,
@@ -397,9 +405,14 @@ def _free(jobs: Any, now: datetime) -> ColumnElement[bool]:
     return or_(jobs.state == QUEUED, and_(jobs.state == RUNNING, jobs.lease_expires_at < now))
 
 
+def _plain(jobs: Any) -> ColumnElement[bool]:
+    """Jobs that do not diarize (a request written before jobs could diarize has no such key)."""
+    return func.coalesce(jobs.request["diarize"].as_boolean(), False).is_(False)
+
+
 def _free_undiarized(jobs: Any, now: datetime) -> ColumnElement[bool]:
-    """Free jobs (:func:`_free`) that do not diarize (a request written before diarization had no key)."""
-    return and_(_free(jobs, now), func.coalesce(jobs.request["diarize"].as_boolean(), False).is_(False))
+    """Free jobs (:func:`_free`) that do not diarize."""
+    return and_(_free(jobs, now), _plain(jobs))
 
 
 def _take_oldest(

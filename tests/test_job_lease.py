@@ -19,7 +19,7 @@ from emotion_service.plugins.hookspecs import hookimpl
 from emotion_service.plugins.manager import build_host
 from emotion_service.plugins.store.schema import JobRow
 from emotion_service.plugins.types import Alert, JobSummary, Result, SessionSummary
-from emotion_service.server.job_queue import FAILED, RUNNING, SUCCEEDED, Claim, JobQueue, RecordingInput
+from emotion_service.server.job_queue import FAILED, QUEUED, RUNNING, SUCCEEDED, Claim, JobQueue, RecordingInput
 from emotion_service.server.job_runner import PROGRESS_S, JobRunner, LostJobError, _Progress, hand_over_payload
 from tests.conftest import make_settings
 from tests.plugin_helpers import fresh_postgres_database
@@ -427,7 +427,10 @@ def test_a_claim_that_may_not_diarize_takes_only_jobs_that_do_not(either_queue: 
     assert [claim.job_id if claim else None for claim in taken_plain] == [plain.id, older.id, None]
     stale = either_queue.claim("with-wheels", 0.0)  # taken, then its replica stalled: its lease ran out
     assert stale is not None and stale.job_id == diarized.id and stale.diarize
+    assert either_queue.get(diarized.id).state == RUNNING
     assert either_queue.claim("no-wheels", 60.0, diarize=False) is None
+    waiting = either_queue.get(diarized.id)  # shown as waiting again, not as running on a dead replica
+    assert (waiting.state, waiting.lease_token, waiting.lease_expires_at) == (QUEUED, None, None)
     taken = either_queue.claim("with-wheels", 60.0)
     assert taken is not None and taken.job_id == diarized.id
     # A plain job whose replica stalled is taken over by a replica that cannot diarize, as by any.
