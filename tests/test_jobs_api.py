@@ -17,6 +17,7 @@ import grpc
 import numpy as np
 import pytest
 import soundfile as sf
+import structlog
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
@@ -110,6 +111,11 @@ async def test_a_diarized_job_without_the_speaker_encoders_wheel_is_refused_sayi
     with pytest.raises(DiarizationUnavailable, match=f"^this server cannot diarize: .*{re.escape(install)}"):
         Diarizer()
     clip = wav_bytes(speech_with_pauses())
+    with structlog.testing.capture_logs() as logs:
+        async with serving(tiny_model, build_host({})):
+            pass
+    started = [e for e in logs if e["event"] == "diarization_unavailable"]
+    assert len(started) == 1 and install in started[0]["reason"], "the start log says why, once"
     async with serving(tiny_model, build_host({})) as (server, stub):
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.SubmitJob(

