@@ -779,9 +779,8 @@ def _speaker_count(text: str, diarize: bool) -> tuple[int, str]:
 
 
 _CANNOT_DIARIZE_PLAINLY = (
-    "This server cannot find the speakers in a recording: its speaker models are missing or not the version "
-    "it needs. Choose "
-    "'one speaker track' or 'one party per channel', or ask whoever runs the service to install them."
+    "This server cannot find the speakers in a recording: its speaker models are missing or not the version it needs. "
+    "Choose 'one speaker track' or 'one party per channel', or ask whoever runs the service to install them."
 )
 _CSRF_ERROR = "The form expired (its security token did not match): reload the page and try again."
 

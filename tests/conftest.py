@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.metadata
+import importlib.util
 import os
 import tempfile
 from collections.abc import AsyncIterator
@@ -125,6 +128,23 @@ def speech() -> tuple[np.ndarray, int]:
     """One real 16 kHz recording as float32."""
     wave, rate = sf.read(recordings()[0], dtype="float32")
     return wave, rate
+
+
+def lose_wheel(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """From now on the installed distribution ``name`` is not there, to both ways a pinned wheel is
+    looked up (its metadata, and its package's import spec)."""
+    real_distribution, real_find_spec = importlib.metadata.distribution, importlib.util.find_spec
+
+    def distribution(wanted: str) -> importlib.metadata.Distribution:
+        if wanted == name:
+            raise importlib.metadata.PackageNotFoundError(wanted)
+        return real_distribution(wanted)
+
+    def find_spec(wanted: str, package: str | None = None) -> importlib.machinery.ModuleSpec | None:
+        return None if wanted == name else real_find_spec(wanted, package)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", distribution)
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
 
 
 def load_mono(path: Path) -> np.ndarray:

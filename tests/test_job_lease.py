@@ -420,11 +420,11 @@ def test_a_claim_that_may_not_diarize_takes_only_jobs_that_do_not(either_queue: 
     (no such key in its request) counts as plain; a replica that can diarize then takes the rest."""
     diarized = either_queue.submit([RecordingInput("a.flac", content=b"a")], "mix", {}, "s-a", "", True)
     plain = either_queue.submit([RecordingInput("b.flac", content=b"b")], "mix", {}, "s-b")
-    older = either_queue.submit([RecordingInput("c.flac", content=b"c")], "mix", {}, "s-c")
+    legacy = either_queue.submit([RecordingInput("c.flac", content=b"c")], "mix", {}, "s-c")
     with either_queue.engine.begin() as conn:
-        conn.execute(update(JobRow).where(JobRow.id == older.id).values(request={"recordings": [{"name": "c.flac"}]}))
+        conn.execute(update(JobRow).where(JobRow.id == legacy.id).values(request={"recordings": [{"name": "c.flac"}]}))
     taken_plain = [either_queue.claim("no-wheels", 60.0, diarize=False) for _ in range(3)]
-    assert [claim.job_id if claim else None for claim in taken_plain] == [plain.id, older.id, None]
+    assert [claim.job_id if claim else None for claim in taken_plain] == [plain.id, legacy.id, None]
     stale = either_queue.claim("with-wheels", 0.0)  # taken, then its replica stalled: its lease ran out
     assert stale is not None and stale.job_id == diarized.id and stale.diarize
     assert either_queue.get(diarized.id).state == RUNNING

