@@ -543,6 +543,11 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
             await _abort(context, exc.code, str(exc))
         return _job_pb(job, with_utterances=False)
 
+    async def cannot_diarize(self) -> str:
+        """Why this server would refuse a diarized job (a speaker encoder's wheel missing; the pip line
+        that fixes it), or "" when it can diarize: looked up at each call, as each claim does."""
+        return await asyncio.to_thread(unavailable)
+
     async def submit_job(
         self,
         recordings: list[pb.Recording],
@@ -587,7 +592,7 @@ class EmotionServicer(emotion_pb2_grpc.EmotionServiceServicer):
                 f"num_speakers={num_speakers} is the count of the speakers diarization finds: set diarize, or leave "
                 "num_speakers 0",
             )
-        if diarize and (reason := await asyncio.to_thread(unavailable)):
+        if diarize and (reason := await self.cannot_diarize()):
             raise JobRequestError(grpc.StatusCode.FAILED_PRECONDITION, CANNOT_DIARIZE + reason)
         inputs = []
         total_s = 0.0  # audio to analyse, every recording and (separate) every channel together

