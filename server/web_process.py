@@ -92,6 +92,9 @@ HANG_S = 120.0
 BRIDGE_SERVICE = "emotion.internal.WebBridge"
 SECRET_KEY = "emotion-bridge-secret"
 RECONNECT_S = 0.5
+# How often the UI's process asks the server whether it can diarize (a wheel lost or installed shows on
+# the upload form within this long); the form never waits on the server for it.
+DIARIZE_CHECK_S = 5.0
 SNAPSHOT = "snapshot"  # the bridge's first live message: the streams running now
 # Headroom over the job limit for the rest of a submission (the form's fields, the framing).
 MESSAGE_OVERHEAD_BYTES = 64 * 1024
@@ -386,6 +389,7 @@ class ApiBridge:
         self.jobs = JobQueue(spec.jobs_url)
         self.live = LiveHub()
         self.state: Any = None
+        self._cannot_diarize = ""  # the server's last answer: "" (can, or not yet asked) or why not
         self._target = spec.bridge
         self._metadata = ((SECRET_KEY, spec.secret),)
         self._limit = spec.settings.max_job_bytes + MESSAGE_OVERHEAD_BYTES
@@ -398,6 +402,7 @@ class ApiBridge:
         self._tasks = [
             asyncio.create_task(self._follow_live(), name="bridge-live"),
             asyncio.create_task(self._learn_labels(), name="bridge-labels"),
+            asyncio.create_task(self._follow_diarization(), name="bridge-diarize"),
         ]
 
     async def close(self) -> None:
@@ -444,13 +449,21 @@ class ApiBridge:
             await asyncio.sleep(RECONNECT_S)
 
     async def cannot_diarize(self) -> str:
-        """The servicer's ``cannot_diarize``, asked of the server's process; "" when it cannot be asked
-        (the form then offers diarization, and a refused job says why)."""
-        try:
-            answer = await self._call("CannotDiarize")(b"", metadata=self._metadata, timeout=10)
-        except grpc.aio.AioRpcError:
-            return ""
-        return str(json.loads(answer)["reason"])
+        """The servicer's ``cannot_diarize`` as the server last answered it (asked every
+        :data:`DIARIZE_CHECK_S` in the background, so a page never waits on a busy server); "" until
+        it has answered (the form then offers diarization, and a refused job says why)."""
+        return self._cannot_diarize
+
+    async def _follow_diarization(self) -> None:
+        while True:
+            try:
+                answer = await self._call("CannotDiarize")(b"", metadata=self._metadata, timeout=10)
+                self._cannot_diarize = str(json.loads(answer)["reason"])
+            except grpc.aio.AioRpcError as exc:  # the server is stopping or busy: keep its last answer
+                log.debug("web_ui_bridge_lost", code=exc.code().name)
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("web_ui_bridge_unreadable", reason=f"{type(exc).__name__}: {exc}")
+            await asyncio.sleep(DIARIZE_CHECK_S)
 
     async def submit_job(
         self,

@@ -169,19 +169,8 @@ DTYPE_SENSITIVE = {
 }
 
 
-# Modules that start Ray, marked `ray`: `make test` runs them after the rest, in one process of their
-# own. Beside another worker's tests, Ray's clusters missed their 30 s start-up wait and a timed kill
-# its window (and `ray stop --force` ends every Ray process on the machine).
-STARTS_RAY = {"test_distributed_training", "test_tuning_sweep"}
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         module = getattr(item, "module", None)
-        if module is None:
-            continue
-        name = module.__name__.rsplit(".", 1)[-1]
-        if name in DTYPE_SENSITIVE:
+        if module is not None and module.__name__.rsplit(".", 1)[-1] in DTYPE_SENSITIVE:
             item.add_marker(pytest.mark.dtype_sensitive)
-        if name in STARTS_RAY:
-            item.add_marker(pytest.mark.ray)

@@ -25,6 +25,9 @@ from safetensors.numpy import load_file
 from emotion_service.tuning.distributed import ATTEMPT_LOG_ENV
 from tests.tuning_helpers import TINY_HUBERT, write_manifest
 
+# Starts Ray: `make test` runs this module after the rest, in one process (Makefile TEST_WORKERS).
+pytestmark = pytest.mark.ray
+
 RAY = str(Path(sys.executable).with_name("ray"))
 EMOTION = str(Path(sys.executable).with_name("emotion"))
 # A tiny HuBERT without any randomness in its forward pass (no dropout, no time masking) and with

@@ -12,6 +12,9 @@ from emotion_service.tuning.sweep import load_sweep_file, run_sweep, tune_space
 from tests.conftest import LABELS, recordings
 from tests.tuning_helpers import TINY_CNN, write_manifest
 
+# Starts Ray: `make test` runs this module after the rest, in one process (Makefile TEST_WORKERS).
+pytestmark = pytest.mark.ray
+
 REPO = Path(__file__).resolve().parents[1]
 
 

