@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import grpc
 import pytest
 
 from emotion_client import EmotionClient
@@ -455,3 +456,26 @@ async def test_the_upload_form_asks_for_diarization_and_refuses_bad_speaker_coun
     assert status == 200 and 'value="diarize" disabled aria-describedby="no-diarize"' in page, page[-1500:]
     assert "This server cannot find the speakers" in page and "pip" not in page
     assert 'name="num_speakers"' in page and 'placeholder="find out" disabled' in page, "no count without diarize"
+
+
+async def test_the_bridge_answers_only_the_ui_process_holding_its_secret(ui: tuple[EmotionServer, str]) -> None:
+    """The bridge between the server's process and the UI's (it queues jobs and reads the live streams)
+    refuses every call that does not carry the secret the server handed its UI process."""
+    server, _ = ui
+    spec = server.web._spec  # type: ignore[union-attr]
+    unary = ("Labels", "CannotDiarize", "SubmitJob")
+    async with grpc.aio.insecure_channel(spec.bridge) as channel:
+        for metadata in ((), ((web_process.SECRET_KEY, "not-the-secret"),)):
+            for name in unary:
+                call = channel.unary_unary(f"/{web_process.BRIDGE_SERVICE}/{name}")
+                with pytest.raises(grpc.aio.AioRpcError) as refused:
+                    await call(b"", metadata=metadata, timeout=10)
+                assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED, (name, metadata)
+            live = channel.unary_stream(f"/{web_process.BRIDGE_SERVICE}/Live")(b"", metadata=metadata, timeout=10)
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await live.read()
+            assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED, ("Live", metadata)
+        # The UI's own secret is answered: the refusals above are the check, not a broken bridge.
+        call = channel.unary_unary(f"/{web_process.BRIDGE_SERVICE}/CannotDiarize")
+        answer = json.loads(await call(b"", metadata=((web_process.SECRET_KEY, spec.secret),), timeout=10))
+        assert answer == {"reason": ""}
