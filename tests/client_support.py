@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,13 +14,6 @@ from tests.conftest import load_mono, recordings
 
 RATE = 16000
 EMOTION_CODES = {"01": "NEU", "03": "HAP", "04": "SAD", "05": "ANG", "06": "FEA", "07": "DIS"}
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_wav(path: Path, wave: np.ndarray, subtype: str = "PCM_16") -> Path:

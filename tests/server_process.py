@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -19,9 +21,26 @@ EMOTION = [sys.executable, "-m", "emotion_service"]
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nobody listens on right now, and one no other pytest-xdist worker of this run
+    is given. The port is free only until someone binds it (a server this test starts a moment
+    later), so each worker hands out ports of its own share of 10000-29999, in turn: below Linux's
+    ephemeral range (32768-60999), where the kernel picks the ports of servers bound to port 0."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    share = 20_000 // workers
+    low = 10_000 + (int(worker) % workers if worker.isdigit() else 0) * share
+    for _ in range(share):
+        port = low + next(_TURN) % share
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:  # in use, or lingering after a test's server closed
+                continue
+            return port
+    raise RuntimeError(f"no free loopback port in {low}-{low + share - 1}")
+
+
+_TURN = itertools.count(random.randrange(20_000))  # where this process starts handing out ports
 
 
 def run_env(**extra: str) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,18 @@ def assert_no_plaintext(db: Path, audio: np.ndarray) -> None:
         assert piece not in stored
 
 
+def keeping(tmp_path: Path, key: str) -> ResultsStore:
+    """The store keeping audio under ``key``, its database results.db and its spool in ``tmp_path``."""
+    return ResultsStore(
+        StoreConfig(
+            database_url=f"sqlite:///{tmp_path / 'results.db'}",
+            retain_audio=True,
+            audio_encryption_key=key,
+            spool_dir=str(tmp_path / "spool"),
+        )
+    )
+
+
 def test_the_plaintext_check_would_see_raw_audio(tmp_path: Path) -> None:
     audio = clip()
     raw = tmp_path / "raw.db"
@@ -70,7 +83,7 @@ def test_the_plaintext_check_would_see_raw_audio(tmp_path: Path) -> None:
 def test_by_default_no_audio_is_stored(tmp_path: Path) -> None:
     db = tmp_path / "results.db"
     audio = clip()
-    plugin = ResultsStore(StoreConfig(database_url=f"sqlite:///{db}"))
+    plugin = ResultsStore(StoreConfig(database_url=f"sqlite:///{db}", spool_dir=str(tmp_path / "spool")))
     assert plugin.config.retain_audio is False
     plugin.on_result(result("s-default", audio))
     assert plugin.flush()
@@ -89,7 +102,7 @@ def test_retained_audio_is_ciphertext_that_only_the_key_opens(tmp_path: Path) ->
     db = tmp_path / "results.db"
     key = Fernet.generate_key().decode()
     audio = clip(seed=11)
-    plugin = ResultsStore(StoreConfig(database_url=f"sqlite:///{db}", retain_audio=True, audio_encryption_key=key))
+    plugin = keeping(tmp_path, key)
     plugin.on_result(result("s-kept", audio, index=0))
     plugin.on_result(result("s-kept", audio[::-1].copy(), index=1))
     plugin.on_result(result("s-kept", None, index=2))  # nothing to keep: the result alone is stored
@@ -151,7 +164,9 @@ def test_settings_come_from_the_environment_and_the_key_stays_hidden(
     env = {"EMOTION_RETAIN_AUDIO": "true", "EMOTION_AUDIO_ENCRYPTION_KEY": key}
     config = load_plugin_config("store", StoreConfig, environ=env)
     assert config.retain_audio and config.audio_encryption_key == key
-    assert key not in repr(config) and key not in repr(ResultsStore(config).config)
+    assert key not in repr(config) and key not in repr(
+        ResultsStore(replace(config, spool_dir=str(tmp_path / "spool"))).config
+    )
 
     monkeypatch.setenv("EMOTION_DATABASE_URL", f"sqlite:///{tmp_path / 'r.db'}")
     monkeypatch.setenv("EMOTION_RETAIN_AUDIO", "yes")
@@ -163,7 +178,7 @@ def test_settings_come_from_the_environment_and_the_key_stays_hidden(
 async def test_a_served_stream_and_classify_keep_only_encrypted_audio(tiny_model: Path, tmp_path: Path) -> None:
     db = tmp_path / "results.db"
     key = Fernet.generate_key().decode()
-    plugin = ResultsStore(StoreConfig(database_url=f"sqlite:///{db}", retain_audio=True, audio_encryption_key=key))
+    plugin = keeping(tmp_path, key)
     wave = ravdess_interview()[: RATE * 4]
     pcm = (np.clip(wave, -1, 1) * 32767).astype("<i2")
     sent = pcm.astype(np.float32) / 32768  # what the server decodes from the s16le it is sent

@@ -38,8 +38,9 @@ from emotion_client import (
 )
 from emotion_client.audio import AudioFile
 from emotion_service.server.app import EmotionServer
-from tests.client_support import RATE, free_port, make_pki, write_wav
+from tests.client_support import RATE, make_pki, write_wav
 from tests.conftest import LABELS, load_mono, make_settings, recordings, start_server
+from tests.server_process import free_port
 
 FAST_RETRY = RetryPolicy(max_attempts=4, initial_backoff_s=0.05, max_backoff_s=0.2)
 

@@ -21,8 +21,9 @@ from emotion_client.v1 import emotion_pb2 as pb
 from emotion_client.v1 import emotion_pb2_grpc
 from emotion_service.diarization import MAX_SPEAKERS as SERVER_MAX_SPEAKERS
 from emotion_service.server.app import EmotionServer
-from tests.client_support import Interview, free_port, make_interview
+from tests.client_support import Interview, make_interview
 from tests.conftest import LABELS, recordings
+from tests.server_process import free_port
 
 DATA = Path(__file__).parent / "data"
 
