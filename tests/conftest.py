@@ -7,7 +7,7 @@ import importlib.metadata
 import importlib.util
 import os
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import grpc
@@ -68,6 +68,27 @@ def save_tiny_hubert(folder: Path, feat_extract_norm: str = "layer", seed: int =
         return_attention_mask=feat_extract_norm == "layer",
     ).save_pretrained(folder)
     return folder
+
+
+# What the plugins write in the working directory when not told where.
+WORKING_DIRECTORY_DEFAULTS = ("emotion-results.db*", "emotion-spool", "emotion-reports", "emotion-csv")
+
+
+def _working_directory_defaults() -> set[Path]:
+    return {path for pattern in WORKING_DIRECTORY_DEFAULTS for path in Path.cwd().glob(pattern)}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _working_directory_untouched() -> Iterator[None]:
+    """Fails the run when a test wrote a plugin's default file or folder in the working directory: a
+    test keeps its databases, spools, reports and exports under its tmp_path, where two pytest-xdist
+    workers cannot share (and empty, or lock) each other's. What was there before the run (a
+    developer's own server's) is not watched, so that server may keep working while tests run; CI's
+    fresh clone has none. Under xdist the worker that notices may not be the one whose test wrote."""
+    before = _working_directory_defaults()
+    yield
+    written = sorted(str(path.name) for path in _working_directory_defaults() - before)
+    assert not written, f"a test wrote {written} in the working directory {Path.cwd()}: give it a tmp_path"
 
 
 @pytest.fixture(scope="session")

@@ -22,13 +22,14 @@ EMOTION = [sys.executable, "-m", "emotion_service"]
 
 def free_port() -> int:
     """A loopback port nobody listens on right now, and one no other pytest-xdist worker of this run
-    is given. The port is free only until someone binds it (a server this test starts a moment
-    later), so each worker hands out ports of its own share of 10000-29999, in turn: below Linux's
-    ephemeral range (32768-60999), where the kernel picks the ports of servers bound to port 0."""
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    is given. The port is free only until someone binds it (a server this test starts seconds later,
+    once torch is imported), so each worker hands out ports of its own share of 20000-31999, in
+    turn: below Linux's ephemeral range (32768-60999), where the kernel picks the ports of servers
+    bound to port 0, and above Ray's worker ports (10002-19999)."""
+    workers = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1))
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
-    share = 20_000 // workers
-    low = 10_000 + (int(worker) % workers if worker.isdigit() else 0) * share
+    share = PORTS // workers
+    low = FIRST_PORT + (int(worker) % workers if worker.isdigit() else 0) * share
     for _ in range(share):
         port = low + next(_TURN) % share
         with socket.socket() as s:
@@ -40,7 +41,8 @@ def free_port() -> int:
     raise RuntimeError(f"no free loopback port in {low}-{low + share - 1}")
 
 
-_TURN = itertools.count(random.randrange(20_000))  # where this process starts handing out ports
+FIRST_PORT, PORTS = 20_000, 12_000
+_TURN = itertools.count(random.randrange(PORTS))  # where this process starts handing out ports
 
 
 def run_env(**extra: str) -> dict[str, str]:

@@ -27,7 +27,6 @@ import json
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import tomllib
 from collections.abc import Iterator
@@ -49,6 +48,7 @@ from emotion_service.paths import BUNDLED_MODEL, REPO_ROOT
 from emotion_service.server.config import Settings
 from emotion_service.tuning.sweep import load_sweep_file
 from tests.certs import make_certs
+from tests.server_process import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -687,12 +687,6 @@ class _HealthServer:
         self.server.stop(None)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def running() -> Iterator[list[_HealthServer]]:
     servers: list[_HealthServer] = []
@@ -712,7 +706,7 @@ def test_health_probe_plaintext(running: list[_HealthServer]) -> None:
     server.set(health_pb2.HealthCheckResponse.SERVING)
     assert probe.check(env)[0]
     assert probe.check({**env, "EMOTION_PROBE_SERVICE": ""})[0]
-    down = {**env, "EMOTION_PORT": str(_free_port())}
+    down = {**env, "EMOTION_PORT": str(free_port())}
     assert not probe.check(down)[0] and not probe.check(down, liveness=True)[0]
     assert probe.check({"EMOTION_HOST": "0.0.0.0"})[1].startswith("settings: "), "plaintext off-loopback refused"
     assert probe.main(["--bogus"]) == 2

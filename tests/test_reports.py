@@ -33,6 +33,7 @@ async def served(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     database = f"sqlite:///{folder / 'results.db'}"
     with pytest.MonkeyPatch.context() as env:
         env.setenv("EMOTION_DATABASE_URL", database)
+        env.setenv("EMOTION_STORE_SPOOL_DIR", str(folder / "spool"))
         env.setenv("EMOTION_REPORTS_OUTPUT_DIR", str(folder / "live"))
         env.setenv("EMOTION_THRESHOLD_ALERTS_THRESHOLDS", "FEA=0.1,ANG=0.1")
         env.setenv("EMOTION_THRESHOLD_ALERTS_HYSTERESIS", "0.05")

@@ -256,9 +256,10 @@ def test_unusable_urls_are_clear_errors(tmp_path: Path) -> None:
 
 
 async def test_a_served_stream_lands_in_the_store(
-    tiny_model: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+    tiny_model: Path, database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("EMOTION_DATABASE_URL", database_url)
+    monkeypatch.setenv("EMOTION_STORE_SPOOL_DIR", str(tmp_path / "spool"))
     monkeypatch.setenv("EMOTION_THRESHOLD_ALERTS_THRESHOLDS", "FEA=0.1,ANG=0.1")
     monkeypatch.setenv("EMOTION_THRESHOLD_ALERTS_HYSTERESIS", "0.05")
     requests = stream_requests(ravdess_interview()[: 16000 * 8], "served-1", {"candidate": "c-42"})
