@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ import pytest
 from safetensors.numpy import load_file
 
 from emotion_service.tuning.distributed import ATTEMPT_LOG_ENV
+from tests.server_process import free_port
 from tests.tuning_helpers import TINY_HUBERT, write_manifest
 
 # Starts Ray: `make test` runs this module after the rest, in one process (Makefile TEST_WORKERS).
@@ -50,16 +50,10 @@ WEIGHT_TOLERANCE = 1e-4
 RAY_ENV = {"RAY_AUTH_MODE": "disabled"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[str]:
     """A head node and a second node, one CPU each, as separate `ray start` processes."""
-    port = _free_port()
+    port = free_port()
     address = f"127.0.0.1:{port}"
     common = ["--num-cpus=1", "--num-gpus=0", "--disable-usage-stats"]
     env = {**os.environ, **RAY_ENV}
