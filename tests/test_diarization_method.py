@@ -332,6 +332,26 @@ def test_the_speech_band_hears_a_voice_under_steady_noise_and_not_the_noise_alon
             assert start - 0.75 <= a <= start + 0.05 and end - 0.05 <= b <= end + 0.75, (seed, found_s)
 
 
+def test_the_speech_band_keeps_a_quiet_syllable_between_two_louder_ones() -> None:
+    """Two bursts that reach the band's core, with a quieter one between them (over the rise, never
+    over the core) 0.3 s from each: gaps are closed before the core is looked for, so the three are
+    one stretch; looking for the core first would drop the quiet one and leave the louder two 1 s
+    apart, two stretches."""
+    rng = np.random.default_rng(0)
+    wave = rng.normal(0, 0.01, 12 * RATE).astype(np.float32)
+    t = np.arange(RATE) / RATE
+    voice = sum(np.sin(2 * np.pi * 200 * k * t) / k for k in range(1, 5)).astype(np.float32)
+    voice /= np.sqrt(np.mean(np.square(voice)))
+    in_band = 0.01**2 * (1000 - 150) / (RATE / 2)  # the white noise's power between 150 and 1000 Hz
+    loud, quiet = np.sqrt(in_band * 10 ** (6 / 10)), np.sqrt(in_band * 10 ** (-4 / 10))
+    for start, end, level in ((5.0, 5.6, loud), (5.9, 6.3, quiet), (6.6, 7.2, loud)):
+        wave[round(start * RATE) : round(end * RATE)] += level * voice[: round((end - start) * RATE)]
+    stretches = band_activity(wave, RATE, rise_db=1.5, min_s=0.3, gap_s=0.4, core_db=4.0, smooth_s=0.1)
+    found = [(a / RATE, b / RATE) for a, b in stretches]
+    assert len(found) == 1, found
+    assert found[0][0] <= 5.05 and found[0][1] >= 7.15, found
+
+
 def test_speech_the_detector_missed_is_found_and_given_to_its_speaker(
     tools: tuple[Segmenter, Diarizer], tmp_path: Path
 ) -> None:
