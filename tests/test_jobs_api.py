@@ -108,6 +108,11 @@ async def test_a_diarized_job_without_the_speaker_encoders_wheel_is_refused_sayi
         assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION, err.value.details()
         assert err.value.details().startswith("this server cannot diarize: "), err.value.details()
         assert install in err.value.details(), err.value.details()
+        # A claim already under way when the wheel went looked it up before: one plain job run to its
+        # end first lets any such claim land (this test failed once on a loaded machine without it).
+        settled = await stub.SubmitJob(pb.SubmitJobRequest(recordings=[pb.Recording(name="s.wav", content=clip)]))
+        async for _ in stub.WatchJob(pb.WatchJobRequest(job_id=settled.job_id), timeout=60):
+            pass
         # Queued first: a worker that took it would have taken it before the plain job.
         queued = await asyncio.to_thread(
             server.servicer.jobs.submit, [RecordingInput("b.wav", content=clip)], "mix", {}, "s-1", "", True
