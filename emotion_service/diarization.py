@@ -866,7 +866,7 @@ def band_activity(
     per_block = max(1, round(block_s * sample_rate / hop))
     width = max(1, round(smooth_s * sample_rate / hop))
     active = np.zeros(frames, bool)
-    heard = np.zeros(frames, bool)  # reaches core_db somewhere
+    reaches_core = np.zeros(frames, bool)
     for first, last in itertools.pairwise(block_bounds(frames, per_block)):
         chunk = np.asarray(waveform[first * hop : (last - 1) * hop + n_fft], np.float32)
         power = (np.abs(librosa.stft(chunk, n_fft=n_fft, hop_length=hop, center=False)[band]) ** 2).sum(0)
@@ -880,7 +880,7 @@ def band_activity(
         if sounding.any():
             floor = np.percentile(level[sounding], 10)
             active[first:last] = sounding & (level > floor + rise_db)
-            heard[first:last] = sounding & (level > floor + core_db)
+            reaches_core[first:last] = sounding & (level > floor + core_db)
     edges = np.flatnonzero(np.diff(np.concatenate([[0], active.astype(np.int8), [0]])))
     runs: list[list[int]] = []
     for start, end in zip(edges[::2], edges[1::2], strict=True):
@@ -892,7 +892,7 @@ def band_activity(
     return [
         (start * hop, min(end * hop + span, len(waveform)))
         for start, end in runs
-        if (end - start) * hop >= min_s * sample_rate and heard[start:end].any()  # gaps closed first
+        if (end - start) * hop >= min_s * sample_rate and reaches_core[start:end].any()  # gaps closed first
     ]
 
 

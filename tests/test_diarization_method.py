@@ -280,14 +280,23 @@ def test_two_voices_are_found_under_steady_noise_as_loud_as_they_are(
     assert scores["der"] <= 0.15, scores
 
 
+def harmonic_voice(seconds: float, overtones: int) -> np.ndarray:
+    """A steady 200 Hz voice with ``overtones`` harmonics (the k-th at 1/k), at unit RMS."""
+    t = np.arange(round(seconds * RATE)) / RATE
+    voice = sum(np.sin(2 * np.pi * 200 * k * t) / k for k in range(1, overtones + 1)).astype(np.float32)
+    return voice / np.sqrt(np.mean(np.square(voice)))
+
+
+# The power of the tests' white noise (standard deviation 0.01) between 150 and 1000 Hz: the speech band.
+NOISE_IN_BAND = 0.01**2 * (1000 - 150) / (RATE / 2)
+
+
 def test_the_speech_band_finds_voiced_stretches_over_the_floor() -> None:
     """Harmonic bursts (a 200 Hz voice with its overtones) 12 dB over steady noise are found where they
     are; one shorter than ``min_s`` is not; two bursts 0.1 s apart are one stretch."""
     rng = np.random.default_rng(0)
     wave = rng.normal(0, 0.01, 6 * RATE).astype(np.float32)
-    t = np.arange(RATE) / RATE
-    voice = sum(np.sin(2 * np.pi * 200 * k * t) / k for k in range(1, 6)).astype(np.float32)
-    voice *= 0.01 * 10 ** (12 / 20) * np.sqrt(2) / np.sqrt(np.mean(np.square(voice)))
+    voice = harmonic_voice(1.0, 5) * 0.01 * 10 ** (12 / 20) * np.sqrt(2)
     wave[RATE : 2 * RATE] += voice  # 1-2 s
     wave[3 * RATE : 3 * RATE + RATE // 5] += voice[: RATE // 5]  # 0.2 s: too short
     wave[4 * RATE : 4 * RATE + RATE // 2] += voice[: RATE // 2]  # 4-4.5 s, then 4.6-5.1 s
@@ -304,10 +313,7 @@ def test_the_speech_band_hears_a_voice_under_steady_noise_and_not_the_noise_alon
     back), and the long stretches of noise alone between them are never taken for speech (a detector
     that took a pause's noise for speech would give the pauses of an interview to a speaker)."""
     settings = DiarizationSettings()
-    t = np.arange(2 * RATE) / RATE
-    voice = sum(np.sin(2 * np.pi * 200 * k * t) / k for k in range(1, 5)).astype(np.float32)
-    in_band = 0.01**2 * (1000 - 150) / (RATE / 2)  # the white noise's power between 150 and 1000 Hz
-    voice *= np.sqrt(in_band * 10 ** (-3 / 10) / np.mean(np.square(voice)))
+    voice = harmonic_voice(2.0, 4) * np.sqrt(NOISE_IN_BAND * 10 ** (-3 / 10))
     bursts = [(5.0, 7.0), (20.0, 21.0)]
     for seed in range(10):
         wave = np.random.default_rng(seed).normal(0, 0.01, 30 * RATE).astype(np.float32)
@@ -339,11 +345,8 @@ def test_the_speech_band_keeps_a_quiet_syllable_between_two_louder_ones() -> Non
     apart, two stretches."""
     rng = np.random.default_rng(0)
     wave = rng.normal(0, 0.01, 12 * RATE).astype(np.float32)
-    t = np.arange(RATE) / RATE
-    voice = sum(np.sin(2 * np.pi * 200 * k * t) / k for k in range(1, 5)).astype(np.float32)
-    voice /= np.sqrt(np.mean(np.square(voice)))
-    in_band = 0.01**2 * (1000 - 150) / (RATE / 2)  # the white noise's power between 150 and 1000 Hz
-    loud, quiet = np.sqrt(in_band * 10 ** (6 / 10)), np.sqrt(in_band * 10 ** (-4 / 10))
+    voice = harmonic_voice(1.0, 4)
+    loud, quiet = np.sqrt(NOISE_IN_BAND * 10 ** (6 / 10)), np.sqrt(NOISE_IN_BAND * 10 ** (-4 / 10))
     for start, end, level in ((5.0, 5.6, loud), (5.9, 6.3, quiet), (6.6, 7.2, loud)):
         wave[round(start * RATE) : round(end * RATE)] += level * voice[: round((end - start) * RATE)]
     stretches = band_activity(wave, RATE, rise_db=1.5, min_s=0.3, gap_s=0.4, core_db=4.0, smooth_s=0.1)
