@@ -28,6 +28,8 @@ speaker found alone, jobs at least 20x faster than real time.
         # ... the model also fitted on sped copies of the training conversations (not taken)
     python bench/diarization.py --tune --seeds 3 --merges 15 --band-rise-db 7
         # ... the speech band's rise that finds speech the detector missed (0: off)
+    python bench/diarization.py --tune --seeds 3 --merges 15 --pause-db 0
+        # ... segments not cut at the pauses the detector carried on through (as before)
     python bench/diarization.py --tune --seeds 3 --merges 15 --blocks 0,40,50,60,70,80,120
         # ... and the count on 2-6 minute conversations and interviews, counted whole or by blocks
     python bench/diarization.py --data /path/to/ravdess --seeds 3
@@ -276,6 +278,7 @@ def tune(
     blocks: tuple[float, ...] = (),
     vad_threshold: float | None = None,
     band_rise_db: float | None = None,
+    pause_db: float | None = None,
 ) -> None:
     """Training actors 01-18 only: fits the PLDA model and sweeps the thresholds (embeddings computed once);
     with ``blocks``, also scores the long conversations and interviews of :func:`long_conversations`
@@ -298,6 +301,8 @@ def tune(
         diarizer.settings = replace(diarizer.settings, vad_threshold=vad_threshold)
     if band_rise_db is not None:
         diarizer.settings = replace(diarizer.settings, band_rise_db=band_rise_db)
+    if pause_db is not None:
+        diarizer.settings = replace(diarizer.settings, pause_db=pause_db)
     base = diarizer.settings
 
     def heard(wave: np.ndarray) -> tuple[Embedded, list[Segment]]:
@@ -345,8 +350,7 @@ def tune(
             if actors not in models:
                 models[actors] = fit(actors)
             diarizer.backend = models[actors]
-            labelled = diarizer.label(emb)
-            labelled = sorted([*labelled, *diarizer.attach(emb, labelled, missed)], key=lambda seg: seg.start)
+            labelled = diarizer.assign(emb, diarizer.label(emb), missed)
             found = join(labelled, round(0.4 * RATE), 30 * RATE)  # the job's default pause
             hyp = [Turn(s.start / RATE, s.end / RATE, s.speaker) for s in found]
             rates.setdefault((group, condition), []).append(diarization_error_rate(ref, hyp)["der"])
@@ -500,6 +504,12 @@ if __name__ == "__main__":
         "speech the detector missed) to compare (default the shipped one; 0 turns it off)",
     )
     parser.add_argument(
+        "--pause-db",
+        type=float,
+        help="with --tune: DiarizationSettings.pause_db (how near its floor the speech band stays in a pause "
+        "that cuts a segment in two) to compare (default the shipped one; 0 turns it off)",
+    )
+    parser.add_argument(
         "--speeds",
         type=floats,
         default=SPEEDS,
@@ -534,6 +544,7 @@ if __name__ == "__main__":
             args.blocks,
             args.vad_threshold,
             args.band_rise_db,
+            args.pause_db,
         )
     else:
         asyncio.run(measure(args.data, args.seeds, args.count_given, args.emodb))

@@ -4,6 +4,7 @@ the clustering with a given count."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import librosa
@@ -401,6 +402,38 @@ def test_speech_the_detector_missed_is_found_and_given_to_its_speaker(
             if speakers:
                 right, wrong = (right + 1, wrong) if speakers == named[turn.speaker] else (right, wrong + 1)
     assert right + wrong > 40 and right >= 0.8 * (right + wrong), (right, wrong)  # 0.4 s or more found
+
+
+def test_a_segment_carried_on_through_a_pause_between_two_parties_is_cut_there(tmp_path: Path) -> None:
+    """At a low SNR the detector carries on through a short pause, so one party's turn and the
+    other's reply make one segment. Here the detector's segments of the man's third turn and the
+    woman's reply are joined into one (0.6-1 s of the recording's faint noise between them), and
+    the change detection is off (it needs two sub-windows of a voice on each side): the segment is
+    cut at the pause and each part goes to its party. With the cut off (``pause_db`` 0), or a part
+    moved only when another speaker is infinitely more likely, the reply stays with the turn."""
+    truth = one_channel_conversation(tmp_path / "conversation.wav")
+    wave = load_audio(tmp_path / "conversation.wav", RATE)
+    settings = DiarizationSettings(change_threshold=-1.0)  # no cut from the sub-windows' similarity
+    diarizer = Diarizer(settings)
+    turn, reply = truth[4], truth[5]
+    assert (turn.speaker, reply.speaker) == ("man", "woman")
+    segments = diarizer.speech(Segmenter(), wave, RATE)
+    inside = [s for s in segments if s.start < reply.end_s * RATE and s.end > turn.start_s * RATE]
+    bridged = replace(inside[0], start=min(s.start for s in inside), end=max(s.end for s in inside))
+    segments = sorted([s for s in segments if s not in inside] + [bridged], key=lambda s: s.start)
+
+    def speakers_over(found: list[Segment], said: Turn) -> set[str]:
+        return {s.speaker for s in found if s.start < said.end_s * RATE and s.end > said.start_s * RATE}
+
+    found = diarizer.diarize(wave, RATE, segments)
+    man, woman = speakers_over(found, truth[0]), speakers_over(found, truth[1])
+    assert len(man) == len(woman) == 1 and man != woman, (man, woman)
+    assert speakers_over(found, turn) == man and speakers_over(found, reply) == woman, found
+    for unaided in (replace(settings, pause_db=0.0), replace(settings, pause_margin=float("inf"))):
+        diarizer.settings = unaided
+        found = diarizer.diarize(wave, RATE, segments)
+        assert len(speakers_over(found, turn) | speakers_over(found, reply)) == 1, (unaided, found)
+    assert diarizer.diarize(np.zeros(3 * RATE, np.float32), RATE, []) == []  # no speech: nobody, no crash
 
 
 def test_voices_are_embedded_on_the_track_as_recorded(
