@@ -358,7 +358,7 @@ of at least ``pause_min_s`` where the speech band (:func:`band_level`, averaged 
 ``pause_smooth_s``) stays within ``pause_db`` of its floor, leaving parts of at least
 ``pause_part_s``, and each part is embedded and moved to the speaker under whom it is most likely
 when that beats its piece's speaker by ``pause_margin``; the clusters stay as the uncut pieces made
-them, so the count does not move. Compared on the tune's conversations (actors 01-18, ``--seeds 3``,
+them (only a speaker all of whose parts go elsewhere would be gone). Compared on the tune's conversations (actors 01-18, ``--seeds 3``,
 merge 15, share 0.2, leave-the-actors-out models; scratch scripts over the pieces embedded once;
 mean DER over the eight cells / a man and a woman at 10 dB; the parts embedded over the 132
 conversations, which is what it costs):
@@ -379,8 +379,7 @@ not cut (``pause_db`` 0)                                               11.81 / 1
 0.3 s (the same)                                                       11.40 / 12.6 %  220
 0.35 / 0.4 / 0.5 s (the same)                                          11.46 / 11.54   170 / 134
                                                                        / 11.57 %       / 88
-0.3 s, parts of 0.5 s, margin 0 / 1 / 6                                11.34 / 11.35   183 / 220
-                                                                       / 11.43 %       / 220
+0.3 s, parts of 0.3 s, margin 1 / 6                                    11.35 / 11.43   220
 0.3 s, 0.5 s, margin 0, within 1.5 / 3 dB                              11.45 / 11.38   142 / 257
 0.3 s, 0.1 s averaged                                                  11.52 %         234
 **0.3 s, 2 dB, 0.05 s, 0.5 s, margin 0 (taken)**                       **11.34 / 12.6  183
@@ -413,6 +412,7 @@ import functools
 import itertools
 import threading
 import zlib
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -495,8 +495,8 @@ class DiarizationSettings:
     # A segment the detector carried on through a pause (at a low SNR its probability stays up over
     # a short pause, so one party's turn and the other's reply make one segment) is cut in the middle
     # of every pause inside it: a stretch of at least ``pause_min_s`` where the speech band, averaged
-    # over ``pause_smooth_s``, stays within ``pause_db`` of its floor, leaving parts of at least
-    # ``pause_part_s``. The parts are not clustered (short parts are too noisy to shape a speaker):
+    # over ``pause_smooth_s``, stays within ``pause_db`` of its floor (counted in 10 ms frames of 32 ms:
+    # the silence it takes is about 0.36 s), leaving parts of at least ``pause_part_s``. The parts are not clustered (short parts are too noisy to shape a speaker):
     # once the speakers are found, each goes to the speaker under whom its embedding is most likely
     # where that beats its segment's speaker by ``pause_margin`` (natural log), and keeps its
     # segment's speaker otherwise. On actors 01-18 (module notes) a man and a woman at 10 dB 14.3 ->
@@ -797,7 +797,7 @@ class Diarizer:
         if not s.pause_db > 0 or len(speakers.names) < 2:
             return list(labelled)
         level, hop, n_fft = band_level(embedded.track, ENCODER_RATE, s.pause_smooth_s, s.noise_block_s)
-        longest_pause = round(s.pause_min_s * ENCODER_RATE)
+        shortest_pause = round(s.pause_min_s * ENCODER_RATE)
         shortest_part = round(s.pause_part_s * ENCODER_RATE)
         quiet = np.concatenate([[False], level < s.pause_db, [False]])
         edges = np.flatnonzero(np.diff(quiet.astype(np.int8)))
@@ -805,14 +805,15 @@ class Diarizer:
         middles = [
             (a + b - 1) * hop // 2 + n_fft // 2
             for a, b in zip(edges[::2], edges[1::2], strict=True)
-            if (b - a) * hop >= longest_pause
-        ]
+            if (b - a) * hop >= shortest_pause
+        ]  # in order
         parts: list[tuple[Segment, list[Segment]]] = []
         for seg in labelled:
             start, end = round(seg.start * embedded.scale), round(seg.end * embedded.scale)
             bounds = [start]
-            for middle in middles:
-                if middle - bounds[-1] >= shortest_part and end - middle >= shortest_part:
+            inside = middles[bisect_left(middles, start + shortest_part) : bisect_right(middles, end - shortest_part)]
+            for middle in inside:  # only the pauses within this piece: a long recording has thousands
+                if middle - bounds[-1] >= shortest_part:
                     bounds.append(middle)
             bounds.append(end)
             cuts = [seg.start, *(round(b / embedded.scale) for b in bounds[1:-1]), seg.end]
@@ -845,7 +846,8 @@ class Diarizer:
         cut at pauses) left as they are: a stretch that touches a labelled piece (an onset or ending
         the detector cut off) is that piece's speaker's; any other (an utterance the detector missed)
         goes to the speaker under whom its embedding is most likely (PLDA, given that speaker's
-        pieces; ``speakers``, as :meth:`label` clustered them)."""
+        pieces; ``speakers``, as :meth:`label` clustered the uncut pieces: needed when ``labelled``
+        is cut, as it is read off ``labelled`` otherwise)."""
         if not missed or not labelled:
             return []
         by_edge = {edge: seg.speaker for seg in labelled for edge in (seg.start, seg.end)}
@@ -867,8 +869,9 @@ class Diarizer:
         return Speakers(model, ids, sizes, totals, own)
 
     def _gains(self, embedded: Embedded, segments: Sequence[Segment], speakers: Speakers) -> np.ndarray:
-        """(segments, speakers): the log-likelihood each segment adds to each speaker, as refine()
-        scores a piece."""
+        """(segments, speakers): the log-likelihood each segment adds to each speaker as ``speakers``
+        holds it (for a part cut at a pause, its own piece is still counted in its piece's speaker:
+        a lean towards that speaker, on top of ``pause_margin``)."""
         window = round(self.settings.window_s * ENCODER_RATE)
         scale = embedded.scale
         clips = [filled(embedded.track[round(seg.start * scale) : round(seg.end * scale)], window) for seg in segments]
