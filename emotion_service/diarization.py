@@ -785,15 +785,12 @@ class Diarizer:
         cut = self.cut_at_pauses(embedded, labelled, speakers)
         return sorted([*cut, *self.attach(embedded, cut, missed, speakers)], key=lambda seg: seg.start)
 
-    def cut_at_pauses(
-        self, embedded: Embedded, labelled: Sequence[Segment], speakers: Speakers | None = None
-    ) -> list[Segment]:
+    def cut_at_pauses(self, embedded: Embedded, labelled: Sequence[Segment], speakers: Speakers) -> list[Segment]:
         """``labelled`` with each piece cut in the middle of the pauses inside it (the settings'
         ``pause_*``), each part given to the speaker under whom it is most likely by
         ``pause_margin`` over its piece's speaker, else left to it; as it was with fewer than two
-        speakers."""
+        ``speakers`` (:meth:`_speakers`, read off the uncut pieces)."""
         s = self.settings
-        speakers = speakers or self._speakers(embedded, labelled)
         if not s.pause_db > 0 or len(speakers.names) < 2:
             return list(labelled)
         level, hop, n_fft = band_level(embedded.track, ENCODER_RATE, s.pause_smooth_s, s.noise_block_s)
@@ -840,21 +837,19 @@ class Diarizer:
         embedded: Embedded,
         labelled: Sequence[Segment],
         missed: Sequence[Segment],
-        speakers: Speakers | None = None,
+        speakers: Speakers,
     ) -> list[Segment]:
         """The ``missed`` speech with speakers, the clusters of ``labelled`` (:meth:`label`, perhaps
         cut at pauses) left as they are: a stretch that touches a labelled piece (an onset or ending
         the detector cut off) is that piece's speaker's; any other (an utterance the detector missed)
         goes to the speaker under whom its embedding is most likely (PLDA, given that speaker's
-        pieces; ``speakers``, as :meth:`label` clustered the uncut pieces: needed when ``labelled``
-        is cut, as it is read off ``labelled`` otherwise)."""
+        pieces; ``speakers``, as :meth:`label` clustered the uncut pieces)."""
         if not missed or not labelled:
             return []
         by_edge = {edge: seg.speaker for seg in labelled for edge in (seg.start, seg.end)}
         alone = [seg for seg in missed if seg.start not in by_edge and seg.end not in by_edge]
         named: dict[Segment, str] = {}
         if alone:
-            speakers = speakers or self._speakers(embedded, labelled)
             gain = self._gains(embedded, alone, speakers)
             named = {seg: str(speakers.names[int(np.argmax(row))]) for seg, row in zip(alone, gain, strict=True)}
         return [replace(seg, speaker=named.get(seg) or by_edge.get(seg.start) or by_edge[seg.end]) for seg in missed]
