@@ -123,7 +123,10 @@ def test_sessions_list_and_a_session_timeline(browser: object, tmp_path: Path) -
 
             page.get_by_label("Search").fill("c-42")
             page.get_by_role("button", name="Filter").click()
-            assert page.locator("table.sessions tbody tr").count() == 1
+            # The filter is a new page load: count once it has come (a count taken at once can see
+            # the old page or none; this raced once in CI).
+            page.wait_for_url("**/?q=c-42*")
+            playwright_sync.expect(page.locator("table.sessions tbody tr")).to_have_count(1)
             assert page.get_by_role("link", name=classified.session_id).is_visible()
 
             page.goto(f"{url}/sessions/{summary.session_id}")
