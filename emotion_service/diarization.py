@@ -421,7 +421,7 @@ import itertools
 import threading
 import zlib
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -791,7 +791,11 @@ class Diarizer:
             return []
         speakers = self._speakers(embedded, labelled)
         cut = self.cut_at_pauses(embedded, labelled, speakers)
-        return sorted([*cut, *self.attach(embedded, cut, missed, speakers)], key=lambda seg: seg.start)
+        found = sorted([*cut, *self.attach(embedded, cut, missed, speakers)], key=lambda seg: seg.start)
+        # Named again in order of speech: a part moved or a stretch attached can speak before the
+        # clusters' first piece, and a speaker whose every part moved is gone (S1 stays first to speak).
+        names = by_first_appearance(seg.speaker for seg in found)
+        return [replace(seg, speaker=names[seg.speaker]) for seg in found]
 
     def cut_at_pauses(self, embedded: Embedded, labelled: Sequence[Segment], speakers: Speakers) -> list[Segment]:
         """``labelled`` with each piece cut in the middle of the pauses inside it (the settings'
@@ -1144,10 +1148,16 @@ def cluster(
             assignment[assignment == b] = a
         if not num_speakers:
             assignment = absorb_minor(model, points, assignment, np.asarray(weights, np.float64), s.min_speaker_share)
-    names: dict[int, str] = {}
-    for label in assignment:
-        names.setdefault(int(label), f"S{len(names) + 1}")
+    names = by_first_appearance(int(label) for label in assignment)
     return [names[int(label)] for label in assignment]
+
+
+def by_first_appearance(labels: Iterable[Hashable]) -> dict[Hashable, str]:
+    """Each label's speaker name, "S1", "S2", ... in the order the labels first appear."""
+    names: dict[Hashable, str] = {}
+    for label in labels:
+        names.setdefault(label, f"S{len(names) + 1}")
+    return names
 
 
 def count_by_blocks(

@@ -436,6 +436,26 @@ def test_a_segment_carried_on_through_a_pause_between_two_parties_is_cut_there(t
     assert diarizer.diarize(np.zeros(3 * RATE, np.float32), RATE, []) == []  # no speech: nobody, no crash
 
 
+def test_the_first_to_speak_is_s1_when_the_speech_the_detector_missed_comes_first(
+    tools: tuple[Segmenter, Diarizer], tmp_path: Path
+) -> None:
+    """The man's first turn is speech the detector missed (given to the speakers afterwards), so the
+    clusters' first piece is the woman's: once his turn is given to him, he speaks first and is S1."""
+    segmenter, diarizer = tools
+    truth = one_channel_conversation(tmp_path / "conversation.wav")
+    wave = load_audio(tmp_path / "conversation.wav", RATE)
+    first = truth[0]
+    assert first.speaker == "man"
+    segments = diarizer.speech(segmenter, wave, RATE)
+    missed = [s for s in segments if s.end <= (first.end_s + 0.3) * RATE]
+    assert missed and len(missed) < len(segments)
+    found = diarizer.diarize(wave, RATE, [s for s in segments if s not in missed], missed=missed)
+    assert found[0].start == missed[0].start and found[0].speaker == "S1", found[:3]
+    his = {s.speaker for s in found if any(s.start < t.end_s * RATE and s.end > t.start_s * RATE
+                                          for t in truth if t.speaker == "man")}  # fmt: skip
+    assert his == {"S1"} and {s.speaker for s in found} == {"S1", "S2"}, found
+
+
 def test_voices_are_embedded_on_the_track_as_recorded(
     tools: tuple[Segmenter, Diarizer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
