@@ -404,36 +404,46 @@ def test_speech_the_detector_missed_is_found_and_given_to_its_speaker(
     assert right + wrong > 40 and right >= 0.8 * (right + wrong), (right, wrong)  # 0.4 s or more found
 
 
-def test_a_segment_carried_on_through_a_pause_between_two_parties_is_cut_there(tmp_path: Path) -> None:
+@pytest.mark.parametrize("rate", [RATE, 8_000])
+def test_a_segment_carried_on_through_a_pause_between_two_parties_is_cut_there(tmp_path: Path, rate: int) -> None:
     """At a low SNR the detector carries on through a short pause, so one party's turn and the
     other's reply make one segment. Here the detector's segments of the man's third turn and the
     woman's reply are joined into one (0.6-1 s of the recording's faint noise between them), and
     the change detection is off (it needs two sub-windows of a voice on each side): the segment is
-    cut at the pause and each part goes to its party. With the cut off (``pause_db`` 0), or a part
-    moved only when another speaker is infinitely more likely, the reply stays with the turn."""
+    cut at the pause and each part goes to its party, at the recording's own rate (a telephone's
+    8 kHz too: the cut is found at 16 kHz and placed back in the recording's samples). With the cut
+    off (``pause_db`` 0), or a part moved only when another speaker is infinitely more likely, the
+    reply stays with the turn."""
     truth = one_channel_conversation(tmp_path / "conversation.wav")
-    wave = load_audio(tmp_path / "conversation.wav", RATE)
+    wave = load_audio(tmp_path / "conversation.wav", rate)
     settings = DiarizationSettings(change_threshold=-1.0)  # no cut from the sub-windows' similarity
     diarizer = Diarizer(settings)
     turn, reply = truth[4], truth[5]
     assert (turn.speaker, reply.speaker) == ("man", "woman")
-    segments = diarizer.speech(Segmenter(), wave, RATE)
-    inside = [s for s in segments if s.start < reply.end_s * RATE and s.end > turn.start_s * RATE]
-    bridged = replace(inside[0], start=min(s.start for s in inside), end=max(s.end for s in inside))
+    segments = diarizer.speech(Segmenter(), wave, rate)
+    inside = [s for s in segments if s.start < reply.end_s * rate and s.end > turn.start_s * rate]
+    # From just after the turn before (its pause's middle then lies under pause_part_s into the segment:
+    # too near the edge to cut at) to the reply's end.
+    start = min(round((truth[3].end_s + 0.05) * rate), *(s.start for s in inside))
+    bridged = replace(inside[0], start=start, end=max(s.end for s in inside))
     segments = sorted([s for s in segments if s not in inside] + [bridged], key=lambda s: s.start)
 
     def speakers_over(found: list[Segment], said: Turn) -> set[str]:
-        return {s.speaker for s in found if s.start < said.end_s * RATE and s.end > said.start_s * RATE}
+        return {s.speaker for s in found if s.start < said.end_s * rate and s.end > said.start_s * rate}
 
-    found = diarizer.diarize(wave, RATE, segments)
+    found = diarizer.diarize(wave, rate, segments)
     man, woman = speakers_over(found, truth[0]), speakers_over(found, truth[1])
     assert len(man) == len(woman) == 1 and man != woman, (man, woman)
     assert speakers_over(found, turn) == man and speakers_over(found, reply) == woman, found
+    parts = [s for s in found if bridged.start <= s.start and s.end <= bridged.end]
+    # Cut once, in the pause between them, and no part shorter than pause_part_s (0.5 s).
+    assert len(parts) == 2 and turn.end_s * rate <= parts[0].end <= reply.start_s * rate, (parts, turn, reply)
+    assert all(s.end - s.start >= settings.pause_part_s * rate - 1 for s in parts), parts
     for unaided in (replace(settings, pause_db=0.0), replace(settings, pause_margin=float("inf"))):
         diarizer.settings = unaided
-        found = diarizer.diarize(wave, RATE, segments)
+        found = diarizer.diarize(wave, rate, segments)
         assert len(speakers_over(found, turn) | speakers_over(found, reply)) == 1, (unaided, found)
-    assert diarizer.diarize(np.zeros(3 * RATE, np.float32), RATE, []) == []  # no speech: nobody, no crash
+    assert diarizer.diarize(np.zeros(3 * rate, np.float32), rate, []) == []  # no speech: nobody, no crash
 
 
 def test_the_first_to_speak_is_s1_when_the_speech_the_detector_missed_comes_first(
