@@ -832,7 +832,7 @@ class Diarizer:
             for a, b in zip(edges[::2], edges[1::2], strict=True)
             if (b - a) * hop >= shortest_pause
         ]  # in order
-        parts: list[tuple[Segment, list[Segment]]] = []
+        parts: list[list[Segment]] = []  # each piece's parts, in order (one part: not cut)
         for seg in labelled:
             start, end = round(seg.start * embedded.scale), round(seg.end * embedded.scale)
             bounds = [start]
@@ -842,8 +842,8 @@ class Diarizer:
                     bounds.append(middle)
             bounds.append(end)
             cuts = [seg.start, *(round(b / embedded.scale) for b in bounds[1:-1]), seg.end]
-            parts.append((seg, [replace(seg, start=a, end=b) for a, b in itertools.pairwise(cuts)]))
-        split = [part for seg, pieces in parts if len(pieces) > 1 for part in pieces]
+            parts.append([replace(seg, start=a, end=b) for a, b in itertools.pairwise(cuts)])
+        split = [part for pieces in parts if len(pieces) > 1 for part in pieces]
         if not split:
             return list(labelled)
         gain = self._gains(embedded, split, speakers)
@@ -856,7 +856,7 @@ class Diarizer:
         }
         return [
             replace(part, speaker=moved.get((part.start, part.end), part.speaker))
-            for _, pieces in parts
+            for pieces in parts
             for part in pieces
         ]
 
@@ -895,10 +895,9 @@ class Diarizer:
         """(segments, speakers): the log-likelihood each segment adds to each speaker as ``speakers``
         holds it (for a part cut at a pause, its own piece is still counted in its piece's speaker:
         a lean towards that speaker, on top of ``pause_margin``)."""
-        window = round(self.settings.window_s * ENCODER_RATE)
         scale = embedded.scale
-        clips = [filled(embedded.track[round(seg.start * scale) : round(seg.end * scale)], window) for seg in segments]
-        heard = speakers.model.project(self._voices.embed(clips))
+        spans = [(round(seg.start * scale), round(seg.end * scale)) for seg in segments]
+        heard = speakers.model.project(self._voice_vectors(embedded, spans))
         return speakers.model.loglik(speakers.sizes + 1, speakers.totals + heard[:, None]) - speakers.own
 
     def embed(self, waveform: np.ndarray, sample_rate: int, segments: Sequence[Segment]) -> Embedded:
@@ -929,11 +928,15 @@ class Diarizer:
         spans = [(round(p.start * embedded.scale), round(p.end * embedded.scale)) for p in pieces]
         missing = [span for span in spans if span not in embedded.pieces]
         if missing:
-            window = round(self.settings.window_s * ENCODER_RATE)
-            found = self._voices.embed([filled(embedded.track[a:b], window) for a, b in missing])
-            embedded.pieces.update(zip(missing, found, strict=True))
+            embedded.pieces.update(zip(missing, self._voice_vectors(embedded, missing), strict=True))
         vectors = np.array([embedded.pieces[span] for span in spans]).reshape(len(spans), -1)
         return pieces, vectors
+
+    def _voice_vectors(self, embedded: Embedded, spans: Sequence[tuple[int, int]]) -> np.ndarray:
+        """CAM++ embeddings of the track's ``spans`` (encoder samples), each shorter than a sub-window
+        repeated to fill one (:func:`filled`)."""
+        window = round(self.settings.window_s * ENCODER_RATE)
+        return self._voices.embed([filled(embedded.track[a:b], window) for a, b in spans])
 
     def label(self, embedded: Embedded, num_speakers: int = 0) -> list[Segment]:
         """Steps 2 and 3: cuts at speaker changes, then clusters the pieces into speakers."""
