@@ -53,7 +53,7 @@ import soxr
 from scipy.signal import fftconvolve
 
 from emotion_service.audio import load_audio
-from emotion_service.diarization import Diarizer, Embedded, Turn, diarization_error_rate, join
+from emotion_service.diarization import DiarizationSettings, Diarizer, Embedded, Turn, diarization_error_rate, join
 from emotion_service.paths import BUNDLED_MODEL, REPO_ROOT
 from emotion_service.segmentation import Segment
 from emotion_service.tuning.honest_conditions import shared_room
@@ -473,6 +473,50 @@ def met(done: bool) -> str:
     return "met" if done else "NOT met"
 
 
+# The tune's flags, each with the DiarizationSettings field its values go into (None: none).
+TUNE_FLAGS = {
+    "noise_subtraction": "noise_subtraction",
+    "vad_threshold": "vad_threshold",
+    "band_rise_db": "band_rise_db",
+    "pause_db": "pause_db",
+    "merges": "merge_threshold",
+    "blocks": "count_block_s",
+    "speeds": None,
+    "write_backend": None,
+}
+
+
+def check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Bad flags fail before anything runs, each named: a value DiarizationSettings refuses, a tune
+    flag without --tune, no conversations to make, or a --data folder without the actors used."""
+    if args.seeds < 1:
+        parser.error(f"--seeds {args.seeds}: give 1 or more conversations per pair and condition")
+    for dest, field in TUNE_FLAGS.items():
+        value, flag = getattr(args, dest), "--" + dest.replace("_", "-")
+        if value in (None, False):
+            continue
+        if not args.tune:
+            parser.error(f"{flag} applies only with --tune (it sets what the tune compares)")
+        for number in (value if isinstance(value, tuple) else (value,)) if field else ():
+            try:
+                DiarizationSettings(**{field: number})
+            except ValueError as exc:
+                parser.error(f"{flag} {number:g}: {exc}")
+    if args.merges == ():
+        parser.error("--merges '': give at least one merge threshold to sweep, e.g. 12,15,20")
+    if args.speeds is not None and not all(0.5 <= factor <= 2 for factor in args.speeds):
+        parser.error(f"--speeds {','.join(f'{f:g}' for f in args.speeds)}: give speed factors from 0.5 to 2")
+    if args.tune and args.count_given:
+        parser.error("--count-given applies to the measurement, not to --tune")
+    actors = sorted({actor for pairs in (TRAIN if args.tune else TEST).values() for pair in pairs for actor in pair})
+    missing = [actor for actor in actors if not speaker_clips(args.data, actor)]
+    if missing:
+        parser.error(
+            f"--data {args.data}: no FLAC clips in Actor_{missing[0]:02d} (RAVDESS at 16 kHz, actors "
+            f"{actors[0]:02d}-{actors[-1]:02d}; see ../shared/data/README.md)"
+        )
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="RAVDESS folder of Actor_NN (16 kHz FLAC)")
@@ -512,20 +556,17 @@ if __name__ == "__main__":
     parser.add_argument(
         "--speeds",
         type=floats,
-        default=SPEEDS,
         help="with --tune: speed factors whose copies of the training conversations are fitted on as new "
         "speakers, comma-separated, e.g. 0.85,0.92,1.08,1.15 (default none, as the shipped model)",
     )
     parser.add_argument(
         "--merges",
         type=floats,
-        default=MERGES,
         help=f"with --tune: merge thresholds to sweep, comma-separated (default {','.join(f'{m:g}' for m in MERGES)})",
     )
     parser.add_argument(
         "--blocks",
         type=floats,
-        default=(),
         help="with --tune: also score 2-6 minute conversations and interviews of actors 01-18 (clean and at 10 dB) "
         "with each DiarizationSettings.count_block_s, comma-separated, e.g. 0,40,60,80 (0: counted whole)",
     )
@@ -533,15 +574,16 @@ if __name__ == "__main__":
         "--write-backend", action="store_true", help="with --tune: write the PLDA model fitted on 01-18 into the module"
     )
     args = parser.parse_args()
+    check_flags(parser, args)
     if args.tune:
         tune(
             args.data,
             args.seeds,
             args.write_backend,
             args.noise_subtraction,
-            args.speeds,
-            args.merges,
-            args.blocks,
+            SPEEDS if args.speeds is None else args.speeds,
+            MERGES if args.merges is None else args.merges,
+            args.blocks or (),
             args.vad_threshold,
             args.band_rise_db,
             args.pause_db,

@@ -449,6 +449,7 @@ from __future__ import annotations
 import base64
 import functools
 import itertools
+import math
 import threading
 import zlib
 from bisect import bisect_left, bisect_right
@@ -459,6 +460,7 @@ import numpy as np
 import soxr
 
 from emotion_service.segmentation import Segment, Segmenter
+from emotion_service.settings import check
 
 ENCODER_RATE = 16_000
 MAX_SPEAKERS = 6  # the most speakers told apart in one recording
@@ -575,6 +577,44 @@ class DiarizationSettings:
     # A block with less speech than this has no say in the count (a lone remark after a long pause
     # would otherwise weigh as much as a minute of conversation).
     min_block_speech_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        def at_least(value: float, floor: float) -> bool:  # False for NaN and infinity as well
+            return math.isfinite(value) and value >= floor
+
+        def positive(value: float) -> bool:
+            return math.isfinite(value) and value > 0
+
+        owner, at_least_0, over_0 = "DiarizationSettings", "a number of 0 or more", "a number over 0"
+        check(
+            owner,
+            self,
+            {
+                **{
+                    name: (at_least(getattr(self, name), 0), at_least_0 + " (0 turns it off)")
+                    for name in ("noise_subtraction", "band_rise_db", "pause_db", "count_block_s")
+                },
+                **{
+                    name: (at_least(getattr(self, name), 0), at_least_0)
+                    for name in (
+                        *("min_silence_s", "band_core_db", "band_smooth_s", "band_min_s", "band_gap_s"),
+                        *("pause_smooth_s", "min_block_speech_s"),
+                    )
+                },
+                **{
+                    name: (positive(getattr(self, name)), over_0)
+                    for name in ("noise_block_s", "pause_min_s", "pause_part_s", "window_s", "hop_s")
+                },
+                "vad_threshold": (0 < self.vad_threshold < 1, "a speech probability between 0 and 1"),
+                "noise_gain_floor": (0 < self.noise_gain_floor <= 1, "a gain over 0, at most 1"),
+                # Infinite margins are meaningful: never move a part, never keep two clusters apart.
+                "pause_margin": (not math.isnan(self.pause_margin), "a log-likelihood margin (inf: never move)"),
+                "merge_threshold": (self.merge_threshold >= 0, "a log-likelihood ratio of 0 or more"),
+                "change_threshold": (-1 <= self.change_threshold <= 1, "a cosine similarity from -1 to 1"),
+                "max_speakers": (self.max_speakers >= 1, "1 or more speakers"),
+                "min_speaker_share": (0 <= self.min_speaker_share < 1, "a share of the speech from 0 to under 1"),
+            },
+        )
 
 
 @dataclass(frozen=True)
@@ -945,6 +985,8 @@ class Diarizer:
         missing = [span for span in spans if span not in embedded.pieces]
         if missing:
             embedded.pieces.update(zip(missing, self._voice_vectors(embedded, missing), strict=True))
+        if not spans:  # no segments: no pieces
+            return [], np.zeros((0, 192), np.float32)
         vectors = np.array([embedded.pieces[span] for span in spans]).reshape(len(spans), -1)
         return pieces, vectors
 
@@ -1211,7 +1253,7 @@ def count_by_blocks(
     durations = np.asarray(durations_s, np.float64)
     if starts.shape != durations.shape or not (np.all(np.isfinite(starts)) and np.all(np.isfinite(durations))):
         raise ValueError("starts_s and the durations: one finite number of seconds per piece")
-    if not settings.count_block_s > 0 or len(starts) == 0:  # 0 (or NaN): counted whole
+    if not settings.count_block_s > 0 or len(starts) == 0:  # 0: counted whole
         return 0
     first = float(starts.min())
     span = float(np.max(starts + durations)) - first

@@ -4,6 +4,7 @@ the clustering with a given count."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -219,6 +220,39 @@ def test_a_recording_without_speech_has_nobody_to_tell_apart(tools: tuple[Segmen
     rng = np.random.default_rng(0)
     assert diarized(tools, rng.normal(0, 1e-4, 6 * RATE).astype(np.float32)) == []
     assert diarized(tools, np.zeros(3 * RATE, np.float32), num_speakers=2) == []
+    _, diarizer = tools
+    nothing = diarizer.embed(np.zeros(RATE, np.float32), RATE, [])
+    pieces, vectors = diarizer.pieces(nothing)
+    assert pieces == [] and vectors.shape == (0, 192)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("pause_part_s", 0.0, "pause_part_s=0.0: a number over 0"),
+        ("window_s", -1.6, "window_s=-1.6: a number over 0"),
+        ("vad_threshold", 1.5, "vad_threshold=1.5: a speech probability between 0 and 1"),
+        ("merge_threshold", float("nan"), "merge_threshold=nan"),
+        ("band_rise_db", -0.75, "band_rise_db=-0.75: a number of 0 or more (0 turns it off)"),
+        ("count_block_s", float("inf"), "count_block_s=inf"),
+        ("pause_margin", float("nan"), "pause_margin=nan"),
+        ("max_speakers", 0, "max_speakers=0: 1 or more speakers"),
+        ("min_speaker_share", 1.0, "min_speaker_share=1.0"),
+        ("change_threshold", 2.0, "change_threshold=2.0: a cosine similarity from -1 to 1"),
+    ],
+)
+def test_settings_that_cannot_work_are_refused_naming_the_setting(name: str, value: float, expected: str) -> None:
+    # Refused when made, not deep inside a job (a zero-length part never ends a loop; a NaN threshold
+    # merges nothing, silently).
+    with pytest.raises(ValueError, match=re.escape(f"DiarizationSettings: invalid {expected}")):
+        DiarizationSettings(**{name: value})
+
+
+def test_settings_that_turn_a_step_off_or_never_act_are_accepted() -> None:
+    off = DiarizationSettings(noise_subtraction=0.0, band_rise_db=0.0, pause_db=0.0, count_block_s=0.0)
+    assert off.pause_db == 0.0
+    never = DiarizationSettings(pause_margin=float("inf"), merge_threshold=float("inf"), change_threshold=-1.0)
+    assert never.merge_threshold == float("inf")
 
 
 def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
