@@ -50,6 +50,7 @@ import librosa
 import numpy as np
 import soundfile as sf
 import soxr
+from _flags import at_least_one  # bench/ is on sys.path when a bench runs
 from scipy.signal import fftconvolve
 
 from emotion_service.audio import load_audio
@@ -488,9 +489,7 @@ TUNE_FLAGS = {
 
 def check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Bad flags fail before anything runs, each named: a value DiarizationSettings refuses, a tune
-    flag without --tune, no conversations to make, or a --data folder without the actors used."""
-    if args.seeds < 1:
-        parser.error(f"--seeds {args.seeds}: give 1 or more conversations per pair and condition")
+    flag without --tune, or a --data folder without the actors used (the types refuse the rest)."""
     for dest, field in TUNE_FLAGS.items():
         value, flag = getattr(args, dest), "--" + dest.replace("_", "-")
         if value in (None, False):
@@ -520,7 +519,7 @@ def check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="RAVDESS folder of Actor_NN (16 kHz FLAC)")
-    parser.add_argument("--seeds", type=int, default=2, help="conversations per pair and condition (default 2)")
+    parser.add_argument("--seeds", type=at_least_one, default=2, help="conversations per pair and condition (default 2)")
     parser.add_argument(
         "--emodb",
         type=lambda text: Path(text) if text else None,

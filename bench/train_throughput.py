@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
+from _flags import at_least_one, positive_seconds, zero_or_more  # bench/ is on sys.path when a bench runs
 from transformers import HubertConfig, HubertForSequenceClassification
 
 SAMPLE_RATE = 16000
@@ -116,13 +117,13 @@ def distributed_rate(workers: int, epochs: int, clips: int, batch: int, use_gpu:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=SIZES, default="base", help="model size [default: base]")
-    parser.add_argument("--batch-size", type=int, default=8, help="clips per step [default: 8]")
-    parser.add_argument("--seconds", type=float, default=3.0, help="clip length [default: 3]")
-    parser.add_argument("--steps", type=int, default=5, help="timed steps [default: 5]")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed steps first [default: 1]")
+    parser.add_argument("--batch-size", type=at_least_one, default=8, help="clips per step [default: 8]")
+    parser.add_argument("--seconds", type=positive_seconds, default=3.0, help="clip length [default: 3]")
+    parser.add_argument("--steps", type=at_least_one, default=5, help="timed steps [default: 5]")
+    parser.add_argument("--warmup", type=zero_or_more, default=1, help="untimed steps first [default: 1]")
     parser.add_argument("--workers", help="e.g. 1,2: time `emotion train --num_workers N` on Ray instead")
-    parser.add_argument("--epochs", type=int, default=3, help="with --workers: timed epochs [default: 3]")
-    parser.add_argument("--clips", type=int, default=64, help="with --workers: synthetic 3 s clips [default: 64]")
+    parser.add_argument("--epochs", type=at_least_one, default=3, help="with --workers: timed epochs [default: 3]")
+    parser.add_argument("--clips", type=at_least_one, default=64, help="with --workers: synthetic 3 s clips [default: 64]")
     parser.add_argument("--use-gpu", action="store_true", help="with --workers: one GPU per worker")
     args = parser.parse_args()
     if args.workers:
