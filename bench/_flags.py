@@ -6,28 +6,26 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 
 
-def at_least_one(text: str) -> int:
-    """A whole number of 1 or more (callers, steps, clips, seeds...)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of 1 or more") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value}: give a whole number of 1 or more")
-    return value
+def whole_number(least: int) -> Callable[[str], int]:
+    """The argparse type of a whole number of ``least`` or more."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < least:
+            raise argparse.ArgumentTypeError(f"{text}: give a whole number of {least} or more")
+        return value
+
+    return parse
 
 
-def zero_or_more(text: str) -> int:
-    """A whole number of 0 or more (untimed warm-up steps)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of 0 or more") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value}: give a whole number of 0 or more")
-    return value
+at_least_one = whole_number(1)  # callers, steps, clips, seeds...
+zero_or_more = whole_number(0)  # untimed warm-up steps
 
 
 def positive_seconds(text: str) -> float:
@@ -35,7 +33,7 @@ def positive_seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds over 0") from None
+        value = math.nan
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"{text}: give a number of seconds over 0")
     return value
