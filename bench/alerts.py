@@ -29,7 +29,7 @@ from pathlib import Path
 
 os.environ.setdefault("EMOTION_PLUGINS", "all")
 
-from _flags import positive_seconds  # noqa: E402  (bench/ is on sys.path when a bench runs)
+from _flags import phase_seconds  # noqa: E402  (bench/ is on sys.path when a bench runs)
 
 from emotion_service.paths import BUNDLED_MODEL, REPO_ROOT  # noqa: E402
 from emotion_service.plugins.builtin.anomaly import calibrated_defaults  # noqa: E402
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--model", type=Path, default=BUNDLED_MODEL, help="model folder [default: the bundled model]")
     parser.add_argument(
-        "--within-s", type=positive_seconds, default=WITHIN_S, help=f"catch window in seconds [default: {WITHIN_S:g}]"
+        "--within-s", type=phase_seconds, default=WITHIN_S, help=f"catch window in seconds [default: {WITHIN_S:g}]"
     )
     parser.add_argument(
         "--cache", type=Path, default=DEFAULT_CACHE, help="window-score cache [default: build/alert-cache]"

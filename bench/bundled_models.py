@@ -24,7 +24,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import torch
-from _flags import at_least_one, positive_seconds  # bench/ is on sys.path when a bench runs
+from _flags import at_least_one, clip_seconds, phase_seconds  # bench/ is on sys.path when a bench runs
 from serve_throughput import time_service
 
 from emotion_client.v1 import emotion_pb2 as pb
@@ -69,8 +69,8 @@ async def served_accuracy(folder: Path, data: Path) -> tuple[int, int]:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--callers", type=at_least_one, default=16, help="concurrent Classify callers")
-    parser.add_argument("--clip-seconds", type=positive_seconds, default=3.0, help="length of every clip")
-    parser.add_argument("--seconds", type=positive_seconds, default=20.0, help="measuring time per model")
+    parser.add_argument("--clip-seconds", type=clip_seconds, default=3.0, help="length of every clip")
+    parser.add_argument("--seconds", type=phase_seconds, default=20.0, help="measuring time per model")
     parser.add_argument("--plugins", default="all", help="plugins of the served phases (default: all, as users run it)")
     parser.add_argument("--accuracy", action="store_true",
                         help="also send the clean test clips (RAVDESS actors 19-24, ../shared/data) through each served model")  # fmt: skip

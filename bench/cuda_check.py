@@ -24,6 +24,7 @@ import tempfile
 import grpc
 import numpy as np
 import torch
+from _flags import at_least_one, phase_seconds  # bench/ is on sys.path when a bench runs
 from serve_throughput import time_service  # bench/ is on sys.path when a bench runs
 
 from emotion_client.v1 import emotion_pb2 as pb
@@ -81,8 +82,8 @@ async def served_labels(clips: list[np.ndarray]) -> tuple[list[str], str]:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=10.0, help="measuring time per device (default 10)")
-    parser.add_argument("--callers", type=int, default=16, help="concurrent Classify callers (default 16)")
+    parser.add_argument("--seconds", type=phase_seconds, default=10.0, help="measuring time per device (default 10)")
+    parser.add_argument("--callers", type=at_least_one, default=16, help="concurrent Classify callers (default 16)")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         parser.error("no CUDA device: this check needs a GPU")

@@ -492,17 +492,17 @@ def check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
     flag without --tune, or a --data folder without the actors used (the types refuse the rest)."""
     for dest, field in TUNE_FLAGS.items():
         value, flag = getattr(args, dest), "--" + dest.replace("_", "-")
-        if value in (None, False):
+        if value is None or value is False:  # not given (0 is given: it turns a step off)
             continue
         if not args.tune:
             parser.error(f"{flag} applies only with --tune (it sets what the tune compares)")
         for number in (value if isinstance(value, tuple) else (value,)) if field else ():
             try:
                 DiarizationSettings(**{field: number})
-            except ValueError as exc:
-                parser.error(f"{flag} {number:g}: {exc}")
+            except ValueError as exc:  # "DiarizationSettings: invalid name=value: what it takes"
+                parser.error(f"{flag} {number:g}: give {str(exc).split(': ', 2)[-1]}")
     if args.merges == ():
-        parser.error("--merges '': give at least one merge threshold to sweep, e.g. 12,15,20")
+        parser.error("--merges: give at least one merge threshold to sweep, e.g. 12,15,20")
     if args.speeds is not None and not all(0.5 <= factor <= 2 for factor in args.speeds):
         parser.error(f"--speeds {','.join(f'{f:g}' for f in args.speeds)}: give speed factors from 0.5 to 2")
     if args.tune and args.count_given:
@@ -519,7 +519,9 @@ def check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="RAVDESS folder of Actor_NN (16 kHz FLAC)")
-    parser.add_argument("--seeds", type=at_least_one, default=2, help="conversations per pair and condition (default 2)")
+    parser.add_argument(
+        "--seeds", type=at_least_one, default=2, help="conversations per pair and condition (default 2)"
+    )
     parser.add_argument(
         "--emodb",
         type=lambda text: Path(text) if text else None,

@@ -22,7 +22,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import soundfile as sf
-from _flags import at_least_one, positive_seconds  # bench/ is on sys.path when a bench runs
+from _flags import at_least_one, phase_seconds  # bench/ is on sys.path when a bench runs
 
 from emotion_client.v1 import emotion_pb2 as pb
 from emotion_client.v1 import emotion_pb2_grpc
@@ -121,5 +121,5 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=at_least_one, default=200, help="Classify calls per phase (default 200)")
     parser.add_argument("--jobs", type=at_least_one, default=4, help="jobs queued for the loaded phase (default 4)")
-    parser.add_argument("--job-seconds", type=positive_seconds, default=120.0, help="length of each job's recording (default 120)")
+    parser.add_argument("--job-seconds", type=phase_seconds, default=120.0, help="length of each job's recording (default 120)")
     asyncio.run(main(parser.parse_args()))

@@ -26,7 +26,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import torch
-from _flags import at_least_one, positive_seconds  # bench/ is on sys.path when a bench runs
+from _flags import at_least_one, clip_seconds, phase_seconds  # bench/ is on sys.path when a bench runs
 from transformers import HubertConfig, HubertForSequenceClassification, Wav2Vec2FeatureExtractor
 
 from emotion_client.v1 import emotion_pb2 as pb
@@ -121,8 +121,8 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="base", help="model shape")
     parser.add_argument("--callers", type=at_least_one, default=16, help="concurrent Classify callers")
-    parser.add_argument("--clip-seconds", type=positive_seconds, default=3.0, help="length of every clip")
-    parser.add_argument("--seconds", type=positive_seconds, default=20.0, help="measuring time per phase")
+    parser.add_argument("--clip-seconds", type=clip_seconds, default=3.0, help="length of every clip")
+    parser.add_argument("--seconds", type=phase_seconds, default=20.0, help="measuring time per phase")
     parser.add_argument("--plugins", default="all", help="plugins of the served phases (default: all, as users run it)")
     args = parser.parse_args()
     configure_logging("warning")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import grpc
 import numpy as np
-from _flags import at_least_one, positive_seconds  # bench/ is on sys.path when a bench runs
+from _flags import at_least_one, phase_seconds  # bench/ is on sys.path when a bench runs
 
 from emotion_client.v1 import emotion_pb2 as pb
 from emotion_client.v1 import emotion_pb2_grpc
@@ -92,7 +92,7 @@ async def main(seconds: float, callers: int) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=positive_seconds, default=10.0, help="length of each phase (default 10)")
+    parser.add_argument("--seconds", type=phase_seconds, default=10.0, help="length of each phase (default 10)")
     parser.add_argument("--callers", type=at_least_one, default=4, help="concurrent Classify callers (default 4)")
     arguments = parser.parse_args()
     asyncio.run(main(arguments.seconds, arguments.callers))

@@ -30,7 +30,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import soundfile as sf
-from _flags import at_least_one, positive_seconds  # bench/ is on sys.path when a bench runs
+from _flags import at_least_one, message_ms, phase_seconds, port_number  # bench/ is on sys.path when a bench runs
 from _serve import wait_serving  # bench/ is on sys.path when a bench runs
 
 from emotion_client import AsyncEmotionClient, EmotionError, PcmFormat, RetryPolicy, WindowResult
@@ -172,9 +172,9 @@ async def main(ladder: list[int], seconds: float, chunk_ms: int, port: int, mode
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ladder", type=at_least_one, nargs="+", default=[25, 50, 100, 200, 300, 400], help="stream counts")
-    parser.add_argument("--port", type=int, default=50071, help="port of the server the bench starts (default 50071)")
-    parser.add_argument("--seconds", type=positive_seconds, default=20.0, help="audio each stream sends (default 20)")
-    parser.add_argument("--chunk-ms", type=at_least_one, default=100, help="audio per message in ms (default 100)")
+    parser.add_argument("--port", type=port_number, default=50071, help="port of the server the bench starts (default 50071)")
+    parser.add_argument("--seconds", type=phase_seconds, default=20.0, help="audio each stream sends (default 20)")
+    parser.add_argument("--chunk-ms", type=message_ms, default=100, help="audio per message in ms (default 100)")
     parser.add_argument(
         "--model",
         type=Path,

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-from _flags import at_least_one, positive_seconds, zero_or_more  # bench/ is on sys.path when a bench runs
+from _flags import at_least_one, clip_seconds, whole_numbers, zero_or_more  # bench/ is on sys.path when a bench runs
 from transformers import HubertConfig, HubertForSequenceClassification
 
 SAMPLE_RATE = 16000
@@ -118,16 +118,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=SIZES, default="base", help="model size [default: base]")
     parser.add_argument("--batch-size", type=at_least_one, default=8, help="clips per step [default: 8]")
-    parser.add_argument("--seconds", type=positive_seconds, default=3.0, help="clip length [default: 3]")
+    parser.add_argument("--seconds", type=clip_seconds, default=3.0, help="clip length [default: 3]")
     parser.add_argument("--steps", type=at_least_one, default=5, help="timed steps [default: 5]")
     parser.add_argument("--warmup", type=zero_or_more, default=1, help="untimed steps first [default: 1]")
-    parser.add_argument("--workers", help="e.g. 1,2: time `emotion train --num_workers N` on Ray instead")
+    parser.add_argument("--workers", type=whole_numbers(1), help="e.g. 1,2: time `emotion train --num_workers N` on Ray instead")
     parser.add_argument("--epochs", type=at_least_one, default=3, help="with --workers: timed epochs [default: 3]")
     parser.add_argument("--clips", type=at_least_one, default=64, help="with --workers: synthetic 3 s clips [default: 64]")
     parser.add_argument("--use-gpu", action="store_true", help="with --workers: one GPU per worker")
     args = parser.parse_args()
     if args.workers:
-        counts = [int(n) for n in args.workers.split(",")]
+        counts = list(args.workers)
         print(f"emotion train --num_workers N: logmel-cnn, {args.clips} synthetic 3 s clips, per-device batch "
               f"{args.batch_size}, {args.epochs} timed epochs (Ray start-up excluded), {platform.machine()}")  # fmt: skip
         rates = {n: distributed_rate(n, args.epochs, args.clips, args.batch_size, args.use_gpu) for n in counts}

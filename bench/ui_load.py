@@ -34,7 +34,7 @@ from pathlib import Path
 
 import grpc
 import numpy as np
-from _flags import at_least_one, positive_seconds  # bench/ is on sys.path when a bench runs
+from _flags import at_least_one, phase_seconds  # bench/ is on sys.path when a bench runs
 from _serve import wait_serving  # bench/ is on sys.path when a bench runs
 
 from emotion_client.v1 import emotion_pb2 as pb
@@ -157,7 +157,7 @@ def line(name: str, latencies: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=positive_seconds, default=20.0, help="length of each phase")
+    parser.add_argument("--seconds", type=phase_seconds, default=20.0, help="length of each phase")
     parser.add_argument("--browsers", type=at_least_one, default=3, help="concurrent UI clients in the loaded phase")
     parser.add_argument("--sessions", type=at_least_one, default=1500)
     parser.add_argument("--long-windows", type=at_least_one, default=9600, help="windows of each of the 3 long sessions (4 h)")

@@ -590,6 +590,14 @@ class DiarizationSettings:
             owner,
             self,
             {
+                name: (isinstance(value, int | float) and not isinstance(value, bool), "a number")
+                for name, value in vars(self).items()
+            },
+        )
+        check(
+            owner,
+            self,
+            {
                 **{
                     name: (at_least(getattr(self, name), 0), at_least_0 + " (0 turns it off)")
                     for name in ("noise_subtraction", "band_rise_db", "pause_db", "count_block_s")
@@ -603,7 +611,7 @@ class DiarizationSettings:
                 },
                 **{
                     name: (positive(getattr(self, name)), over_0)
-                    for name in ("noise_block_s", "pause_min_s", "pause_part_s", "window_s", "hop_s")
+                    for name in ("noise_block_s", "pause_min_s", "pause_part_s")
                 },
                 "vad_threshold": (0 < self.vad_threshold < 1, "a speech probability between 0 and 1"),
                 "noise_gain_floor": (0 < self.noise_gain_floor <= 1, "a gain over 0, at most 1"),
@@ -611,7 +619,17 @@ class DiarizationSettings:
                 "pause_margin": (not math.isnan(self.pause_margin), "a log-likelihood margin (inf: never move)"),
                 "merge_threshold": (self.merge_threshold >= 0, "a log-likelihood ratio of 0 or more"),
                 "change_threshold": (-1 <= self.change_threshold <= 1, "a cosine similarity from -1 to 1"),
-                "max_speakers": (self.max_speakers >= 1, "1 or more speakers"),
+                "max_speakers": (
+                    isinstance(self.max_speakers, int) and self.max_speakers >= 1,
+                    "a whole number of 1 or more",
+                ),
+                # One encoder partial is 1.6 s; much shorter windows hold too little voice to compare,
+                # much longer ones pad every piece out to their length.
+                "window_s": (0.5 <= self.window_s <= 10, "a window of 0.5 to 10 s"),
+                "hop_s": (
+                    math.isfinite(self.hop_s) and round(self.hop_s * ENCODER_RATE) >= 1 and self.hop_s <= self.window_s,
+                    "a hop of at least one sample and at most window_s",
+                ),
                 "min_speaker_share": (0 <= self.min_speaker_share < 1, "a share of the speech from 0 to under 1"),
             },
         )
