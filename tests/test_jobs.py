@@ -180,16 +180,25 @@ def test_a_job_survives_its_server_being_stopped_and_killed(tmp_path: Path) -> N
                 ).one()
             # Put back at once with its finished parts, not left running until its lease runs out.
             assert (state, token) == ("queued", None) and parts, (state, token, sorted(parts or {}))
+
+    def stored(session_id: str) -> int:
+        with engine.connect() as conn:
+            query = text("SELECT COUNT(*) FROM results WHERE session_id = :s")
+            return int(conn.execute(query, {"s": session_id}).scalar() or 0)
+
     with serving(BUNDLED_MODEL, *slow, env=env) as (port, _, _):
         with EmotionClient(f"127.0.0.1:{port}") as client:
             finished = client.wait_job(job_id, timeout=180)
+        # The store writes behind the job (a queue, and a spool while the database file is locked by
+        # the job queue's own writes, which shares it here): wait for it while the server runs.
+        deadline = time.monotonic() + 60
+        while stored(finished.session_id) < len(finished.utterances) and time.monotonic() < deadline:
+            time.sleep(0.2)
     assert finished.state == "succeeded", finished.error
     assert finished.attempts == 3
     assert {u.recording for u in finished.utterances} == set(range(6))
+    rows = stored(finished.session_id)
     with engine.connect() as conn:
-        rows = conn.execute(
-            text("SELECT COUNT(*) FROM results WHERE session_id = :s"), {"s": finished.session_id}
-        ).scalar()
         inputs = conn.execute(select(JobInputRow.job_id)).all()
     engine.dispose()
     # Every utterance stored once: the part cut short by the kill was run again without duplicates.
