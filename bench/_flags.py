@@ -25,6 +25,14 @@ def whole_number(least: int, most: int | None = None) -> Callable[[str], int]:
     return parse
 
 
+def floats(text: str) -> tuple[float, ...]:
+    """The argparse type of a comma-separated list of numbers ('' is none)."""
+    try:
+        return tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give numbers separated by commas, e.g. 0.9,1.1") from None
+
+
 def whole_numbers(least: int) -> Callable[[str], tuple[int, ...]]:
     """The argparse type of comma-separated whole numbers of ``least`` or more, e.g. 1,2."""
     one = whole_number(least)

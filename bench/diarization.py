@@ -50,7 +50,7 @@ import librosa
 import numpy as np
 import soundfile as sf
 import soxr
-from _flags import at_least_one  # bench/ is on sys.path when a bench runs
+from _flags import at_least_one, floats  # bench/ is on sys.path when a bench runs
 from scipy.signal import fftconvolve
 
 from emotion_service.audio import load_audio
@@ -77,14 +77,6 @@ TARGETS = {"man+woman": 0.10, "two men": 0.15, "two women": 0.15}
 # model (compared, not taken: see emotion_service/diarization.py's notes).
 SPEEDS: tuple[float, ...] = ()
 MERGES = (8.0, 12.0, 15.0, 20.0)  # merge thresholds the tune sweeps unless told
-
-
-def floats(text: str) -> tuple[float, ...]:
-    """A comma-separated list of numbers for a flag ('' is none)."""
-    try:
-        return tuple(float(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: give numbers separated by commas, e.g. 0.9,1.1") from None
 
 
 def conversation(
