@@ -64,7 +64,6 @@ def seconds(least: float) -> Callable[[str], float]:
 at_least_one = whole_number(1)  # callers, steps, clips, seeds...
 zero_or_more = whole_number(0)  # untimed warm-up steps
 port_number = whole_number(1, 65535)
-message_ms = whole_number(1, 32_000)  # a stream message stays under 1 MiB (32 s of 16 kHz s16le)
 # A clip as short as an utterance worth scoring (a model's convolutions need a few tenths of a
 # second), and a phase or job long enough to measure anything in.
 clip_seconds = seconds(0.5)

@@ -30,7 +30,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import soundfile as sf
-from _flags import at_least_one, message_ms, phase_seconds, port_number  # bench/ is on sys.path when a bench runs
+from _flags import at_least_one, phase_seconds, port_number, whole_number  # bench/ is on sys.path when a bench runs
 from _serve import wait_serving  # bench/ is on sys.path when a bench runs
 
 from emotion_client import AsyncEmotionClient, EmotionError, PcmFormat, RetryPolicy, WindowResult
@@ -145,6 +145,15 @@ def start_server(port: int, model: Path) -> subprocess.Popen[bytes]:
     raise SystemExit("error: the server did not become ready")
 
 
+def chunk_ms(text: str) -> int:
+    """The argparse type of ``--chunk-ms``: whole milliseconds that one stream message of s16le at
+    16 kHz may carry under the server's limits (``max_stream_message_seconds`` and
+    ``max_stream_message_bytes``, as the server the bench starts reads them)."""
+    settings = Settings()
+    most_s = min(settings.max_stream_message_seconds, settings.max_stream_message_bytes / (2 * RATE))
+    return whole_number(1, int(most_s * 1000))(text)
+
+
 async def main(ladder: list[int], seconds: float, chunk_ms: int, port: int, model: Path) -> None:
     settings = Settings()  # the defaults the server runs with
     proc = start_server(port, model)
@@ -174,7 +183,12 @@ if __name__ == "__main__":
     parser.add_argument("--ladder", type=at_least_one, nargs="+", default=[25, 50, 100, 200, 300, 400], help="stream counts")
     parser.add_argument("--port", type=port_number, default=50071, help="port of the server the bench starts (default 50071)")
     parser.add_argument("--seconds", type=phase_seconds, default=20.0, help="audio each stream sends (default 20)")
-    parser.add_argument("--chunk-ms", type=message_ms, default=100, help="audio per message in ms (default 100)")
+    parser.add_argument(
+        "--chunk-ms",
+        type=chunk_ms,
+        default=100,
+        help="audio per message in ms (default 100; at most what one message may carry, 10 000 at the server's defaults)",
+    )
     parser.add_argument(
         "--model",
         type=Path,

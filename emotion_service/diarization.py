@@ -1018,11 +1018,11 @@ class Diarizer:
         for segment, windows, vectors in zip(embedded.segments, embedded.windows, embedded.embeddings, strict=True):
             pieces.extend(self._split(segment, windows, vectors, embedded.scale))
         spans = [(round(p.start * embedded.scale), round(p.end * embedded.scale)) for p in pieces]
+        if not spans:  # no segments: no pieces
+            return [], np.zeros((0, 192), np.float32)
         missing = [span for span in spans if span not in embedded.pieces]
         if missing:
             embedded.pieces.update(zip(missing, self._voice_vectors(embedded, missing), strict=True))
-        if not spans:  # no segments: no pieces
-            return [], np.zeros((0, 192), np.float32)
         vectors = np.array([embedded.pieces[span] for span in spans]).reshape(len(spans), -1)
         return pieces, vectors
 

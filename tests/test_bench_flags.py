@@ -37,6 +37,8 @@ from emotion_service.paths import REPO_ROOT
         ("ui_load", ["--seconds", "nan"], "argument --seconds: nan: give a number of seconds of at least 1"),
         ("stream_capacity", ["--ladder", "25", "0"], "argument --ladder: 0: give a whole number of 1 or more"),
         ("stream_capacity", ["--port", "70000"], "argument --port: 70000: give a whole number from 1 to 65535"),
+        # 20 s is under the 1 MiB message size but over the server's 10 s a message may carry.
+        ("stream_capacity", ["--chunk-ms", "20000"], "argument --chunk-ms: 20000: give a whole number from 1 to 10000"),
         ("alerts", ["--within-s", "inf"], "argument --within-s: inf: give a number of seconds of at least 1"),
     ],
 )
