@@ -28,6 +28,7 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import kaldi_native_fbank as knf
 import numpy as np
@@ -36,6 +37,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from emotion_service.pinned_wheels import wheel_file
+
+if TYPE_CHECKING:  # imported where used: a server without it cannot diarize, and says so
+    import onnxruntime
 
 RATE = 16_000
 MELS = 80
@@ -302,11 +306,30 @@ def onnx_network(graph: bytes, threads: int) -> Network:
     not spin while idle (5 % slower per call) so as not to take the cores from the other stages."""
     import onnxruntime
 
+    return OnnxNetwork(
+        onnxruntime.InferenceSession(graph, session_options(threads), providers=["CPUExecutionProvider"])
+    )
+
+
+class OnnxNetwork:
+    """CAM++ as an ONNX Runtime session runs it: filterbanks (clips, frames, 80) in, embeddings out."""
+
+    def __init__(self, session: onnxruntime.InferenceSession) -> None:
+        self.session = session
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {"features": np.ascontiguousarray(features, np.float32)})[0]
+
+
+def session_options(threads: int) -> onnxruntime.SessionOptions:
+    """ONNX Runtime's options for :func:`onnx_network`: ``threads`` threads (at least one) for each
+    operator, one stream of operators, and threads that sleep between calls instead of spinning."""
+    import onnxruntime
+
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = max(1, threads), 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
-    return lambda features: session.run(None, {"features": np.ascontiguousarray(features, np.float32)})[0]
+    return options
 
 
 class VoiceEncoder:

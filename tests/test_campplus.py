@@ -185,3 +185,13 @@ def test_onnx_runtime_runs_the_torch_network_at_any_batch_and_length(
             expected = network(torch.from_numpy(features)).numpy()
         np.testing.assert_allclose(encoder.network(features), expected, atol=1e-4, rtol=1e-4)
     assert campplus.onnx_graph(campplus.read_weights()) is campplus.onnx_graph(campplus.read_weights())
+
+
+def test_the_onnx_encoder_runs_on_torchs_threads_and_they_sleep_between_calls(encoder: VoiceEncoder) -> None:
+    """As many threads per operator as torch has (or as asked), one stream of operators, and no
+    spinning while idle, so that CAM++ leaves the cores to the job's other stages between calls."""
+    options = encoder.network.session.get_session_options()
+    assert (options.intra_op_num_threads, options.inter_op_num_threads) == (torch.get_num_threads(), 1)
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    one = VoiceEncoder.from_wheel(threads=1).network.session.get_session_options()
+    assert one.intra_op_num_threads == 1 and one.get_session_config_entry("session.intra_op.allow_spinning") == "0"
