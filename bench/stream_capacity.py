@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import subprocess
 import sys
@@ -129,8 +130,9 @@ async def run_rung(port: int, audio: np.ndarray, streams: int, seconds: float, c
 
 
 def start_server(port: int, model: Path) -> subprocess.Popen[bytes]:
-    """`emotion serve` on ``model`` at its default settings, in a process of its own, so the
-    client's work never slows the server down (nor is counted as its)."""
+    """`emotion serve` on ``model`` in a process of its own, so the client's work never slows the
+    server down (nor is counted as its); its settings are its defaults unless ``$EMOTION_CONFIG``
+    or the ``EMOTION_*`` environment the bench runs in say otherwise."""
     env = {**os.environ, "EMOTION_PLUGINS": os.environ.get("EMOTION_PLUGINS", "none"), "EMOTION_LOG_LEVEL": "error"}
     jobs = Path(tempfile.mkdtemp(prefix="emotion-bench-")) / "jobs.db"
     env.setdefault("EMOTION_JOBS_DATABASE_URL", f"sqlite:///{jobs}")
@@ -148,14 +150,18 @@ def start_server(port: int, model: Path) -> subprocess.Popen[bytes]:
 def chunk_ms(text: str) -> int:
     """The argparse type of ``--chunk-ms``: whole milliseconds that one stream message of s16le at
     16 kHz may carry under the server's limits (``max_stream_message_seconds`` and
-    ``max_stream_message_bytes``, as the server the bench starts reads them)."""
-    settings = Settings()
+    ``max_stream_message_bytes``), as the server the bench starts reads them: its defaults, then
+    ``$EMOTION_CONFIG`` and the ``EMOTION_*`` environment it inherits."""
+    settings = Settings.load()
     most_s = min(settings.max_stream_message_seconds, settings.max_stream_message_bytes / (2 * RATE))
-    return whole_number(1, int(most_s * 1000))(text)
+    most = math.floor(most_s * 1000 + 1e-6)  # 2.01 s is 2010 ms, not 2009
+    if most < 1:
+        raise argparse.ArgumentTypeError(f"{text}: the server's settings let one stream message carry under 1 ms")
+    return whole_number(1, most)(text)
 
 
 async def main(ladder: list[int], seconds: float, chunk_ms: int, port: int, model: Path) -> None:
-    settings = Settings()  # the defaults the server runs with
+    settings = Settings.load()  # as the server the bench starts reads them
     proc = start_server(port, model)
     audio = speech()
     print(

@@ -3,6 +3,7 @@ any conversation is made, server started or model loaded for the work."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -51,3 +52,23 @@ def test_a_bad_bench_flag_fails_at_once_naming_it(bench: str, flags: list[str], 
     done = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr
     assert said in done.stderr.splitlines()[-1], done.stderr
+
+
+def test_the_chunk_cap_follows_the_settings_the_bench_server_reads() -> None:
+    """The server stream_capacity.py starts inherits its environment (and $EMOTION_CONFIG): a
+    message limit set there bounds --chunk-ms, down (2 s: 2001 ms refused) and up (60 s: 20 s taken,
+    the run then stopped by the missing model folder, checked after the flags)."""
+    script = REPO_ROOT / "bench" / "stream_capacity.py"
+
+    def run(seconds: str, chunk: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "EMOTION_MAX_STREAM_MESSAGE_SECONDS": seconds}
+        flags = ["--chunk-ms", chunk, "--model", "/nonexistent-model"]
+        return subprocess.run(
+            [sys.executable, str(script), *flags], capture_output=True, text=True, timeout=120, env=env
+        )
+
+    refused = run("2", "2001")
+    assert refused.returncode == 2
+    assert "argument --chunk-ms: 2001: give a whole number from 1 to 2000" in refused.stderr.splitlines()[-1]
+    taken = run("60", "20000")
+    assert taken.returncode == 2 and "--model /nonexistent-model: not a model folder" in taken.stderr.splitlines()[-1]

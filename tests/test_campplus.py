@@ -195,3 +195,4 @@ def test_the_onnx_encoder_runs_on_torchs_threads_and_they_sleep_between_calls(en
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     one = VoiceEncoder.from_wheel(threads=1).network.session.get_session_options()
     assert one.intra_op_num_threads == 1 and one.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert campplus.session_options(0).intra_op_num_threads == 1  # never ONNX Runtime's 0, "every core"
