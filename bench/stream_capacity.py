@@ -3,7 +3,8 @@
 Each stream sends real speech (the RAVDESS clips of tests/data, looped) as s16le chunks of
 ``--chunk-ms`` at the pace of real time, to `emotion serve` in a process of its own on this
 machine, running the bundled
-model (or ``--model``) at its default settings (plugins as ``EMOTION_PLUGINS`` says; none by default here).
+model (or ``--model``) at its default settings unless ``$EMOTION_CONFIG`` or the ``EMOTION_*``
+environment say otherwise (plugins as ``EMOTION_PLUGINS`` says; none by default here).
 Per N it prints: streams admitted and refused, windows answered per second, windows skipped,
 and the window lag, from the moment a window's last sample was sent to the moment its answer
 arrived, p50 and p95. Last, the most streams admitted at once with p95 lag under the hop.
